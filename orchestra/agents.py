@@ -1,0 +1,39 @@
+"""Find agent binaries: an explicit path, the pinned install cache, then PATH."""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Mapping, Optional
+
+from .errors import OrchestraError
+
+
+def agents_dir() -> Path:
+    default = Path.home() / ".cache" / "orchestra" / "agents"
+    return Path(os.environ.get("ORCHESTRA_AGENTS_DIR", default)).expanduser()
+
+
+def search_path(env: Optional[Mapping[str, str]] = None) -> str:
+    """PATH with the agent cache's bin/ first, so wrappers find the pinned CLIs too."""
+    path = (env or os.environ).get("PATH", os.defpath)
+    return os.pathsep.join([str(agents_dir() / "bin"), path])
+
+
+def which(binary: str, env: Optional[Mapping[str, str]] = None) -> Optional[str]:
+    if os.sep in binary:
+        return binary if os.path.isfile(binary) and os.access(binary, os.X_OK) else None
+    return shutil.which(binary, path=search_path(env))
+
+
+def require(binary: str, agent: str, install_hint: str = "", env: Optional[Mapping[str, str]] = None) -> str:
+    """The binary's path, or an error that says which binary is missing and how to install it."""
+    found = which(binary, env)
+    if found:
+        return found
+    if os.sep in binary and os.path.exists(binary):
+        problem = f"{binary} is not executable"
+    else:
+        problem = f"'{binary}' was not found (looked in {agents_dir() / 'bin'} and PATH)"
+    hint = f"; install it with: {install_hint}" if install_hint else ""
+    raise OrchestraError(f"agent '{agent}': {problem}{hint}")

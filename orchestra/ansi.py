@@ -1,0 +1,50 @@
+"""Turn terminal output into plain text lines: escape sequences out, carriage returns as line breaks."""
+from __future__ import annotations
+
+import re
+
+# Cursor-forward and column moves lay out words on a line ("Done:\x1b[9Gcreated"): keep a space.
+_CURSOR_GAP = re.compile(r"\x1b\[[0-9;?]*[CG]")
+_ESCAPES = re.compile(
+    r"\x1b\[[0-?]*[ -/]*[@-~]"            # CSI
+    r"|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)"  # OSC (window titles, hyperlinks)
+    r"|\x1b[P^_][^\x1b]*\x1b\\"            # DCS, PM, APC
+    r"|\x1b[()*+][0-9A-Za-z]"              # charset selection
+    r"|\x1b[@-Z\\-_=>78]"                  # two-byte escapes
+    r"|[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]"   # other control characters, stray ESC
+)
+# the start of a sequence that the next read may finish
+_UNFINISHED = re.compile(r"\x1b(?:\[[0-?]*[ -/]*|\][^\x07\x1b]*\x1b?|[P^_][^\x1b]*\x1b?|[()*+])?\Z")
+_MAX_ESCAPE = 2048  # an unfinished escape longer than this is noise, not a sequence
+
+
+def strip(text: str) -> str:
+    """Plain text of a complete piece of output."""
+    if "\x1b" in text:
+        text = _CURSOR_GAP.sub(" ", text)
+    text = _ESCAPES.sub("", text)
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return text
+
+
+class Cleaner:
+    """strip() for a stream: an escape sequence cut by a read is held until it is whole."""
+
+    def __init__(self) -> None:
+        self.carry = ""
+
+    def feed(self, text: str) -> str:
+        if self.carry:
+            text, self.carry = self.carry + text, ""
+        esc = text.rfind("\x1b", max(len(text) - _MAX_ESCAPE, 0))
+        if esc != -1 and _UNFINISHED.match(text, esc):
+            text, self.carry = text[:esc], text[esc:]
+        # "\r" ending a read may be the first half of "\r\n"
+        if text.endswith("\r"):
+            text, self.carry = text[:-1], "\r" + self.carry
+        return strip(text)
+
+    def flush(self) -> str:
+        out, self.carry = self.carry, ""
+        return strip(out)

@@ -1,0 +1,229 @@
+"""The command line: thin click commands over library functions."""
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import click
+
+from . import __version__
+from .config import Config, Profile, load_config
+from .errors import OrchestraError
+from .run import Interrupted
+from .summary import AgentSummary
+
+
+def main() -> None:
+    try:
+        cli(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except Interrupted as exc:
+        click.echo(f"⛔ interrupted ({exc}); transcripts and run.json saved", err=True)
+        sys.exit(exc.exit_code)
+    except OrchestraError as exc:
+        click.echo(f"❌ {exc}", err=True)
+        sys.exit(2)
+
+
+@click.group()
+@click.version_option(__version__, prog_name="orchestra")
+def cli() -> None:
+    """Orchestra: one terminal coding agent delegates a task to another."""
+
+
+def _config(path: Optional[str], workdir: Optional[str] = None) -> Config:
+    return load_config(path, Path(workdir) if workdir else None)
+
+
+def _say(line: str) -> None:
+    click.echo(line)
+
+
+class StatusLine:
+    """One line showing the agent, the elapsed time and its latest output; only on a terminal."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self.shown = False
+
+    def __call__(self, session) -> None:
+        if not self.enabled:
+            return
+        elapsed = _duration(time.monotonic() - session.started_at)
+        last = session.last_lines[-1] if session.last_lines else session.searcher.tail.strip()
+        width = max(20, click.get_terminal_size()[0] - 1) if hasattr(click, "get_terminal_size") else 100
+        text = f"⏳ {session.profile.name} {elapsed} │ {last}"[:width]
+        click.echo("\r\x1b[2K" + text, nl=False)
+        self.shown = True
+
+    def clear(self) -> None:
+        if self.shown:
+            click.echo("\r\x1b[2K", nl=False)
+            self.shown = False
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(0.0, seconds)
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    m, s = divmod(int(round(seconds)), 60)
+    if m < 60:
+        return f"{m}m {s:02d}s"
+    h, m = divmod(m, 60)
+    return f"{h}h {m:02d}m {s:02d}s"
+
+
+def _cost(value: Optional[float], source: str = "") -> str:
+    if value is None:
+        return "unknown (the agent reported none and no price is configured)"
+    text = f"${value:.4f}" if value < 1 else f"${value:.2f}"
+    return text + (" (estimated from tokens)" if source == "estimated" else "")
+
+
+def _print_agent(a: dict) -> None:
+    icon = "✅" if a["status"] == "completed" else "❌"
+    n = len(a["files_modified"])
+    verb = "completed task" if a["status"] == "completed" else a["status"]
+    click.echo(f"{icon} {a['agent']} {verb} ({n} file{'s' if n != 1 else ''} modified)")
+    if a.get("reason") and a["status"] != "completed":
+        click.echo(f"   Reason: {a['reason']}")
+    for path in a["files_modified"][:20]:
+        click.echo(f"   • {path}")
+    if a.get("files_outside_workdir"):
+        click.echo(f"   ⚠️  paths outside the working directory (not followed): {', '.join(a['files_outside_workdir'])}")
+    for err in a["errors"][:5]:
+        click.echo(f"   ⚠️  {err}")
+    for ans in a.get("answers") or []:
+        click.echo(f"   ↪ answered {ans['answer']!r} to: {ans['question'][-80:]}")
+
+
+@cli.command()
+@click.option("--agent", "agent_name", help="Agent profile to run (see config.yaml).")
+@click.option("--cmd", "ad_hoc", help="Ad-hoc program instead of a profile: 'PROGRAM ARGS' (split like a shell, never run by one).")
+@click.option("--done", "done_regex", help="With --cmd: the regex that means the task is done.")
+@click.option("--prompt", "prompt_regex", help="With --cmd: the regex that means the program waits for input.")
+@click.option("--task", default=None, help="The task text.")
+@click.option("--timeout", type=float, default=None, help="Seconds before the agent is stopped (default: the profile's).")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="Config file.")
+@click.option("--workdir", type=click.Path(file_okay=False, exists=True), default=".", help="Where the agent works.")
+@click.option("--no-tmux", is_flag=True, help="Do not open tmux windows.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def run(agent_name, ad_hoc, done_regex, prompt_regex, task, timeout, config_path, workdir, no_tmux, as_json):
+    """Run one agent on a task and print its summary."""
+    from .run import run_agent
+
+    config = _config(config_path, workdir)
+    if ad_hoc:
+        profile = _ad_hoc_profile(ad_hoc, done_regex, prompt_regex)
+    elif agent_name:
+        profile = config.profile(agent_name)
+    else:
+        raise click.UsageError("give --agent NAME or --cmd 'PROGRAM ARGS'")
+    if timeout:
+        profile.timeout = timeout
+    if task is None and (profile.takes_task_in_argv or profile.prompt is not None):
+        raise click.UsageError(f"agent '{profile.name}' needs --task")
+    say = (lambda line: None) if as_json else _say
+    status = StatusLine(sys.stdout.isatty() and not as_json)
+    try:
+        summary, agent = run_agent(config, profile, task if task is not None else "", Path(workdir),
+                                   tmux=not no_tmux, say=say, status_line=status)
+    finally:
+        status.clear()
+    data = agent.to_dict()
+    if as_json:
+        click.echo(json.dumps({"run_id": summary.run_id, **data}, indent=2, ensure_ascii=False))
+    else:
+        _print_agent(data)
+        click.echo(f"💰 Cost: {_cost(agent.cost_usd, agent.cost_source)}")
+        click.echo(f"⏱️  Time: {_duration(agent.duration_s)}")
+        click.echo(f"   Transcript: {agent.transcript}")
+        if summary.tmux_session:
+            click.echo(f"   Watch: tmux attach -t {summary.tmux_session}")
+    sys.exit(0 if agent.status == "completed" else 1)
+
+
+def _ad_hoc_profile(cmd: str, done: Optional[str], prompt: Optional[str]) -> Profile:
+    import re
+
+    argv = shlex.split(cmd)
+    if not argv:
+        raise click.UsageError("--cmd is empty")
+    if not done:
+        raise click.UsageError("--cmd needs --done REGEX (what the program prints when the task is done)")
+    try:
+        completion = re.compile(done, re.M)
+        prompt_re = re.compile(prompt, re.M) if prompt else None
+    except re.error as exc:
+        raise click.UsageError(f"bad regular expression: {exc}")
+    return Profile(name=os.path.basename(argv[0]), command=argv, completion=completion, prompt=prompt_re,
+                   timeout=600.0)
+
+
+@cli.command()
+@click.argument("target")
+@click.option("--speed", type=float, default=1.0, show_default=True, help="Timing factor; 0 = as fast as possible.")
+@click.option("--tmux", "to_tmux", is_flag=True, help="Play into a new tmux window instead of this terminal.")
+@click.option("--agent", "role", default=None, help="With a RUN_ID: which agent's transcript (e.g. primary, secondary-1).")
+@click.option("--max-delay", type=float, default=2.0, show_default=True, help="Cap any single pause (seconds).")
+def replay(target, speed, to_tmux, role, max_delay):
+    """Play a transcript (FILE.cast or RUN_ID) to the terminal or into tmux."""
+    from .history import find_transcript
+    from .replay import play
+
+    path = find_transcript(Path.cwd(), target, role)
+    if to_tmux:
+        from .transcript import read_cast
+        from .viewer import TmuxViewer
+
+        header = read_cast(path).header
+        viewer = TmuxViewer(f"orchestra-replay-{path.stem}-{os.getpid()}", header.get("width", 120), header.get("height", 40))
+        window = viewer.open_window(path.stem)
+        click.echo(f"▶️  Replaying {path} — watch: {viewer.attach_command}")
+        play(path, window.write, speed, max_delay=max_delay)
+        viewer.close()
+        return
+    out = sys.stdout.buffer
+
+    def write(data: bytes) -> None:
+        out.write(data)
+        out.flush()
+
+    play(path, write, speed, max_delay=max_delay)
+
+
+@cli.command()
+@click.option("--agent", "agent_name", required=True, help="Which agent's parser to use.")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--config", "config_path", type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True)
+def summarize(agent_name, file, config_path, as_json):
+    """Parse a saved transcript (raw output, .jsonl or .cast) into the summary schema."""
+    from .history import summarize_file
+
+    config = _config(config_path)
+    summary = summarize_file(config, config.profile(agent_name), Path(file))
+    data = summary.to_dict()
+    if as_json:
+        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+    else:
+        _print_agent(data)
+        click.echo(f"💰 Cost: {_cost(summary.cost_usd, summary.cost_source)}")
+        tokens = summary.tokens
+        click.echo(f"   Tokens: {tokens['input']} in, {tokens['output']} out")
+
+
+if __name__ == "__main__":
+    main()

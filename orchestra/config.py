@@ -1,0 +1,274 @@
+"""Load config.yaml and validate it into typed agent profiles, routing rules and prices."""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import yaml
+
+from .errors import ConfigError
+
+DATA_DIR = Path(__file__).resolve().parent / "data"
+SHIPPED_CONFIG = DATA_DIR / "config.yaml"
+
+DEFAULT_DELEGATE_START = r"^\s*DELEGATE:[ \t]*"
+DEFAULT_DELEGATE_END = r"^\s*END(?: DELEGATE)?\s*$"
+
+
+@dataclass
+class AutoAnswer:
+    pattern: re.Pattern
+    send: str
+
+
+@dataclass
+class Profile:
+    """How to run one agent and how to read what it writes."""
+
+    name: str
+    command: list[str]
+    parser: str = "generic"
+    binary: Optional[str] = None
+    install: str = ""
+    workdir: Optional[str] = None
+    env: dict[str, str] = field(default_factory=dict)
+    api_key_env: Optional[str] = None
+    prompt: Optional[re.Pattern] = None
+    completion: Optional[re.Pattern] = None
+    errors: list[re.Pattern] = field(default_factory=list)
+    auto_answers: list[AutoAnswer] = field(default_factory=list)
+    timeout: float = 1800.0
+    submit: str = "\r"
+    exit: Optional[str] = None
+    resume: Optional[list[str]] = None
+    delegate_start: re.Pattern = field(default_factory=lambda: re.compile(DEFAULT_DELEGATE_START, re.M))
+    delegate_end: re.Pattern = field(default_factory=lambda: re.compile(DEFAULT_DELEGATE_END, re.M))
+    parse: dict[str, re.Pattern] = field(default_factory=dict)
+    cols: int = 120
+    rows: int = 40
+    kill_grace: float = 2.0
+
+    @property
+    def takes_task_in_argv(self) -> bool:
+        return any("{task}" in part for part in self.command)
+
+
+@dataclass
+class RouteRule:
+    name: str
+    agent: str
+    words: list[str]
+
+
+@dataclass
+class Price:
+    input_per_mtok: float
+    output_per_mtok: float
+
+
+@dataclass
+class Config:
+    path: Path
+    agents: dict[str, Profile]
+    rules: list[RouteRule]
+    default_agent: str
+    prices: dict[str, Price]
+    primary: str = "claude"
+    demo_primary: str = "demo-claude"
+    demo_secondary: str = "demo-droid"
+
+    def profile(self, name: str) -> Profile:
+        try:
+            return self.agents[name]
+        except KeyError:
+            known = ", ".join(sorted(self.agents))
+            raise ConfigError(f"{self.path}: no agent profile named '{name}' (known: {known})") from None
+
+
+def find_config(explicit: Optional[str] = None, cwd: Optional[Path] = None) -> Path:
+    """--config FILE, ./orchestra.yaml, ~/.config/orchestra/config.yaml, the shipped config.yaml."""
+    if explicit:
+        path = Path(explicit).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"{path}: config file not found (given with --config)")
+        return path
+    candidates = [
+        (cwd or Path.cwd()) / "orchestra.yaml",
+        Path(os.environ.get("XDG_CONFIG_HOME", Path.home() / ".config")) / "orchestra" / "config.yaml",
+        SHIPPED_CONFIG,
+    ]
+    for path in candidates:
+        if path.is_file():
+            return path
+    raise ConfigError(f"no config found; looked at {', '.join(str(c) for c in candidates)}")
+
+
+def load_config(explicit: Optional[str] = None, cwd: Optional[Path] = None) -> Config:
+    path = find_config(explicit, cwd)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read config: {exc}") from None
+    return parse_config(text, path)
+
+
+def parse_config(text: str, path: Path) -> Config:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{path}:{where}: invalid YAML: {problem}") from None
+    return _Validator(path).config(data)
+
+
+class _Validator:
+    """Turns the parsed YAML into typed objects; every error names file, profile and field."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def fail(self, where: str, message: str) -> ConfigError:
+        return ConfigError(f"{self.path}: {where}: {message}")
+
+    def config(self, data: Any) -> Config:
+        if not isinstance(data, dict):
+            raise self.fail("top level", "expected a mapping with an 'agents:' section")
+        agents_data = data.get("agents")
+        if not isinstance(agents_data, dict) or not agents_data:
+            raise self.fail("agents", "expected a mapping of agent name -> profile")
+        agents = {str(name): self.profile(str(name), body) for name, body in agents_data.items()}
+        rules, default = self.routing(data.get("routing") or {}, agents)
+        prices = self.prices(data.get("prices") or {})
+        defaults = data.get("defaults") or {}
+        if not isinstance(defaults, dict):
+            raise self.fail("defaults", "expected a mapping")
+        cfg = Config(self.path, agents, rules, default, prices)
+        for key in ("primary", "demo_primary", "demo_secondary"):
+            if key in defaults:
+                value = defaults[key]
+                if value not in agents:
+                    raise self.fail(f"defaults.{key}", f"unknown agent '{value}'")
+                setattr(cfg, key, value)
+        return cfg
+
+    def profile(self, name: str, body: Any) -> Profile:
+        where = f"agent '{name}'"
+        if not isinstance(body, dict):
+            raise self.fail(where, "expected a mapping of profile fields")
+        known = set(Profile.__dataclass_fields__) - {"name"}
+        for key in body:
+            if key not in known:
+                raise self.fail(f"{where}, field '{key}'", f"unknown field (known: {', '.join(sorted(known))})")
+        if "command" not in body:
+            raise self.fail(f"{where}, field 'command'", "missing (an argv list, e.g. [droid, exec, '{task}'])")
+        command = self.str_list(body["command"], f"{where}, field 'command'")
+        if not command:
+            raise self.fail(f"{where}, field 'command'", "must not be empty")
+        prof = Profile(name=name, command=command)
+        prof.parser = self.string(body, "parser", where, prof.parser)
+        from .parsers import PARSERS  # late: parsers import config types
+
+        if prof.parser not in PARSERS:
+            raise self.fail(f"{where}, field 'parser'", f"unknown parser '{prof.parser}' (known: {', '.join(sorted(PARSERS))})")
+        prof.binary = self.string(body, "binary", where, None)
+        prof.install = self.string(body, "install", where, "")
+        prof.workdir = self.string(body, "workdir", where, None)
+        prof.api_key_env = self.string(body, "api_key_env", where, None)
+        prof.submit = self.string(body, "submit", where, prof.submit)
+        prof.exit = self.string(body, "exit", where, None)
+        env = body.get("env") or {}
+        if not isinstance(env, dict):
+            raise self.fail(f"{where}, field 'env'", "expected a mapping of NAME: value")
+        prof.env = {str(k): str(v) for k, v in env.items()}
+        for key in ("prompt", "completion"):
+            if body.get(key) is not None:
+                setattr(prof, key, self.regex(body[key], f"{where}, field '{key}'"))
+        prof.errors = [self.regex(p, f"{where}, field 'errors'") for p in self.str_list(body.get("errors") or [], f"{where}, field 'errors'")]
+        for key in ("delegate_start", "delegate_end"):
+            if body.get(key) is not None:
+                setattr(prof, key, self.regex(body[key], f"{where}, field '{key}'"))
+        prof.auto_answers = self.answers(body.get("auto_answers") or [], f"{where}, field 'auto_answers'")
+        if body.get("resume") is not None:
+            prof.resume = self.str_list(body["resume"], f"{where}, field 'resume'")
+        parse = body.get("parse") or {}
+        if not isinstance(parse, dict):
+            raise self.fail(f"{where}, field 'parse'", "expected a mapping of name: regex")
+        prof.parse = {str(k): self.regex(v, f"{where}, field 'parse.{k}'") for k, v in parse.items()}
+        prof.timeout = self.number(body, "timeout", where, prof.timeout)
+        prof.kill_grace = self.number(body, "kill_grace", where, prof.kill_grace)
+        prof.cols = int(self.number(body, "cols", where, prof.cols))
+        prof.rows = int(self.number(body, "rows", where, prof.rows))
+        return prof
+
+    def string(self, body: dict, key: str, where: str, default: Optional[str]) -> Optional[str]:
+        value = body.get(key, default)
+        if value is not None and not isinstance(value, str):
+            raise self.fail(f"{where}, field '{key}'", f"expected a string, got {type(value).__name__}")
+        return value
+
+    def number(self, body: dict, key: str, where: str, default: float) -> float:
+        value = body.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            raise self.fail(f"{where}, field '{key}'", f"expected a positive number, got {value!r}")
+        return float(value)
+
+    def str_list(self, value: Any, where: str) -> list[str]:
+        if isinstance(value, str):
+            raise self.fail(where, "expected a list (argv items or patterns), not a string: the task is never put into a shell string")
+        if not isinstance(value, list) or not all(isinstance(v, (str, int, float)) for v in value):
+            raise self.fail(where, "expected a list of strings")
+        return [str(v) for v in value]
+
+    def regex(self, value: Any, where: str) -> re.Pattern:
+        if not isinstance(value, str):
+            raise self.fail(where, f"expected a regular expression string, got {type(value).__name__}")
+        try:
+            return re.compile(value, re.M)
+        except re.error as exc:
+            raise self.fail(where, f"bad regular expression {value!r}: {exc}") from None
+
+    def answers(self, value: Any, where: str) -> list[AutoAnswer]:
+        if not isinstance(value, list):
+            raise self.fail(where, "expected a list of {pattern: REGEX, send: TEXT}")
+        out = []
+        for i, item in enumerate(value):
+            if not isinstance(item, dict) or set(item) != {"pattern", "send"} or not isinstance(item["send"], str):
+                raise self.fail(f"{where}[{i}]", "expected {pattern: REGEX, send: TEXT}")
+            out.append(AutoAnswer(self.regex(item["pattern"], f"{where}[{i}].pattern"), item["send"]))
+        return out
+
+    def routing(self, data: Any, agents: dict[str, Profile]) -> tuple[list[RouteRule], str]:
+        if not isinstance(data, dict):
+            raise self.fail("routing", "expected a mapping with 'rules' and 'default'")
+        rules = []
+        for i, item in enumerate(data.get("rules") or []):
+            where = f"routing.rules[{i}]"
+            if not isinstance(item, dict) or not {"name", "agent", "words"} <= set(item):
+                raise self.fail(where, "expected {name: ..., agent: ..., words: [...]}")
+            if item["agent"] not in agents:
+                raise self.fail(f"{where}.agent", f"unknown agent '{item['agent']}'")
+            words = self.str_list(item["words"], f"{where}.words")
+            rules.append(RouteRule(str(item["name"]), str(item["agent"]), [w.lower() for w in words]))
+        default = data.get("default", "droid" if "droid" in agents else next(iter(agents)))
+        if default not in agents:
+            raise self.fail("routing.default", f"unknown agent '{default}'")
+        return rules, default
+
+    def prices(self, data: Any) -> dict[str, Price]:
+        if not isinstance(data, dict):
+            raise self.fail("prices", "expected a mapping of agent -> {input_per_mtok, output_per_mtok}")
+        out = {}
+        for name, item in data.items():
+            where = f"prices.{name}"
+            if not isinstance(item, dict):
+                raise self.fail(where, "expected {input_per_mtok: N, output_per_mtok: N}")
+            try:
+                out[str(name)] = Price(float(item["input_per_mtok"]), float(item["output_per_mtok"]))
+            except (KeyError, TypeError, ValueError):
+                raise self.fail(where, "expected numbers input_per_mtok and output_per_mtok") from None
+        return out

@@ -1,0 +1,108 @@
+"""Past runs of a working directory, and parsing saved transcripts after the fact."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+from .config import Config, Profile
+from .errors import OrchestraError
+from .parsers import make_parser
+from .run import RUNS_DIR
+from .stream import Stream
+from .summary import AgentSummary, cost_of, split_paths
+from .transcript import read_cast
+
+CHUNK = 65536
+
+
+def list_runs(workdir: Path) -> list[dict]:
+    """Every run with a readable run.json, oldest first."""
+    runs = []
+    root = workdir / RUNS_DIR
+    for path in sorted(root.glob("*/run.json")) if root.is_dir() else []:
+        try:
+            runs.append(json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, ValueError):
+            runs.append({"run_id": path.parent.name, "status": "unreadable", "task": ""})
+    return runs
+
+
+def load_run(workdir: Path, run_id: str) -> dict:
+    path = workdir / RUNS_DIR / run_id / "run.json"
+    if not path.is_file():
+        raise OrchestraError(f"no run '{run_id}' in {workdir / RUNS_DIR} (see `orchestra runs`)")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise OrchestraError(f"{path}: cannot read: {exc}") from None
+
+
+def run_agents(run: dict) -> list[dict]:
+    return ([run["primary"]] if run.get("primary") else []) + list(run.get("secondaries") or [])
+
+
+def find_transcript(workdir: Path, target: str, role: Optional[str] = None) -> Path:
+    """A .cast file given directly, or a run's transcript by RUN_ID (and role)."""
+    path = Path(target)
+    if path.suffix == ".cast" or path.is_file():
+        if not path.is_file():
+            raise OrchestraError(f"{path}: transcript not found")
+        return path
+    run = load_run(workdir, target)
+    agents = run_agents(run)
+    if role:
+        agents = [a for a in agents if role in (a.get("role"), a.get("agent"), Path(a.get("transcript", "")).stem)]
+    if not agents:
+        raise OrchestraError(f"run {target} has no agent '{role}'")
+    return workdir / agents[0]["transcript"]
+
+
+def summarize_file(config: Config, profile: Profile, path: Path) -> AgentSummary:
+    """Parse a saved transcript (asciicast, JSON lines or raw terminal output) like a live stream."""
+    stream = Stream(make_parser(profile.parser, profile))
+    completed = profile.completion is None
+
+    def feed(data: bytes, final: bool = False) -> None:
+        nonlocal completed
+        _, lines = stream.feed(data, final)
+        if not completed and lines and profile.completion.search(lines):
+            completed = True
+
+    try:
+        if _is_cast(path):
+            for ev in read_cast(path).events():
+                if ev.kind == "o":
+                    feed(ev.data.encode("utf-8", "surrogateescape"))
+        else:
+            with open(path, "rb") as fh:
+                while chunk := fh.read(CHUNK):
+                    feed(chunk)
+    except OSError as exc:
+        raise OrchestraError(f"{path}: cannot read: {exc}") from None
+    feed(b"", final=True)
+    parsed = stream.parser.result()
+    inside, outside = split_paths(parsed.files, Path.cwd())
+    cost, source = cost_of(parsed, profile.name, config)
+    if parsed.is_error:
+        status, reason = "failed", "the agent reported an error"
+    elif completed:
+        status, reason = "completed", ""
+    else:
+        status, reason = "failed", "the transcript has no completion pattern (cut short?)"
+    return AgentSummary(
+        agent=profile.name, role="transcript", status=status, reason=reason, files_modified=inside, files_claimed=inside,
+        files_outside_workdir=outside, errors=list(parsed.errors), cost_usd=cost, cost_source=source,
+        tokens={"input": parsed.tokens_in, "output": parsed.tokens_out}, transcript=str(path),
+        session_id=parsed.session_id, last_lines=list(stream.last_lines), reply=parsed.reply[-4000:],
+    )
+
+
+def _is_cast(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        first = fh.readline(4096)
+    try:
+        header = json.loads(first)
+    except ValueError:
+        return False
+    return isinstance(header, dict) and header.get("version") == 2

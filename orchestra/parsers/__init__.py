@@ -1,0 +1,24 @@
+"""Summary parsers, one per agent; `PARSERS` maps a profile's `parser:` name to its class."""
+from __future__ import annotations
+
+from .base import Parsed, Parser
+from .aider import AiderParser
+from .claude import ClaudeParser, ClaudeScreenParser
+from .cursor import CursorParser
+from .droid import DroidParser
+from .generic import GenericParser
+
+PARSERS: dict[str, type] = {cls.name: cls for cls in (
+    GenericParser, ClaudeParser, ClaudeScreenParser, DroidParser, AiderParser, CursorParser)}
+
+
+def register(cls: type) -> type:
+    PARSERS[cls.name] = cls
+    return cls
+
+
+def make_parser(name: str, profile=None) -> Parser:
+    return PARSERS[name](profile)
+
+
+__all__ = ["PARSERS", "Parsed", "Parser", "make_parser", "register"]

@@ -1,0 +1,126 @@
+"""What every parser reports, and the shape a parser has.
+
+A parser reads plain text lines (escape sequences stripped, carriage returns
+turned into line breaks) as they pass, in blocks of complete lines. It never
+spawns anything and never sees the whole transcript at once.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+MAX_REPLY = 64 * 1024  # the reply text kept for briefs and for the primary
+MAX_ERRORS = 50
+
+
+@dataclass
+class Parsed:
+    files: list[str] = field(default_factory=list)  # claimed by the agent, in order, unique
+    errors: list[str] = field(default_factory=list)
+    cost_usd: Optional[float] = None
+    tokens_in: Optional[int] = None
+    tokens_out: Optional[int] = None
+    session_id: Optional[str] = None
+    reply_parts: list[str] = field(default_factory=list, repr=False)  # the agent's answer text, newest last
+    is_error: Optional[bool] = None  # the agent's own verdict, where it gives one
+    model: Optional[str] = None
+
+    def add_file(self, path: str) -> None:
+        path = path.strip().strip("'\"`")
+        if path and path not in self.files:
+            self.files.append(path)
+
+    def add_error(self, text: str) -> None:
+        text = text.strip()
+        if text and text not in self.errors and len(self.errors) < MAX_ERRORS:
+            self.errors.append(text[:2000])
+
+    @property
+    def reply(self) -> str:
+        return "".join(self.reply_parts)[-MAX_REPLY:]
+
+    def add_reply(self, text: str) -> None:
+        """Keep the last MAX_REPLY characters without copying them on every call."""
+        self.reply_parts.append(text)
+        self._reply_len = getattr(self, "_reply_len", 0) + len(text)
+        while self._reply_len - len(self.reply_parts[0]) >= MAX_REPLY:
+            self._reply_len -= len(self.reply_parts.pop(0))
+
+    def set_reply(self, text: str) -> None:
+        self.reply_parts, self._reply_len = [text[-MAX_REPLY:]], min(len(text), MAX_REPLY)
+
+
+class Parser:
+    name = "base"
+
+    def __init__(self, profile: Any = None):
+        self.profile = profile
+        self.parsed = Parsed()
+
+    def feed(self, lines: str) -> None:
+        """lines: one or more complete lines, each ending in a newline."""
+        raise NotImplementedError
+
+    def new_turn(self) -> None:
+        """A new message was sent: the next reply replaces the last one."""
+        self.parsed.set_reply("")
+        self.parsed.is_error = None
+
+    def result(self) -> Parsed:
+        return self.parsed
+
+
+class JsonLinesParser(Parser):
+    """For agents that print one JSON object per line; other lines are noise."""
+
+    def feed(self, lines: str) -> None:
+        for line in lines.splitlines():
+            line = line.strip()
+            if not line.startswith("{"):
+                continue
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(event, dict):
+                self.event(event)
+
+    def event(self, event: dict) -> None:
+        raise NotImplementedError
+
+
+TOOL_PATH_KEYS = ("file_path", "path", "filePath", "notebook_path", "target_file")
+FILE_TOOLS = {"write", "edit", "multiedit", "create", "notebookedit", "applypatch", "str_replace_editor",
+              "write_file", "replace", "edit_file", "editfile", "createfile"}
+
+
+def tool_file(name: str, params: Any) -> Optional[str]:
+    """The path a file-changing tool call names, if it is one."""
+    if not isinstance(params, dict) or name.lower().replace("_", "") not in {t.replace("_", "") for t in FILE_TOOLS}:
+        return None
+    for key in TOOL_PATH_KEYS:
+        value = params.get(key)
+        if isinstance(value, str) and value:
+            return value
+    return None
+
+
+def as_int(value: Any) -> Optional[int]:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def add_tokens(parsed: Parsed, tokens_in: Any, tokens_out: Any) -> None:
+    tin, tout = as_int(tokens_in), as_int(tokens_out)
+    if tin is not None:
+        parsed.tokens_in = (parsed.tokens_in or 0) + tin
+    if tout is not None:
+        parsed.tokens_out = (parsed.tokens_out or 0) + tout
+
+
+def finditer_lines(pattern: re.Pattern, lines: str):
+    return pattern.finditer(lines)

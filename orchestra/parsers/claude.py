@@ -1,0 +1,71 @@
+"""Claude Code: `-p --output-format stream-json` / `json` events, and its interactive screen."""
+from __future__ import annotations
+
+import re
+
+from .base import JsonLinesParser, Parser, add_tokens, tool_file
+
+
+class ClaudeParser(JsonLinesParser):
+    """stream-json: system/init, assistant (text and tool_use), user (tool_result), result.
+    --output-format json prints only the result object: the same code reads it."""
+
+    name = "claude"
+
+    def event(self, event: dict) -> None:
+        p = self.parsed
+        kind = event.get("type")
+        if event.get("session_id"):
+            p.session_id = event["session_id"]
+        if kind == "system" and event.get("subtype") == "init":
+            p.model = event.get("model") or p.model
+        elif kind == "system" and event.get("subtype") == "api_retry":
+            status = event.get("error_status")
+            p.add_error(f"API error {status}: {event.get('error', '')} (retrying)")
+        elif kind == "assistant":
+            for block in (event.get("message") or {}).get("content") or []:
+                if not isinstance(block, dict):
+                    continue
+                if block.get("type") == "text":
+                    p.add_reply(block.get("text", "") + "\n")
+                elif block.get("type") == "tool_use":
+                    path = tool_file(str(block.get("name", "")), block.get("input"))
+                    if path:
+                        p.add_file(path)
+        elif kind == "result":
+            if isinstance(event.get("result"), str):
+                p.set_reply(event["result"])
+            if event.get("total_cost_usd") is not None:
+                p.cost_usd = (p.cost_usd or 0.0) + float(event["total_cost_usd"])
+            usage = event.get("usage") or {}
+            add_tokens(p, _input_tokens(usage), usage.get("output_tokens"))
+            p.is_error = bool(event.get("is_error")) or event.get("subtype") not in (None, "success")
+            if p.is_error:
+                detail = event.get("result") or event.get("subtype") or "error"
+                status = event.get("api_error_status")
+                p.add_error(f"{'API error ' + str(status) + ': ' if status else ''}{detail}")
+
+
+def _input_tokens(usage: dict):
+    parts = [usage.get(k) for k in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")]
+    parts = [int(x) for x in parts if isinstance(x, (int, float))]
+    return sum(parts) if parts else None
+
+
+class ClaudeScreenParser(Parser):
+    """The interactive screen: `● Write(models/user.py)` for edits, the reply text between them."""
+
+    name = "claude-tui"
+    TOOL = re.compile(r"^\s*●\s*(Write|Edit|MultiEdit|Update|Create)\((.+?)\)\s*$", re.M)
+    ERROR = re.compile(r"^\s*(?:⎿\s*)?(API Error:.*|Error:.*)$", re.M)
+    NOISE = re.compile(r"^\s*(?:[❯>│╭╰─]|esc to interrupt|\? for shortcuts)")
+
+    def feed(self, lines: str) -> None:
+        p = self.parsed
+        for m in self.TOOL.finditer(lines):
+            p.add_file(m.group(2))
+        for m in self.ERROR.finditer(lines):
+            p.add_error(m.group(1))
+        for line in lines.splitlines():
+            if line.strip() and not self.NOISE.match(line):
+                p.add_reply(line.strip() + "\n")

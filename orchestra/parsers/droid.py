@@ -1,0 +1,48 @@
+"""Droid: `droid exec -o stream-json` events, `-o json` result, and plain `exec` text."""
+from __future__ import annotations
+
+import re
+
+from .base import JsonLinesParser, add_tokens, tool_file
+
+
+class DroidParser(JsonLinesParser):
+    name = "droid"
+    TEXT_FILE = re.compile(r"^\s*(?:Created|Modified|Edited|Wrote)\s+(?:file\s+)?(\S+)\s*$", re.M)
+
+    def feed(self, lines: str) -> None:
+        if "{" not in lines:  # plain `droid exec` text
+            for m in self.TEXT_FILE.finditer(lines):
+                self.parsed.add_file(m.group(1))
+            self.parsed.add_reply(lines)
+            return
+        super().feed(lines)
+
+    def event(self, event: dict) -> None:
+        p = self.parsed
+        kind = event.get("type")
+        if event.get("session_id"):
+            p.session_id = event["session_id"]
+        if kind == "system":
+            p.model = event.get("model") or p.model
+        elif kind == "tool_call":
+            path = tool_file(str(event.get("toolName", "")), event.get("parameters"))
+            if path:
+                p.add_file(path)
+        elif kind == "message" and event.get("role") == "assistant":
+            p.add_reply(str(event.get("text", "")) + "\n")
+        elif kind in ("completion", "result"):
+            if isinstance(event.get("finalText"), str):
+                p.set_reply(event["finalText"])
+            elif isinstance(event.get("result"), str):
+                p.set_reply(event["result"])
+            usage = event.get("usage") or {}
+            add_tokens(p, usage.get("input_tokens"), usage.get("output_tokens"))
+            if event.get("is_error"):
+                p.is_error = True
+                p.add_error(str(event.get("result") or "error"))
+            elif p.is_error is None:
+                p.is_error = False
+        elif kind == "error":
+            p.is_error = True
+            p.add_error(str(event.get("message") or event.get("error") or event))

@@ -1,0 +1,196 @@
+"""A run: its id, its folder under .orchestra/runs/, its tmux session, its secrets; and `orchestra run`."""
+from __future__ import annotations
+
+import json
+import os
+import secrets as _random
+import signal
+import time
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Iterator, Optional
+
+from .config import Config, Profile
+from .errors import OrchestraError
+from .redact import Redactor, secrets_from_env
+from .session import AgentSession, drive
+from .summary import AgentSummary, GitSnapshot, RunSummary, cost_of, split_paths
+from .viewer import TmuxViewer, ViewerWindow
+
+RUNS_DIR = Path(".orchestra") / "runs"
+
+
+class Interrupted(Exception):
+    """Ctrl-C or SIGTERM reached orchestra during a run."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
+
+
+@contextmanager
+def interruptible() -> Iterator[None]:
+    """Turn SIGINT and SIGTERM into Interrupted, so a run can end its agents and save its record."""
+    def handler(signum, frame):
+        raise Interrupted(signum)
+    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+def new_run_id() -> str:
+    return datetime.now().strftime("%Y%m%d-%H%M%S-") + _random.token_hex(3)
+
+
+class Run:
+    """Everything one orchestra invocation writes, and the viewer its agents share."""
+
+    def __init__(self, config: Config, workdir: Path, task: str, tmux: bool = True,
+                 say: Callable[[str], None] = lambda line: None, env: Optional[dict] = None):
+        self.config = config
+        self.workdir = Path(workdir).resolve()
+        self.task = task
+        self.say = say
+        self.env = dict(os.environ if env is None else env)
+        self.started = time.monotonic()
+        self.started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        runs = self.workdir / RUNS_DIR
+        runs.mkdir(parents=True, exist_ok=True)
+        while True:  # two runs started in the same second still get their own folders
+            self.id = new_run_id()
+            self.dir = runs / self.id
+            try:
+                self.dir.mkdir()
+                break
+            except FileExistsError:
+                continue
+        key_vars = [p.api_key_env for p in config.agents.values()]
+        self.redactor = Redactor(secrets_from_env(self.env, key_vars))
+        self.viewer: Optional[TmuxViewer] = None
+        if tmux and TmuxViewer.available():
+            self.viewer = TmuxViewer(f"orchestra-{self.id}")
+        elif tmux:
+            say("ℹ️  tmux not found: running headless (install tmux to watch agents live)")
+        self.sessions: list[AgentSession] = []
+
+    @property
+    def tmux_session(self) -> Optional[str]:
+        return self.viewer.session if self.viewer and self.viewer.created else None
+
+    def window(self, name: str) -> ViewerWindow:
+        if self.viewer is None:
+            return ViewerWindow()
+        try:
+            return self.viewer.open_window(name)
+        except OSError as exc:
+            self.say(f"ℹ️  {exc}: running headless")
+            self.viewer = None
+            return ViewerWindow()
+
+    def session(self, profile: Profile, window: str, task: str, keep_alive: bool = False,
+                workdir: Optional[Path] = None) -> AgentSession:
+        env = dict(self.env)
+        env.update(profile.env)
+        if profile.api_key_env and not env.get(profile.api_key_env):
+            raise OrchestraError(
+                f"agent '{profile.name}': the API key variable {profile.api_key_env} is not set "
+                f"(export it, or change api_key_env in {self.config.path})")
+        workdir = Path(workdir or (self.workdir / profile.workdir if profile.workdir else self.workdir))
+        s = AgentSession(profile, task, workdir, self.dir / f"{window}.cast", window=None, env=env,
+                         redactor=self.redactor, keep_alive=keep_alive)
+        s.argv()  # placeholders are checked before anything is spawned
+        s.window = self.window(window)
+        s.window_name = window
+        self.sessions.append(s)
+        return s
+
+    def abort(self, status: str = "interrupted", reason: str = "") -> None:
+        for s in self.sessions:
+            s.abort(status, reason)
+
+    def write_json(self, summary: RunSummary) -> Path:
+        path = self.dir / "run.json"
+        text = self.redactor.text(json.dumps(summary.to_dict(), indent=2, ensure_ascii=False))
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(text + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+        return path
+
+    def close_viewer(self) -> None:
+        if self.viewer is not None:
+            self.viewer.close()
+
+    def elapsed(self) -> float:
+        return round(time.monotonic() - self.started, 3)
+
+
+def summarize_session(run: Run, s: AgentSession, role: str, git: Optional[GitSnapshot]) -> AgentSummary:
+    r = s.result()
+    inside, outside = split_paths(r.parsed.files, s.workdir)
+    seen = git.changed() if git is not None else None
+    cost, source = cost_of(r.parsed, s.profile.name, run.config)
+    summary = AgentSummary(
+        agent=s.profile.name, role=role, status=r.status, reason=r.reason,
+        files_modified=list(seen) if seen is not None else inside,
+        files_claimed=inside, files_seen_by_git=seen, files_outside_workdir=outside,
+        errors=list(r.parsed.errors), cost_usd=cost, cost_source=source,
+        tokens={"input": r.parsed.tokens_in, "output": r.parsed.tokens_out},
+        duration_s=r.duration_s, exit_code=r.exit_code, signal=r.signal,
+        transcript=os.path.relpath(s.transcript_path, run.workdir),
+        tmux_target=s.window.target or None, answers=r.answers, session_id=r.parsed.session_id,
+        last_lines=r.last_lines, reply=r.parsed.reply[-4000:], workdir=str(s.workdir),
+    )
+    return summary
+
+
+def run_agent(config: Config, profile: Profile, task: str, workdir: Path, tmux: bool = True,
+              say: Callable[[str], None] = lambda line: None,
+              status_line: Optional[Callable[[AgentSession], None]] = None) -> tuple[RunSummary, AgentSummary]:
+    """`orchestra run`: one agent, one task, followed to the end and summarised."""
+    run = Run(config, workdir, task, tmux=tmux, say=say)
+    git = GitSnapshot.take(run.workdir)
+    s = run.session(profile, profile.name, task)
+    status, reason = "failed", ""
+    try:
+        with interruptible():
+            try:
+                s.start()
+                where = f"tmux window '{profile.name}'" if s.window.target else "headless"
+                say(f"✅ Spawned {profile.name} ({where})")
+                drive([s], tick=(lambda: status_line(s)) if status_line else None)
+            except Interrupted as exc:
+                run.abort("interrupted", f"orchestra received {exc}")
+                raise
+    except Interrupted as exc:
+        status, reason = "interrupted", f"orchestra received {exc}"
+        agent = summarize_session(run, s, "agent", git)
+        summary = _one_agent_summary(run, agent, status, reason)
+        run.write_json(summary)
+        run.close_viewer()
+        raise Interrupted(exc.signum) from None
+    except BaseException:
+        run.abort("crashed", "orchestra failed")
+        run.close_viewer()
+        raise
+    agent = summarize_session(run, s, "agent", git)
+    summary = _one_agent_summary(run, agent, agent.status, agent.reason)
+    run.write_json(summary)
+    run.close_viewer()
+    return summary, agent
+
+
+def _one_agent_summary(run: Run, agent: AgentSummary, status: str, reason: str) -> RunSummary:
+    return RunSummary(
+        run_id=run.id, task=run.redactor.text(run.task), status=status, reason=reason,
+        secondaries=[agent.to_dict()], total_cost_usd=agent.cost_usd,
+        duration_s=run.elapsed(), started_at=run.started_at, workdir=str(run.workdir),
+        tmux_session=run.tmux_session,
+    )

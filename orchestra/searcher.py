@@ -1,0 +1,90 @@
+"""Find prompt, completion, error and question patterns in a stream of plain text.
+
+Like pexpect's searcher, it does not care whether the text comes from a live
+agent or a replay. Unlike pexpect's buffer, it keeps only the unfinished last
+line (bounded) and searches each new piece of text plus a seam before it, so
+memory and work per read stay flat however long the agent runs.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+SEAM = 4096  # a match may straddle two reads by up to this many characters
+MAX_LINE = 65536  # longest unfinished line kept
+
+
+@dataclass
+class Match:
+    index: int  # which pattern, in the order given in its list
+    partial: bool  # from the list that may match an unfinished line
+    match: re.Match
+    end: int  # absolute offset of the match's end in the stream
+
+
+class Searcher:
+    def __init__(self) -> None:
+        self.tail = ""  # the unfinished last line
+        self.tail_offset = 0  # absolute offset of tail[0]
+        self.consumed = 0  # matches must start at or after this absolute offset
+        self._buf = ""
+        self._buf_offset = 0
+        self._new_at = 0
+        self._lines_end = 0  # end of the complete lines in _buf
+        self.lines_searched = 0  # absolute offset up to which whole lines were searched
+
+    @property
+    def end(self) -> int:
+        return self.tail_offset + len(self.tail)
+
+    def feed(self, text: str) -> str:
+        """Take the next piece of text; return the lines it completed (with their newlines)."""
+        buf = self.tail + text if self.tail else text
+        self._buf, self._buf_offset, self._new_at = buf, self.tail_offset, len(buf) - len(text)
+        nl = buf.rfind("\n")
+        if nl == -1:
+            lines, tail, tail_at = "", buf, 0
+        else:
+            lines, tail, tail_at = buf[: nl + 1], buf[nl + 1:], nl + 1
+        self._lines_end = tail_at
+        if len(tail) > MAX_LINE:
+            tail_at += len(tail) - MAX_LINE
+            tail = tail[-MAX_LINE:]
+        self.tail, self.tail_offset = tail, self._buf_offset + tail_at
+        return lines
+
+    def search(self, partial: Sequence[Optional[re.Pattern]],
+               whole: Sequence[Optional[re.Pattern]] = ()) -> Optional[Match]:
+        """The earliest match not searched or consumed yet.
+
+        `partial` patterns (prompts, questions) may match the unfinished last
+        line; `whole` patterns (completion, errors) only complete lines, so the
+        line is all there when they fire, however long it is.
+        """
+        buf, base = self._buf, self._buf_offset
+        best: Optional[Match] = None
+        start = max(self._new_at - SEAM, self.consumed - base, 0)
+        for i, pattern in enumerate(partial):
+            if pattern is not None:
+                m = pattern.search(buf, start)
+                if m and (best is None or m.start() < best.match.start()):
+                    best = Match(i, True, m, base + m.end())
+        if self._lines_end:
+            start = max(self.lines_searched - base, self.consumed - base, 0)
+            for i, pattern in enumerate(whole):
+                if pattern is not None:
+                    m = pattern.search(buf, start, self._lines_end)
+                    if m and (best is None or m.start() < best.match.start()):
+                        best = Match(i, False, m, base + m.end())
+        return best
+
+    def searched(self) -> None:
+        """Every complete line so far has been searched by the whole-line patterns."""
+        self.lines_searched = max(self.lines_searched, self._buf_offset + self._lines_end)
+
+    def consume(self, upto: int) -> None:
+        self.consumed = max(self.consumed, upto)
+
+    def consume_all(self) -> None:
+        self.consume(self._buf_offset + len(self._buf))

@@ -1,0 +1,462 @@
+"""AgentSession: one agent under pexpect, its bytes read as they come and handled once.
+
+The flow of every read:
+
+    pty fd --os.read--> redact --> tmux window (raw bytes, for a person)
+                          |
+                          +--> UTF-8 decode --> asciicast "o" event (flushed)
+                                   |
+                                   +--> strip escapes --> searcher (prompt, completion,
+                                                          errors, questions)
+                                                      --> parser (files, errors, cost)
+
+pexpect owns the child (pty, size, environment, exit status); orchestra reads
+its fd itself with poll, because pexpect's expect() keeps everything since the
+last match and slows down as output grows. One `drive()` loop reads any number
+of sessions, so a flooding agent never delays another's completion.
+"""
+from __future__ import annotations
+
+import errno
+import os
+import select
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Optional
+
+import pexpect
+
+from . import agents
+from .config import DATA_DIR, Profile
+from .errors import OrchestraError
+from .parsers import Parsed, make_parser
+from .redact import Redactor
+from .stream import Stream
+from .transcript import CastWriter
+from .viewer import ViewerWindow
+
+READ_SIZE = 65536
+
+# phases
+STARTING, WORKING, IDLE, EXITING, DONE = "starting", "working", "idle", "exiting", "done"
+
+
+@dataclass
+class Outcome:
+    status: str  # completed, failed, timeout, crashed, interrupted
+    reason: str = ""
+
+
+@dataclass
+class SessionResult:
+    status: str
+    reason: str
+    exit_code: Optional[int]
+    signal: Optional[str]
+    duration_s: float
+    parsed: Parsed
+    answers: list[dict] = field(default_factory=list)
+    last_lines: list[str] = field(default_factory=list)
+    viewer_skipped: int = 0
+
+
+class AgentSession:
+    """Spawn an agent, give it a task, and follow it until its turn is over."""
+
+    def __init__(self, profile: Profile, task: str, workdir: Path, transcript: Path,
+                 window: Optional[ViewerWindow] = None, env: Optional[dict] = None,
+                 redactor: Optional[Redactor] = None, keep_alive: bool = False,
+                 argv_values: Optional[dict] = None):
+        self.profile = profile
+        self.task = task
+        self.workdir = Path(workdir)
+        self.transcript_path = Path(transcript)
+        self.window = window or ViewerWindow()
+        self.env = env if env is not None else dict(os.environ)
+        self.redactor = redactor or Redactor()
+        self.keep_alive = keep_alive  # stay open after the turn, for another turn
+        self.argv_values = argv_values or {}
+        self.parser = make_parser(profile.parser, profile)
+        self.stream = Stream(self.parser)
+        self.searcher = self.stream.searcher
+        self.answers: list[dict] = []
+        self.phase = STARTING
+        self.outcome: Optional[Outcome] = None
+        self.child: Optional[pexpect.spawn] = None
+        self.cast: Optional[CastWriter] = None
+        self.fd = -1
+        self.pidfd = -1
+        self.eof = False
+        self.exited = False
+        self.outbuf = b""
+        self.deadline = float("inf")
+        self.escalation: list[int] = []  # signals still to send while exiting
+        self.started_at = 0.0
+        self.ended_at = 0.0
+        self.turn_started_at = 0.0
+        self.on_output: Optional[Callable[["AgentSession"], None]] = None
+
+    # -- start and send ---------------------------------------------------
+
+    def argv(self, template: Optional[list] = None) -> list[str]:
+        values = {"{task}": self.task or "", "{workdir}": str(self.workdir), "{python}": sys.executable,
+                  "{fixtures}": str(DATA_DIR / "fixtures"), "{wrappers}": str(DATA_DIR / "wrappers"),
+                  **self.argv_values}
+        out = []
+        for part in template or self.profile.command:
+            for key, value in values.items():
+                if key in part:
+                    part = part.replace(key, value)
+            out.append(part)
+        return out
+
+    def start(self) -> None:
+        argv = self.argv()
+        binary = agents.require(argv[0], self.profile.name, self.profile.install, self.env)
+        env = dict(self.env)
+        env.update({"TERM": "xterm-256color", "COLUMNS": str(self.profile.cols), "LINES": str(self.profile.rows)})
+        env["PATH"] = agents.search_path(env)
+        shown = " ".join(self.redactor.text(a) for a in ([self.profile.name] if self.profile.takes_task_in_argv else argv))
+        self.cast = CastWriter(self.transcript_path, self.profile.cols, self.profile.rows,
+                               title=f"orchestra: {self.profile.name}", command=shown)
+        try:
+            self.child = pexpect.spawn(binary, argv[1:], cwd=str(self.workdir), env=env, echo=False,
+                                       dimensions=(self.profile.rows, self.profile.cols), encoding=None)
+        except (pexpect.ExceptionPexpect, OSError) as exc:
+            self.cast.close()
+            raise OrchestraError(f"agent '{self.profile.name}': cannot start {binary}: {exc}") from None
+        # no fixed sleeps anywhere: the delays pexpect adds by default are off
+        self.child.delaybeforesend = None
+        self.child.delayafterclose = 0
+        self.child.ptyproc.delayafterclose = 0
+        self.fd = self.child.child_fd
+        os.set_blocking(self.fd, False)
+        self.pidfd = _pidfd(self.child.pid)
+        self.started_at = self.turn_started_at = time.monotonic()
+        self.deadline = self.started_at + self.profile.timeout
+        if self.profile.takes_task_in_argv or not self.task:
+            self.phase = WORKING  # nothing to type (an empty task is not typed either)
+        elif self.profile.prompt is None:
+            self.send(self.task)
+            self.phase = WORKING
+        # else: the task is typed when the prompt shows
+
+    def send(self, text: str, submit: Optional[str] = None) -> None:
+        """Queue text for the agent; it is written as the pty accepts it, never blocking the loop."""
+        submit = self.profile.submit if submit is None else submit
+        self.cast.input(self.redactor.text(text + submit))
+        self.outbuf += (text + submit).encode("utf-8")
+        self._flush_out()
+
+    def send_turn(self, text: str, timeout: Optional[float] = None) -> None:
+        """Start another turn of a kept-alive agent: type text and wait for completion again."""
+        if self.phase != IDLE:
+            raise OrchestraError(f"agent '{self.profile.name}' is not waiting for another turn ({self.phase})")
+        self.outcome = None
+        self.parser.new_turn()
+        self.searcher.consume_all()
+        self.turn_started_at = time.monotonic()
+        self.deadline = self.turn_started_at + (timeout or self.profile.timeout)
+        self.phase = WORKING
+        self.send(text)
+
+    # -- the loop's callbacks ---------------------------------------------
+
+    @property
+    def active(self) -> bool:
+        return self.phase in (STARTING, WORKING, EXITING)
+
+    def on_readable(self) -> None:
+        while self.fd >= 0 and not self.eof:
+            try:
+                data = os.read(self.fd, READ_SIZE)
+            except BlockingIOError:
+                return
+            except OSError as exc:
+                if exc.errno != errno.EIO:
+                    raise
+                data = b""
+            if not data:
+                self._on_eof()
+                return
+            self._handle(data)
+            if len(data) < READ_SIZE:
+                return
+
+    def on_writable(self) -> None:
+        if self.phase != DONE:
+            self._flush_out()
+
+    def on_exit(self) -> None:
+        """The child process ended (its pidfd became readable)."""
+        if self.exited or self.child is None:
+            return
+        self.child.isalive()  # reaps it and records the exit status
+        self.exited = True
+        if not self.eof:
+            self.on_readable()  # what it wrote last
+        self._signal_group(signal.SIGKILL)  # anything it left behind in its group
+        self._finish()
+
+    def on_time(self, now: float) -> None:
+        if now < self.deadline:
+            return
+        if self.phase in (STARTING, WORKING):
+            self._timed_out()
+        elif self.phase == EXITING:
+            self._escalate()
+
+    # -- reading ------------------------------------------------------------
+
+    def _handle(self, data: bytes, final: bool = False) -> None:
+        now = time.monotonic()
+        data = self.redactor.feed(data)
+        if final:
+            data += self.redactor.flush()
+        self.window.write(data)
+        text, lines = self.stream.feed(data, final)
+        self.cast.output(text, now)
+        if self.on_output is not None:
+            self.on_output(self)
+        if self.phase in (STARTING, WORKING):
+            self._watch(lines)
+
+    def _watch(self, lines: str) -> None:
+        p = self.profile
+        answers = [a.pattern for a in p.auto_answers]
+        while self.phase in (STARTING, WORKING):
+            if self.phase == STARTING:
+                found = self.searcher.search([*answers, p.prompt], p.errors)
+            else:
+                found = self.searcher.search(answers, [*p.errors, p.completion])
+            if found is None:
+                break
+            self.searcher.consume(found.end)
+            self._on_match(found)
+        self.searcher.searched()
+
+    def _on_match(self, found) -> None:
+        p = self.profile
+        text = found.match.group(0).strip()
+        if found.partial and found.index < len(p.auto_answers):
+            answer = p.auto_answers[found.index]
+            self.answers.append({"question": text[-300:], "answer": answer.send.strip(),
+                                 "at_s": round(time.monotonic() - self.started_at, 3)})
+            self.send(answer.send, submit="")
+        elif found.partial:  # the prompt: the agent is ready for the task
+            self.searcher.consume_all()
+            self.phase = WORKING
+            self.send(self.task)
+        elif found.index < len(p.errors):
+            self._turn_over(Outcome("failed", f"error pattern matched: {text[:500]}"))
+        else:
+            self._turn_over(Outcome("completed"))
+
+    def _on_eof(self) -> None:
+        self.eof = True
+        self._handle(b"", final=True)
+        if not self.exited and self.phase != EXITING:
+            # the pty closed: the process is ending; if it lingers past the grace period, end it
+            self._begin_exit(ask=False, signal_now=False)
+
+    # -- ending -------------------------------------------------------------
+
+    def _turn_over(self, outcome: Outcome) -> None:
+        self.outcome = outcome
+        if self.keep_alive and outcome.status == "completed":
+            self.phase = IDLE
+            self.deadline = float("inf")
+        else:
+            self._begin_exit(ask=True)
+
+    def _timed_out(self) -> None:
+        waiting = self.searcher.tail.strip()
+        reason = f"no completion within {self.profile.timeout:g}s"
+        if waiting:
+            reason += f"; waiting for input: {waiting[-300:]}"
+        self.outcome = Outcome("timeout", reason)
+        self._begin_exit(ask=False)
+
+    def close(self) -> None:
+        """Ask a kept-alive agent to exit (drive() then follows it to the end)."""
+        if self.phase == IDLE:
+            self._begin_exit(ask=True)
+
+    def abort(self, status: str = "interrupted", reason: str = "") -> None:
+        """End the agent now, wherever it is (Ctrl-C, SIGTERM)."""
+        if self.phase == DONE or self.child is None:
+            return
+        if self.phase in (STARTING, WORKING):
+            self.outcome = Outcome(status, reason)
+        self._signal_group(signal.SIGTERM)
+        if not _wait_exit(self.pidfd, self.profile.kill_grace):
+            self._signal_group(signal.SIGKILL)
+            _wait_exit(self.pidfd, 5)
+        self.on_exit()
+
+    def _begin_exit(self, ask: bool, signal_now: bool = True) -> None:
+        """Ask the agent to exit (its exit text, else SIGTERM); SIGKILL follows if it lingers."""
+        self.phase = EXITING
+        if self.exited:
+            self._finish()
+            return
+        self.escalation = [signal.SIGTERM, signal.SIGKILL]
+        if ask and self.profile.exit and not self.eof:
+            self.send(self.profile.exit, submit="")
+        elif signal_now:
+            self._escalate()
+        self.deadline = time.monotonic() + self.profile.kill_grace
+
+    def _escalate(self) -> None:
+        if self.escalation:
+            self._signal_group(self.escalation.pop(0))
+        self.deadline = time.monotonic() + self.profile.kill_grace
+
+    def _signal_group(self, sig: int) -> None:
+        if self.child is None:
+            return
+        try:
+            os.killpg(self.child.pid, sig)  # pexpect made the child a session and group leader
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def _finish(self) -> None:
+        if self.phase == DONE:
+            return
+        if self.outcome is None:
+            self.outcome = self._exit_outcome()
+        elif self.outcome.status == "completed" and self.parser.result().is_error:
+            self.outcome = Outcome("failed", "the agent reported an error: " + (self.parser.result().errors or ["(no text)"])[-1])
+        self.phase = DONE
+        self.ended_at = time.monotonic()
+        self.window.close()
+        if self.cast:
+            self.cast.close()
+        for fd in (self.pidfd,):
+            if fd >= 0:
+                os.close(fd)
+        self.pidfd = -1
+        try:
+            self.child.close(force=False)
+        except Exception:  # the fd may already be gone; the process is reaped
+            pass
+
+    def _exit_outcome(self) -> Outcome:
+        code, sig = self.child.exitstatus, self.child.signalstatus
+        if sig is not None:
+            return Outcome("crashed", f"killed by {signal.Signals(sig).name}")
+        if code:
+            return Outcome("crashed", f"exited with code {code}")
+        if self.profile.completion is None:
+            return Outcome("completed")
+        if self.parser.result().is_error:
+            return Outcome("failed", "the agent reported an error")
+        return Outcome("failed", "exited without printing its completion pattern")
+
+    def result(self) -> SessionResult:
+        outcome = self.outcome or Outcome("interrupted", "did not finish")
+        parsed = self.parser.result()
+        if outcome.status in ("crashed", "failed", "timeout"):
+            parsed.add_error(outcome.reason)
+            if self.stream.last_lines:
+                parsed.add_error("last output: " + " | ".join(list(self.stream.last_lines)[-5:]))
+        code = self.child.exitstatus if self.child is not None else None
+        sig = self.child.signalstatus if self.child is not None else None
+        return SessionResult(
+            status=outcome.status, reason=outcome.reason, exit_code=code,
+            signal=signal.Signals(sig).name if sig else None,
+            duration_s=round((self.ended_at or time.monotonic()) - self.started_at, 3),
+            parsed=parsed, answers=self.answers, last_lines=list(self.stream.last_lines),
+            viewer_skipped=getattr(self.window, "skipped", 0),
+        )
+
+    # -- writing ------------------------------------------------------------
+
+    def _flush_out(self) -> None:
+        while self.outbuf and self.fd >= 0 and not self.eof:
+            try:
+                n = os.write(self.fd, self.outbuf)
+            except BlockingIOError:
+                return
+            except OSError:
+                self.outbuf = b""
+                return
+            self.outbuf = self.outbuf[n:]
+
+
+def drive(sessions: Iterable[AgentSession], tick: Optional[Callable[[], None]] = None,
+          tick_every: float = 0.25) -> None:
+    """Read every session's output as it comes, until none of them is active.
+
+    One poll over all ptys and all pidfds: each read is handled at once, so a
+    completion line is seen within one read of being written, whatever the
+    other agents are doing. Kept-alive (idle) sessions are still read.
+    """
+    sessions = list(sessions)
+    poller = select.poll()
+    registered: dict[int, int] = {}
+    next_tick = time.monotonic() + tick_every if tick else float("inf")
+    while any(s.active for s in sessions):
+        owners: dict[int, tuple[AgentSession, str]] = {}
+        wanted: dict[int, int] = {}
+        for s in sessions:
+            if s.phase == DONE:
+                continue
+            if s.fd >= 0 and not s.eof:
+                owners[s.fd] = (s, "pty")
+                wanted[s.fd] = select.POLLIN | (select.POLLOUT if s.outbuf else 0)
+            if s.pidfd >= 0 and not s.exited:
+                owners[s.pidfd] = (s, "exit")
+                wanted[s.pidfd] = select.POLLIN
+        for fd in [fd for fd in registered if fd not in wanted]:
+            poller.unregister(fd)
+            del registered[fd]
+        for fd, mask in wanted.items():
+            if registered.get(fd) != mask:
+                (poller.modify if fd in registered else poller.register)(fd, mask)
+                registered[fd] = mask
+        now = time.monotonic()
+        wake = min([s.deadline for s in sessions if s.active] + [next_tick])
+        timeout_ms = None if wake == float("inf") else max(0, int((wake - now) * 1000) + 1)
+        for fd, event in poller.poll(timeout_ms):
+            s, kind = owners[fd]
+            if s.phase == DONE:
+                continue
+            if kind == "exit":
+                s.on_exit()
+                continue
+            if event & select.POLLOUT:
+                s.on_writable()
+            if event & (select.POLLIN | select.POLLHUP | select.POLLERR):
+                s.on_readable()
+        now = time.monotonic()
+        for s in sessions:
+            if s.active:
+                s.on_time(now)
+        if tick and now >= next_tick:
+            tick()
+            next_tick = now + tick_every
+    for fd in registered:
+        try:
+            poller.unregister(fd)
+        except (KeyError, ValueError):
+            pass
+
+
+def _pidfd(pid: int) -> int:
+    try:
+        return os.pidfd_open(pid)
+    except (AttributeError, OSError) as exc:  # pragma: no cover - Linux >= 5.3 has it
+        raise OrchestraError(f"cannot watch process {pid}: pidfd_open failed ({exc}); Linux 5.3+ is needed") from None
+
+
+def _wait_exit(pidfd: int, timeout: float) -> bool:
+    """Wait for a process to end, on its pidfd, at most timeout seconds."""
+    if pidfd < 0:
+        return True
+    p = select.poll()
+    p.register(pidfd, select.POLLIN)
+    return bool(p.poll(int(timeout * 1000)))

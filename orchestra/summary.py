@@ -1,0 +1,154 @@
+"""The summary schema: one per agent, one per run; the same for --json, run.json and `summarize`.
+
+Files modified come from the agent's own report and, in a git repository, from
+git (changed and new files, before vs after); git's list is the truth.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from .config import Config
+from .parsers import Parsed
+
+STATUSES = ("completed", "failed", "timeout", "crashed", "interrupted")
+
+
+@dataclass
+class AgentSummary:
+    agent: str
+    role: str
+    status: str
+    reason: str = ""
+    files_modified: list[str] = field(default_factory=list)
+    files_claimed: list[str] = field(default_factory=list)
+    files_seen_by_git: Optional[list[str]] = None
+    files_outside_workdir: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    cost_usd: Optional[float] = None
+    cost_source: str = "unknown"  # reported, estimated, unknown
+    tokens: dict = field(default_factory=lambda: {"input": None, "output": None})
+    duration_s: float = 0.0
+    exit_code: Optional[int] = None
+    signal: Optional[str] = None
+    transcript: str = ""
+    tmux_target: Optional[str] = None
+    answers: list[dict] = field(default_factory=list)
+    session_id: Optional[str] = None
+    last_lines: list[str] = field(default_factory=list)
+    reply: str = ""
+    workdir: str = ""
+    branch: Optional[str] = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class RunSummary:
+    run_id: str
+    task: str
+    status: str
+    reason: str = ""
+    brief: Optional[str] = None
+    route: Optional[dict] = None
+    primary: Optional[dict] = None
+    secondaries: list[dict] = field(default_factory=list)
+    summary_returned_to_primary: bool = False
+    primary_reply: Optional[str] = None
+    total_cost_usd: Optional[float] = None
+    duration_s: float = 0.0
+    started_at: str = ""
+    workdir: str = ""
+    tmux_session: Optional[str] = None
+    merges: list[dict] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def cost_of(parsed: Parsed, agent: str, config: Optional[Config]) -> tuple[Optional[float], str]:
+    if parsed.cost_usd is not None:
+        return round(parsed.cost_usd, 6), "reported"
+    price = config.prices.get(agent) if config else None
+    if price and parsed.tokens_in is not None and parsed.tokens_out is not None:
+        cost = (parsed.tokens_in * price.input_per_mtok + parsed.tokens_out * price.output_per_mtok) / 1e6
+        return round(cost, 6), "estimated"
+    return None, "unknown"
+
+
+def split_paths(claimed: list[str], workdir: Path) -> tuple[list[str], list[str]]:
+    """Claimed paths made relative to workdir; those that point outside it are set apart, never opened."""
+    root = os.path.normpath(str(workdir))
+    inside, outside = [], []
+    for path in claimed:
+        full = os.path.normpath(path if os.path.isabs(path) else os.path.join(root, path))
+        if full == root or not full.startswith(root + os.sep):
+            outside.append(path)
+        else:
+            rel = os.path.relpath(full, root)
+            if rel not in inside:
+                inside.append(rel)
+    return inside, outside
+
+
+def total_cost(summaries: list[AgentSummary]) -> Optional[float]:
+    costs = [s.cost_usd for s in summaries if s.cost_usd is not None]
+    return round(sum(costs), 6) if costs else None
+
+
+class GitSnapshot:
+    """What a git working tree looked like before an agent ran, to tell what it changed."""
+
+    def __init__(self, workdir: Path, head: Optional[str], dirty: dict[str, str]):
+        self.workdir, self.head, self.dirty = workdir, head, dirty
+
+    @classmethod
+    def take(cls, workdir: Path) -> Optional["GitSnapshot"]:
+        if _git(workdir, "rev-parse", "--is-inside-work-tree") != "true":
+            return None
+        head = _git(workdir, "rev-parse", "--verify", "-q", "HEAD") or None
+        return cls(workdir, head, {p: _digest(workdir / p) for p in _changed_paths(workdir, head)})
+
+    def changed(self) -> list[str]:
+        """Files changed or created since the snapshot, relative to workdir, committed or not."""
+        now = _changed_paths(self.workdir, self.head)
+        return sorted(p for p in now if p not in self.dirty or self.dirty[p] != _digest(self.workdir / p))
+
+
+def _changed_paths(workdir: Path, head: Optional[str]) -> set[str]:
+    paths = set(_git_list(workdir, "ls-files", "--others", "--exclude-standard", "-z"))
+    if head:
+        paths |= set(_git_list(workdir, "diff", "--name-only", "--relative", "-z", head))
+    else:
+        paths |= set(_git_list(workdir, "ls-files", "-z"))
+    return {p for p in paths if not p.startswith(".orchestra/")}
+
+
+def _digest(path: Path) -> str:
+    try:
+        return hashlib.sha1(path.read_bytes()).hexdigest()
+    except OSError:
+        return "missing"
+
+
+def _git(workdir: Path, *args: str) -> str:
+    try:
+        done = subprocess.run(["git", *args], cwd=workdir, capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return done.stdout.strip() if done.returncode == 0 else ""
+
+
+def _git_list(workdir: Path, *args: str) -> list[str]:
+    try:
+        done = subprocess.run(["git", *args], cwd=workdir, capture_output=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    if done.returncode != 0:
+        return []
+    return [p.decode("utf-8", "replace") for p in done.stdout.split(b"\0") if p]

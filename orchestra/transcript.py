@@ -1,0 +1,110 @@
+"""asciicast v2 transcripts: a writer that owns its file, and a reader.
+
+Each event is written with one os.write, so a run that is killed leaves a
+valid file up to its last event.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Optional, Union
+
+from .errors import OrchestraError
+
+
+class CastWriter:
+    def __init__(self, path: Union[str, Path], width: int, height: int, title: str = "", command: str = ""):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o600)
+        self.start = time.monotonic()
+        header = {
+            "version": 2,
+            "width": width,
+            "height": height,
+            "timestamp": int(time.time()),
+            "env": {"TERM": "xterm-256color", "SHELL": os.environ.get("SHELL", "/bin/sh")},
+        }
+        if title:
+            header["title"] = title
+        if command:
+            header["command"] = command
+        self._write(json.dumps(header) + "\n")
+
+    def __enter__(self) -> "CastWriter":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def output(self, text: str, at: Optional[float] = None) -> None:
+        if text:
+            self._event("o", text, at)
+
+    def input(self, text: str, at: Optional[float] = None) -> None:
+        if text:
+            self._event("i", text, at)
+
+    def _event(self, kind: str, text: str, at: Optional[float]) -> None:
+        t = (at if at is not None else time.monotonic()) - self.start
+        self._write('[%.6f, "%s", %s]\n' % (t, kind, json.dumps(text)))
+
+    def _write(self, line: str) -> None:
+        if self.fd is not None:
+            os.write(self.fd, line.encode("utf-8", "surrogateescape"))
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
+@dataclass
+class Event:
+    time: float
+    kind: str
+    data: str
+
+
+@dataclass
+class Cast:
+    header: dict
+    path: Path
+
+    def events(self) -> Iterator[Event]:
+        return read_events(self.path)
+
+
+def read_cast(path: Union[str, Path]) -> Cast:
+    path = Path(path)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            first = fh.readline()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise OrchestraError(f"{path}: cannot read transcript: {exc}") from None
+    try:
+        header = json.loads(first)
+    except ValueError:
+        header = None
+    if not isinstance(header, dict) or header.get("version") != 2:
+        raise OrchestraError(f"{path}: not an asciicast v2 file (the first line must be a header with \"version\": 2)")
+    return Cast(header, path)
+
+
+def read_events(path: Union[str, Path]) -> Iterator[Event]:
+    """Events in order; a truncated last line (a killed run) is skipped, other damage is an error."""
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        fh.readline()
+        for number, line in enumerate(fh, start=2):
+            if not line.strip():
+                continue
+            try:
+                t, kind, data = json.loads(line)
+                yield Event(float(t), str(kind), str(data))
+            except (ValueError, TypeError):
+                if not line.endswith("\n"):
+                    return  # cut off mid-event
+                raise OrchestraError(f"{path}: line {number} is not an asciicast event") from None

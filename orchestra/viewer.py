@@ -1,0 +1,135 @@
+"""tmux as a viewer only: each agent's raw bytes are streamed into a window of the run's session.
+
+A window runs `cat` on a FIFO that orchestra writes without blocking. tmux never
+runs an agent and never decides anything: if it is slow, missing or killed, the
+viewer skips bytes (and says so in the window) while the run goes on.
+"""
+from __future__ import annotations
+
+import errno
+import os
+import shlex
+import shutil
+import subprocess
+import tempfile
+from typing import Optional
+
+
+class ViewerWindow:
+    """Where one agent's bytes go for a person to watch."""
+
+    target = ""
+
+    def write(self, data: bytes) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class TmuxWindow(ViewerWindow):
+    def __init__(self, target: str, fifo: str):
+        self.target = target
+        self.fifo = fifo
+        # O_RDWR: never blocks for the reader to appear, never gets SIGPIPE if it goes away.
+        self.fd: Optional[int] = os.open(fifo, os.O_RDWR | os.O_NONBLOCK)
+        self.skipped = 0
+
+    def write(self, data: bytes) -> None:
+        if self.fd is None or not data:
+            return
+        if self.skipped:
+            notice = f"\r\n\x1b[7m[orchestra: viewer skipped {self.skipped} bytes; the transcript has them]\x1b[0m\r\n"
+            if not self._try(notice.encode()):
+                self.skipped += len(data)
+                return
+            self.skipped = 0
+        if not self._try(data):
+            self.skipped += len(data)
+
+    def _try(self, data: bytes) -> bool:
+        """Write all of data or, when the pipe is full, as much as fits; False if anything was dropped."""
+        try:
+            n = os.write(self.fd, data)
+        except BlockingIOError:
+            return False
+        except OSError as exc:
+            if exc.errno in (errno.EPIPE, errno.EBADF):
+                self.close()
+                return False
+            raise
+        if n < len(data):
+            self.skipped += len(data) - n
+            return False
+        return True
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
+class TmuxViewer:
+    """One tmux session per run, on the default server, so `tmux attach -t NAME` just works."""
+
+    def __init__(self, session: str, cols: int = 120, rows: int = 40):
+        self.session = session
+        self.cols, self.rows = cols, rows
+        self.tmpdir = tempfile.mkdtemp(prefix="orchestra-view-")
+        self.windows: list[TmuxWindow] = []
+        self.created = False
+
+    @staticmethod
+    def available() -> bool:
+        return shutil.which("tmux") is not None
+
+    @property
+    def attach_command(self) -> str:
+        return f"tmux attach -t {shlex.quote(self.session)}"
+
+    def open_window(self, name: str, title: str = "") -> ViewerWindow:
+        fifo = os.path.join(self.tmpdir, f"{len(self.windows)}.fifo")
+        os.mkfifo(fifo, 0o600)
+        window = TmuxWindow(f"{self.session}:{name}", fifo)  # opened before cat, so cat never sees EOF early
+        shell_cmd = f"cat {shlex.quote(fifo)}"
+        if not self.created:
+            args = ["new-session", "-d", "-s", self.session, "-n", name,
+                    "-x", str(self.cols), "-y", str(self.rows), shell_cmd]
+        else:
+            args = ["new-window", "-d", "-t", f"{self.session}:", "-n", name, shell_cmd]
+        # the window stays readable after its agent ends
+        ok = _tmux(*args, ";", "set-option", "-w", "-t", f"{self.session}:{name}", "remain-on-exit", "on")
+        if not ok:
+            window.close()
+            raise OSError(f"tmux could not open window {name!r} in session {self.session!r}")
+        self.created = True
+        self.windows.append(window)
+        return window
+
+    def close(self) -> None:
+        """Close the windows' pipes; the windows stay until `orchestra clean` or the user closes them."""
+        for window in self.windows:
+            window.close()
+        shutil.rmtree(self.tmpdir, ignore_errors=True)
+
+    def kill(self) -> None:
+        self.close()
+        if self.created:
+            kill_session(self.session)
+
+
+def kill_session(session: str) -> bool:
+    return _tmux("kill-session", "-t", f"={session}")
+
+
+def session_exists(session: str) -> bool:
+    return _tmux("has-session", "-t", f"={session}")
+
+
+def _tmux(*args: str) -> bool:
+    try:
+        done = subprocess.run(["tmux", *args], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0

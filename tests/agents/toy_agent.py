@@ -1,0 +1,87 @@
+"""A small terminal program that behaves like an agent, for tests: prompt, work, report, finish.
+
+It is a test double for the engine's tests only; the end-to-end tests run the real agents.
+"""
+import argparse
+import os
+import signal
+import sys
+import time
+
+
+def out(text: str) -> None:
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--prompt", default=None, help="print this and read one line (the task)")
+    ap.add_argument("--task", default=None, help="the task, given in argv")
+    ap.add_argument("--files", default="", help="comma-separated paths to create and report")
+    ap.add_argument("--done", default="DONE", help="the completion line")
+    ap.add_argument("--ask", default=None, help="a question to print and wait for an answer to")
+    ap.add_argument("--exit", type=int, default=0, help="exit code after the work")
+    ap.add_argument("--kill-self", default=None, help="die by this signal instead of finishing")
+    ap.add_argument("--hang", action="store_true", help="never finish")
+    ap.add_argument("--linger", action="store_true", help="keep running after the completion line")
+    ap.add_argument("--ignore-term", action="store_true", help="ignore SIGTERM")
+    ap.add_argument("--flood", type=float, default=0, help="MB of output before finishing")
+    ap.add_argument("--flood-style", default="lines", choices=["lines", "nonl", "binary", "ansi"])
+    ap.add_argument("--echo-env", default=None, help="print the value of this environment variable")
+    ap.add_argument("--color", action="store_true", help="wrap output in colour escapes")
+    ap.add_argument("--stamp", action="store_true", help="put time.time() in the completion line")
+    args = ap.parse_args()
+    if args.ignore_term:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    task = args.task
+    if args.prompt is not None:
+        out(args.prompt)
+        task = sys.stdin.readline().rstrip("\n")
+    out(f"working on: {task}\n")
+    if args.echo_env:
+        out(f"env {args.echo_env}={os.environ.get(args.echo_env, '')}\n")
+    if args.ask:
+        out(args.ask)
+        answer = sys.stdin.readline().strip()
+        out(f"\ngot answer: {answer}\n")
+    if args.flood:
+        flood(args.flood, args.flood_style)
+    for path in filter(None, args.files.split(",")):
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        with open(path, "w") as fh:
+            fh.write(f"# written for: {task}\n")
+        line = f"modified: {path}\n"
+        out(f"\x1b[32m{line}\x1b[0m" if args.color else line)
+    if args.kill_self:
+        os.kill(os.getpid(), getattr(signal, args.kill_self))
+    if args.hang:
+        while True:
+            signal.pause()
+    done = f"{args.done} {time.time():.6f}" if args.stamp else args.done
+    out(done + "\n")
+    if args.linger:
+        while True:
+            signal.pause()
+    return args.exit
+
+
+def flood(mb: float, style: str) -> None:
+    total = int(mb * 1024 * 1024)
+    if style == "lines":
+        block = (b"x" * 79 + b"\n") * 512
+    elif style == "nonl":
+        block = b"y" * 40960
+    elif style == "binary":
+        block = bytes(range(256)) * 160 + b"\xff\xfe\x00\xc3"
+    else:
+        block = b"\x1b[31m\x1b[1;1H\x1b[2K\x1b]0;t\x07z\x1b[0m" * 1024
+    fd = sys.stdout.fileno()
+    sent = 0
+    while sent < total:
+        sent += os.write(fd, block[: total - sent])
+    out("\n")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,579 @@
+"""A scripted model server for driving real agent CLIs in tests.
+
+Speaks enough of the Anthropic Messages API and the OpenAI chat-completions
+API (streaming and not) for Claude Code, Droid and Aider, answers from a
+Script (see model_script.py), and logs every request:
+
+    with ModelServer(write_file_rules("claude", repo, "a.py", "x = 1\\n", "Done")) as srv:
+        run_agent(env={"ANTHROPIC_BASE_URL": srv.url, ...})
+        assert srv.requests.model_calls()[-1].last_message_is_tool_result
+
+Standard library only. Bound to 127.0.0.1 on a free port; every connection
+and handler thread is closed and joined on exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import signal
+import socket
+import sys
+import threading
+import time
+import uuid
+import zlib
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from tests.support.model_script import (  # re-exported for test convenience
+    AnyReply,
+    ErrorReply,
+    LoggedRequest,
+    Reply,
+    RequestLog,
+    Rule,
+    Script,
+    ScriptLike,
+    ToolCall,
+    Usage,
+    always,
+    always_error,
+    api_is,
+    as_script,
+    demo_script,
+    error,
+    has_tool_result,
+    is_streaming,
+    last_user_text_contains,
+    model_contains,
+    offers_tool,
+    script_from_json,
+    system_contains,
+    text,
+    text_contains,
+    tool_call,
+    write_file_rules,
+)
+
+__all__ = [
+    "ModelServer", "LoggedRequest", "RequestLog", "Rule", "Script", "Reply", "ErrorReply",
+    "ToolCall", "Usage", "always", "always_error", "api_is", "error", "has_tool_result",
+    "is_streaming", "last_user_text_contains", "model_contains", "offers_tool",
+    "system_contains", "text", "text_contains", "tool_call", "write_file_rules",
+]
+
+# Header names whose values are secrets; matched case-insensitively, plus any
+# name containing one of SECRET_HINTS.
+SECRET_HEADERS = {"authorization", "proxy-authorization", "cookie"}
+SECRET_HINTS = ("key", "token", "secret")
+
+MODELS = ["claude-sonnet-4-5", "claude-haiku-4-5", "claude-opus-4-1", "gpt-4o-mini"]
+
+# Size of the pieces streamed text is cut into, so parsers see several deltas.
+STREAM_PIECE = 24
+
+
+# --------------------------------------------------------------------------
+# Wire formats (pure functions of the reply; no I/O)
+# --------------------------------------------------------------------------
+
+
+def estimate_tokens(obj: Any) -> int:
+    """Rough token count (~4 characters per token); agents only need plausible numbers."""
+    size = len(obj) if isinstance(obj, str) else len(json.dumps(obj, ensure_ascii=False))
+    return max(1, size // 4)
+
+
+def usage_for(reply: Reply, req: LoggedRequest) -> Usage:
+    if reply.usage is not None:
+        return reply.usage
+    out = estimate_tokens(reply.text) if reply.text else 0
+    out += sum(estimate_tokens(c.input) + 5 for c in reply.tool_calls)
+    prompt = {k: v for k, v in (req.body or {}).items() if k in ("system", "messages")}
+    return Usage(estimate_tokens(prompt), max(1, out))
+
+
+def _pieces(s: str, size: int = STREAM_PIECE) -> list[str]:
+    return [s[i:i + size] for i in range(0, len(s), size)] or [""]
+
+
+def _new_id(prefix: str) -> str:
+    return f"{prefix}{uuid.uuid4().hex[:24]}"
+
+
+def anthropic_usage(usage: Usage) -> dict[str, int]:
+    return {
+        "input_tokens": usage.input_tokens,
+        "output_tokens": usage.output_tokens,
+        "cache_creation_input_tokens": 0,
+        "cache_read_input_tokens": 0,
+    }
+
+
+def anthropic_content(reply: Reply) -> list[dict[str, Any]]:
+    blocks: list[dict[str, Any]] = []
+    if reply.text:
+        blocks.append({"type": "text", "text": reply.text})
+    for call in reply.tool_calls:
+        blocks.append({"type": "tool_use", "id": _new_id("toolu_"), "name": call.name,
+                       "input": call.input})
+    return blocks
+
+
+def anthropic_message(reply: Reply, model: str, usage: Usage) -> dict[str, Any]:
+    return {
+        "id": _new_id("msg_"),
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": anthropic_content(reply),
+        "stop_reason": reply.stop_reason,
+        "stop_sequence": None,
+        "usage": anthropic_usage(usage),
+    }
+
+
+def anthropic_events(reply: Reply, model: str, usage: Usage) -> Iterator[tuple[str, dict]]:
+    """The SSE events of a streamed Messages response, as (event, data) pairs."""
+    start = anthropic_message(reply, model, Usage(usage.input_tokens, 1))
+    blocks, start["content"], start["stop_reason"] = start["content"], [], None
+    yield "message_start", {"type": "message_start", "message": start}
+    yield "ping", {"type": "ping"}
+    for index, block in enumerate(blocks):
+        if block["type"] == "text":
+            first = {"type": "text", "text": ""}
+            deltas = [{"type": "text_delta", "text": p} for p in _pieces(block["text"])]
+        else:
+            first = {**block, "input": {}}
+            raw = json.dumps(block["input"], ensure_ascii=False)
+            deltas = [{"type": "input_json_delta", "partial_json": p} for p in _pieces(raw)]
+        yield "content_block_start", {"type": "content_block_start", "index": index,
+                                      "content_block": first}
+        for delta in deltas:
+            yield "content_block_delta", {"type": "content_block_delta", "index": index,
+                                          "delta": delta}
+        yield "content_block_stop", {"type": "content_block_stop", "index": index}
+    yield "message_delta", {
+        "type": "message_delta",
+        "delta": {"stop_reason": reply.stop_reason, "stop_sequence": None},
+        "usage": anthropic_usage(usage),
+    }
+    yield "message_stop", {"type": "message_stop"}
+
+
+def anthropic_error(err: ErrorReply) -> dict[str, Any]:
+    return {"type": "error", "error": {"type": err.type, "message": err.text}}
+
+
+def openai_usage(usage: Usage) -> dict[str, int]:
+    return {
+        "prompt_tokens": usage.input_tokens,
+        "completion_tokens": usage.output_tokens,
+        "total_tokens": usage.input_tokens + usage.output_tokens,
+    }
+
+
+def _openai_tool_calls(reply: Reply) -> list[dict[str, Any]]:
+    return [
+        {"index": i, "id": _new_id("call_"), "type": "function",
+         "function": {"name": c.name, "arguments": json.dumps(c.input, ensure_ascii=False)}}
+        for i, c in enumerate(reply.tool_calls)
+    ]
+
+
+def _openai_finish(reply: Reply) -> str:
+    return "tool_calls" if reply.tool_calls else "stop"
+
+
+def openai_completion(reply: Reply, model: str, usage: Usage) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": reply.text or None}
+    if reply.tool_calls:
+        message["tool_calls"] = [
+            {k: v for k, v in c.items() if k != "index"} for c in _openai_tool_calls(reply)
+        ]
+    return {
+        "id": _new_id("chatcmpl-"),
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [{"index": 0, "message": message, "finish_reason": _openai_finish(reply)}],
+        "usage": openai_usage(usage),
+    }
+
+
+def openai_chunks(reply: Reply, model: str, usage: Usage, include_usage: bool) -> Iterator[dict]:
+    """Streamed chat-completion chunks (without the final `[DONE]`)."""
+    base = {"id": _new_id("chatcmpl-"), "object": "chat.completion.chunk",
+            "created": int(time.time()), "model": model}
+
+    def chunk(delta: dict, finish: str | None = None, **extra: Any) -> dict:
+        return {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **extra}
+
+    yield chunk({"role": "assistant", "content": ""})
+    if reply.text:
+        for piece in _pieces(reply.text):
+            yield chunk({"content": piece})
+    if reply.tool_calls:
+        yield chunk({"tool_calls": _openai_tool_calls(reply)})
+    if include_usage:
+        # OpenAI's shape: the finish chunk, then a usage-only chunk with no choices.
+        yield chunk({}, _openai_finish(reply))
+        yield {**base, "choices": [], "usage": openai_usage(usage)}
+    else:
+        # Not asked for, but cheap: clients that ignore it lose nothing.
+        yield chunk({}, _openai_finish(reply), usage=openai_usage(usage))
+
+
+def openai_error(err: ErrorReply) -> dict[str, Any]:
+    return {"error": {"message": err.text, "type": err.type, "param": None, "code": err.status}}
+
+
+def models_list() -> dict[str, Any]:
+    """Both dialects' fields in one list, so either client can read it."""
+    data = [_model_entry(m) for m in MODELS]
+    return {"object": "list", "data": data, "has_more": False,
+            "first_id": MODELS[0], "last_id": MODELS[-1]}
+
+
+def _model_entry(model_id: str) -> dict[str, Any]:
+    return {"id": model_id, "type": "model", "object": "model", "display_name": model_id,
+            "created_at": "2025-01-01T00:00:00Z", "created": 1735689600, "owned_by": "scripted"}
+
+
+def redact_headers(headers: Any) -> dict[str, str]:
+    out = {}
+    for name, value in headers.items():
+        low = name.lower()
+        secret = low in SECRET_HEADERS or any(h in low for h in SECRET_HINTS)
+        out[low] = "***" if secret else value
+    return out
+
+
+def api_of(method: str, path: str) -> str | None:
+    if method != "POST":
+        return None
+    if path.endswith("/messages"):
+        return "anthropic"
+    if path.endswith("/chat/completions"):
+        return "openai"
+    return None
+
+
+# --------------------------------------------------------------------------
+# HTTP
+# --------------------------------------------------------------------------
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    # Handler threads are joined in server_close(); daemon only so a wedged
+    # client can never keep the interpreter alive.
+    daemon_threads = True
+    block_on_close = True
+    allow_reuse_address = True
+
+    def __init__(self, owner: ModelServer, port: int) -> None:
+        self.owner = owner
+        self.open_connections: set[socket.socket] = set()
+        self.conn_lock = threading.Lock()
+        super().__init__(("127.0.0.1", port), _Handler)
+
+    def close_connections(self) -> None:
+        """Wake handler threads blocked on idle keep-alive connections."""
+        with self.conn_lock:
+            conns = list(self.open_connections)
+        for conn in conns:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as the agents' HTTP clients expect
+    server: _HTTPServer
+    timeout = 120  # a silent client must not pin a thread forever
+
+    def setup(self) -> None:
+        super().setup()
+        with self.server.conn_lock:
+            self.server.open_connections.add(self.connection)
+
+    def finish(self) -> None:
+        with self.server.conn_lock:
+            self.server.open_connections.discard(self.connection)
+        try:
+            super().finish()
+        except OSError:
+            pass
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # everything goes to ModelServer.requests instead
+
+    def do_POST(self) -> None:
+        self._handle()
+
+    do_GET = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = do_POST
+
+    # -- request ----------------------------------------------------------
+
+    def _handle(self) -> None:
+        req = self._read_request()
+        self.server.owner._record(req)
+        try:
+            self._dispatch(req)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True  # the agent hung up mid-answer; nothing to do
+        finally:
+            req.done = True
+            self.server.owner.requests.notify()
+
+    def _read_request(self) -> LoggedRequest:
+        parts = urlsplit(self.path)
+        raw = self._read_body()
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            body = None
+        return LoggedRequest(
+            method=self.command,
+            path=parts.path,
+            query=dict(parse_qsl(parts.query, keep_blank_values=True)),
+            headers=redact_headers(self.headers),
+            body=body,
+            body_text=raw.decode("utf-8", "replace") if body is None else "",
+            api=api_of(self.command, parts.path),
+            time=time.monotonic() - self.server.owner.started_at,
+        )
+
+    def _read_body(self) -> bytes:
+        if self.headers.get("transfer-encoding", "").lower() == "chunked":
+            raw = self._read_chunked()
+        else:
+            raw = self.rfile.read(int(self.headers.get("content-length") or 0))
+        encoding = self.headers.get("content-encoding", "").lower()
+        if encoding == "gzip":
+            raw = gzip.decompress(raw)
+        elif encoding == "deflate":
+            raw = zlib.decompress(raw)
+        return raw
+
+    def _read_chunked(self) -> bytes:
+        data = bytearray()
+        while True:
+            size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+            if size == 0:
+                while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                    pass  # trailers
+                return bytes(data)
+            data += self.rfile.read(size)
+            self.rfile.readline()
+
+    # -- routing ----------------------------------------------------------
+
+    def _dispatch(self, req: LoggedRequest) -> None:
+        path = req.path.rstrip("/")
+        if req.api is not None:
+            self._answer_model_call(req)
+        elif req.method == "POST" and path.endswith("/messages/count_tokens"):
+            prompt = {k: v for k, v in (req.body or {}).items() if k in ("system", "messages", "tools")}
+            self._send_json(req, 200, {"input_tokens": estimate_tokens(prompt)}, "count_tokens")
+        elif req.method == "GET" and path.endswith("/models"):
+            self._send_json(req, 200, models_list(), "models")
+        elif req.method == "GET" and "/models/" in path:
+            self._send_json(req, 200, _model_entry(path.rsplit("/", 1)[-1]), "model")
+        elif req.method in ("GET", "HEAD") and path in ("", "/v1"):
+            self._send_json(req, 200, {"ok": True}, "root")
+        else:
+            body = {"type": "error", "error": {"type": "not_found_error",
+                                               "message": f"no route for {req.method} {req.path}"}}
+            self._send_json(req, 404, body, "unknown")
+
+    def _answer_model_call(self, req: LoggedRequest) -> None:
+        rule, reply = self.server.owner.script.answer(req)
+        model = req.model or "scripted-model"
+        if isinstance(reply, ErrorReply):
+            body = anthropic_error(reply) if req.api == "anthropic" else openai_error(reply)
+            self._send_json(req, reply.status, body, rule, dict(reply.headers))
+            return
+        usage = usage_for(reply, req)
+        if req.api == "anthropic":
+            if req.stream:
+                events = anthropic_events(reply, model, usage)
+                self._send_sse(req, rule, (f"event: {e}\ndata: {json.dumps(d)}\n\n" for e, d in events))
+            else:
+                self._send_json(req, 200, anthropic_message(reply, model, usage), rule)
+        elif req.stream:
+            options = (req.body or {}).get("stream_options") or {}
+            chunks = openai_chunks(reply, model, usage, bool(options.get("include_usage")))
+            lines = [f"data: {json.dumps(c)}\n\n" for c in chunks] + ["data: [DONE]\n\n"]
+            self._send_sse(req, rule, iter(lines))
+        else:
+            self._send_json(req, 200, openai_completion(reply, model, usage), rule)
+
+    # -- response ---------------------------------------------------------
+
+    def _mark(self, req: LoggedRequest, status: int, rule: str) -> None:
+        req.status, req.rule = status, rule
+
+    def _common_headers(self) -> None:
+        self.send_header("request-id", _new_id("req_"))
+        self.send_header("x-request-id", _new_id("req_"))
+
+    def _send_json(self, req: LoggedRequest, status: int, body: Any, rule: str,
+                   headers: dict[str, str] | None = None) -> None:
+        data = json.dumps(body).encode()
+        self._mark(req, status, rule)
+        self.send_response(status)
+        self._common_headers()
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(data)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        if req.method != "HEAD":
+            self.wfile.write(data)
+        self.wfile.flush()
+
+    def _send_sse(self, req: LoggedRequest, rule: str, events: Iterator[str]) -> None:
+        # Chunked encoding keeps the connection reusable, like the real APIs.
+        self._mark(req, 200, rule)
+        self.send_response(200)
+        self._common_headers()
+        self.send_header("content-type", "text/event-stream; charset=utf-8")
+        self.send_header("cache-control", "no-cache")
+        self.send_header("transfer-encoding", "chunked")
+        self.end_headers()
+        for event in events:
+            data = event.encode()
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+            self.wfile.flush()
+        self.wfile.write(b"0\r\n\r\n")
+        self.wfile.flush()
+
+
+class ModelServer:
+    """Scripted model server on 127.0.0.1; use as a context manager.
+
+    srv.url            http://127.0.0.1:PORT  (Anthropic base URL)
+    srv.openai_url     http://127.0.0.1:PORT/v1  (OpenAI base URL)
+    srv.requests       RequestLog of every request, in arrival order
+    srv.script         the Script answering model calls (may be swapped)
+    """
+
+    def __init__(self, script: ScriptLike = "OK", port: int = 0) -> None:
+        self.script: Script = as_script(script)
+        self.requests = RequestLog()
+        self.started_at = time.monotonic()
+        self.on_request: Any = None  # optional callable(LoggedRequest), e.g. to print
+        self._port = port
+        self._httpd: _HTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        if self._httpd is None:
+            raise RuntimeError("server not started")
+        return self._httpd.server_address[1]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def openai_url(self) -> str:
+        return f"{self.url}/v1"
+
+    def start(self) -> ModelServer:
+        self._httpd = _HTTPServer(self, self._port)
+        self.started_at = time.monotonic()
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.1},
+            name=f"model-server-{self.port}", daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def close(self) -> None:
+        if self._httpd is None:
+            return
+        httpd, self._httpd = self._httpd, None
+        httpd.shutdown()  # returns once serve_forever has stopped accepting
+        httpd.close_connections()
+        httpd.server_close()  # joins the handler threads
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
+    def __enter__(self) -> ModelServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _record(self, req: LoggedRequest) -> None:
+        self.requests.append(req)
+        if self.on_request is not None:
+            self.on_request(req)
+
+
+# --------------------------------------------------------------------------
+# Standalone use: python -m tests.support.model_server --port 0 --script demo
+# --------------------------------------------------------------------------
+
+
+def load_script(name: str) -> Script:
+    """'demo' (echo), 'ok' (always "OK"), 'error:STATUS', or a JSON script file."""
+    if name == "demo":
+        return demo_script()
+    if name == "ok":
+        return as_script("OK")
+    if name.startswith("error:"):
+        return always_error(int(name.split(":", 1)[1]))
+    return script_from_json(json.loads(Path(name).read_text()))
+
+
+def _raise_interrupt(*_: object) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Scripted model server (Anthropic + OpenAI APIs)")
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser.add_argument("--script", default="demo",
+                        help="demo | ok | error:STATUS | path to a JSON script")
+    parser.add_argument("--log", type=Path, help="append every request as a JSON line here")
+    args = parser.parse_args(argv)
+
+    srv = ModelServer(load_script(args.script), port=args.port)
+    log_file = args.log.open("a") if args.log else None
+
+    def report(req: LoggedRequest) -> None:
+        print(f"{req.method} {req.path} api={req.api} model={req.model}", file=sys.stderr, flush=True)
+
+    def write_log(req: LoggedRequest) -> None:
+        if log_file is not None:
+            log_file.write(json.dumps(req.to_dict()) + "\n")
+            log_file.flush()
+
+    srv.on_request = report
+    signal.signal(signal.SIGTERM, _raise_interrupt)  # so `kill` still writes the log
+    with srv:
+        print(srv.url, flush=True)
+        try:
+            threading.Event().wait()  # until Ctrl-C
+        except KeyboardInterrupt:
+            pass
+        finally:
+            for req in srv.requests:
+                write_log(req)  # written at the end so status and rule are filled in
+            if log_file is not None:
+                log_file.close()
+
+
+if __name__ == "__main__":
+    main()
