@@ -49,7 +49,8 @@ class Profile:
     parse: dict[str, re.Pattern] = field(default_factory=dict)
     cols: int = 120
     rows: int = 40
-    kill_grace: float = 2.0
+    kill_grace: float = 2.0  # after SIGTERM, before SIGKILL
+    linger: float = 1.0  # after its turn, how long it may take to exit by itself
 
     @property
     def takes_task_in_argv(self) -> bool:
@@ -201,6 +202,7 @@ class _Validator:
         prof.parse = {str(k): self.regex(v, f"{where}, field 'parse.{k}'") for k, v in parse.items()}
         prof.timeout = self.number(body, "timeout", where, prof.timeout)
         prof.kill_grace = self.number(body, "kill_grace", where, prof.kill_grace)
+        prof.linger = self.number(body, "linger", where, prof.linger)
         prof.cols = int(self.number(body, "cols", where, prof.cols))
         prof.rows = int(self.number(body, "rows", where, prof.rows))
         return prof

@@ -298,15 +298,19 @@ class AgentSession:
         self.on_exit()
 
     def _begin_exit(self, ask: bool, signal_now: bool = True) -> None:
-        """Ask the agent to exit (its exit text, else SIGTERM); SIGKILL follows if it lingers."""
+        """End the agent: after its turn, let it exit by itself (or by its exit text) for
+        `linger` seconds; then SIGTERM to its process group; then SIGKILL after `kill_grace`."""
         self.phase = EXITING
         if self.exited:
             self._finish()
             return
         self.escalation = [signal.SIGTERM, signal.SIGKILL]
-        if ask and self.profile.exit and not self.eof:
-            self.send(self.profile.exit, submit="")
-        elif signal_now:
+        if ask:
+            if self.profile.exit and not self.eof:
+                self.send(self.profile.exit, submit="")
+            self.deadline = time.monotonic() + self.profile.linger
+            return
+        if signal_now:
             self._escalate()
         self.deadline = time.monotonic() + self.profile.kill_grace
 

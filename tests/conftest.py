@@ -1,0 +1,99 @@
+"""Shared test setup: an isolated tmux server, and a check that nothing the tests started survives them."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+TOY = ROOT / "tests" / "agents" / "toy_agent.py"
+MARK = "ORCHESTRA_TEST_MARK"
+
+
+def pytest_configure(config):
+    # Every process the tests start inherits this mark, so leftovers can be found even when orphaned.
+    os.environ[MARK] = uuid.uuid4().hex
+    # A tmux server of the tests' own: never the user's sessions.
+    os.environ["TMUX_TMPDIR"] = tempfile.mkdtemp(prefix="orchestra-tests-tmux-")
+    os.environ.pop("TMUX", None)
+    os.environ.pop("TMUX_PANE", None)
+
+
+def marked_processes() -> list[tuple[int, str]]:
+    mark = f"{MARK}={os.environ[MARK]}".encode()
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as fh:
+                if mark not in fh.read().split(b"\0"):
+                    continue
+            with open(f"/proc/{entry}/cmdline", "rb") as fh:
+                cmd = fh.read().replace(b"\0", b" ").decode(errors="replace").strip()
+            with open(f"/proc/{entry}/stat", "rb") as fh:
+                state = fh.read().rsplit(b")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != b"Z":
+            found.append((int(entry), cmd))
+    return found
+
+
+@pytest.fixture(scope="session", autouse=True)
+def nothing_left_behind():
+    """Fails the run if any test leaves a process or a tmux session behind."""
+    yield
+    sessions = tmux("list-sessions", "-F", "#{session_name}").stdout.split()
+    tmux("kill-server")
+    shutil.rmtree(os.environ["TMUX_TMPDIR"], ignore_errors=True)
+    leftovers = [p for p in marked_processes() if "tmux" not in p[1]]
+    for pid, _ in leftovers:
+        try:
+            os.kill(pid, 9)
+        except OSError:
+            pass
+    assert not sessions, f"tmux sessions left behind by tests: {sessions}"
+    assert not leftovers, f"processes left behind by tests: {leftovers}"
+
+
+def tmux(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["tmux", *args], capture_output=True, text=True, timeout=10)
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture
+def tmux_sessions():
+    """Kills the tmux sessions a test names here, whatever happens in it."""
+    names: list[str] = []
+    yield names
+    for name in names:
+        tmux("kill-session", "-t", f"={name}")
+
+
+def toy(*args: str) -> list[str]:
+    return [sys.executable, str(TOY), *args]
+
+
+def orchestra(*args: str, cwd=None, env=None, timeout=60, input=None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "orchestra", *args], cwd=cwd, env=env, input=input,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def write_config(path: Path, agents: dict, extra: str = "") -> Path:
+    """A config file with the given agent profiles (as YAML text bodies)."""
+    import yaml
+
+    path.write_text(yaml.safe_dump({"agents": agents}) + extra)
+    return path

@@ -1,0 +1,89 @@
+"""Config: profiles load into typed objects; every mistake names file, profile and field."""
+from pathlib import Path
+
+import pytest
+
+from orchestra.config import SHIPPED_CONFIG, find_config, load_config, parse_config
+from orchestra.errors import ConfigError
+
+
+def parse(text: str):
+    return parse_config(text, Path("/x/orchestra.yaml"))
+
+
+def test_shipped_config_loads_every_profile_with_its_patterns():
+    cfg = load_config(str(SHIPPED_CONFIG))
+    assert {"claude", "droid", "aider", "cursor", "demo-claude", "demo-droid"} <= set(cfg.agents)
+    droid = cfg.agents["droid"]
+    assert droid.completion.search('{"type":"completion","finalText":"ok"}')
+    assert droid.takes_task_in_argv
+    assert [r.name for r in cfg.rules] == ["ui", "backend", "git"]
+
+
+def test_profile_fields_are_typed():
+    cfg = parse("""
+agents:
+  a:
+    command: [prog, --flag, "{task}"]
+    prompt: '^ready> $'
+    completion: '^DONE'
+    errors: ['^FATAL']
+    auto_answers: [{pattern: '\\(Y\\)es/\\(N\\)o', send: "y\\r"}]
+    timeout: 5
+    env: {X: 1}
+""")
+    a = cfg.agents["a"]
+    assert a.command == ["prog", "--flag", "{task}"]
+    assert a.prompt.search("ready> ") and a.completion.search("DONE\n")
+    assert a.auto_answers[0].send == "y\r"
+    assert a.timeout == 5.0 and a.env == {"X": "1"}
+    assert a.parser == "generic"
+
+
+@pytest.mark.parametrize("body, field", [
+    ("{completion: x}", "'command'"),
+    ("{command: 'prog {task}'}", "'command'"),
+    ("{command: [p], completion: '(unclosed'}", "'completion'"),
+    ("{command: [p], parser: nosuch}", "'parser'"),
+    ("{command: [p], timeout: soon}", "'timeout'"),
+    ("{command: [p], errors: ['[']}", "'errors'"),
+    ("{command: [p], auto_answers: [{pattern: x}]}", "'auto_answers'"),
+    ("{command: [p], colour: red}", "'colour'"),
+])
+def test_a_bad_field_names_file_profile_and_field(body, field):
+    with pytest.raises(ConfigError) as err:
+        parse(f"agents:\n  broken: {body}\n")
+    message = str(err.value)
+    assert "/x/orchestra.yaml" in message and "agent 'broken'" in message and field in message
+
+
+def test_a_shell_string_command_is_refused():
+    with pytest.raises(ConfigError, match="never put into a shell string"):
+        parse("agents:\n  a: {command: 'droid exec {task}'}\n")
+
+
+def test_yaml_syntax_error_gives_the_line():
+    with pytest.raises(ConfigError, match=r"orchestra.yaml: line 4, column 4: invalid YAML"):
+        parse("agents:\n  a:\n    command: [p\n  b: {}\n")
+
+
+def test_routing_to_an_unknown_agent_is_an_error():
+    with pytest.raises(ConfigError, match=r"routing.rules\[0\].agent"):
+        parse("agents:\n  a: {command: [p]}\nrouting:\n  rules: [{name: x, agent: zz, words: [w]}]\n")
+
+
+def test_config_is_found_in_order(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    assert find_config(None, tmp_path) == SHIPPED_CONFIG
+    user = tmp_path / "xdg" / "orchestra" / "config.yaml"
+    user.parent.mkdir(parents=True)
+    user.write_text("agents: {a: {command: [p]}}\n")
+    assert find_config(None, tmp_path) == user
+    local = tmp_path / "orchestra.yaml"
+    local.write_text("agents: {a: {command: [p]}}\n")
+    assert find_config(None, tmp_path) == local
+    explicit = tmp_path / "other.yaml"
+    explicit.write_text("agents: {a: {command: [p]}}\n")
+    assert find_config(str(explicit), tmp_path) == explicit
+    with pytest.raises(ConfigError, match="not found"):
+        find_config(str(tmp_path / "missing.yaml"), tmp_path)

@@ -1,0 +1,137 @@
+"""AgentSession on real child processes: prompt, send, completion, exit status, time, parsing."""
+import json
+import re
+import time
+
+import pytest
+
+from conftest import toy
+from orchestra.config import AutoAnswer, Profile
+from orchestra.session import AgentSession, drive
+from orchestra.transcript import read_cast
+
+
+def profile(*args, **fields) -> Profile:
+    fields.setdefault("completion", re.compile(r"^DONE", re.M))
+    fields.setdefault("timeout", 20)
+    fields.setdefault("kill_grace", 1)
+    fields.setdefault("linger", 0.3)
+    return Profile(name="toy", command=toy(*args), **fields)
+
+
+def run(prof, tmp_path, task="the task", **kw):
+    s = AgentSession(prof, task, tmp_path, tmp_path / "t.cast", **kw)
+    s.start()
+    drive([s])
+    return s, s.result()
+
+
+def test_waits_for_the_prompt_then_types_the_task(tmp_path):
+    prof = profile("--prompt", "ready> ", prompt=re.compile(r"ready> $", re.M))
+    s, r = run(prof, tmp_path, task='quote " $(touch pwned) `x`; -rf')
+    assert r.status == "completed"
+    assert r.last_lines[0] == 'ready> working on: quote " $(touch pwned) `x`; -rf'
+    assert not (tmp_path / "pwned").exists()
+    inputs = [e.data for e in read_cast(tmp_path / "t.cast").events() if e.kind == "i"]
+    assert inputs == ['quote " $(touch pwned) `x`; -rf\r']
+
+
+def test_task_in_argv_arrives_as_one_argument(tmp_path):
+    s, r = run(profile("--task", "{task}"), tmp_path, task="two words\nand a line")
+    assert r.status == "completed"
+    assert "working on: two words" in r.last_lines and "and a line" in r.last_lines
+
+
+def test_parser_sees_the_files_the_agent_reports(tmp_path):
+    s, r = run(profile("--files", "a.py,pkg/b.py", "--color"), tmp_path)
+    assert r.parsed.files == ["a.py", "pkg/b.py"]
+
+
+def test_records_exit_status_and_measured_time(tmp_path):
+    started = time.monotonic()
+    s, r = run(profile("--exit", "0"), tmp_path)
+    assert r.exit_code == 0 and r.signal is None
+    assert 0 < r.duration_s <= time.monotonic() - started
+
+
+def test_an_agent_that_lingers_after_completion_is_ended(tmp_path):
+    s, r = run(profile("--linger"), tmp_path)
+    assert r.status == "completed"
+    assert r.signal == "SIGTERM"  # it was asked to stop, and stopped
+    assert not s.child.isalive()
+
+
+def test_an_agent_that_ignores_sigterm_is_killed(tmp_path):
+    s, r = run(profile("--linger", "--ignore-term", kill_grace=0.3), tmp_path)
+    assert r.status == "completed" and r.signal == "SIGKILL"
+
+
+def test_no_completion_pattern_means_exit_is_completion(tmp_path):
+    s, r = run(profile(completion=None), tmp_path)
+    assert r.status == "completed"
+
+
+def test_exit_without_completion_line_is_a_failure(tmp_path):
+    s, r = run(profile("--done", "bye"), tmp_path)
+    assert r.status == "failed" and "completion pattern" in r.reason
+
+
+def test_non_zero_exit_is_a_crash_with_the_last_lines(tmp_path):
+    s, r = run(profile("--done", "oops", "--exit", "3"), tmp_path)
+    assert r.status == "crashed" and r.exit_code == 3
+    assert any("oops" in e for e in r.parsed.errors)
+
+
+def test_death_by_signal_is_a_crash(tmp_path):
+    s, r = run(profile("--kill-self", "SIGSEGV"), tmp_path)
+    assert r.status == "crashed" and r.signal == "SIGSEGV"
+
+
+def test_a_hanging_agent_times_out_and_its_group_is_killed(tmp_path):
+    s, r = run(profile("--hang", timeout=0.5), tmp_path)
+    assert r.status == "timeout"
+    assert not s.child.isalive()
+
+
+def test_an_error_pattern_fails_the_task_at_once(tmp_path):
+    s, r = run(profile("--hang", "--files", "x.py", errors=[re.compile(r"^modified: x\.py")]), tmp_path)
+    assert r.status == "failed" and "modified: x.py" in r.reason
+    assert r.duration_s < 5
+
+
+def test_auto_answers_questions_and_logs_each_answer(tmp_path):
+    prof = profile("--task", "{task}", "--ask", "Apply edit? (Y)es/(N)o ",
+                   auto_answers=[AutoAnswer(re.compile(r"\(Y\)es/\(N\)o", re.M), "y\r")])
+    s, r = run(prof, tmp_path)
+    assert r.status == "completed"
+    assert "got answer: y" in r.last_lines
+    assert r.answers[0]["answer"] == "y" and "(Y)es/(N)o" in r.answers[0]["question"]
+
+
+def test_an_unanswered_question_is_reported_as_waiting_for_input(tmp_path):
+    s, r = run(profile("--task", "{task}", "--ask", "Delete everything? [y/N] ", timeout=0.5), tmp_path)
+    assert r.status == "timeout"
+    assert "waiting for input: Delete everything? [y/N]" in r.reason
+
+
+def test_completion_is_found_after_a_flood_without_newlines(tmp_path):
+    s, r = run(profile("--flood", "3", "--flood-style", "nonl"), tmp_path)
+    assert r.status == "completed"
+
+
+def test_invalid_utf8_and_nul_bytes_are_replaced_not_fatal(tmp_path):
+    s, r = run(profile("--flood", "0.5", "--flood-style", "binary"), tmp_path)
+    assert r.status == "completed"
+    for line in (tmp_path / "t.cast").read_text(encoding="utf-8").splitlines():
+        json.loads(line)
+
+
+def test_several_sessions_are_driven_at_once(tmp_path):
+    sessions = []
+    for i in range(4):
+        s = AgentSession(profile("--files", f"f{i}.py"), "t", tmp_path, tmp_path / f"{i}.cast")
+        s.start()
+        sessions.append(s)
+    drive(sessions)
+    assert [s.result().status for s in sessions] == ["completed"] * 4
+    assert [s.result().parsed.files for s in sessions] == [[f"f{i}.py"] for i in range(4)]

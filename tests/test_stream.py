@@ -1,0 +1,97 @@
+"""The stream pieces: escape stripping, secret masking and pattern search survive any cut between reads."""
+import random
+import re
+
+import pytest
+
+from orchestra.ansi import Cleaner, strip
+from orchestra.redact import Redactor, secrets_from_env
+from orchestra.searcher import SEAM, Searcher
+
+TERMINAL_OUTPUT = (
+    "\x1b]0;✳ Claude Code\x07\x1b[?25l\x1b[1;32m● Write\x1b[0m(models/user.py)\r\n"
+    "  ⎿  Wrote 1 line\r\nprogress 10%\rprogress 100%\r\nDone:\x1b[9Gcreated\r\n"
+    "héllo wörld ✻ Crunched for 0s\r\n\x1b(B\x1b[m"
+)
+
+
+def cuts(data, rng):
+    i = 0
+    while i < len(data):
+        n = rng.randint(1, 17)
+        yield data[i:i + n]
+        i += n
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_cleaner_gives_the_same_text_however_the_stream_is_cut(seed):
+    c = Cleaner()
+    text = "".join(c.feed(piece) for piece in cuts(TERMINAL_OUTPUT, random.Random(seed))) + c.flush()
+    assert text == strip(TERMINAL_OUTPUT)
+
+
+def test_strip_removes_escapes_and_reads_carriage_returns_as_line_breaks():
+    text = strip(TERMINAL_OUTPUT)
+    assert "\x1b" not in text and "\r" not in text
+    assert "● Write(models/user.py)\n" in text
+    assert "progress 10%\nprogress 100%\n" in text
+    assert "Done: created" in text
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_a_secret_split_across_reads_is_still_masked(seed):
+    secret = "sk-test-0123456789abcdef"
+    data = f"key={secret}; again {secret[:5]} not a key; {secret}\n".encode()
+    r = Redactor([secret])
+    out = b"".join(r.feed(piece) for piece in cuts(data, random.Random(seed))) + r.flush()
+    assert out == b"key=***; again sk-te not a key; ***\n"
+
+
+def test_secrets_come_from_named_and_suffixed_variables():
+    env = {"MY_API_KEY": "abcdef123", "GH_TOKEN": "ghp_zzzzzz", "DB_SECRET": "hunter2hunter2",
+           "CUSTOM": "custom-value", "SHORT_KEY": "1", "HOME": "/root"}
+    assert set(secrets_from_env(env, ["CUSTOM"])) == {"abcdef123", "ghp_zzzzzz", "hunter2hunter2", "custom-value"}
+
+
+def whole_stream_matches(text, pattern):
+    return [m.group(0) for m in pattern.finditer(text)]
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_search_finds_every_match_whatever_the_cuts(seed):
+    rng = random.Random(seed)
+    words = ["noise", "more noise", "DONE 42", "x" * rng.randint(0, 3 * SEAM), "Proceed? (Y)es/(N)o"]
+    text = "".join(rng.choice(words) + rng.choice(["\n", " "]) for _ in range(60))
+    pattern = re.compile(r"\(Y\)es/\(N\)o|DONE 42")
+    s = Searcher()
+    found = []
+    for piece in cuts(text, rng):
+        s.feed(piece)
+        while (m := s.search([pattern])) is not None:
+            found.append(m.match.group(0))
+            s.consume(m.end)
+    assert found == whole_stream_matches(text, pattern)
+
+
+def test_whole_line_patterns_wait_for_the_end_of_the_line():
+    s = Searcher()
+    done = re.compile(r'^\{"type":"result".*\}$', re.M)
+    s.feed('{"type":"result","cost":')
+    assert s.search([], [done]) is None
+    s.feed(" 1.5" + "x" * (3 * SEAM) + "}\n")
+    m = s.search([], [done])
+    assert m is not None and not m.partial and m.match.group(0).endswith("}")
+
+
+def test_prompt_patterns_match_an_unfinished_line():
+    s = Searcher()
+    s.feed("starting\n❯\xa0")
+    m = s.search([re.compile("❯\xa0$", re.M)])
+    assert m is not None and m.partial
+
+
+def test_memory_is_bounded_by_the_longest_kept_line():
+    s = Searcher()
+    for _ in range(200):
+        s.feed("z" * 8192)
+    assert len(s.tail) <= 65536

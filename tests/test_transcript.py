@@ -1,0 +1,103 @@
+"""Transcripts: valid asciicast v2, flushed as they grow, and replayable to the same bytes."""
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+from conftest import TOY, marked_processes, orchestra, toy
+from orchestra.config import Profile
+from orchestra.replay import main as replay_main
+from orchestra.session import AgentSession, drive
+from orchestra.transcript import read_cast
+
+PROMPT = re.compile(r"ready> $", re.M)
+
+
+def record(tmp_path, name, command, prompt=PROMPT, task="build it"):
+    prof = Profile(name=name, command=command, prompt=prompt, completion=re.compile(r"^DONE", re.M),
+                   timeout=20, linger=0.5)
+    s = AgentSession(prof, task, tmp_path, tmp_path / f"{name}.cast")
+    s.start()
+    drive([s])
+    return s.result(), tmp_path / f"{name}.cast"
+
+
+def output_of(path):
+    return "".join(e.data for e in read_cast(path).events() if e.kind == "o")
+
+
+def test_a_transcript_is_valid_asciicast_v2(tmp_path):
+    result, path = record(tmp_path, "toy", toy("--prompt", "ready> ", "--files", "a.py", "--color"))
+    lines = path.read_text(encoding="utf-8").splitlines()
+    header = json.loads(lines[0])
+    assert header["version"] == 2 and header["width"] == 120 and header["height"] == 40
+    assert isinstance(header["timestamp"], int)
+    times = []
+    for line in lines[1:]:
+        t, kind, data = json.loads(line)
+        assert isinstance(t, float) and kind in ("o", "i") and isinstance(data, str)
+        times.append(t)
+    assert times == sorted(times)
+    assert [json.loads(x)[2] for x in lines[1:] if json.loads(x)[1] == "i"] == ["build it\r"]
+    assert "\x1b[32mmodified: a.py\r\n\x1b[0m" in output_of(path)
+
+
+def test_a_replay_agent_re_emits_the_same_bytes_and_waits_for_the_input(tmp_path):
+    first, original = record(tmp_path, "live", toy("--prompt", "ready> ", "--files", "a.py", "--color"))
+    replay = [sys.executable, "-m", "orchestra.replay", str(original), "--speed", "0"]
+    second, replayed = record(tmp_path, "replay", replay, task="another task")
+    assert second.status == "completed"
+    assert output_of(replayed) == output_of(original)
+    assert second.parsed.files == ["a.py"]
+    assert [e.data for e in read_cast(replayed).events() if e.kind == "i"] == ["another task\r"]
+
+
+def test_replay_without_input_waits_and_then_times_out(tmp_path):
+    first, original = record(tmp_path, "live", toy("--prompt", "ready> "))
+    prof = Profile(name="r", command=[sys.executable, "-m", "orchestra.replay", str(original), "--speed", "0"],
+                   completion=re.compile("^DONE", re.M), timeout=0.5, kill_grace=0.5)
+    s = AgentSession(prof, "", tmp_path, tmp_path / "r.cast")  # no task: nothing is typed
+    s.start()
+    drive([s])
+    assert s.result().status == "timeout"
+    assert "DONE" not in output_of(tmp_path / "r.cast")
+
+
+def test_orchestra_replay_plays_a_transcript_to_the_terminal(tmp_path):
+    first, original = record(tmp_path, "live", toy("--prompt", "ready> ", "--color"))
+    done = orchestra("replay", str(original), "--speed", "0")
+    assert done.returncode == 0
+    assert done.stdout == output_of(original).replace("\r\n", "\n")
+
+
+def test_a_killed_run_leaves_a_readable_transcript(workdir):
+    token = f"never-{os.getpid()}-{time.time_ns()}"
+    proc = subprocess.Popen([sys.executable, "-m", "orchestra", "run", "--no-tmux", "--done", "^DONE",
+                             "--cmd", f"{sys.executable} {TOY} --hang --files a.py --done {token}"],
+                            cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        cast = wait_for_file_text(workdir / ".orchestra" / "runs", "modified: a.py", timeout=20)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+        events = list(read_cast(cast).events())
+        assert any("modified: a.py" in e.data for e in events)
+    finally:
+        proc.kill()
+        proc.wait()
+        for pid, cmd in marked_processes():
+            if token in cmd:
+                os.kill(pid, signal.SIGKILL)
+
+
+def wait_for_file_text(root, text, timeout):
+    """Wait for a transcript under root to contain text (a file event, bounded by timeout)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for path in root.glob("*/*.cast"):
+            if text in path.read_text(encoding="utf-8", errors="replace"):
+                return path
+        time.sleep(0.01)
+    raise AssertionError(f"no transcript under {root} showed {text!r} within {timeout}s")
