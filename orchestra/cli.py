@@ -62,7 +62,7 @@ class StatusLine:
         if not self.enabled:
             return
         elapsed = _duration(time.monotonic() - session.started_at)
-        last = session.last_lines[-1] if session.last_lines else session.searcher.tail.strip()
+        last = session.stream.latest
         width = max(20, click.get_terminal_size()[0] - 1) if hasattr(click, "get_terminal_size") else 100
         text = f"⏳ {session.profile.name} {elapsed} │ {last}"[:width]
         click.echo("\r\x1b[2K" + text, nl=False)

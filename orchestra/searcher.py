@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Optional, Sequence
 
 SEAM = 4096  # a match may straddle two reads by up to this many characters
@@ -74,6 +75,9 @@ class Searcher:
             start = max(self.lines_searched - base, self.consumed - base, 0)
             for i, pattern in enumerate(whole):
                 if pattern is not None:
+                    word = needle(pattern)
+                    if word and buf.find(word, start, self._lines_end) == -1:
+                        continue  # a substring test is many times cheaper than the regex
                     m = pattern.search(buf, start, self._lines_end)
                     if m and (best is None or m.start() < best.match.start()):
                         best = Match(i, False, m, base + m.end())
@@ -88,3 +92,28 @@ class Searcher:
 
     def consume_all(self) -> None:
         self.consume(self._buf_offset + len(self._buf))
+
+
+@lru_cache(maxsize=256)
+def needle(pattern: re.Pattern) -> str:
+    """A literal every match must contain (the pattern's leading literal text), or ""."""
+    if pattern.flags & re.IGNORECASE:
+        return ""
+    try:
+        from re import _parser as sre_parse  # Python 3.11+
+    except ImportError:  # pragma: no cover
+        import sre_parse  # type: ignore
+    try:
+        items = list(sre_parse.parse(pattern.pattern, pattern.flags))
+    except Exception:  # an exotic pattern: no shortcut
+        return ""
+    literal = []
+    for op, arg in items:
+        name = str(op)
+        if name == "AT" and not literal:
+            continue  # ^ or \A before the literal
+        if name != "LITERAL":
+            break
+        literal.append(chr(arg))
+    word = "".join(literal)
+    return word if len(word) >= 3 else ""

@@ -39,6 +39,7 @@ from .transcript import CastWriter
 from .viewer import ViewerWindow
 
 READ_SIZE = 65536
+READS_PER_WAKE = 16  # reads in a row before the loop looks at other agents again
 
 # phases
 STARTING, WORKING, IDLE, EXITING, DONE = "starting", "working", "idle", "exiting", "done"
@@ -170,7 +171,11 @@ class AgentSession:
         return self.phase in (STARTING, WORKING, EXITING)
 
     def on_readable(self) -> None:
-        while self.fd >= 0 and not self.eof:
+        # A pty read returns at most about 4 KB; reading again at once, while the child
+        # keeps writing, saves a poll per read. The cap keeps other agents' turn short.
+        for _ in range(READS_PER_WAKE):
+            if self.fd < 0 or self.eof:
+                return
             try:
                 data = os.read(self.fd, READ_SIZE)
             except BlockingIOError:
@@ -183,8 +188,6 @@ class AgentSession:
                 self._on_eof()
                 return
             self._handle(data)
-            if len(data) < READ_SIZE:
-                return
 
     def on_writable(self) -> None:
         if self.phase != DONE:
@@ -366,15 +369,15 @@ class AgentSession:
         if outcome.status in ("crashed", "failed", "timeout"):
             parsed.add_error(outcome.reason)
             if self.stream.last_lines:
-                parsed.add_error("last output: " + " | ".join(list(self.stream.last_lines)[-5:]))
+                parsed.add_error("last output: " + " | ".join(self.stream.last_lines[-5:]))
         code = self.child.exitstatus if self.child is not None else None
         sig = self.child.signalstatus if self.child is not None else None
         return SessionResult(
             status=outcome.status, reason=outcome.reason, exit_code=code,
             signal=signal.Signals(sig).name if sig else None,
             duration_s=round((self.ended_at or time.monotonic()) - self.started_at, 3),
-            parsed=parsed, answers=self.answers, last_lines=list(self.stream.last_lines),
-            viewer_skipped=getattr(self.window, "skipped", 0),
+            parsed=parsed, answers=self.answers, last_lines=self.stream.last_lines,
+            viewer_skipped=getattr(self.window, "skipped_total", 0),
         )
 
     # -- writing ------------------------------------------------------------

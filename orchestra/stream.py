@@ -19,7 +19,7 @@ class Stream:
         self.decoder = codecs.getincrementaldecoder("utf-8")("replace")
         self.cleaner = Cleaner()
         self.searcher = Searcher()
-        self.last_lines: collections.deque = collections.deque(maxlen=LAST_LINES)
+        self._recent: collections.deque = collections.deque(maxlen=LAST_LINES)  # blocks, newest last
 
     def feed(self, data: bytes, final: bool = False) -> tuple[str, str]:
         """Returns the decoded text (for the recording) and the lines it completed."""
@@ -32,13 +32,20 @@ class Stream:
         lines = self.searcher.feed(clean)
         if lines:
             self.parser.feed(lines)
-            for line in lines.rsplit("\n", LAST_LINES + 1)[-LAST_LINES - 1:]:
-                if line.strip():
-                    self.last_lines.append(line.rstrip()[:500])
+            self._recent.append(lines)  # cut into lines only when someone asks
         return text, lines
+
+    @property
+    def last_lines(self) -> list[str]:
+        """The last non-empty lines, newest last."""
+        lines = [line.rstrip()[:500] for line in "".join(self._recent).split("\n") if line.strip()]
+        return lines[-LAST_LINES:]
 
     @property
     def latest(self) -> str:
         """The newest line, finished or not: for a status line."""
         tail = self.searcher.tail.strip()
-        return tail[-200:] if tail else (self.last_lines[-1] if self.last_lines else "")
+        if tail:
+            return tail[-200:]
+        last = self.last_lines
+        return last[-1] if last else ""

@@ -12,7 +12,13 @@ import shlex
 import shutil
 import subprocess
 import tempfile
+import time
 from typing import Optional
+
+# A person cannot read a flood; tmux rendering one would take a core from the agents.
+# Past this rate the window skips bytes (and says so); the transcript keeps them all.
+VIEW_RATE = 4 * 1024 * 1024  # bytes per second
+VIEW_BURST = 512 * 1024
 
 
 class ViewerWindow:
@@ -33,19 +39,33 @@ class TmuxWindow(ViewerWindow):
         self.fifo = fifo
         # O_RDWR: never blocks for the reader to appear, never gets SIGPIPE if it goes away.
         self.fd: Optional[int] = os.open(fifo, os.O_RDWR | os.O_NONBLOCK)
-        self.skipped = 0
+        self.skipped = 0  # bytes dropped since the last notice
+        self.skipped_total = 0
+        self.budget = float(VIEW_BURST)
+        self.refilled = time.monotonic()
 
     def write(self, data: bytes) -> None:
         if self.fd is None or not data:
             return
+        now = time.monotonic()
+        self.budget = min(VIEW_BURST, self.budget + (now - self.refilled) * VIEW_RATE)
+        self.refilled = now
+        if len(data) > self.budget:
+            self._drop(len(data))
+            return
+        self.budget -= len(data)
         if self.skipped:
             notice = f"\r\n\x1b[7m[orchestra: viewer skipped {self.skipped} bytes; the transcript has them]\x1b[0m\r\n"
             if not self._try(notice.encode()):
-                self.skipped += len(data)
+                self._drop(len(data))
                 return
             self.skipped = 0
         if not self._try(data):
-            self.skipped += len(data)
+            self._drop(len(data))
+
+    def _drop(self, n: int) -> None:
+        self.skipped += n
+        self.skipped_total += n
 
     def _try(self, data: bytes) -> bool:
         """Write all of data or, when the pipe is full, as much as fits; False if anything was dropped."""
@@ -59,8 +79,7 @@ class TmuxWindow(ViewerWindow):
                 return False
             raise
         if n < len(data):
-            self.skipped += len(data) - n
-            return False
+            self._drop(len(data) - n)
         return True
 
     def close(self) -> None:

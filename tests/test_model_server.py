@@ -77,7 +77,7 @@ def test_anthropic_streaming_tool_call_events() -> None:
                      text="Writing the file now.")
     with ModelServer(call) as srv:
         resp = post(srv, "/v1/messages?beta=true", anthropic_body(stream=True))
-        assert resp.getheader("content-type").startswith("text/event-stream")
+        assert (resp.getheader("content-type") or "").startswith("text/event-stream")
         events = sse_events(resp.read())
 
     names = [e for e, _ in events]
@@ -311,3 +311,13 @@ def test_shutdown_leaves_no_threads_or_socket() -> None:
     idle.close()
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", port), timeout=1)
+
+
+def test_default_reply_follows_a_requested_json_schema() -> None:
+    # Claude Code's session-title side request demands {"title": string}.
+    schema = {"type": "object", "properties": {"title": {"type": "string"}}, "required": ["title"]}
+    fmt = {"format": {"type": "json_schema", "schema": schema}}
+    body = anthropic_body("name this session", output_config=fmt)
+    with ModelServer("OK") as srv:
+        data = json.loads(post(srv, "/v1/messages", body).read())
+    assert json.loads(data["content"][0]["text"]) == {"title": "scripted"}

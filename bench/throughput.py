@@ -1,0 +1,205 @@
+#!/usr/bin/env python3
+"""Throughput, memory and completion latency of orchestra's pty reading, against baselines.
+
+    python bench/throughput.py [--sizes 1,16,200] [--runs 3] [--latency-runs 50]
+
+Each reader runs in a fresh process on the same child (a script writing N MB of
+80-column lines, then a completion line), so its peak RSS is its own:
+  raw        a bare os.read loop on the child's pty: the baseline to beat
+  pexpect    pexpect's expect() with its default settings (skipped above 4 MB: minutes)
+  orchestra  AgentSession with everything on: asciicast recording, tmux window,
+             escape stripping, completion search and the summary parser
+Ratios are against the raw loop of the same size in the same run; machines here
+are shared and noisy, so trust the ratios more than the MB/s.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+WRITER = textwrap.dedent("""
+    import os, sys, time
+    total = int(float(sys.argv[1]) * 1024 * 1024)
+    before = int(sys.argv[2]) if len(sys.argv) > 2 else 0
+    block = (b"x" * 70 + b" modified? \\n") * 800
+    fd = 1
+    sent = 0
+    while sent < total:
+        sent += os.write(fd, block[: total - sent])
+    os.write(fd, ("\\nDONE %.6f\\n" % time.time()).encode())
+""")
+
+
+def writer_argv(mb: float) -> list[str]:
+    return [sys.executable, "-c", WRITER, str(mb)]
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def one_raw(mb: float) -> dict:
+    import pexpect
+
+    child = pexpect.spawn(writer_argv(mb)[0], writer_argv(mb)[1:], echo=False)
+    t0 = time.perf_counter()
+    n = 0
+    while True:
+        try:
+            data = os.read(child.child_fd, 65536)
+        except OSError:
+            break
+        if not data:
+            break
+        n += len(data)
+    secs = time.perf_counter() - t0
+    child.close()
+    return {"secs": secs, "bytes": n, "rss": peak_rss_mb()}
+
+
+def one_pexpect(mb: float) -> dict:
+    import pexpect
+
+    child = pexpect.spawn(writer_argv(mb)[0], writer_argv(mb)[1:], echo=False, timeout=600)
+    t0 = time.perf_counter()
+    child.expect(r"DONE \d")
+    secs = time.perf_counter() - t0
+    child.close()
+    return {"secs": secs, "rss": peak_rss_mb()}
+
+
+def one_orchestra(mb: float, tmux: bool) -> dict:
+    from orchestra.config import Profile
+    from orchestra.session import AgentSession, drive
+    from orchestra.viewer import TmuxViewer
+
+    tmp = Path(tempfile.mkdtemp(prefix="orchestra-bench-"))
+    viewer = TmuxViewer(f"orchestra-bench-{os.getpid()}") if tmux else None
+    prof = Profile(name="writer", command=writer_argv(mb), completion=re.compile(r"^DONE \d", re.M),
+                   timeout=600, parser="generic")
+    s = AgentSession(prof, "", tmp, tmp / "w.cast", window=viewer.open_window("w") if viewer else None)
+    t0 = time.perf_counter()
+    s.start()
+    drive([s])
+    secs = time.perf_counter() - t0
+    result = s.result()
+    cast_mb = (tmp / "w.cast").stat().st_size / 1e6
+    skipped = result.viewer_skipped
+    if viewer:
+        viewer.kill()
+    shutil.rmtree(tmp)
+    assert result.status == "completed", result
+    return {"secs": secs, "rss": peak_rss_mb(), "cast_mb": cast_mb, "viewer_skipped": skipped}
+
+
+def one_latency(agents: int, runs: int) -> dict:
+    """Detection delay: completion seen by orchestra minus the time the child wrote it."""
+    from orchestra.config import Profile
+    from orchestra.session import AgentSession, drive
+
+    class Timed(AgentSession):
+        def _turn_over(self, outcome):
+            self.detected = time.time()
+            super()._turn_over(outcome)
+
+    tmp = Path(tempfile.mkdtemp(prefix="orchestra-bench-"))
+    delays = []
+    prof = Profile(name="writer", command=writer_argv(0.01), completion=re.compile(r"^DONE \d", re.M),
+                   timeout=60, linger=0.2)
+    for r in range(runs):
+        sessions = [Timed(prof, "", tmp, tmp / f"{r}-{i}.cast") for i in range(agents)]
+        for s in sessions:
+            s.start()
+        drive(sessions)
+        for s in sessions:
+            stamp = float(re.search(r"DONE (\d+\.\d+)", "\n".join(s.stream.last_lines)).group(1))
+            delays.append((s.detected - stamp) * 1000)
+    shutil.rmtree(tmp)
+    delays.sort()
+    return {"p50": statistics.median(delays), "p99": delays[min(len(delays) - 1, int(len(delays) * 0.99))],
+            "max": delays[-1], "n": len(delays)}
+
+
+def measure(kind: str, *args: str) -> dict:
+    out = subprocess.run([sys.executable, __file__, "--one", kind, *args], capture_output=True, text=True,
+                         timeout=900)
+    if out.returncode != 0:
+        raise SystemExit(f"bench {kind} {args} failed:\n{out.stderr}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", default="1,16,200")
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--latency-runs", type=int, default=50)
+    ap.add_argument("--no-tmux", action="store_true")
+    ap.add_argument("--one", nargs="+", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.one:
+        kind, *rest = args.one
+        if kind == "raw":
+            print(json.dumps(one_raw(float(rest[0]))))
+        elif kind == "pexpect":
+            print(json.dumps(one_pexpect(float(rest[0]))))
+        elif kind == "orchestra":
+            print(json.dumps(one_orchestra(float(rest[0]), rest[1] == "tmux")))
+        elif kind == "latency":
+            print(json.dumps(one_latency(int(rest[0]), int(rest[1]))))
+        return
+
+    os.environ["TMUX_TMPDIR"] = tempfile.mkdtemp(prefix="orchestra-bench-tmux-")
+    os.environ.pop("TMUX", None)
+    tmux = "notmux" if args.no_tmux or not shutil.which("tmux") else "tmux"
+    sizes = [float(s) for s in args.sizes.split(",")]
+    print(f"# orchestra bench: throughput and memory (median of {args.runs} interleaved runs; "
+          f"orchestra with recording, escape stripping, search, parser{' and tmux window' if tmux == 'tmux' else ''})")
+    print(f"{'MB':>6} | {'raw MB/s':>9} | {'pexpect default':>16} | {'orchestra MB/s':>14} | {'ratio':>6} | "
+          f"{'orch. peak RSS':>14} | {'raw RSS':>7} | {'viewer skipped':>14}")
+    print("-" * 104)
+    try:
+        for mb in sizes:
+            raw, orch, pex = [], [], []
+            for _ in range(args.runs):
+                raw.append(measure("raw", str(mb)))
+                orch.append(measure("orchestra", str(mb), tmux))
+                if mb <= 4:
+                    pex.append(measure("pexpect", str(mb)))
+            raw_s = statistics.median(r["secs"] for r in raw)
+            orch_s = statistics.median(r["secs"] for r in orch)
+            pex_txt = f"{mb / statistics.median(r['secs'] for r in pex):.1f} MB/s" if pex else "(minutes)"
+            rss = max(r["rss"] for r in orch)
+            skipped = max(r["viewer_skipped"] for r in orch) / 1e6
+            print(f"{mb:>6g} | {mb / raw_s:>9.1f} | {pex_txt:>16} | {mb / orch_s:>14.1f} | "
+                  f"{raw_s / orch_s:>5.2f}x | {rss:>11.1f} MB | {max(r['rss'] for r in raw):>4.0f} MB | "
+                  f"{skipped:>11.1f} MB")
+        print()
+        print(f"# completion latency: child writes 10 KB then a stamped completion line; "
+              f"{args.latency_runs} runs (ms from write to detection)")
+        print(f"{'agents':>6} | {'p50 ms':>7} | {'p99 ms':>7} | {'max ms':>7} | {'samples':>7} | baseline")
+        print("-" * 72)
+        for n in (1, 8):
+            lat = measure("latency", str(n), str(max(1, args.latency_runs // n if n > 1 else args.latency_runs)))
+            print(f"{n:>6} | {lat['p50']:>7.2f} | {lat['p99']:>7.2f} | {lat['max']:>7.2f} | {lat['n']:>7} | "
+                  "seed: fixed 60 s wait; nearest peer polls every 1000 ms")
+    finally:
+        subprocess.run(["tmux", "kill-server"], capture_output=True)
+        shutil.rmtree(os.environ["TMUX_TMPDIR"], ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
