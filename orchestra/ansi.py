@@ -13,9 +13,8 @@ _ESCAPES = re.compile(
     r"|[()*+][0-9A-Za-z]"                # charset selection
     r"|[@-Z\\-_=>78])"                   # two-byte escapes
 )
-# Other control characters and stray ESCs go, and a carriage return is a line break
-# ("\r\n" gives an empty line, which no parser minds); one str.translate does it all,
-# ten times faster than a regex.
+# Other control characters and stray ESCs go, and a lone carriage return (a redraw)
+# is a line break; one str.translate does it all, ten times faster than a regex.
 _CONTROLS = {c: None for c in [*range(0, 9), 11, 12, *range(14, 32), 127]}
 _CONTROLS[13] = "\n"
 # the start of a sequence that the next read may finish
@@ -27,6 +26,8 @@ def strip(text: str) -> str:
     """Plain text of a complete piece of output."""
     if "\x1b" in text:
         text = _ESCAPES.sub("", _CURSOR_GAP.sub(" ", text))
+    if "\r\n" in text:
+        text = text.replace("\r\n", "\n")
     return text.translate(_CONTROLS)
 
 
@@ -42,6 +43,8 @@ class Cleaner:
         esc = text.rfind("\x1b", max(len(text) - _MAX_ESCAPE, 0))
         if esc != -1 and _UNFINISHED.match(text, esc):
             text, self.carry = text[:esc], text[esc:]
+        if text.endswith("\r"):  # maybe the first half of "\r\n"
+            text, self.carry = text[:-1], "\r" + self.carry
         return strip(text)
 
     def flush(self) -> str:

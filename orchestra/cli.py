@@ -225,5 +225,124 @@ def summarize(agent_name, file, config_path, as_json):
         click.echo(f"   Tokens: {tokens['input']} in, {tokens['output']} out")
 
 
+@cli.command()
+@click.option("--from", "primary", default=None, help="Primary agent (default: the config's, claude).")
+@click.option("--to", "secondaries", multiple=True, help="Secondary agent, or auto (routing rules). Repeat for several.")
+@click.option("--task", required=True, help="The task, in your words.")
+@click.option("--no-analyze", is_flag=True, help="Skip the primary's analysis: the task goes to the secondary as is.")
+@click.option("--demo", is_flag=True, help="Replay recorded Claude Code and Droid sessions: no agent, no key, no network.")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="Config file.")
+@click.option("--workdir", type=click.Path(file_okay=False, exists=True), default=".", help="Where the agents work.")
+@click.option("--no-tmux", is_flag=True, help="Do not open tmux windows.")
+@click.option("--json", "as_json", is_flag=True, help="Print the run's summary as JSON.")
+def delegate(primary, secondaries, task, no_analyze, demo, config_path, workdir, no_tmux, as_json):
+    """The primary agent delegates a task to a secondary and gets its summary back."""
+    from .delegate import Events, Plan, delegate as run_delegate
+
+    config = _config(config_path, workdir)
+    if demo:
+        primary = primary or config.demo_primary
+        secondaries = secondaries or (config.demo_secondary,)
+    plan = Plan(task=task, primary=config.profile(primary or config.primary),
+                secondaries=list(secondaries or ("auto",)), analyze=not no_analyze, demo=demo)
+    say = (lambda line: None) if as_json else _say
+    status = StatusLine(sys.stdout.isatty() and not as_json)
+
+    def say_clearing(line: str) -> None:
+        status.clear()
+        say(line)
+
+    if not as_json:
+        click.echo("🎼 Orchestra - delegating task..." + (" (demo: replaying recorded sessions)" if demo else ""))
+    try:
+        summary = run_delegate(config, plan, Path(workdir), tmux=not no_tmux, events=Events(say_clearing, status))
+    finally:
+        status.clear()
+    data = summary.to_dict()
+    if as_json:
+        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+    else:
+        if summary.status != "completed":
+            click.echo(f"❌ Task {summary.status}: {summary.reason}")
+        click.echo(f"💰 Cost: {_cost(summary.total_cost_usd)}")
+        click.echo(f"⏱️  Time: {_duration(summary.duration_s)}")
+        click.echo(f"   Run: {summary.run_id} (orchestra show {summary.run_id})")
+        if summary.tmux_session:
+            click.echo(f"   Watch: tmux attach -t {summary.tmux_session}")
+    sys.exit(0 if summary.status == "completed" else 1)
+
+
+@cli.command("route")
+@click.option("--task", required=True)
+@click.option("--config", "config_path", type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True)
+def route_cmd(task, config_path, as_json):
+    """Show which secondary the routing rules pick for a task, and why."""
+    from .delegate import installed
+    from .router import route
+
+    config = _config(config_path)
+    r = route(task, config, lambda agent: installed(config, agent))
+    if as_json:
+        click.echo(json.dumps(r.to_dict()))
+        return
+    for skipped in r.skipped:
+        p = config.agents[skipped]
+        click.echo(f"⚠️  {skipped} is not installed ('{p.binary or p.command[0]}' not found): falling back")
+    click.echo(f"📍 {r.agent} ({r.describe()})")
+
+
+@cli.command()
+@click.option("--workdir", type=click.Path(file_okay=False, exists=True), default=".")
+@click.option("--json", "as_json", is_flag=True)
+def runs(workdir, as_json):
+    """List past runs in this working directory."""
+    from .history import list_runs, run_agents
+
+    items = list_runs(Path(workdir))
+    if as_json:
+        click.echo(json.dumps(items, indent=2, ensure_ascii=False))
+        return
+    if not items:
+        click.echo("No runs yet in this directory (.orchestra/runs/ is empty).")
+        return
+    click.echo(f"{'RUN':<24} {'STATUS':<11} {'AGENTS':<22} {'COST':>9} {'TIME':>8}  TASK")
+    for r in items:
+        names = ",".join(a.get("agent", "?") for a in run_agents(r))
+        cost = r.get("total_cost_usd")
+        click.echo(f"{r.get('run_id', '?'):<24} {r.get('status', '?'):<11} {names[:22]:<22} "
+                   f"{('$%.4f' % cost) if cost is not None else '-':>9} {_duration(r.get('duration_s') or 0):>8}  "
+                   f"{(r.get('task') or '')[:60]}")
+
+
+@cli.command()
+@click.argument("run_id")
+@click.option("--workdir", type=click.Path(file_okay=False, exists=True), default=".")
+@click.option("--json", "as_json", is_flag=True)
+def show(run_id, workdir, as_json):
+    """Print one run's summary and its transcripts."""
+    from .history import load_run, run_agents
+
+    r = load_run(Path(workdir), run_id)
+    if as_json:
+        click.echo(json.dumps(r, indent=2, ensure_ascii=False))
+        return
+    click.echo(f"Run {r['run_id']}: {r['status']}" + (f" ({r['reason']})" if r.get("reason") else ""))
+    click.echo(f"Task: {r.get('task')}")
+    if r.get("brief"):
+        click.echo(f"Brief: {r['brief']}")
+    for a in run_agents(r):
+        click.echo(f"\n[{a['role']}] {a['agent']}: {a['status']}, {_duration(a['duration_s'])}, "
+                   f"cost {_cost(a['cost_usd'], a['cost_source'])}")
+        click.echo(f"   transcript: {a['transcript']}  (orchestra replay {r['run_id']} --agent {a['role']})")
+        for path in a["files_modified"]:
+            click.echo(f"   • {path}")
+        for err in a["errors"][:5]:
+            click.echo(f"   ⚠️  {err}")
+    if r.get("primary_reply"):
+        click.echo(f"\nPrimary's reply:\n{r['primary_reply']}")
+    click.echo(f"\nTotal cost: {_cost(r.get('total_cost_usd'))}   Time: {_duration(r.get('duration_s') or 0)}")
+
+
 if __name__ == "__main__":
     main()

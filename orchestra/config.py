@@ -42,6 +42,7 @@ class Profile:
     auto_answers: list[AutoAnswer] = field(default_factory=list)
     timeout: float = 1800.0
     submit: str = "\r"
+    submit_on_echo: bool = False  # a TUI: send `submit` only once it has drawn the typed text
     exit: Optional[str] = None
     resume: Optional[list[str]] = None
     delegate_start: re.Pattern = field(default_factory=lambda: re.compile(DEFAULT_DELEGATE_START, re.M))
@@ -182,6 +183,7 @@ class _Validator:
         prof.api_key_env = self.string(body, "api_key_env", where, None)
         prof.submit = self.string(body, "submit", where, prof.submit)
         prof.exit = self.string(body, "exit", where, None)
+        prof.submit_on_echo = self.boolean(body, "submit_on_echo", where, False)
         env = body.get("env") or {}
         if not isinstance(env, dict):
             raise self.fail(f"{where}, field 'env'", "expected a mapping of NAME: value")
@@ -211,6 +213,12 @@ class _Validator:
         value = body.get(key, default)
         if value is not None and not isinstance(value, str):
             raise self.fail(f"{where}, field '{key}'", f"expected a string, got {type(value).__name__}")
+        return value
+
+    def boolean(self, body: dict, key: str, where: str, default: bool) -> bool:
+        value = body.get(key, default)
+        if not isinstance(value, bool):
+            raise self.fail(f"{where}, field '{key}'", f"expected true or false, got {value!r}")
         return value
 
     def number(self, body: dict, key: str, where: str, default: float) -> float:

@@ -96,7 +96,8 @@ class Run:
             return ViewerWindow()
 
     def session(self, profile: Profile, window: str, task: str, keep_alive: bool = False,
-                workdir: Optional[Path] = None) -> AgentSession:
+                workdir: Optional[Path] = None, argv: Optional[dict] = None,
+                command: Optional[list] = None) -> AgentSession:
         env = dict(self.env)
         env.update(profile.env)
         if profile.api_key_env and not env.get(profile.api_key_env):
@@ -105,8 +106,8 @@ class Run:
                 f"(export it, or change api_key_env in {self.config.path})")
         workdir = Path(workdir or (self.workdir / profile.workdir if profile.workdir else self.workdir))
         s = AgentSession(profile, task, workdir, self.dir / f"{window}.cast", window=None, env=env,
-                         redactor=self.redactor, keep_alive=keep_alive)
-        s.argv()  # placeholders are checked before anything is spawned
+                         redactor=self.redactor, keep_alive=keep_alive, argv_values=argv)
+        s.command_override = command
         s.window = self.window(window)
         s.window_name = window
         self.sessions.append(s)

@@ -80,6 +80,7 @@ class AgentSession:
         self.redactor = redactor or Redactor()
         self.keep_alive = keep_alive  # stay open after the turn, for another turn
         self.argv_values = argv_values or {}
+        self.command_override: Optional[list] = None  # e.g. the profile's resume command
         self.parser = make_parser(profile.parser, profile)
         self.stream = Stream(self.parser)
         self.searcher = self.stream.searcher
@@ -93,6 +94,7 @@ class AgentSession:
         self.eof = False
         self.exited = False
         self.outbuf = b""
+        self.pending_submit = ""
         self.deadline = float("inf")
         self.escalation: list[int] = []  # signals still to send while exiting
         self.started_at = 0.0
@@ -114,13 +116,19 @@ class AgentSession:
             out.append(part)
         return out
 
+    @property
+    def task_in_argv(self) -> bool:
+        return any("{task}" in part for part in (self.command_override or self.profile.command))
+
     def start(self) -> None:
-        argv = self.argv()
+        argv = self.argv(self.command_override)
+        if self.profile.binary:  # the CLI a wrapper runs: say which one is missing
+            agents.require(self.profile.binary, self.profile.name, self.profile.install, self.env)
         binary = agents.require(argv[0], self.profile.name, self.profile.install, self.env)
         env = dict(self.env)
         env.update({"TERM": "xterm-256color", "COLUMNS": str(self.profile.cols), "LINES": str(self.profile.rows)})
         env["PATH"] = agents.search_path(env)
-        shown = " ".join(self.redactor.text(a) for a in ([self.profile.name] if self.profile.takes_task_in_argv else argv))
+        shown = " ".join(self.redactor.text(a) for a in ([self.profile.name] if self.task_in_argv else argv))
         self.cast = CastWriter(self.transcript_path, self.profile.cols, self.profile.rows,
                                title=f"orchestra: {self.profile.name}", command=shown)
         try:
@@ -138,7 +146,7 @@ class AgentSession:
         self.pidfd = _pidfd(self.child.pid)
         self.started_at = self.turn_started_at = time.monotonic()
         self.deadline = self.started_at + self.profile.timeout
-        if self.profile.takes_task_in_argv or not self.task:
+        if self.task_in_argv or not self.task:
             self.phase = WORKING  # nothing to type (an empty task is not typed either)
         elif self.profile.prompt is None:
             self.send(self.task)
@@ -146,8 +154,14 @@ class AgentSession:
         # else: the task is typed when the prompt shows
 
     def send(self, text: str, submit: Optional[str] = None) -> None:
-        """Queue text for the agent; it is written as the pty accepts it, never blocking the loop."""
+        """Queue text for the agent; it is written as the pty accepts it, never blocking the loop.
+
+        A TUI given text and Enter in one read may take it all as a paste; with
+        submit_on_echo, Enter follows once the agent has drawn the text."""
         submit = self.profile.submit if submit is None else submit
+        if self.profile.submit_on_echo and text and submit:
+            self.pending_submit = submit
+            submit = ""
         self.cast.input(self.redactor.text(text + submit))
         self.outbuf += (text + submit).encode("utf-8")
         self._flush_out()
@@ -222,6 +236,11 @@ class AgentSession:
         self.window.write(data)
         text, lines = self.stream.feed(data, final)
         self.cast.output(text, now)
+        if self.pending_submit and data and not self.outbuf:  # the typed text is drawn: press Enter
+            submit, self.pending_submit = self.pending_submit, ""
+            self.cast.input(submit)
+            self.outbuf += submit.encode()
+            self._flush_out()
         if self.on_output is not None:
             self.on_output(self)
         if self.phase in (STARTING, WORKING):
@@ -310,7 +329,7 @@ class AgentSession:
         self.escalation = [signal.SIGTERM, signal.SIGKILL]
         if ask:
             if self.profile.exit and not self.eof:
-                self.send(self.profile.exit, submit="")
+                self.send(self.profile.exit)
             self.deadline = time.monotonic() + self.profile.linger
             return
         if signal_now:

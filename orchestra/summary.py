@@ -36,6 +36,7 @@ class AgentSummary:
     exit_code: Optional[int] = None
     signal: Optional[str] = None
     transcript: str = ""
+    reply_transcript: Optional[str] = None  # a headless primary's resumed turn
     tmux_target: Optional[str] = None
     answers: list[dict] = field(default_factory=list)
     session_id: Optional[str] = None

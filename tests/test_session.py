@@ -13,7 +13,7 @@ from orchestra.transcript import read_cast
 
 def profile(*args, **fields) -> Profile:
     fields.setdefault("completion", re.compile(r"^DONE", re.M))
-    fields.setdefault("timeout", 20)
+    fields.setdefault("timeout", 5)
     fields.setdefault("kill_grace", 1)
     fields.setdefault("linger", 0.3)
     return Profile(name="toy", command=toy(*args), **fields)

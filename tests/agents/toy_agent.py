@@ -31,10 +31,14 @@ def main() -> int:
     ap.add_argument("--echo-env", default=None, help="print the value of this environment variable")
     ap.add_argument("--color", action="store_true", help="wrap output in colour escapes")
     ap.add_argument("--stamp", action="store_true", help="put time.time() in the completion line")
+    ap.add_argument("--reply", action="append", default=[],
+                    help="an interactive turn: print this reply, then the completion line, then prompt again")
     args = ap.parse_args()
     if args.ignore_term:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
     task = args.task
+    if args.reply:
+        return turns(args)
     if args.prompt is not None:
         out(args.prompt)
         task = sys.stdin.readline().rstrip("\n")
@@ -63,6 +67,21 @@ def main() -> int:
     if args.linger:
         while True:
             signal.pause()
+    return args.exit
+
+
+def turns(args) -> int:
+    """An interactive agent: for each reply, read a message at the prompt and answer it."""
+    for reply in args.reply:
+        out(args.prompt or "> ")
+        message = sys.stdin.readline()
+        if not message:
+            return 1
+        out(f"got: {message.strip()}\n")
+        out(reply.replace("\\n", "\n") + "\n")
+        out(args.done + "\n")
+    out(args.prompt or "> ")
+    sys.stdin.readline()  # an exit command, or the end of input
     return args.exit
 
 

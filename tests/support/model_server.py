@@ -15,6 +15,7 @@ and handler thread is closed and joined on exit.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gzip
 import json
 import signal
@@ -145,6 +146,7 @@ def anthropic_events(reply: Reply, model: str, usage: Usage) -> Iterator[tuple[s
     yield "message_start", {"type": "message_start", "message": start}
     yield "ping", {"type": "ping"}
     for index, block in enumerate(blocks):
+        first: dict[str, Any]
         if block["type"] == "text":
             first = {"type": "text", "text": ""}
             deltas = [{"type": "text_delta", "text": p} for p in _pieces(block["text"])]
@@ -245,6 +247,55 @@ def _model_entry(model_id: str) -> dict[str, Any]:
             "created_at": "2025-01-01T00:00:00Z", "created": 1735689600, "owned_by": "scripted"}
 
 
+def requested_json_schema(req: LoggedRequest) -> dict[str, Any] | None:
+    """The JSON schema a request demands its reply to follow, if any.
+
+    Anthropic: output_config.format (Claude Code's session-title request);
+    OpenAI: response_format.json_schema.schema.
+    """
+    body = req.body if isinstance(req.body, dict) else {}
+    fmt = (body.get("output_config") or {}).get("format") or {}
+    if fmt.get("type") == "json_schema" and isinstance(fmt.get("schema"), dict):
+        return fmt["schema"]
+    rf = body.get("response_format") or {}
+    if rf.get("type") == "json_schema":
+        return (rf.get("json_schema") or {}).get("schema")
+    return None
+
+
+def sample_for_schema(schema: dict[str, Any]) -> Any:
+    """A minimal value that satisfies a (simple) JSON schema."""
+    kind = schema.get("type")
+    if "enum" in schema:
+        return schema["enum"][0]
+    if kind == "object" or "properties" in schema:
+        props = schema.get("properties", {})
+        return {k: sample_for_schema(props.get(k, {})) for k in schema.get("required", props)}
+    if kind == "array":
+        return []
+    if kind in ("integer", "number"):
+        return 0
+    if kind == "boolean":
+        return False
+    return "scripted"
+
+
+def fit_structured_output(reply: AnyReply, req: LoggedRequest, rule: str) -> AnyReply:
+    """Make the default reply valid JSON when the request demands a schema.
+
+    Side requests (e.g. Claude Code's session title) parse their answer as
+    JSON; a plain "OK" would not parse. Scripted rules are left untouched.
+    """
+    schema = requested_json_schema(req)
+    if rule != "default" or schema is None or not isinstance(reply, Reply) or reply.tool_calls:
+        return reply
+    try:
+        json.loads(reply.text)
+        return reply
+    except ValueError:
+        return Reply(text=json.dumps(sample_for_schema(schema)), usage=reply.usage)
+
+
 def redact_headers(headers: Any) -> dict[str, str]:
     out = {}
     for name, value in headers.items():
@@ -270,9 +321,10 @@ def api_of(method: str, path: str) -> str | None:
 
 
 class _HTTPServer(ThreadingHTTPServer):
-    # Handler threads are joined in server_close(); daemon only so a wedged
-    # client can never keep the interpreter alive.
-    daemon_threads = True
+    # Non-daemon handler threads are the ones socketserver tracks, so that
+    # server_close() joins them; close_connections() makes sure none is left
+    # blocked on an idle keep-alive connection.
+    daemon_threads = False
     block_on_close = True
     allow_reuse_address = True
 
@@ -280,17 +332,30 @@ class _HTTPServer(ThreadingHTTPServer):
         self.owner = owner
         self.open_connections: set[socket.socket] = set()
         self.conn_lock = threading.Lock()
+        self.closing = False
         super().__init__(("127.0.0.1", port), _Handler)
+
+    def register(self, conn: socket.socket) -> None:
+        with self.conn_lock:
+            self.open_connections.add(conn)
+            if self.closing:  # accepted while closing: don't let it block
+                _hang_up(conn)
+
+    def unregister(self, conn: socket.socket) -> None:
+        with self.conn_lock:
+            self.open_connections.discard(conn)
 
     def close_connections(self) -> None:
         """Wake handler threads blocked on idle keep-alive connections."""
         with self.conn_lock:
-            conns = list(self.open_connections)
-        for conn in conns:
-            try:
-                conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+            self.closing = True
+            for conn in self.open_connections:
+                _hang_up(conn)
+
+
+def _hang_up(conn: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        conn.shutdown(socket.SHUT_RDWR)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -300,16 +365,12 @@ class _Handler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         super().setup()
-        with self.server.conn_lock:
-            self.server.open_connections.add(self.connection)
+        self.server.register(self.connection)
 
     def finish(self) -> None:
-        with self.server.conn_lock:
-            self.server.open_connections.discard(self.connection)
-        try:
+        self.server.unregister(self.connection)
+        with contextlib.suppress(OSError):
             super().finish()
-        except OSError:
-            pass
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # everything goes to ModelServer.requests instead
@@ -386,8 +447,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(req, 200, models_list(), "models")
         elif req.method == "GET" and "/models/" in path:
             self._send_json(req, 200, _model_entry(path.rsplit("/", 1)[-1]), "model")
-        elif req.method in ("GET", "HEAD") and path in ("", "/v1"):
-            self._send_json(req, 200, {"ok": True}, "root")
+        elif req.method in ("GET", "HEAD") and path in ("", "/v1", "/api/hello"):
+            # /api/hello: Claude Code's connectivity probe (HEAD) when
+            # non-essential traffic is not disabled.
+            self._send_json(req, 200, {"ok": True}, "probe")
         else:
             body = {"type": "error", "error": {"type": "not_found_error",
                                                "message": f"no route for {req.method} {req.path}"}}
@@ -395,6 +458,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _answer_model_call(self, req: LoggedRequest) -> None:
         rule, reply = self.server.owner.script.answer(req)
+        reply = fit_structured_output(reply, req, rule)
         model = req.model or "scripted-model"
         if isinstance(reply, ErrorReply):
             body = anthropic_error(reply) if req.api == "anthropic" else openai_error(reply)
@@ -492,7 +556,7 @@ class ModelServer:
         self._httpd = _HTTPServer(self, self._port)
         self.started_at = time.monotonic()
         self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.1},
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
             name=f"model-server-{self.port}", daemon=True,
         )
         self._thread.start()

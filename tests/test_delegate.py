@@ -1,0 +1,137 @@
+"""orchestra delegate: brief extraction, routing, the secondary's summary, and the return to the primary."""
+import json
+import re
+import sys
+
+import pytest
+import yaml
+
+from conftest import TOY, orchestra
+from orchestra.config import DEFAULT_DELEGATE_END, DEFAULT_DELEGATE_START
+from orchestra.delegate import extract_briefs, summary_block
+from orchestra.summary import AgentSummary
+
+START = re.compile(DEFAULT_DELEGATE_START, re.M)
+END = re.compile(DEFAULT_DELEGATE_END, re.M)
+
+
+def test_a_brief_runs_from_the_delegate_line_to_the_end_marker():
+    text = "Let me think.\nDELEGATE: Create models/user.py\nwith a User model.\nEND\nThanks."
+    assert extract_briefs(text, START, END) == ["Create models/user.py\nwith a User model."]
+
+
+def test_without_an_end_marker_the_brief_is_one_line():
+    assert extract_briefs("DELEGATE: just this\nnot this\n", START, END) == ["just this"]
+
+
+def test_several_briefs_are_all_found():
+    text = "DELEGATE: one\nEND\nDELEGATE: two\nEND\n"
+    assert extract_briefs(text, START, END) == ["one", "two"]
+
+
+def test_a_mention_inside_a_sentence_is_not_a_brief():
+    assert extract_briefs("write a line that begins with DELEGATE: and so on", START, END) == []
+
+
+def test_the_summary_block_is_one_line_with_every_field():
+    s = AgentSummary(agent="droid", role="secondary-1", status="completed", files_modified=["a.py", "b.py"],
+                     cost_usd=0.5, cost_source="reported", duration_s=3.2, last_lines=["done"])
+    block = summary_block([s])
+    assert "\n" not in block
+    for part in ("status: completed", "files: a.py, b.py", "errors: none", "cost: $0.5000 (reported)",
+                 "duration: 3.2s", "last lines: done"):
+        assert part in block
+
+
+def toy_profile(*args, **fields):
+    body = {"command": [sys.executable, str(TOY), *args], "timeout": 20, "linger": 0.5, "kill_grace": 1}
+    body.update(fields)
+    return body
+
+
+def config(tmp_path, primary_replies=("DELEGATE: create a.py\\nEND", "Looks done."), secondary_args=("--files", "a.py"),
+           **extra):
+    agents = {
+        "boss": toy_profile("--prompt", "> ", *sum((["--reply", r] for r in primary_replies), []), "--done", "TURN-DONE",
+                            prompt=r"> $", completion=r"^TURN-DONE", exit="/exit"),
+        "worker": toy_profile("--task", "{task}", *secondary_args, completion="^DONE"),
+        "helper": toy_profile("--task", "{task}", "--files", "h.py", completion="^DONE"),
+    }
+    agents.update(extra)
+    path = tmp_path / "orchestra.yaml"
+    path.write_text(yaml.safe_dump({
+        "agents": agents,
+        "routing": {"rules": [{"name": "backend", "agent": "worker", "words": ["api"]}], "default": "helper"},
+        "prices": {"worker": {"input_per_mtok": 1, "output_per_mtok": 2}},
+    }))
+    return path
+
+
+def delegate(workdir, *args):
+    done = orchestra("delegate", "--config", str(config(workdir)) if "--config" not in args else args[args.index("--config") + 1],
+                     *[a for i, a in enumerate(args) if a != "--config" and (i == 0 or args[i - 1] != "--config")],
+                     "--no-tmux", "--json", cwd=workdir)
+    return done, (json.loads(done.stdout) if done.stdout.strip().startswith("{") else None)
+
+
+def test_the_primary_briefs_the_secondary_and_gets_its_summary_back(workdir):
+    done, run = delegate(workdir, "--from", "boss", "--to", "worker", "--task", "Add an API for users")
+    assert done.returncode == 0, done.stderr
+    assert run["status"] == "completed"
+    assert run["brief"] == "create a.py"
+    worker = run["secondaries"][0]
+    assert worker["agent"] == "worker" and worker["role"] == "secondary-1"
+    assert worker["files_modified"] == ["a.py"] and (workdir / "a.py").exists()
+    assert "working on: create a.py" in worker["last_lines"]  # the brief, not the raw task
+    assert run["summary_returned_to_primary"] is True
+    assert "Looks done." in run["primary_reply"]
+    primary_lines = run["primary"]["last_lines"]
+    assert any(line.startswith("> got: Orchestra: the secondary agent has finished.") and "files: a.py" in line
+               for line in primary_lines)
+    saved = json.loads((workdir / ".orchestra" / "runs" / run["run_id"] / "run.json").read_text())
+    assert saved["summary_returned_to_primary"] is True
+    for key in ("run_id", "task", "brief", "route", "primary", "secondaries", "summary_returned_to_primary",
+                "primary_reply", "total_cost_usd", "duration_s"):
+        assert key in saved
+
+
+def test_auto_routes_on_whole_words_of_the_task(workdir):
+    done, run = delegate(workdir, "--from", "boss", "--task", "Add an API for users")
+    assert run["route"] == {"agent": "worker", "rule": "backend", "word": "api", "skipped": []}
+    done, run = delegate(workdir, "--from", "boss", "--task", "rapid prototyping")
+    assert run["route"]["agent"] == "helper" and run["route"]["rule"] == "default"
+
+
+def test_a_primary_without_a_brief_fails_the_run_with_that_reason(workdir):
+    cfg = config(workdir, primary_replies=("I would rather not.", "x"))
+    done, run = delegate(workdir, "--config", str(cfg), "--from", "boss", "--to", "worker", "--task", "t")
+    assert done.returncode == 1
+    assert run["status"] == "failed" and "answered with no brief" in run["reason"]
+    assert run["secondaries"] == []
+
+
+def test_a_failed_secondary_fails_the_run_and_the_primary_still_hears_of_it(workdir):
+    cfg = config(workdir, secondary_args=("--done", "oops", "--exit", "2"))
+    done, run = delegate(workdir, "--config", str(cfg), "--from", "boss", "--to", "worker", "--task", "t")
+    assert done.returncode == 1
+    assert run["status"] == "crashed" and "exited with code 2" in run["reason"]
+    assert run["secondaries"][0]["exit_code"] == 2
+    assert run["summary_returned_to_primary"] is True
+    assert any("status: crashed" in line for line in run["primary"]["last_lines"])
+
+
+def test_no_analyze_passes_the_task_through(workdir):
+    done, run = delegate(workdir, "--from", "boss", "--to", "worker", "--task", "exactly this", "--no-analyze")
+    assert done.returncode == 0, done.stderr
+    assert run["brief"] is None and run["primary"] is None
+    assert "working on: exactly this" in run["secondaries"][0]["last_lines"]
+
+
+def test_runs_and_show_list_past_runs(workdir):
+    done, run = delegate(workdir, "--from", "boss", "--to", "worker", "--task", "listed task")
+    listing = orchestra("runs", cwd=workdir)
+    assert run["run_id"] in listing.stdout and "listed task" in listing.stdout and "completed" in listing.stdout
+    shown = orchestra("show", run["run_id"], cwd=workdir)
+    assert "secondary-1" in shown.stdout and "a.py" in shown.stdout
+    replay = orchestra("replay", run["run_id"], "--agent", "secondary-1", "--speed", "0", cwd=workdir)
+    assert "modified: a.py" in replay.stdout
