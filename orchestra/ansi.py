@@ -13,10 +13,11 @@ _ESCAPES = re.compile(
     r"|[()*+][0-9A-Za-z]"                # charset selection
     r"|[@-Z\\-_=>78])"                   # two-byte escapes
 )
-# Other control characters and stray ESCs go, and a lone carriage return (a redraw)
-# is a line break; one str.translate does it all, ten times faster than a regex.
+# Other control characters and stray ESCs go, and a lone carriage return or a
+# backspace (a redraw) is a line break; one str.translate does it all, ten times faster than a regex.
 _CONTROLS = {c: None for c in [*range(0, 9), 11, 12, *range(14, 32), 127]}
 _CONTROLS[13] = "\n"
+_CONTROLS[8] = "\n"  # backspaces redraw a spinner in place ("░█\b\b  \b\bError:"): a break too
 # the start of a sequence that the next read may finish
 _UNFINISHED = re.compile(r"\x1b(?:\[[0-?]*[ -/]*|\][^\x07\x1b]*\x1b?|[P^_][^\x1b]*\x1b?|[()*+])?\Z")
 _MAX_ESCAPE = 2048  # an unfinished escape longer than this is noise, not a sequence

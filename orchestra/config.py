@@ -43,11 +43,13 @@ class Profile:
     timeout: float = 1800.0
     submit: str = "\r"
     submit_on_echo: bool = False  # a TUI: send `submit` only once it has drawn the typed text
+    paste_marker: Optional[re.Pattern] = None  # ...or what it draws instead of a long text
     exit: Optional[str] = None
     resume: Optional[list[str]] = None
     delegate_start: re.Pattern = field(default_factory=lambda: re.compile(DEFAULT_DELEGATE_START, re.M))
     delegate_end: re.Pattern = field(default_factory=lambda: re.compile(DEFAULT_DELEGATE_END, re.M))
     parse: dict[str, re.Pattern] = field(default_factory=dict)
+    ignore_files: list[str] = field(default_factory=list)  # globs: the agent's own housekeeping files
     cols: int = 120
     rows: int = 40
     kill_grace: float = 2.0  # after SIGTERM, before SIGKILL
@@ -188,7 +190,7 @@ class _Validator:
         if not isinstance(env, dict):
             raise self.fail(f"{where}, field 'env'", "expected a mapping of NAME: value")
         prof.env = {str(k): str(v) for k, v in env.items()}
-        for key in ("prompt", "completion"):
+        for key in ("prompt", "completion", "paste_marker"):
             if body.get(key) is not None:
                 setattr(prof, key, self.regex(body[key], f"{where}, field '{key}'"))
         prof.errors = [self.regex(p, f"{where}, field 'errors'") for p in self.str_list(body.get("errors") or [], f"{where}, field 'errors'")]
@@ -196,6 +198,7 @@ class _Validator:
             if body.get(key) is not None:
                 setattr(prof, key, self.regex(body[key], f"{where}, field '{key}'"))
         prof.auto_answers = self.answers(body.get("auto_answers") or [], f"{where}, field 'auto_answers'")
+        prof.ignore_files = self.str_list(body.get("ignore_files") or [], f"{where}, field 'ignore_files'")
         if body.get("resume") is not None:
             prof.resume = self.str_list(body["resume"], f"{where}, field 'resume'")
         parse = body.get("parse") or {}

@@ -15,7 +15,7 @@ from .config import Config, Profile
 from .errors import OrchestraError
 from .redact import Redactor, secrets_from_env
 from .session import AgentSession, drive
-from .summary import AgentSummary, GitSnapshot, RunSummary, cost_of, split_paths
+from .summary import AgentSummary, GitSnapshot, RunSummary, cost_of, split_paths, without_ignored
 from .viewer import TmuxViewer, ViewerWindow
 
 RUNS_DIR = Path(".orchestra") / "runs"
@@ -136,7 +136,8 @@ class Run:
 def summarize_session(run: Run, s: AgentSession, role: str, git: Optional[GitSnapshot]) -> AgentSummary:
     r = s.result()
     inside, outside = split_paths(r.parsed.files, s.workdir)
-    seen = git.changed() if git is not None else None
+    inside = without_ignored(inside, s.profile.ignore_files)
+    seen = without_ignored(git.changed(), s.profile.ignore_files) if git is not None else None
     cost, source = cost_of(r.parsed, s.profile.name, run.config)
     summary = AgentSummary(
         agent=s.profile.name, role=role, status=r.status, reason=r.reason,

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import select
 import signal
 import sys
@@ -95,6 +96,7 @@ class AgentSession:
         self.exited = False
         self.outbuf = b""
         self.pending_submit = ""
+        self.echo: list = []
         self.deadline = float("inf")
         self.escalation: list[int] = []  # signals still to send while exiting
         self.started_at = 0.0
@@ -159,8 +161,11 @@ class AgentSession:
         A TUI given text and Enter in one read may take it all as a paste; with
         submit_on_echo, Enter follows once the agent has drawn the text."""
         submit = self.profile.submit if submit is None else submit
-        if self.profile.submit_on_echo and text and submit:
+        if self.profile.submit_on_echo and text.strip() and submit:
+            # Enter once the end of the text is drawn (the last word: wrapping breaks at spaces)
             self.pending_submit = submit
+            self.echo = [re.compile(re.escape(text.split()[-1][-20:])), self.profile.paste_marker]
+            self.searcher.consume_all()
             submit = ""
         self.cast.input(self.redactor.text(text + submit))
         self.outbuf += (text + submit).encode("utf-8")
@@ -236,11 +241,14 @@ class AgentSession:
         self.window.write(data)
         text, lines = self.stream.feed(data, final)
         self.cast.output(text, now)
-        if self.pending_submit and data and not self.outbuf:  # the typed text is drawn: press Enter
-            submit, self.pending_submit = self.pending_submit, ""
-            self.cast.input(submit)
-            self.outbuf += submit.encode()
-            self._flush_out()
+        if self.pending_submit and not self.outbuf:
+            echoed = self.searcher.search(self.echo)
+            if echoed is not None:  # the typed text is on screen: press Enter
+                self.searcher.consume(echoed.end)
+                submit, self.pending_submit = self.pending_submit, ""
+                self.cast.input(submit)
+                self.outbuf += submit.encode()
+                self._flush_out()
         if self.on_output is not None:
             self.on_output(self)
         if self.phase in (STARTING, WORKING):

@@ -5,6 +5,7 @@ git (changed and new files, before vs after); git's list is the truth.
 """
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import os
 import subprocess
@@ -95,6 +96,14 @@ def split_paths(claimed: list[str], workdir: Path) -> tuple[list[str], list[str]
             if rel not in inside:
                 inside.append(rel)
     return inside, outside
+
+
+def without_ignored(paths: list[str], globs: list[str]) -> list[str]:
+    """Paths that match none of the globs (checked on the whole path and on each part)."""
+    if not globs:
+        return list(paths)
+    return [p for p in paths
+            if not any(fnmatch.fnmatch(p, g) or any(fnmatch.fnmatch(part, g) for part in p.split("/")) for g in globs)]
 
 
 def total_cost(summaries: list[AgentSummary]) -> Optional[float]:

@@ -194,12 +194,13 @@ def test_a_refused_key_stops_claude_at_once_instead_of_retrying_for_minutes(tmp_
 
 
 def test_droid_api_error_is_reported_with_its_own_text(tmp_path, repo):
+    # (Droid 0.225.2 retries a 500 silently for minutes; a refused key it reports at once.)
     need("droid")
-    with ModelServer([Rule(offers_tool("Create"), error(500, "the model is down"))]) as srv:
+    with ModelServer([Rule(offers_tool("Create"), error(401, "invalid x-api-key", "authentication_error"))]) as srv:
         cfg = write_config(tmp_path, repo, srv.url, ["droid"])
         done, agent = orchestra(cfg, repo, "run", "--agent", "droid", "--task", "hello", "--no-tmux", timeout=60)
-    assert agent["status"] == "failed"
-    assert any("500" in e or "the model is down" in e for e in agent["errors"]), agent["errors"]
+    assert done.returncode == 1 and agent["status"] == "failed"
+    assert any("401" in e and "invalid x-api-key" in e for e in agent["errors"]), agent["errors"]
 
 
 def test_aider_api_error_fails_fast_although_aider_would_exit_0(tmp_path, repo):
