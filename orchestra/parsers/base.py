@@ -85,7 +85,11 @@ class JsonLinesParser(Parser):
             except ValueError:
                 continue
             if isinstance(event, dict):
-                self.event(event)
+                try:
+                    self.event(event)
+                except (TypeError, AttributeError, ValueError, KeyError) as exc:
+                    # a line of the right type with the wrong shape: note it, keep reading
+                    self.parsed.add_error(f"unreadable {event.get('type', 'event')!s:.40} event: {exc}")
 
     def event(self, event: dict) -> None:
         raise NotImplementedError

@@ -35,8 +35,9 @@ class ClaudeParser(JsonLinesParser):
         elif kind == "result":
             if isinstance(event.get("result"), str):
                 p.set_reply(event["result"])
-            if event.get("total_cost_usd") is not None:
-                p.cost_usd = (p.cost_usd or 0.0) + float(event["total_cost_usd"])
+            cost = _run_cost(event)
+            if cost is not None:
+                p.cost_usd = (p.cost_usd or 0.0) + cost
             usage = event.get("usage") or {}
             add_tokens(p, _input_tokens(usage), usage.get("output_tokens"))
             p.is_error = bool(event.get("is_error")) or event.get("subtype") not in (None, "success")
@@ -44,6 +45,18 @@ class ClaudeParser(JsonLinesParser):
                 detail = event.get("result") or event.get("subtype") or "error"
                 status = event.get("api_error_status")
                 p.add_error(f"{'API error ' + str(status) + ': ' if status else ''}{detail}")
+
+
+def _run_cost(result: dict):
+    """This run's cost. After --resume, total_cost_usd covers the whole session so far;
+    model_usage_since_last_result (stream-json) has this run alone."""
+    since = result.get("model_usage_since_last_result")
+    if isinstance(since, dict) and since:
+        costs = [m.get("costUSD") for m in since.values() if isinstance(m, dict)]
+        if all(isinstance(c, (int, float)) for c in costs):
+            return float(sum(costs))
+    value = result.get("total_cost_usd")
+    return float(value) if isinstance(value, (int, float)) else None
 
 
 def _input_tokens(usage: dict):

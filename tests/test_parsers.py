@@ -1,0 +1,131 @@
+"""Each agent's parser on its recorded output, whole and cut into random reads."""
+import json
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, orchestra
+from orchestra.config import SHIPPED_CONFIG, load_config
+from orchestra.parsers import make_parser
+from orchestra.stream import Stream
+
+OUT = ROOT / "fixtures" / "outputs"
+CFG = load_config(str(SHIPPED_CONFIG))
+
+
+def parse(agent: str, data: bytes, seed: int = 0):
+    stream = Stream(make_parser(CFG.agents[agent].parser, CFG.agents[agent]))
+    rng = random.Random(seed)
+    i = 0
+    while i < len(data):
+        n = rng.randint(1, 300)
+        stream.feed(data[i:i + n])
+        i += n
+    stream.feed(b"", final=True)
+    return stream.parser.result()
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_claude_stream_json(seed):
+    p = parse("claude", (OUT / "claude-stream-json.stdout").read_bytes(), seed)
+    assert [Path(f).as_posix().endswith("models/user.py") for f in p.files] == [True]
+    assert p.cost_usd > 0 and p.tokens_in > 0 and p.tokens_out > 0
+    assert p.session_id and p.is_error is False
+    assert "DELEGATE: none" in p.reply
+
+
+def test_claude_json_result_only():
+    p = parse("claude", (OUT / "claude-json.stdout").read_bytes())
+    assert p.cost_usd > 0 and p.session_id and p.is_error is False and p.files == []
+
+
+def test_claude_resumed_run_counts_only_its_own_cost():
+    p = parse("claude", (OUT / "claude-resume-second-stream-json.stdout").read_bytes())
+    result = [json.loads(x) for x in (OUT / "claude-resume-second-stream-json.stdout").read_text().splitlines()
+              if '"type":"result"' in x][0]
+    assert p.cost_usd < result["total_cost_usd"]  # the session total includes the first run
+
+
+def test_claude_api_retries_and_errors_are_errors():
+    p = parse("claude", (OUT / "claude-401-stream-json.stdout").read_bytes())
+    assert any("401" in e and "retrying" in e for e in p.errors)
+    p = parse("claude", (OUT / "claude-500-max-retries-0.stdout").read_bytes())
+    assert p.is_error is True and any("500" in e for e in p.errors)
+
+
+def test_claude_interactive_screen():
+    p = parse("claude-tui", (OUT / "claude-tui-exit-slash.all.raw").read_bytes())
+    assert p.files == ["models/user.py"]
+    assert "Second answer: nothing else to do." in p.reply
+
+
+@pytest.mark.parametrize("name", ["droid-stream-json.stdout", "droid-json.stdout"])
+def test_droid_json_outputs(name):
+    p = parse("droid", (OUT / name).read_bytes(), seed=3)
+    assert p.tokens_in > 0 and p.tokens_out > 0 and p.session_id
+    assert p.is_error is False and p.reply.strip()
+    if "stream" in name:
+        assert [f.endswith("models/user.py") for f in p.files] == [True]
+
+
+def test_droid_text_output_is_the_reply():
+    p = parse("droid", (OUT / "droid-text.stdout").read_bytes())
+    assert p.reply.strip() and p.files == []
+
+
+def test_droid_error_event():
+    p = parse("droid", (OUT / "droid-401-stream-json.stdout").read_bytes())
+    assert p.is_error is True and any("401" in e for e in p.errors)
+
+
+def test_aider_edit_tokens_and_cost():
+    p = parse("aider", (OUT / "aider-whole.stdout").read_bytes(), seed=7)
+    assert p.files == ["models/user.py"]
+    assert p.tokens_in > 0 and p.tokens_out > 0 and p.cost_usd > 0
+
+
+@pytest.mark.parametrize("name", ["aider-401.stdout", "aider-500.stdout"])
+def test_aider_api_errors(name):
+    p = parse("aider", (OUT / name).read_bytes())
+    assert p.is_error is True and any(e.startswith("litellm.") for e in p.errors)
+
+
+def test_cursor_stream_json():
+    p = parse("cursor", (OUT / "cursor-stream-json.constructed.jsonl").read_bytes())
+    assert p.files == ["/work/project/src/Navbar.tsx"]
+    assert (p.tokens_in, p.tokens_out) == (2104, 311) and p.is_error is False
+
+
+def test_generic_parser_survives_redraws_and_noise():
+    data = (b"\x1b[2Kworking 10%\rworking 100%\r\n\x1b[32mmodified: a.py\x1b[0m\r\n"
+            b"noise \x00\xff\xfe line\r\nERROR: disk full\r\nCost: $0.25\r\n")
+    p = Stream(make_parser("generic")).parser
+    stream = Stream(p)
+    for b in data:
+        stream.feed(bytes([b]))
+    stream.feed(b"", final=True)
+    assert p.result().files == ["a.py"] and p.result().errors == ["disk full"] and p.result().cost_usd == 0.25
+
+
+def test_summarize_reads_a_cast_and_raw_output_into_the_schema(tmp_path):
+    done = orchestra("summarize", "--agent", "droid", str(ROOT / "fixtures" / "droid-secondary.cast"), "--json",
+                     cwd=tmp_path)
+    data = json.loads(done.stdout)
+    assert data["files_modified"] == ["models/user.py", "schemas/user.py", "routers/users.py"]
+    assert data["status"] == "completed" and data["tokens"]["input"] > 0
+    done = orchestra("summarize", "--agent", "aider", str(OUT / "aider-whole.stdout"), "--json", cwd=tmp_path)
+    assert json.loads(done.stdout)["cost_source"] == "reported"
+
+
+@pytest.mark.parametrize("content", [b"", b"\x00\x01\x02" * 1000, b'{"version": 2}\n[1.0, "o"', b"{" * 5000,
+                                     b'{"type":"result","usage":"not a dict","is_error":"maybe"}\n'])
+def test_summarize_never_shows_a_traceback(tmp_path, content):
+    path = tmp_path / "bad.cast"
+    path.write_bytes(content)
+    for agent in ("claude", "droid", "aider", "cursor"):
+        done = orchestra("summarize", "--agent", agent, str(path), cwd=tmp_path)
+        assert "Traceback" not in done.stderr, done.stderr
+        assert done.returncode in (0, 1, 2)
