@@ -344,5 +344,32 @@ def show(run_id, workdir, as_json):
     click.echo(f"\nTotal cost: {_cost(r.get('total_cost_usd'))}   Time: {_duration(r.get('duration_s') or 0)}")
 
 
+@cli.command()
+@click.option("--config", "config_path", type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True)
+def doctor(config_path, as_json):
+    """Which agents are installed, which API key variables are set (never their values), and tmux."""
+    from .doctor import diagnose
+
+    config = _config(config_path)
+    report = diagnose(config)
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+    else:
+        click.echo(f"config: {report['config']}")
+        for a in report["agents"]:
+            mark = "✅" if a["installed"] else "❌"
+            where = f"{a['path']} ({a['version'] or 'version unknown'})" if a["installed"] else f"not found — {a['install']}"
+            key = ""
+            if a["api_key_env"]:
+                key = f"; {a['api_key_env']} {'is set' if a['api_key_set'] else 'is NOT set'}"
+            click.echo(f"{mark} {a['agent']:<12} {a['binary']:<14} {where}{key}")
+        t = report["tmux"]
+        click.echo(("✅" if t["installed"] else "❌") + f" tmux         {t['version'] or 'not found: runs go headless'}")
+        for problem in report["problems"]:
+            click.echo(f"⚠️  {problem}")
+    sys.exit(1 if report["problems"] else 0)
+
+
 if __name__ == "__main__":
     main()
