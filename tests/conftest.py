@@ -97,3 +97,20 @@ def write_config(path: Path, agents: dict, extra: str = "") -> Path:
 
     path.write_text(yaml.safe_dump({"agents": agents}) + extra)
     return path
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Say how many real-agent tests ran, and why any were skipped."""
+    counts = {"passed": 0, "failed": 0, "skipped": 0}
+    reasons = set()
+    for outcome in counts:
+        for report in terminalreporter.stats.get(outcome, []):
+            if "real_agent" in getattr(report, "keywords", {}) and report.when in ("call", "setup"):
+                counts[outcome] += 1
+                if outcome == "skipped" and isinstance(report.longrepr, tuple):
+                    reasons.add(report.longrepr[2])
+    total = sum(counts.values())
+    if total:
+        terminalreporter.write_line(
+            f"real-agent tests: {counts['passed'] + counts['failed']} ran ({counts['passed']} passed, "
+            f"{counts['failed']} failed), {counts['skipped']} skipped" + (f": {'; '.join(sorted(reasons))}" if reasons else ""))

@@ -24,6 +24,9 @@ def main() -> int:
     ap.add_argument("--exit", type=int, default=0, help="exit code after the work")
     ap.add_argument("--kill-self", default=None, help="die by this signal instead of finishing")
     ap.add_argument("--hang", action="store_true", help="never finish")
+    ap.add_argument("--spawn-child", action="store_true", help="start a grandchild that outlives a plain kill")
+    ap.add_argument("--pidfile", default=None, help="write this process's (and its child's) pid here")
+    ap.add_argument("--wait-fifo", default=None, help="block until someone writes to this FIFO, then go on")
     ap.add_argument("--linger", action="store_true", help="keep running after the completion line")
     ap.add_argument("--ignore-term", action="store_true", help="ignore SIGTERM")
     ap.add_argument("--flood", type=float, default=0, help="MB of output before finishing")
@@ -36,6 +39,14 @@ def main() -> int:
     args = ap.parse_args()
     if args.ignore_term:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    pids = [os.getpid()]
+    if args.spawn_child:
+        import subprocess
+        pids.append(subprocess.Popen([sys.executable, "-c", "import signal; signal.pause()"]).pid)
+    if args.pidfile:
+        with open(args.pidfile + ".tmp", "w") as fh:
+            fh.write(" ".join(map(str, pids)))
+        os.replace(args.pidfile + ".tmp", args.pidfile)
     task = args.task
     if args.reply:
         return turns(args)
@@ -43,6 +54,9 @@ def main() -> int:
         out(args.prompt)
         task = sys.stdin.readline().rstrip("\n")
     out(f"working on: {task}\n")
+    if args.wait_fifo:
+        with open(args.wait_fifo) as fh:
+            fh.read()
     if args.echo_env:
         out(f"env {args.echo_env}={os.environ.get(args.echo_env, '')}\n")
     if args.ask:

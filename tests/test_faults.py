@@ -1,0 +1,210 @@
+"""Faults and hostile input: each gets a clear report, a correct status, a saved transcript, nothing left running."""
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import ROOT, TOY, orchestra, tmux, toy
+from orchestra.config import Profile
+from orchestra.session import AgentSession, drive
+
+SECRET = "sk-planted-secret-0123456789abcdef"
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as fh:
+        return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def wait_for_file(path: Path, timeout: float = 20) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists():
+            return path.read_text()
+        time.sleep(0.01)
+    raise AssertionError(f"{path} did not appear within {timeout}s")
+
+
+def config(path: Path, **agents) -> Path:
+    body = {name: {"command": [sys.executable, str(TOY), *args], "completion": "^DONE", "timeout": 20,
+                   "linger": 0.3, "kill_grace": 0.5} for name, args in agents.items()}
+    path.write_text(yaml.safe_dump({"agents": body}))
+    return path
+
+
+def test_a_hanging_agent_and_its_children_are_all_ended_at_the_timeout(tmp_path):
+    pidfile = tmp_path / "pids"
+    prof = Profile(name="toy", command=toy("--hang", "--spawn-child", "--pidfile", str(pidfile)),
+                   completion=re.compile("^DONE", re.M), timeout=1, kill_grace=0.5)
+    s = AgentSession(prof, "", tmp_path, tmp_path / "t.cast")
+    s.start()
+    drive([s])
+    pids = [int(p) for p in pidfile.read_text().split()]
+    assert s.result().status == "timeout"
+    assert not any(alive(p) for p in pids), "the agent's process group must be gone"
+
+
+@pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_an_interrupted_run_ends_its_agents_and_says_interrupted(workdir, signum, code):
+    pidfile = workdir / "pids"
+    cfg = config(workdir / "o.yaml", slow=["--task", "{task}", "--hang", "--spawn-child", "--pidfile", str(pidfile)])
+    proc = subprocess.Popen([sys.executable, "-m", "orchestra", "run", "--agent", "slow", "--task", "t",
+                             "--config", str(cfg), "--no-tmux"], cwd=workdir,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    pids = [int(p) for p in wait_for_file(pidfile).split()]
+    proc.send_signal(signum)
+    out, err = proc.communicate(timeout=20)
+    assert proc.returncode == code, err
+    assert "interrupted" in err
+    assert not any(alive(p) for p in pids)
+    run_dir = next((workdir / ".orchestra" / "runs").iterdir())
+    run = json.loads((run_dir / "run.json").read_text())
+    assert run["status"] == "interrupted" and run["secondaries"][0]["status"] == "interrupted"
+    events = [json.loads(line) for line in (run_dir / "slow.cast").read_text().splitlines()]
+    assert events[0]["version"] == 2 and any("working on: t" in e[2] for e in events[1:])
+
+
+@pytest.mark.parametrize("style", ["nonl", "binary", "ansi"])
+def test_a_flood_keeps_memory_flat_and_the_completion_is_still_found(tmp_path, style):
+    prof = Profile(name="toy", command=toy("--flood", "20", "--flood-style", style, "--files", "z.py"),
+                   completion=re.compile("^DONE", re.M), timeout=60)
+    s = AgentSession(prof, "", tmp_path, tmp_path / "t.cast")
+    s.start()
+    drive([s])
+    r = s.result()
+    assert r.status == "completed" and r.parsed.files == ["z.py"]
+    assert len(s.searcher.tail) <= 65536 and len(r.parsed.reply) <= 65536
+    size = sum(len(json.loads(line)[2]) for line in (tmp_path / "t.cast").read_text().splitlines()[1:])
+    assert size >= 20 * 1024 * 1024 * (0.9 if style == "binary" else 1)  # the transcript has it all
+
+
+def test_a_missing_binary_names_it_and_how_to_install_it(workdir):
+    cfg = workdir / "o.yaml"
+    cfg.write_text(yaml.safe_dump({"agents": {"ghost": {"command": ["no-such-agent-cli", "{task}"],
+                                                        "install": "npm install ghost-cli"}}}))
+    done = orchestra("run", "--agent", "ghost", "--task", "t", "--config", str(cfg), cwd=workdir)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "'no-such-agent-cli' was not found" in done.stderr and "npm install ghost-cli" in done.stderr
+
+
+def test_a_binary_that_is_not_executable_is_named(workdir):
+    script = workdir / "agent.sh"
+    script.write_text("#!/bin/sh\necho hi\n")
+    cfg = workdir / "o.yaml"
+    cfg.write_text(yaml.safe_dump({"agents": {"a": {"command": [str(script), "{task}"]}}}))
+    done = orchestra("run", "--agent", "a", "--task", "t", "--config", str(cfg), cwd=workdir)
+    assert done.returncode == 2 and f"{script} is not executable" in done.stderr
+
+
+def test_an_unset_key_variable_stops_the_run_before_it_starts(workdir):
+    cfg = workdir / "o.yaml"
+    cfg.write_text(yaml.safe_dump({"agents": {"a": {"command": [sys.executable, str(TOY), "--files", "x.py"],
+                                                    "api_key_env": "ORCHESTRA_TEST_UNSET_KEY"}}}))
+    env = {k: v for k, v in os.environ.items() if k != "ORCHESTRA_TEST_UNSET_KEY"}
+    done = orchestra("run", "--agent", "a", "--task", "t", "--config", str(cfg), cwd=workdir, env=env)
+    assert done.returncode == 2 and "ORCHESTRA_TEST_UNSET_KEY is not set" in done.stderr
+    assert not (workdir / "x.py").exists()
+
+
+def test_a_malformed_config_spawns_nothing(workdir):
+    cfg = workdir / "o.yaml"
+    cfg.write_text("agents:\n  a: {command: [touch, spawned], completion: '(bad'}\n")
+    done = orchestra("run", "--agent", "a", "--task", "t", "--config", str(cfg), cwd=workdir)
+    assert done.returncode == 2 and "field 'completion'" in done.stderr and "Traceback" not in done.stderr
+    assert not (workdir / "spawned").exists()
+
+
+def test_the_tmux_server_killed_mid_run_does_not_stop_the_run(workdir):
+    pidfile, gate = workdir / "pids", workdir / "gate"
+    os.mkfifo(gate)
+    cfg = config(workdir / "o.yaml", a=["--task", "{task}", "--pidfile", str(pidfile), "--wait-fifo", str(gate),
+                                        "--files", "k.py"])
+    proc = subprocess.Popen([sys.executable, "-m", "orchestra", "run", "--agent", "a", "--task", "t", "--json",
+                             "--config", str(cfg)], cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    wait_for_file(pidfile)
+    assert tmux("kill-server").returncode == 0  # the viewer dies under the running agent
+    with open(gate, "w") as fh:  # now let the agent finish
+        fh.write("go")
+    out, err = proc.communicate(timeout=40)
+    agent = json.loads(out)
+    assert proc.returncode == 0, err
+    assert agent["status"] == "completed" and agent["files_modified"] == ["k.py"]
+
+
+def test_two_runs_at_once_in_one_directory_do_not_collide(workdir):
+    cfg = config(workdir / "o.yaml", a=["--task", "{task}", "--files", "x.py"])
+    cmd = [sys.executable, "-m", "orchestra", "run", "--agent", "a", "--task", "t", "--json", "--config", str(cfg)]
+    procs = [subprocess.Popen(cmd, cwd=workdir, stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [json.loads(p.communicate(timeout=60)[0]) for p in procs]
+    assert outs[0]["run_id"] != outs[1]["run_id"]
+    assert outs[0]["transcript"] != outs[1]["transcript"]
+    assert {o["status"] for o in outs} == {"completed"}
+    for o in outs:
+        tmux("kill-session", "-t", f"=orchestra-{o['run_id']}")
+
+
+def test_a_planted_key_never_reaches_any_file_orchestra_writes(workdir):
+    cfg = config(workdir / "o.yaml", leaky=["--task", "{task}", "--echo-env", "MY_SERVICE_API_KEY", "--files", "a.py"])
+    env = dict(os.environ, MY_SERVICE_API_KEY=SECRET)
+    done = orchestra("run", "--agent", "leaky", "--task", f"use {SECRET} please", "--json", "--config", str(cfg),
+                     cwd=workdir, env=env)
+    agent = json.loads(done.stdout)
+    pane = tmux("capture-pane", "-p", "-S", "-", "-t", agent["tmux_target"]).stdout
+    tmux("kill-session", "-t", f"=orchestra-{agent['run_id']}")
+    assert "env MY_SERVICE_API_KEY=***" in pane and SECRET not in pane
+    assert SECRET not in done.stdout and SECRET not in done.stderr
+    written = [p for p in (workdir / ".orchestra").rglob("*") if p.is_file()]
+    assert len(written) >= 2
+    for path in written:
+        assert SECRET not in path.read_text(errors="replace"), path
+    assert "env MY_SERVICE_API_KEY=***" in (workdir / agent["transcript"]).read_text()
+
+
+def test_paths_outside_the_working_directory_are_reported_not_followed(workdir):
+    script = workdir / "liar.sh"
+    script.write_text("#!/bin/sh\necho 'modified: ../../etc/passwd'\necho 'modified: /etc/shadow'\n"
+                      "echo 'modified: ok.py'\necho DONE\n")
+    script.chmod(0o755)
+    done = orchestra("run", "--cmd", str(script), "--done", "^DONE", "--json", "--no-tmux", cwd=workdir)
+    agent = json.loads(done.stdout)
+    assert agent["files_modified"] == ["ok.py"]
+    assert agent["files_outside_workdir"] == ["../../etc/passwd", "/etc/shadow"]
+
+
+HOSTILE = ["$(touch pwned)", "`touch pwned`", "a; touch pwned", "-rf --help", "quote ' and \" and \\",
+           "line one\nline two", "ünïcödé ✓ 日本", "x" * 100_000]
+
+
+@pytest.mark.parametrize("agent", ["claude", "droid", "aider", "cursor"])
+def test_hostile_task_text_reaches_every_shipped_wrapper_unchanged(workdir, agent):
+    """Each shipped profile runs its wrapper, which runs a stand-in CLI that records its argv."""
+    from orchestra.config import SHIPPED_CONFIG, load_config
+
+    profile = load_config(str(SHIPPED_CONFIG)).agents[agent]
+    bindir = workdir / "bin"
+    bindir.mkdir(exist_ok=True)
+    stand_in = bindir / (profile.binary or agent)
+    stand_in.write_text(f"#!{sys.executable}\nimport json, sys\n"
+                        f"open({str(workdir / 'argv.json')!r}, 'w').write(json.dumps(sys.argv[1:]))\n"
+                        "print('{\"type\":\"result\",\"type2\":\"completion\"}')\n")
+    stand_in.chmod(0o755)
+    env = dict(os.environ, PATH=f"{bindir}:{os.environ['PATH']}", ORCHESTRA_AGENTS_DIR=str(workdir / "none"),
+               ANTHROPIC_API_KEY="k" * 10, OPENAI_API_KEY="k" * 10, CURSOR_API_KEY="k" * 10)
+    for task in HOSTILE:
+        done = orchestra("run", "--agent", agent, "--task", task, "--json", "--no-tmux", cwd=workdir, env=env)
+        assert "Traceback" not in done.stderr, done.stderr
+        argv = json.loads((workdir / "argv.json").read_text())
+        assert argv[-1] in (task, f"--message={task}"), (agent, argv[-3:])
+        assert not (workdir / "pwned").exists()
