@@ -55,8 +55,8 @@ def peak_rss_mb() -> float:
 def one_raw(mb: float) -> dict:
     import pexpect
 
+    t0 = time.perf_counter()  # both readers are timed from before the spawn
     child = pexpect.spawn(writer_argv(mb)[0], writer_argv(mb)[1:], echo=False)
-    t0 = time.perf_counter()
     n = 0
     while True:
         try:
@@ -74,8 +74,8 @@ def one_raw(mb: float) -> dict:
 def one_pexpect(mb: float) -> dict:
     import pexpect
 
-    child = pexpect.spawn(writer_argv(mb)[0], writer_argv(mb)[1:], echo=False, timeout=600)
     t0 = time.perf_counter()
+    child = pexpect.spawn(writer_argv(mb)[0], writer_argv(mb)[1:], echo=False, timeout=600)
     child.expect(r"DONE \d")
     secs = time.perf_counter() - t0
     child.close()
@@ -92,6 +92,9 @@ def one_orchestra(mb: float, tmux: bool) -> dict:
     prof = Profile(name="writer", command=writer_argv(mb), completion=re.compile(r"^DONE \d", re.M),
                    timeout=600, parser="generic")
     s = AgentSession(prof, "", tmp, tmp / "w.cast", window=viewer.open_window("w") if viewer else None)
+    if viewer:  # as in a real run, the window is up before the agent starts
+        subprocess.run(["tmux", "display-message", "-p", "-t", s.window.target, "#{pane_pid}"],
+                       check=True, capture_output=True)
     t0 = time.perf_counter()
     s.start()
     drive([s])
@@ -106,8 +109,24 @@ def one_orchestra(mb: float, tmux: bool) -> dict:
     return {"secs": secs, "rss": peak_rss_mb(), "cast_mb": cast_mb, "viewer_skipped": skipped}
 
 
+LATENCY_CHILD = textwrap.dedent("""
+    import os, random, sys, time
+    time.sleep(random.uniform(0.05, 0.25))  # past the start-up of its neighbours, staggered
+    os.write(1, (b"y" * 99 + b"\\n") * 100)
+    os.write(1, ("DONE %.6f\\n" % time.time()).encode())
+""")
+FLOOD_CHILD = textwrap.dedent("""
+    import os
+    block = (b"\\x1b[31mflood\\x1b[0m " * 8 + b"\\n") * 400
+    while True:
+        os.write(1, block)
+""")
+
+
 def one_latency(agents: int, runs: int) -> dict:
-    """Detection delay: completion seen by orchestra minus the time the child wrote it."""
+    """Detection delay: completion seen by orchestra minus the time the child wrote it.
+
+    With more than one agent, one of them floods output without pause the whole time."""
     from orchestra.config import Profile
     from orchestra.session import AgentSession, drive
 
@@ -118,13 +137,21 @@ def one_latency(agents: int, runs: int) -> dict:
 
     tmp = Path(tempfile.mkdtemp(prefix="orchestra-bench-"))
     delays = []
-    prof = Profile(name="writer", command=writer_argv(0.01), completion=re.compile(r"^DONE \d", re.M),
-                   timeout=60, linger=0.2)
+    measured = Profile(name="writer", command=[sys.executable, "-c", LATENCY_CHILD],
+                       completion=re.compile(r"^DONE \d", re.M), timeout=60, linger=0.2)
+    flood = Profile(name="flood", command=[sys.executable, "-c", FLOOD_CHILD], completion=None, timeout=600,
+                    kill_grace=0.5)
     for r in range(runs):
-        sessions = [Timed(prof, "", tmp, tmp / f"{r}-{i}.cast") for i in range(agents)]
-        for s in sessions:
+        sessions = [Timed(measured, "", tmp, tmp / f"{r}-{i}.cast") for i in range(max(1, agents - 1))]
+        flooder = AgentSession(flood, "", tmp, tmp / f"{r}-flood.cast") if agents > 1 else None
+        for s in sessions + ([flooder] if flooder else []):
             s.start()
-        drive(sessions)
+
+        def stop_flood_when_done() -> None:
+            if flooder and flooder.active and all(not s.active for s in sessions):
+                flooder.abort("interrupted", "bench over")
+
+        drive(sessions + ([flooder] if flooder else []), tick=stop_flood_when_done, tick_every=0.05)
         for s in sessions:
             stamp = float(re.search(r"DONE (\d+\.\d+)", "\n".join(s.stream.last_lines)).group(1))
             delays.append((s.detected - stamp) * 1000)
@@ -188,12 +215,12 @@ def main() -> None:
                   f"{raw_s / orch_s:>5.2f}x | {rss:>11.1f} MB | {max(r['rss'] for r in raw):>4.0f} MB | "
                   f"{skipped:>11.1f} MB")
         print()
-        print(f"# completion latency: child writes 10 KB then a stamped completion line; "
-              f"{args.latency_runs} runs (ms from write to detection)")
+        print("# completion latency: each child writes 10 KB then a stamped completion line (ms from write "
+              "to detection); with 8 agents, one of them floods output the whole time")
         print(f"{'agents':>6} | {'p50 ms':>7} | {'p99 ms':>7} | {'max ms':>7} | {'samples':>7} | baseline")
         print("-" * 72)
         for n in (1, 8):
-            lat = measure("latency", str(n), str(max(1, args.latency_runs // n if n > 1 else args.latency_runs)))
+            lat = measure("latency", str(n), str(args.latency_runs if n == 1 else max(1, args.latency_runs // 7)))
             print(f"{n:>6} | {lat['p50']:>7.2f} | {lat['p99']:>7.2f} | {lat['max']:>7.2f} | {lat['n']:>7} | "
                   "seed: fixed 60 s wait; nearest peer polls every 1000 ms")
     finally:

@@ -18,6 +18,11 @@ _ESCAPES = re.compile(
 _CONTROLS = {c: None for c in [*range(0, 9), 11, 12, *range(14, 32), 127]}
 _CONTROLS[13] = "\n"
 _CONTROLS[8] = "\n"  # backspaces redraw a spinner in place ("░█\b\b  \b\bError:"): a break too
+# With no lone carriage return (the usual case), deleting every "\r" turns "\r\n" into
+# "\n" in the same single pass: half the cost of a replace() before the translate().
+_CONTROLS_NO_CR = dict(_CONTROLS)
+_CONTROLS_NO_CR[13] = None
+_LONE_CR = re.compile("\r(?!\n)")
 # the start of a sequence that the next read may finish
 _UNFINISHED = re.compile(r"\x1b(?:\[[0-?]*[ -/]*|\][^\x07\x1b]*\x1b?|[P^_][^\x1b]*\x1b?|[()*+])?\Z")
 _MAX_ESCAPE = 2048  # an unfinished escape longer than this is noise, not a sequence
@@ -27,9 +32,9 @@ def strip(text: str) -> str:
     """Plain text of a complete piece of output."""
     if "\x1b" in text:
         text = _ESCAPES.sub("", _CURSOR_GAP.sub(" ", text))
-    if "\r\n" in text:
-        text = text.replace("\r\n", "\n")
-    return text.translate(_CONTROLS)
+    if _LONE_CR.search(text) is None:
+        return text.translate(_CONTROLS_NO_CR)
+    return text.replace("\r\n", "\n").translate(_CONTROLS)
 
 
 class Cleaner:

@@ -17,8 +17,8 @@ from typing import Optional
 
 # A person cannot read a flood; tmux rendering one would take a core from the agents.
 # Past this rate the window skips bytes (and says so); the transcript keeps them all.
-VIEW_RATE = 4 * 1024 * 1024  # bytes per second
-VIEW_BURST = 512 * 1024
+VIEW_RATE = 1024 * 1024  # bytes per second: 200 full 120x40 screens
+VIEW_BURST = 64 * 1024
 
 
 class ViewerWindow:
