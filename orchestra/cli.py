@@ -15,7 +15,6 @@ from . import __version__
 from .config import Config, Profile, load_config
 from .errors import OrchestraError
 from .run import Interrupted
-from .summary import AgentSummary
 
 
 def main() -> None:
@@ -286,9 +285,8 @@ def route_cmd(task, config_path, as_json):
     if as_json:
         click.echo(json.dumps(r.to_dict()))
         return
-    for skipped in r.skipped:
-        p = config.agents[skipped]
-        click.echo(f"⚠️  {skipped} is not installed ('{p.binary or p.command[0]}' not found): falling back")
+    for line in r.warnings(config):
+        click.echo(line)
     click.echo(f"📍 {r.agent} ({r.describe()})")
 
 

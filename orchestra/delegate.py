@@ -199,9 +199,8 @@ class _Flow:
                 chosen.append(name)
                 continue
             self.route = route(self.plan.task, self.config, lambda agent: installed(self.config, agent))
-            for skipped in self.route.skipped:
-                p = self.config.agents[skipped]
-                self.say(f"⚠️  {skipped} is not installed ('{p.binary or p.command[0]}' not found): falling back")
+            for line in self.route.warnings(self.config):
+                self.say(line)
             self.say(f"📍 Routed to {self.route.agent} ({self.route.describe()})")
             chosen.append(self.route.agent)
         return chosen

@@ -1,7 +1,6 @@
 """Keep secrets out of everything orchestra writes: transcripts, run.json, tmux, --json."""
 from __future__ import annotations
 
-import os
 import re
 from typing import Iterable, Mapping, Optional
 
@@ -61,6 +60,3 @@ class Redactor:
                 i = data.find(secret[:1], i + 1)
         return best
 
-
-def redact_env_values(text: str, env: Optional[Mapping[str, str]] = None) -> str:
-    return Redactor(secrets_from_env(env if env is not None else os.environ)).text(text)

@@ -17,7 +17,7 @@ import tty
 from pathlib import Path
 from typing import Callable, Iterator, Optional
 
-from .transcript import Event, read_cast
+from .transcript import read_cast
 
 
 def steps(path: Path) -> Iterator[tuple[float, str, str]]:

@@ -18,6 +18,14 @@ class Route:
     def to_dict(self) -> dict:
         return {"agent": self.agent, "rule": self.rule or "default", "word": self.word, "skipped": self.skipped}
 
+    def warnings(self, config: Config) -> list[str]:
+        """One line per agent a rule chose but that is not installed, naming its binary."""
+        lines = []
+        for name in self.skipped:
+            p = config.agents[name]
+            lines.append(f"⚠️  {name} is not installed ('{p.binary or p.command[0]}' not found): falling back")
+        return lines
+
     def describe(self) -> str:
         if self.rule is None:
             return "default"

@@ -3,7 +3,6 @@ import json
 import re
 import sys
 
-import pytest
 import yaml
 
 from conftest import TOY, orchestra

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import ROOT, TOY, orchestra, tmux, toy
+from conftest import TOY, orchestra, tmux, toy
 from orchestra.config import Profile
 from orchestra.session import AgentSession, drive
 

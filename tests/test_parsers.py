@@ -1,8 +1,6 @@
 """Each agent's parser on its recorded output, whole and cut into random reads."""
 import json
 import random
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest

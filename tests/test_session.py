@@ -3,7 +3,6 @@ import json
 import re
 import time
 
-import pytest
 
 from conftest import toy
 from orchestra.config import AutoAnswer, Profile

@@ -9,7 +9,6 @@ import time
 
 from conftest import TOY, marked_processes, orchestra, toy
 from orchestra.config import Profile
-from orchestra.replay import main as replay_main
 from orchestra.session import AgentSession, drive
 from orchestra.transcript import read_cast
 

@@ -12,13 +12,8 @@ PARSERS: dict[str, type] = {cls.name: cls for cls in (
     GenericParser, ClaudeParser, ClaudeScreenParser, DroidParser, AiderParser, CursorParser)}
 
 
-def register(cls: type) -> type:
-    PARSERS[cls.name] = cls
-    return cls
-
-
 def make_parser(name: str, profile=None) -> Parser:
     return PARSERS[name](profile)
 
 
-__all__ = ["PARSERS", "Parsed", "Parser", "make_parser", "register"]
+__all__ = ["PARSERS", "Parsed", "Parser", "make_parser"]

@@ -7,7 +7,6 @@ spawns anything and never sees the whole transcript at once.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -125,6 +124,3 @@ def add_tokens(parsed: Parsed, tokens_in: Any, tokens_out: Any) -> None:
     if tout is not None:
         parsed.tokens_out = (parsed.tokens_out or 0) + tout
 
-
-def finditer_lines(pattern: re.Pattern, lines: str):
-    return pattern.finditer(lines)
