@@ -134,3 +134,23 @@ def test_runs_and_show_list_past_runs(workdir):
     assert "secondary-1" in shown.stdout and "a.py" in shown.stdout
     replay = orchestra("replay", run["run_id"], "--agent", "secondary-1", "--speed", "0", cwd=workdir)
     assert "modified: a.py" in replay.stdout
+
+
+def test_the_demo_runs_with_no_agent_and_no_key(workdir, tmux_sessions):
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.endswith(("_KEY", "_TOKEN"))}
+    env["ORCHESTRA_AGENTS_DIR"] = str(workdir / "no-agents")
+    done = orchestra("delegate", "--demo", "--task", "Add a User model to FastAPI with CRUD endpoints", "--json",
+                     cwd=workdir, env=env)
+    assert done.returncode == 0, done.stderr
+    run = json.loads(done.stdout)
+    if run["tmux_session"]:
+        tmux_sessions.append(run["tmux_session"])
+    assert run["status"] == "completed" and run["summary_returned_to_primary"] is True
+    assert run["secondaries"][0]["files_modified"] == ["models/user.py", "schemas/user.py", "routers/users.py"]
+    assert run["duration_s"] > 0 and run["brief"].startswith("Create a User model")
+    assert run["primary"]["cost_source"] == "reported" and run["total_cost_usd"] > 0
+    for role in ("primary", "secondary-1"):
+        replay = orchestra("replay", run["run_id"], "--agent", role, "--speed", "0", cwd=workdir)
+        assert replay.returncode == 0 and '"type"' in replay.stdout
