@@ -99,21 +99,18 @@ def installed(config: Config, name: str) -> bool:
 def delegate(config: Config, plan: Plan, workdir: Path, tmux: bool = True, events: Events = Events()) -> RunSummary:
     run = Run(config, workdir, plan.task, tmux=tmux, say=events.say)
     flow = _Flow(run, plan, events)
+    interrupted: Optional[Interrupted] = None
     try:
         with interruptible():
             try:
                 flow.go()
-            except Interrupted as exc:
+            except Interrupted as exc:  # end the agents while a second Ctrl-C still raises
+                interrupted = exc
                 run.abort("interrupted", f"orchestra received {exc}")
                 flow.fail("interrupted", f"orchestra received {exc}")
-                raise
             except OrchestraError as exc:
                 run.abort("failed", str(exc))
                 flow.fail("failed", str(exc))
-    except Interrupted:
-        run.write_json(flow.summary())
-        run.close_viewer()
-        raise
     except BaseException:
         run.abort("crashed", "orchestra failed")
         run.close_viewer()
@@ -121,6 +118,8 @@ def delegate(config: Config, plan: Plan, workdir: Path, tmux: bool = True, event
     summary = flow.summary()
     run.write_json(summary)
     run.close_viewer()
+    if interrupted:
+        raise interrupted
     return summary
 
 

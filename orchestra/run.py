@@ -160,7 +160,7 @@ def run_agent(config: Config, profile: Profile, task: str, workdir: Path, tmux: 
     run = Run(config, workdir, task, tmux=tmux, say=say)
     git = GitSnapshot.take(run.workdir)
     s = run.session(profile, profile.name, task)
-    status, reason = "failed", ""
+    interrupted: Optional[Interrupted] = None
     try:
         with interruptible():
             try:
@@ -168,24 +168,22 @@ def run_agent(config: Config, profile: Profile, task: str, workdir: Path, tmux: 
                 where = f"tmux window '{profile.name}'" if s.window.target else "headless"
                 say(f"✅ Spawned {profile.name} ({where})")
                 drive([s], tick=(lambda: status_line(s)) if status_line else None)
-            except Interrupted as exc:
+            except Interrupted as exc:  # end the agent while a second Ctrl-C still raises
+                interrupted = exc
                 run.abort("interrupted", f"orchestra received {exc}")
-                raise
-    except Interrupted as exc:
-        status, reason = "interrupted", f"orchestra received {exc}"
-        agent = summarize_session(run, s, "agent", git)
-        summary = _one_agent_summary(run, agent, status, reason)
-        run.write_json(summary)
-        run.close_viewer()
-        raise Interrupted(exc.signum) from None
     except BaseException:
         run.abort("crashed", "orchestra failed")
         run.close_viewer()
         raise
     agent = summarize_session(run, s, "agent", git)
-    summary = _one_agent_summary(run, agent, agent.status, agent.reason)
+    if interrupted:
+        summary = _one_agent_summary(run, agent, "interrupted", f"orchestra received {interrupted}")
+    else:
+        summary = _one_agent_summary(run, agent, agent.status, agent.reason)
     run.write_json(summary)
     run.close_viewer()
+    if interrupted:
+        raise interrupted
     return summary, agent
 
 

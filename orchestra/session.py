@@ -103,6 +103,10 @@ class AgentSession:
         self.ended_at = 0.0
         self.turn_started_at = 0.0
         self.on_output: Optional[Callable[["AgentSession"], None]] = None
+        # (partial, whole) pattern lists, built once: _on_match reads indexes in this order
+        answers = [a.pattern for a in profile.auto_answers]
+        self._starting_watch = ([*answers, profile.prompt], list(profile.errors))
+        self._working_watch = (answers, [*profile.errors, profile.completion])
 
     # -- start and send ---------------------------------------------------
 
@@ -255,13 +259,11 @@ class AgentSession:
             self._watch(lines)
 
     def _watch(self, lines: str) -> None:
-        p = self.profile
-        answers = [a.pattern for a in p.auto_answers]
         while self.phase in (STARTING, WORKING):
             if self.phase == STARTING:
-                found = self.searcher.search([*answers, p.prompt], p.errors)
+                found = self.searcher.search(*self._starting_watch)
             else:
-                found = self.searcher.search(answers, [*p.errors, p.completion])
+                found = self.searcher.search(*self._working_watch)
             if found is None:
                 break
             self.searcher.consume(found.end)
