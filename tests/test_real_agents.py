@@ -98,17 +98,23 @@ def orchestra(cfg: Path, repo: Path, *args: str, timeout: float = 240) -> tuple[
         raise AssertionError(f"no JSON from orchestra (exit {done.returncode}):\n{done.stdout}\n{done.stderr}")
 
 
-def test_claude_delegates_to_droid_which_creates_the_file(tmp_path, repo, tmux_sessions):
-    need("claude", "droid")
+def delegate_to_droid(tmp_path, repo, primary, task, tmux_sessions):
+    """`orchestra delegate --from PRIMARY --to droid`, droid scripted to create models/user.py."""
     rules = primary_rules() + write_file_rules("droid", repo, "models/user.py", USER_PY, "Created models/user.py.")
     with ModelServer(rules) as srv:
-        cfg = write_config(tmp_path, repo, srv.url, ["claude", "droid"])
-        done, run = orchestra(cfg, repo, "delegate", "--from", "claude", "--to", "droid",
-                              "--task", "Add a User model to FastAPI with CRUD endpoints")
+        cfg = write_config(tmp_path, repo, srv.url, [primary, "droid"])
+        done, run = orchestra(cfg, repo, "delegate", "--from", primary, "--to", "droid", "--task", task)
         requests = srv.requests.snapshot()
     if run.get("tmux_session"):
         tmux_sessions.append(run["tmux_session"])
     assert done.returncode == 0, (run["reason"], done.stderr)
+    return run, requests
+
+
+def test_claude_delegates_to_droid_which_creates_the_file(tmp_path, repo, tmux_sessions):
+    need("claude", "droid")
+    run, requests = delegate_to_droid(tmp_path, repo, "claude", "Add a User model to FastAPI with CRUD endpoints",
+                                      tmux_sessions)
     assert (repo / "models" / "user.py").read_text() == USER_PY
     assert run["status"] == "completed" and run["brief"] == BRIEF
     droid = run["secondaries"][0]
@@ -156,15 +162,7 @@ def test_claude_delegates_to_aider_which_commits(tmp_path, repo, tmux_sessions):
 
 def test_interactive_claude_under_pexpect_delegates_to_droid(tmp_path, repo, tmux_sessions):
     need("claude", "droid")
-    rules = primary_rules() + write_file_rules("droid", repo, "models/user.py", USER_PY, "Created models/user.py.")
-    with ModelServer(rules) as srv:
-        cfg = write_config(tmp_path, repo, srv.url, ["claude-tui", "droid"])
-        done, run = orchestra(cfg, repo, "delegate", "--from", "claude-tui", "--to", "droid",
-                              "--task", "Add a User model to FastAPI")
-        requests = srv.requests.snapshot()
-    if run.get("tmux_session"):
-        tmux_sessions.append(run["tmux_session"])
-    assert done.returncode == 0, (run["reason"], done.stderr)
+    run, requests = delegate_to_droid(tmp_path, repo, "claude-tui", "Add a User model to FastAPI", tmux_sessions)
     assert run["brief"] == BRIEF
     assert (repo / "models" / "user.py").read_text() == USER_PY
     assert run["summary_returned_to_primary"] is True
