@@ -20,11 +20,21 @@ SECRET = "sk-planted-secret-0123456789abcdef"
 
 def alive(pid: int) -> bool:
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except FileNotFoundError:
         return False
-    with open(f"/proc/{pid}/stat") as fh:
-        return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def all_gone(pids: list[int], timeout: float = 5) -> bool:
+    """True once none of `pids` runs. A SIGKILLed process can still be on its way out for a
+    moment after kill() returns (it has to be scheduled to die), so wait for that, bounded."""
+    deadline = time.monotonic() + timeout
+    while any(alive(p) for p in pids):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
 
 
 def wait_for_file(path: Path, timeout: float = 20) -> str:
@@ -52,7 +62,7 @@ def test_a_hanging_agent_and_its_children_are_all_ended_at_the_timeout(tmp_path)
     drive([s])
     pids = [int(p) for p in pidfile.read_text().split()]
     assert s.result().status == "timeout"
-    assert not any(alive(p) for p in pids), "the agent's process group must be gone"
+    assert all_gone(pids), "the agent's process group must be gone"
 
 
 @pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
@@ -67,7 +77,7 @@ def test_an_interrupted_run_ends_its_agents_and_says_interrupted(workdir, signum
     out, err = proc.communicate(timeout=20)
     assert proc.returncode == code, err
     assert "interrupted" in err
-    assert not any(alive(p) for p in pids)
+    assert all_gone(pids)
     run_dir = next((workdir / ".orchestra" / "runs").iterdir())
     run = json.loads((run_dir / "run.json").read_text())
     assert run["status"] == "interrupted" and run["secondaries"][0]["status"] == "interrupted"
