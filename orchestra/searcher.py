@@ -94,6 +94,14 @@ class Searcher:
         self.consume(self._buf_offset + len(self._buf))
 
 
+def multiline(pattern: Optional[re.Pattern]) -> Optional[re.Pattern]:
+    """The pattern with ^ and $ meaning a line's start and end: the searcher hands it many lines at once,
+    so without re.M a `^` pattern would match only when its line happened to begin a read."""
+    if pattern is None or pattern.flags & re.M:
+        return pattern
+    return re.compile(pattern.pattern, pattern.flags | re.M)
+
+
 @lru_cache(maxsize=256)
 def needle(pattern: re.Pattern) -> str:
     """A literal every match must contain (the pattern's leading literal text), or ""."""

@@ -35,6 +35,7 @@ from .config import DATA_DIR, Profile
 from .errors import OrchestraError
 from .parsers import Parsed, make_parser
 from .redact import Redactor
+from .searcher import multiline
 from .stream import Stream
 from .transcript import CastWriter
 from .viewer import ViewerWindow
@@ -104,9 +105,10 @@ class AgentSession:
         self.turn_started_at = 0.0
         self.on_output: Optional[Callable[["AgentSession"], None]] = None
         # (partial, whole) pattern lists, built once: _on_match reads indexes in this order
-        answers = [a.pattern for a in profile.auto_answers]
-        self._starting_watch = ([*answers, profile.prompt], list(profile.errors))
-        self._working_watch = (answers, [*profile.errors, profile.completion])
+        answers = [multiline(a.pattern) for a in profile.auto_answers]
+        errors = [multiline(e) for e in profile.errors]
+        self._starting_watch = ([*answers, multiline(profile.prompt)], errors)
+        self._working_watch = (answers, [*errors, multiline(profile.completion)])
 
     # -- start and send ---------------------------------------------------
 

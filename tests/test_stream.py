@@ -95,3 +95,19 @@ def test_memory_is_bounded_by_the_longest_kept_line():
     for _ in range(200):
         s.feed("z" * 8192)
     assert len(s.tail) <= 65536
+
+
+def test_a_line_pattern_written_without_re_m_still_matches_a_line_in_the_middle_of_a_read(tmp_path):
+    import sys
+
+    from orchestra.config import Profile
+    from orchestra.session import AgentSession, drive
+
+    # one write, so one read: the error line does not begin the text searched
+    hang = "import os, signal; os.write(1, b'working on: t\\nmodified: x.py\\n'); signal.pause()"
+    prof = Profile(name="toy", command=[sys.executable, "-c", hang], completion=re.compile("^DONE"),
+                   errors=[re.compile(r"^modified: x\.py")], timeout=20, kill_grace=1)
+    s = AgentSession(prof, "t", tmp_path, tmp_path / "t.cast")
+    s.start()
+    drive([s])
+    assert s.result().status == "failed" and "modified: x.py" in s.result().reason
