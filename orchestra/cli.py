@@ -226,7 +226,12 @@ def summarize(agent_name, file, config_path, as_json):
 
 @cli.command()
 @click.option("--from", "primary", default=None, help="Primary agent (default: the config's, claude).")
-@click.option("--to", "secondaries", multiple=True, help="Secondary agent, or auto (routing rules). Repeat for several.")
+@click.option("--to", "secondaries", multiple=True,
+              help="Secondary agent, or auto (routing rules). Repeat for several at once, each in its own git worktree.")
+@click.option("--parallel", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Run N secondaries at once (of the one --to, or auto), the primary writing one brief for each.")
+@click.option("--merge", is_flag=True, help="Several secondaries: merge the completed branches into the starting "
+              "branch, one by one, stopping at the first conflict. Without it nothing is merged.")
 @click.option("--task", required=True, help="The task, in your words.")
 @click.option("--no-analyze", is_flag=True, help="Skip the primary's analysis: the task goes to the secondary as is.")
 @click.option("--demo", is_flag=True, help="Replay recorded Claude Code and Droid sessions: no agent, no key, no network.")
@@ -234,16 +239,21 @@ def summarize(agent_name, file, config_path, as_json):
 @click.option("--workdir", type=click.Path(file_okay=False, exists=True), default=".", help="Where the agents work.")
 @click.option("--no-tmux", is_flag=True, help="Do not open tmux windows.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run's summary as JSON.")
-def delegate(primary, secondaries, task, no_analyze, demo, config_path, workdir, no_tmux, as_json):
-    """The primary agent delegates a task to a secondary and gets its summary back."""
+def delegate(primary, secondaries, parallel, merge, task, no_analyze, demo, config_path, workdir, no_tmux, as_json):
+    """The primary agent delegates a task to one or several secondaries and gets their summary back."""
     from .delegate import Events, Plan, delegate as run_delegate
 
     config = _config(config_path, workdir)
     if demo:
         primary = primary or config.demo_primary
         secondaries = secondaries or (config.demo_secondary,)
-    plan = Plan(task=task, primary=config.profile(primary or config.primary),
-                secondaries=list(secondaries or ("auto",)), analyze=not no_analyze, demo=demo)
+    if parallel > 1 and len(secondaries) > 1 and parallel != len(secondaries):
+        raise click.UsageError(f"--parallel {parallel} with {len(secondaries)} --to agents: give one --to per "
+                               "secondary, or one --to with --parallel N")
+    # --no-analyze needs no primary unless one is named
+    plan = Plan(task=task, primary=config.profile(primary or config.primary) if primary or not no_analyze else None,
+                secondaries=list(secondaries or ("auto",)), analyze=not no_analyze, demo=demo,
+                parallel=parallel, merge=merge)
     say = (lambda line: None) if as_json else _say
     status = StatusLine(sys.stdout.isatty() and not as_json)
 
@@ -263,12 +273,27 @@ def delegate(primary, secondaries, task, no_analyze, demo, config_path, workdir,
     else:
         if summary.status != "completed":
             click.echo(f"❌ Task {summary.status}: {summary.reason}")
+        if summary.merge_stopped:
+            click.echo(f"❌ Merge stopped: {summary.merge_stopped}")
         click.echo(f"💰 Cost: {_cost(summary.total_cost_usd)}")
         click.echo(f"⏱️  Time: {_duration(summary.duration_s)}")
         click.echo(f"   Run: {summary.run_id} (orchestra show {summary.run_id})")
         if summary.tmux_session:
             click.echo(f"   Watch: tmux attach -t {summary.tmux_session}")
-    sys.exit(0 if summary.status == "completed" else 1)
+        if summary.worktrees:
+            click.echo(f"   Worktrees: orchestra clean {summary.run_id} removes them and the unmerged branches")
+    sys.exit(0 if summary.status == "completed" and not summary.merge_stopped else 1)
+
+
+@cli.command()
+@click.argument("run_id")
+@click.option("--workdir", type=click.Path(file_okay=False, exists=True), default=".")
+def clean(run_id, workdir):
+    """Remove a run's worktrees, its branches that were not merged, and its tmux session (its record stays)."""
+    from .worktree import clean as clean_run
+
+    for line in clean_run(Path(workdir), run_id):
+        click.echo(line)
 
 
 @cli.command("route")

@@ -3,6 +3,8 @@
     primary (window 'primary')      task inside a delegation prompt -> reply -> DELEGATE: brief
     route                           --to NAME, or the config's routing rules on the task
     secondary (window 'secondary-1') brief -> completion -> parsed summary (+ git's view)
+    several secondaries             one brief each, all read at once by one drive() loop; each in its
+                                    own git worktree and branch (worktree.py), then a merge report
     primary again                   the summary block, typed in (interactive) or by resuming
                                     its session (headless) -> its reply
 """
@@ -20,6 +22,7 @@ from .router import Route, route
 from .run import Interrupted, Run, interruptible, summarize_session
 from .session import IDLE, AgentSession, drive
 from .summary import AgentSummary, GitSnapshot, RunSummary, total_cost
+from .worktree import BranchReport, Repo, Tree
 
 # One line: typed into an interactive agent, a newline would send the message early.
 DELEGATION_PROMPT = (
@@ -28,8 +31,15 @@ DELEGATION_PROMPT = (
     "secondary: what to build, which files, and how to check it. Write the brief on a line that begins with the "
     "word DELEGATE and a colon, and end it with a line that says END."
 )
+# With several secondaries: as many briefs as secondaries, each a part the others do not touch.
+SPLIT_PROMPT = (
+    " Split the task into {n} independent parts for {n} secondaries that work at the same time, each in its own "
+    "copy of the repository: write {n} briefs, each starting on its own DELEGATE line and ending with its own "
+    "END line, and give each part different files so their work merges without conflict."
+)
 
 SUMMARY_INTRO = "Orchestra: the secondary agent has finished. Its summary:"
+SUMMARY_INTRO_MANY = "Orchestra: the {n} secondary agents have finished, each on its own git branch. Their summaries:"
 SUMMARY_ASK = "Reply in a few lines: is the task done, and what should the user check next?"
 
 
@@ -44,11 +54,20 @@ class Events:
 @dataclass
 class Plan:
     task: str
-    primary: Profile
+    primary: Optional[Profile]  # None only with analyze=False
     secondaries: list[str]  # agent names, or ["auto"]
     analyze: bool = True
     demo: bool = False
+    parallel: int = 1  # with one --to: how many secondaries of it (or of auto) run at once
+    merge: bool = False  # merge the completed branches back (several secondaries)
     timeouts: dict = field(default_factory=dict)
+
+    @property
+    def slots(self) -> list[str]:
+        """One agent name (or "auto") per secondary that will run."""
+        if len(self.secondaries) > 1:
+            return list(self.secondaries)
+        return [self.secondaries[0] if self.secondaries else "auto"] * max(1, self.parallel)
 
 
 def extract_briefs(text: str, start: re.Pattern, end: re.Pattern) -> list[str]:
@@ -69,9 +88,10 @@ def extract_briefs(text: str, start: re.Pattern, end: re.Pattern) -> list[str]:
     return briefs
 
 
-def summary_block(secondaries: list[AgentSummary]) -> str:
+def summary_block(secondaries: list[AgentSummary], branches: Optional[dict[str, BranchReport]] = None) -> str:
     """The structured block typed into the primary: one section per secondary."""
-    lines = [SUMMARY_INTRO]
+    branches = branches or {}
+    lines = [SUMMARY_INTRO if len(secondaries) == 1 else SUMMARY_INTRO_MANY.format(n=len(secondaries))]
     for s in secondaries:
         cost = f"${s.cost_usd:.4f} ({s.cost_source})" if s.cost_usd is not None else "unknown"
         lines += [
@@ -83,6 +103,9 @@ def summary_block(secondaries: list[AgentSummary]) -> str:
             f"duration: {s.duration_s:.1f}s",
             "last lines: " + " | ".join(line[:200] for line in s.last_lines[-5:]),
         ]
+        if s.branch:
+            report = branches.get(s.branch)
+            lines.append(f"branch: {s.branch}" + (f" ({report.describe()})" if report else ""))
     lines.append(SUMMARY_ASK)
     # one line: a newline typed into an interactive agent would send the message early
     return " ".join(line.strip() for line in lines)
@@ -97,8 +120,16 @@ def installed(config: Config, name: str) -> bool:
 
 
 def delegate(config: Config, plan: Plan, workdir: Path, tmux: bool = True, events: Events = Events()) -> RunSummary:
+    for name in plan.slots:
+        if name != "auto":
+            config.profile(name)
+    # several secondaries in one directory would overwrite each other: refuse before anything starts
+    repo = Repo(workdir) if len(plan.slots) > 1 else None
+    if plan.merge and repo is None:
+        raise OrchestraError("--merge is for several secondaries (each on its own branch); one secondary works "
+                             "in place, there is nothing to merge")
     run = Run(config, workdir, plan.task, tmux=tmux, say=events.say)
-    flow = _Flow(run, plan, events)
+    flow = _Flow(run, plan, events, repo)
     interrupted: Optional[Interrupted] = None
     try:
         with interruptible():
@@ -124,15 +155,19 @@ def delegate(config: Config, plan: Plan, workdir: Path, tmux: bool = True, event
 
 
 class _Flow:
-    def __init__(self, run: Run, plan: Plan, events: Events):
-        self.run, self.plan, self.events = run, plan, events
+    def __init__(self, run: Run, plan: Plan, events: Events, repo: Optional[Repo] = None):
+        self.run, self.plan, self.events, self.repo = run, plan, events, repo
         self.config = run.config
         self.say = events.say
-        self.git = None if plan.demo else GitSnapshot.take(run.workdir)
+        self.git = None if plan.demo or repo else GitSnapshot.take(run.workdir)
         self.primaries: list[AgentSummary] = []
         self.secondaries: list[AgentSummary] = []
         self.brief: Optional[str] = None
+        self.briefs: list[str] = []
         self.route: Optional[Route] = None
+        self.routes: list[dict] = []
+        self.branches: list[BranchReport] = []
+        self.merge_stopped: Optional[str] = None
         self.returned = False
         self.reply: Optional[str] = None
         self.status = "failed"
@@ -145,11 +180,14 @@ class _Flow:
 
     def go(self) -> None:
         plan = self.plan
+        slots = plan.slots
         primary = None
         briefs = [plan.task]
         if plan.analyze:
-            primary = self.start(plan.primary, "primary", DELEGATION_PROMPT.format(task=plan.task),
-                                 keep_alive=not plan.primary.takes_task_in_argv)
+            prompt = DELEGATION_PROMPT.format(task=plan.task)
+            if len(slots) > 1:
+                prompt += SPLIT_PROMPT.format(n=len(slots))
+            primary = self.start(plan.primary, "primary", prompt, keep_alive=not plan.primary.takes_task_in_argv)
             self.follow([primary])
             first = self.result_of(primary, "primary")
             if primary.phase != IDLE:
@@ -163,14 +201,33 @@ class _Flow:
             briefs = found
             self.brief = found[0]
             self.say(f"✅ {plan.primary.name} analyzed task")
-        names = self.choose_secondaries()
-        secondaries = []
-        for i, name in enumerate(names):
-            brief = briefs[i] if i < len(briefs) else briefs[0]
-            secondaries.append(self.start(self.config.profile(name), f"secondary-{i + 1}", brief))
-        self.follow(secondaries + ([primary] if primary is not None else []))
-        for i, s in enumerate(secondaries):
-            summary = self.result_of(s, f"secondary-{i + 1}", self.git)
+            if len(found) != len(slots):
+                self.say(f"⚠️  {plan.primary.name} wrote {len(found)} brief{'s' if len(found) != 1 else ''} for "
+                         f"{len(slots)} secondar{'ies' if len(slots) != 1 else 'y'}: " +
+                         ("some get the same brief" if len(found) < len(slots) else "the extra ones are not delegated"))
+        # a secondary without a brief of its own shares one: each works in its own worktree, nothing collides
+        self.briefs = [briefs[i % len(briefs)] for i in range(len(slots))]
+        names = self.choose_secondaries(slots, self.briefs)
+        if self.repo is not None:
+            self.repo.run_id = self.run.id
+            left_out = self.repo.uncommitted()
+            if left_out:
+                self.say(f"⚠️  uncommitted changes stay out of the worktrees (they start from HEAD): "
+                         f"{', '.join(left_out[:5])}{' ...' if len(left_out) > 5 else ''}")
+        secondaries: list[tuple[AgentSession, Optional[Tree], Optional[GitSnapshot]]] = []
+        for i, (name, brief) in enumerate(zip(names, self.briefs)):
+            window = f"secondary-{i + 1}"
+            profile = self.config.profile(name)
+            if self.repo is None:
+                secondaries.append((self.start(profile, window, brief), None, self.git))
+                continue
+            tree = self.repo.add(name, window)
+            # a fresh worktree is clean at the starting commit: its snapshot needs no git call
+            git = None if plan.demo else GitSnapshot(tree.workdir, self.repo.base_commit, {})
+            secondaries.append((self.start(profile, window, brief, workdir=tree.workdir, where=tree.branch), tree, git))
+        self.follow([s for s, _, _ in secondaries] + ([primary] if primary is not None else []))
+        for (s, tree, git), brief in zip(secondaries, self.briefs):
+            summary = self.result_of(s, s.window_name, git)
             self.secondaries.append(summary)
             n = len(summary.files_modified)
             files = f"{n} file{'s' if n != 1 else ''} modified"
@@ -178,11 +235,17 @@ class _Flow:
                 self.say(f"✅ {summary.agent} completed task ({files})")
             else:
                 self.say(f"❌ {summary.agent} {summary.status}: {summary.reason} ({files})")
+            if tree is not None:
+                self.collect(tree, summary, brief)
+        if self.repo is not None:
+            self.report_branches()
         done = [s for s in self.secondaries if s.status == "completed"]
         if len(done) == len(self.secondaries):
             self.status, self.reason = "completed", ""
         elif done:
-            self.status, self.reason = "partial", "some secondaries did not complete"
+            self.status = "partial"
+            self.reason = "; ".join(f"{s.agent} ({s.role}) {s.status}: {s.reason}"
+                                    for s in self.secondaries if s.status != "completed")
         else:
             failed = self.secondaries[0]
             self.status = failed.status
@@ -190,22 +253,55 @@ class _Flow:
         if plan.analyze:
             self.return_summary(primary)
 
-    def choose_secondaries(self) -> list[str]:
+    def collect(self, tree: Tree, summary: AgentSummary, brief: str) -> None:
+        """Commit what the secondary left in its worktree on its branch, so its work is kept whatever happens."""
+        summary.branch = tree.branch
+        title = " ".join(self.run.redactor.text(brief).split())[:72]
+        problem = self.repo.commit(tree, summary.files_modified,
+                                   f"orchestra: {summary.agent} ({summary.status}): {title}\n\nrun {self.run.id}")
+        if problem:
+            summary.errors.append(problem)
+            self.say(f"⚠️  {tree.branch}: {problem}")
+        self.branches.append(self.repo.report(tree, summary.status, summary.files_modified))
+
+    def report_branches(self) -> None:
+        base = self.repo.base_branch or f"the starting commit {self.repo.base_commit[:12]}"
+        self.repo.rehearse(self.branches)
+        for r in self.branches:
+            icon = "🌿" if (r.merges_cleanly and not r.conflicts_with_earlier) or not r.commits else "⚠️ "
+            self.say(f"{icon} {r.branch}: {r.describe()}" + (f" into {base}" if r.merges_cleanly else ""))
+        if not self.plan.merge:
+            if any(r.commits and r.status == "completed" for r in self.branches):
+                self.say("   nothing merged (add --merge to merge the completed branches; "
+                         f"orchestra clean {self.run.id} removes the worktrees and unmerged branches)")
+            return
+        for line in self.repo.merge(self.branches):
+            self.say(line)
+            if line.startswith(("⛔", "⚠️")):
+                self.merge_stopped = line.split(" ", 1)[1].strip()
+
+    def choose_secondaries(self, slots: list[str], briefs: list[str]) -> list[str]:
+        """Agent names for the slots. "auto" routes on the user's task; with several secondaries on each
+        one's brief, since their parts differ."""
         chosen = []
-        for name in self.plan.secondaries:
+        for name, brief in zip(slots, briefs):
             if name != "auto":
                 self.config.profile(name)
                 chosen.append(name)
                 continue
-            self.route = route(self.plan.task, self.config, lambda agent: installed(self.config, agent))
-            for line in self.route.warnings(self.config):
-                self.say(line)
-            self.say(f"📍 Routed to {self.route.agent} ({self.route.describe()})")
-            chosen.append(self.route.agent)
+            r = route(brief if len(slots) > 1 else self.plan.task, self.config,
+                      lambda agent: installed(self.config, agent))
+            if self.route is None:
+                self.route = r
+                for line in r.warnings(self.config):
+                    self.say(line)
+            self.routes.append(r.to_dict())
+            self.say(f"📍 Routed to {r.agent} ({r.describe()})")
+            chosen.append(r.agent)
         return chosen
 
     def return_summary(self, primary: Optional[AgentSession]) -> None:
-        block = summary_block(self.secondaries)
+        block = summary_block(self.secondaries, {r.branch: r for r in self.branches})
         profile = self.plan.primary
         if primary is not None and primary.phase == IDLE:
             primary.send_turn(block)  # interactive: type it in, as a person would
@@ -237,12 +333,14 @@ class _Flow:
     # -- helpers ----------------------------------------------------------------
 
     def start(self, profile: Profile, window: str, task: str, keep_alive: bool = False,
-              argv: Optional[dict] = None, command: Optional[list] = None) -> AgentSession:
-        s = self.run.session(profile, window, task, keep_alive=keep_alive, argv=argv, command=command)
+              argv: Optional[dict] = None, command: Optional[list] = None, workdir: Optional[Path] = None,
+              where: str = "") -> AgentSession:
+        s = self.run.session(profile, window, task, keep_alive=keep_alive, argv=argv, command=command,
+                             workdir=workdir)
         s.start()
-        where = f"in tmux window '{window}'" if s.window.target else "(headless)"
+        shown = f"in tmux window '{window}'" if s.window.target else "(headless)"
         if window != "primary-reply":
-            self.say(f"✅ Spawned {profile.name} {where}")
+            self.say(f"✅ Spawned {profile.name} {shown}" + (f" on branch {where}" if where else ""))
         return s
 
     def follow(self, sessions: list[AgentSession]) -> None:
@@ -261,12 +359,16 @@ class _Flow:
         everyone = self.primaries + self.secondaries
         return RunSummary(
             run_id=self.run.id, task=self.run.redactor.text(self.plan.task), status=self.status, reason=self.reason,
-            brief=self.brief, route=self.route.to_dict() if self.route else None,
+            brief=self.brief, briefs=self.briefs if len(self.briefs) > 1 else [],
+            route=self.route.to_dict() if self.route else None, routes=self.routes if len(self.routes) > 1 else [],
             primary=self.primaries[-1].to_dict() if self.primaries else None,
             secondaries=[s.to_dict() for s in self.secondaries],
             summary_returned_to_primary=self.returned, primary_reply=self.reply,
             total_cost_usd=total_cost(everyone), duration_s=self.run.elapsed(), started_at=self.run.started_at,
             workdir=str(self.run.workdir), tmux_session=self.run.tmux_session,
+            base=({"branch": self.repo.base_branch, "commit": self.repo.base_commit} if self.repo else None),
+            worktrees=[t.to_dict() for t in self.repo.trees] if self.repo else [],
+            merges=[r.to_dict() for r in self.branches], merge_stopped=self.merge_stopped,
         )
 
 

@@ -17,6 +17,7 @@ from .redact import Redactor, secrets_from_env
 from .session import AgentSession, drive
 from .summary import AgentSummary, GitSnapshot, RunSummary, cost_of, split_paths, without_ignored
 from .viewer import TmuxViewer, ViewerWindow
+from .worktree import ignore_orchestra_dir
 
 RUNS_DIR = Path(".orchestra") / "runs"
 
@@ -64,6 +65,7 @@ class Run:
         self.started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
         runs = self.workdir / RUNS_DIR
         runs.mkdir(parents=True, exist_ok=True)
+        ignore_orchestra_dir(self.workdir)
         while True:  # two runs started in the same second still get their own folders
             self.id = new_run_id()
             self.dir = runs / self.id

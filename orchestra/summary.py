@@ -16,7 +16,7 @@ from typing import Optional
 from .config import Config
 from .parsers import Parsed
 
-STATUSES = ("completed", "failed", "timeout", "crashed", "interrupted")
+STATUSES = ("completed", "partial", "failed", "timeout", "crashed", "interrupted")
 
 
 @dataclass
@@ -57,7 +57,9 @@ class RunSummary:
     status: str
     reason: str = ""
     brief: Optional[str] = None
+    briefs: list[str] = field(default_factory=list)  # one per secondary, when there are several
     route: Optional[dict] = None
+    routes: list[dict] = field(default_factory=list)  # one per routed secondary, when there are several
     primary: Optional[dict] = None
     secondaries: list[dict] = field(default_factory=list)
     summary_returned_to_primary: bool = False
@@ -67,7 +69,10 @@ class RunSummary:
     started_at: str = ""
     workdir: str = ""
     tmux_session: Optional[str] = None
-    merges: list[dict] = field(default_factory=list)
+    base: Optional[dict] = None  # several secondaries: the branch and commit their worktrees start from
+    worktrees: list[dict] = field(default_factory=list)
+    merges: list[dict] = field(default_factory=list)  # per branch: commits, files, merges_cleanly, conflicts, merged
+    merge_stopped: Optional[str] = None
 
     def to_dict(self) -> dict:
         return asdict(self)

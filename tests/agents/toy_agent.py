@@ -27,6 +27,7 @@ def main() -> int:
     ap.add_argument("--spawn-child", action="store_true", help="start a grandchild that outlives a plain kill")
     ap.add_argument("--pidfile", default=None, help="write this process's (and its child's) pid here")
     ap.add_argument("--wait-fifo", default=None, help="block until someone writes to this FIFO, then go on")
+    ap.add_argument("--signal-fifo", default=None, help="write a line to this FIFO (blocks until someone reads it)")
     ap.add_argument("--linger", action="store_true", help="keep running after the completion line")
     ap.add_argument("--ignore-term", action="store_true", help="ignore SIGTERM")
     ap.add_argument("--flood", type=float, default=0, help="MB of output before finishing")
@@ -54,6 +55,9 @@ def main() -> int:
         out(args.prompt)
         task = sys.stdin.readline().rstrip("\n")
     out(f"working on: {task}\n")
+    if args.signal_fifo:
+        with open(args.signal_fifo, "w") as fh:
+            fh.write("go\n")
     if args.wait_fifo:
         with open(args.wait_fifo) as fh:
             fh.read()

@@ -1,0 +1,285 @@
+"""Git worktrees for secondaries that work at the same time: one worktree and one branch each.
+
+    start      the repository's HEAD; each secondary gets `orchestra/<run-id>/<agent>` checked out
+               in .orchestra/worktrees/<run-id>/<agent>, so no two agents write the same files
+    collect    whatever a secondary left uncommitted is committed on its branch (nothing is lost)
+    report     per branch: does it merge cleanly into the starting branch (git merge-tree, the
+               working tree untouched)
+    merge      only on request: the completed branches one by one, stopping at the first conflict
+    clean      `orchestra clean RUN_ID`: worktrees, unmerged branches, the tmux session
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from .errors import OrchestraError
+
+WORKTREES_DIR = Path(".orchestra") / "worktrees"
+BRANCH_PREFIX = "orchestra"
+# Used only when the repository has no identity of its own, so a commit never fails for want of one.
+IDENTITY = ["-c", "user.name=Orchestra", "-c", "user.email=orchestra@localhost"]
+
+
+@dataclass
+class Tree:
+    """One secondary's worktree."""
+
+    agent: str
+    window: str
+    branch: str
+    path: Path  # the worktree's root
+    workdir: Path  # where the agent runs: the same place inside the worktree as the run's workdir in the repo
+
+    def to_dict(self) -> dict:
+        return {"agent": self.agent, "window": self.window, "branch": self.branch, "path": str(self.path)}
+
+
+@dataclass
+class BranchReport:
+    """What a secondary's branch holds and what became of it."""
+
+    agent: str
+    branch: str
+    status: str  # the secondary's status
+    commits: int = 0
+    files: list[str] = field(default_factory=list)
+    merges_cleanly: Optional[bool] = None  # into the starting branch alone; None: nothing to merge, or unknown
+    conflicts: list[str] = field(default_factory=list)
+    # merged after the completed branches before it (what --merge would do): the files that would conflict
+    conflicts_with_earlier: list[str] = field(default_factory=list)
+    merged: bool = False
+    note: str = ""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def describe(self) -> str:
+        if self.merged:
+            return "merged"
+        if not self.commits:
+            return "no changes"
+        if self.conflicts:
+            return "conflicts in " + ", ".join(self.conflicts)
+        if self.merges_cleanly and self.conflicts_with_earlier:
+            return "merges cleanly alone, but conflicts with the branches before it in " + \
+                ", ".join(self.conflicts_with_earlier)
+        if self.merges_cleanly:
+            return "merges cleanly"
+        return self.note or "merge not checked"
+
+
+class Repo:
+    """The repository a run's workdir is in, as it was when the run started."""
+
+    def __init__(self, workdir: Path):
+        self.workdir = Path(workdir).resolve()
+        self.run_id = ""  # set once the run has its id
+        top = git(self.workdir, "rev-parse", "--show-toplevel")
+        if top.returncode != 0:
+            raise OrchestraError(
+                f"several secondaries need a git repository: each works in a worktree of its own so they do not "
+                f"overwrite each other's files, and {self.workdir} is not in one "
+                f"(run `git init` and commit, or delegate to one secondary)")
+        self.root = Path(top.stdout.strip()).resolve()
+        head = git(self.workdir, "rev-parse", "--verify", "-q", "HEAD")
+        if head.returncode != 0:
+            raise OrchestraError(
+                f"several secondaries need a commit to start from: the repository at {self.root} has none yet "
+                f"(commit once, then delegate again)")
+        self.base_commit = head.stdout.strip()
+        branch = git(self.workdir, "symbolic-ref", "--short", "-q", "HEAD")
+        self.base_branch: Optional[str] = branch.stdout.strip() if branch.returncode == 0 else None
+        self.sub = self.workdir.relative_to(self.root)
+        self.trees: list[Tree] = []
+        self.has_identity = bool(git(self.workdir, "config", "user.email").stdout.strip())
+
+    @property
+    def base(self) -> str:
+        """What branches merge into: the starting branch, or the starting commit if HEAD was detached."""
+        return self.base_branch or self.base_commit
+
+    def uncommitted(self) -> list[str]:
+        """Changes in the run's workdir that the worktrees (made from HEAD) will not have."""
+        out = git(self.workdir, "status", "--porcelain", "-z", "--untracked-files=normal")
+        return [entry[3:] for entry in out.stdout.split("\0") if entry[3:] and not entry[3:].startswith(".orchestra")]
+
+    def add(self, agent: str, window: str) -> Tree:
+        name = agent
+        taken = {t.branch for t in self.trees}
+        n = 1
+        while f"{BRANCH_PREFIX}/{self.run_id}/{name}" in taken:
+            n += 1
+            name = f"{agent}-{n}"
+        branch = f"{BRANCH_PREFIX}/{self.run_id}/{name}"
+        path = self.workdir / WORKTREES_DIR / self.run_id / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        done = git(self.workdir, "worktree", "add", "-q", "-b", branch, str(path), self.base_commit)
+        if done.returncode != 0:
+            raise OrchestraError(f"git could not create the worktree {path} on branch {branch}: {done.stderr.strip()}")
+        tree = Tree(agent, window, branch, path, path / self.sub)
+        tree.workdir.mkdir(parents=True, exist_ok=True)
+        self.trees.append(tree)
+        return tree
+
+    def commit(self, tree: Tree, paths: list[str], message: str) -> Optional[str]:
+        """Commit what the agent left uncommitted of `paths` (relative to its workdir) on its branch."""
+        if not paths:
+            return None
+        added = git(tree.workdir, "add", "-A", "--", *paths)
+        if added.returncode != 0:
+            return f"git add failed: {added.stderr.strip()}"
+        if git(tree.workdir, "diff", "--cached", "--quiet").returncode == 0:
+            return None  # the agent committed everything itself (aider does)
+        done = git(tree.workdir, *self._identity(), "commit", "-q", "--no-verify", "-m", message)
+        return None if done.returncode == 0 else f"git commit failed: {done.stderr.strip()}"
+
+    def report(self, tree: Tree, status: str, files: list[str]) -> BranchReport:
+        r = BranchReport(tree.agent, tree.branch, status, files=files)
+        count = git(self.root, "rev-list", "--count", f"{self.base_commit}..{tree.branch}")
+        r.commits = int(count.stdout.strip() or 0) if count.returncode == 0 else 0
+        if r.commits:
+            r.merges_cleanly, r.conflicts, r.note = self.check(tree.branch, self.base)
+        return r
+
+    def rehearse(self, reports: list[BranchReport]) -> None:
+        """Merge the completed branches one after another in git's object store only (merge-tree and
+        commit-tree: no working tree, no ref moves), to tell which would conflict with those before it."""
+        current = self.base
+        for r in reports:
+            if r.status != "completed" or not r.commits or not r.merges_cleanly:
+                continue
+            done = git(self.root, "merge-tree", "--write-tree", "--name-only", "--no-messages", current, r.branch)
+            if done.returncode == 1:
+                r.conflicts_with_earlier = [line for line in done.stdout.splitlines()[1:] if line]
+                continue
+            if done.returncode != 0:
+                return
+            tree = done.stdout.split("\n", 1)[0].strip()
+            made = git(self.root, *self._identity(), "commit-tree", tree, "-p", current, "-p", r.branch,
+                       "-m", "orchestra: rehearsal")
+            if made.returncode != 0:
+                return
+            current = made.stdout.strip()
+
+    def _identity(self) -> list[str]:
+        return [] if self.has_identity else IDENTITY
+
+    def check(self, branch: str, into: str) -> tuple[Optional[bool], list[str], str]:
+        """Would `branch` merge into `into` without conflict? Asked of git without touching any working tree."""
+        done = git(self.root, "merge-tree", "--write-tree", "--name-only", "--no-messages", into, branch)
+        if done.returncode == 0:
+            return True, [], ""
+        if done.returncode == 1:
+            return False, [line for line in done.stdout.splitlines()[1:] if line], ""
+        return None, [], f"git could not check the merge: {done.stderr.strip()}"
+
+    def merge(self, reports: list[BranchReport]) -> list[str]:
+        """Merge the completed branches into the starting branch, one by one; stop at the first conflict.
+
+        Returns what to tell the user."""
+        said: list[str] = []
+        if self.base_branch is None:
+            return [f"⚠️  not merging: HEAD was detached at {self.base_commit[:12]} when the run started"]
+        now = git(self.root, "symbolic-ref", "--short", "-q", "HEAD").stdout.strip()
+        if now != self.base_branch:
+            return [f"⚠️  not merging: {self.root} is on {now or 'a detached HEAD'} now, the run started on "
+                    f"{self.base_branch} (git switch {self.base_branch}, then git merge the branches)"]
+        for r in reports:
+            if r.status != "completed" or not r.commits:
+                continue
+            clean, conflicts, note = self.check(r.branch, "HEAD")
+            if not clean:
+                r.merges_cleanly, r.conflicts = clean, conflicts
+                r.note = note or "conflicts with what was merged before it"
+                said.append(f"⛔ merge stopped at {r.branch}: " + (
+                    f"conflicts in {', '.join(conflicts)}" if conflicts else note))
+                break
+            done = git(self.root, *self._identity(), "merge", "--no-ff", "--no-edit", "-q",
+                       "-m", f"orchestra: merge {r.branch} ({r.agent})", r.branch)
+            if done.returncode != 0:
+                if git(self.root, "rev-parse", "-q", "--verify", "MERGE_HEAD").returncode == 0:
+                    git(self.root, "merge", "--abort")
+                r.note = f"git merge failed: {(done.stderr or done.stdout).strip()}"
+                said.append(f"⛔ merge stopped at {r.branch}: {r.note}")
+                break
+            r.merged = True
+            said.append(f"🔀 merged {r.branch} into {self.base_branch}")
+        return said
+
+
+def clean(workdir: Path, run_id: str) -> list[str]:
+    """Remove a run's worktrees, its branches that were not merged, and its tmux session; say what was done."""
+    from .viewer import kill_session, session_exists
+
+    workdir = Path(workdir).resolve()
+    said: list[str] = []
+    top = git(workdir, "rev-parse", "--show-toplevel")
+    if top.returncode == 0:
+        root = Path(top.stdout.strip())
+        for path in _worktrees_of(root, run_id):
+            done = git(root, "worktree", "remove", "--force", str(path))
+            said.append(f"🧹 removed worktree {path}" if done.returncode == 0
+                        else f"⚠️  could not remove worktree {path}: {done.stderr.strip()}")
+        git(root, "worktree", "prune")
+        head = git(root, "rev-parse", "-q", "--verify", "HEAD").stdout.strip()
+        refs = git(root, "for-each-ref", "--format=%(refname:short) %(objectname)",
+                   f"refs/heads/{BRANCH_PREFIX}/{run_id}/")
+        for line in refs.stdout.splitlines():
+            branch, tip = line.rsplit(" ", 1)
+            if head and tip != _created_at(root, branch) and \
+                    git(root, "merge-base", "--is-ancestor", tip, head).returncode == 0:
+                said.append(f"🔖 kept branch {branch}: it is merged")
+                continue
+            done = git(root, "branch", "-D", "-q", branch)
+            said.append(f"🧹 deleted branch {branch}" if done.returncode == 0
+                        else f"⚠️  could not delete branch {branch}: {done.stderr.strip()}")
+    leftover = workdir / WORKTREES_DIR / run_id
+    if leftover.exists():
+        shutil.rmtree(leftover, ignore_errors=True)
+        said.append(f"🧹 removed {leftover}")
+    session = f"orchestra-{run_id}"
+    if session_exists(session) and kill_session(session):
+        said.append(f"🧹 closed tmux session {session}")
+    if not said and not (workdir / ".orchestra" / "runs" / run_id).is_dir():
+        raise OrchestraError(f"no run {run_id} here: no worktree, branch or tmux session of it, "
+                             f"and no .orchestra/runs/{run_id} in {workdir} (see `orchestra runs`)")
+    return said or [f"nothing to clean for {run_id}: no worktree, branch or tmux session left"]
+
+
+def _created_at(root: Path, branch: str) -> str:
+    """The commit a branch was created at (the oldest entry of its reflog): a branch still there has no work."""
+    log = git(root, "reflog", "show", "--format=%H", f"refs/heads/{branch}").stdout.split()
+    return log[-1] if log else ""
+
+
+def _worktrees_of(root: Path, run_id: str) -> list[Path]:
+    listing = git(root, "worktree", "list", "--porcelain").stdout
+    found = []
+    for block in listing.split("\n\n"):
+        fields = dict(line.split(" ", 1) for line in block.splitlines() if " " in line)
+        branch = fields.get("branch", "")
+        path = fields.get("worktree", "")
+        if branch.startswith(f"refs/heads/{BRANCH_PREFIX}/{run_id}/") or f"/{WORKTREES_DIR}/{run_id}/" in path + "/":
+            found.append(Path(path))
+    return found
+
+
+def ignore_orchestra_dir(workdir: Path) -> None:
+    """Keep .orchestra/ (runs, worktrees) out of git's view without editing the user's .gitignore."""
+    marker = Path(workdir) / ".orchestra" / ".gitignore"
+    if not marker.exists():
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text("*\n")
+
+
+def git(cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, GIT_TERMINAL_PROMPT="0", LC_ALL="C")
+    try:
+        return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=120, env=env)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return subprocess.CompletedProcess(["git", *args], 127, "", str(exc))

@@ -1,0 +1,231 @@
+"""Several secondaries at once: one worktree and branch each, a merge report, --merge, `orchestra clean`.
+
+Every test runs in a temporary git repository; git itself is asked what exists afterwards.
+"""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import TOY, orchestra, tmux
+
+pytestmark = pytest.mark.skipif(subprocess.run(["git", "--version"], capture_output=True).returncode != 0,
+                                reason="git is not installed")
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, check=True).stdout.strip()
+
+
+@pytest.fixture
+def repo(tmp_path):
+    path = tmp_path / "repo"
+    path.mkdir()
+    git(path, "init", "-q", "-b", "main")
+    git(path, "config", "user.name", "Test")
+    git(path, "config", "user.email", "test@orchestra.invalid")
+    (path / "README.md").write_text("# project\n")
+    git(path, "add", "-A")
+    git(path, "commit", "-qm", "start")
+    return path
+
+
+def toy(*args, **fields):
+    body = {"command": [sys.executable, str(TOY), *args], "timeout": 20, "linger": 0.3, "kill_grace": 1,
+            "completion": "^DONE"}
+    body.update(fields)
+    return body
+
+
+def boss(*replies):
+    """An interactive primary whose first reply is the briefs and whose second answers the summary."""
+    args = sum((["--reply", r] for r in replies), [])
+    return toy("--prompt", "> ", *args, "--done", "TURN-DONE", prompt=r"> $", completion="^TURN-DONE", exit="/exit")
+
+
+def config(tmp_path, **agents) -> Path:
+    path = tmp_path / "orchestra.yaml"  # outside the repository: it is not part of the work
+    body = {"agents": agents}
+    if "api" in agents:
+        body["routing"] = {"rules": [{"name": "backend", "agent": "api", "words": ["api"]}], "default": "docs"}
+    path.write_text(yaml.safe_dump(body))
+    return path
+
+
+def delegate(repo, cfg, *args, tmux_on=False):
+    done = orchestra("delegate", "--config", str(cfg), *args, *([] if tmux_on else ["--no-tmux"]), "--json",
+                     cwd=repo, timeout=90)
+    assert done.stdout.strip().startswith("{"), done.stderr
+    return done, json.loads(done.stdout)
+
+
+def branches(repo) -> list[str]:
+    return git(repo, "for-each-ref", "--format=%(refname:short)", "refs/heads/orchestra/").split()
+
+
+def worktrees(repo) -> list[str]:
+    return [line.split(" ", 1)[1] for line in git(repo, "worktree", "list", "--porcelain").splitlines()
+            if line.startswith("worktree ")]
+
+
+def test_two_secondaries_work_at_once_each_in_its_own_worktree_and_branch(tmp_path, repo):
+    fifo = tmp_path / "meet"
+    os.mkfifo(fifo)
+    # a blocks until b writes to the FIFO: run one after the other, a would wait until its timeout
+    cfg = config(tmp_path, a=toy("--task", "{task}", "--files", "a.py", "--wait-fifo", str(fifo)),
+                 b=toy("--task", "{task}", "--files", "b.py", "--signal-fifo", str(fifo)))
+    start = git(repo, "rev-parse", "HEAD")
+    done, run = delegate(repo, cfg, "--to", "a", "--to", "b", "--task", "t", "--no-analyze")
+    assert done.returncode == 0, done.stderr
+    assert [s["status"] for s in run["secondaries"]] == ["completed", "completed"]
+    rid = run["run_id"]
+    assert branches(repo) == sorted([f"orchestra/{rid}/a", f"orchestra/{rid}/b"])
+    trees = {w["agent"]: w for w in run["worktrees"]}
+    assert sorted(worktrees(repo)[1:]) == sorted(w["path"] for w in trees.values())
+    for agent, name in (("a", "a.py"), ("b", "b.py")):
+        s = next(s for s in run["secondaries"] if s["agent"] == agent)
+        assert s["branch"] == f"orchestra/{rid}/{agent}" and s["files_modified"] == [name]
+        assert s["workdir"] == trees[agent]["path"]
+        assert git(repo, "show", f"{s['branch']}:{name}") == "# written for: t"  # committed on its branch
+        assert git(repo, "rev-parse", f"{s['branch']}~1") == start  # one commit on top of the start
+    # the user's checkout is untouched: nothing is merged without --merge
+    assert git(repo, "rev-parse", "HEAD") == start
+    assert not (repo / "a.py").exists() and not (repo / "b.py").exists()
+    assert git(repo, "status", "--porcelain") == ""  # .orchestra/ is kept out of git's view
+    assert run["base"] == {"branch": "main", "commit": start}
+    assert [(m["agent"], m["merges_cleanly"], m["merged"]) for m in run["merges"]] == [("a", True, False),
+                                                                                      ("b", True, False)]
+    orchestra("clean", rid, cwd=repo)
+
+
+def test_the_primary_writes_one_brief_per_secondary_and_gets_one_block_covering_all(tmp_path, repo):
+    cfg = config(tmp_path, boss=boss("DELEGATE: create a.py\\nEND\\nDELEGATE: create b.py\\nEND", "Both done."),
+                 a=toy("--task", "{task}", "--files", "a.py"), b=toy("--task", "{task}", "--files", "b.py"))
+    done, run = delegate(repo, cfg, "--from", "boss", "--to", "a", "--to", "b", "--task", "two files")
+    assert done.returncode == 0, done.stderr
+    assert run["briefs"] == ["create a.py", "create b.py"]
+    assert "working on: create a.py" in run["secondaries"][0]["last_lines"]
+    assert "working on: create b.py" in run["secondaries"][1]["last_lines"]
+    asked = [line for line in run["primary"]["last_lines"] if line.startswith("> got: You are the primary")]
+    assert asked and "Split the task into 2 independent parts" in asked[0]
+    typed = [e[2] for e in map(json.loads, (repo / run["primary"]["transcript"]).read_text().splitlines()[1:])
+             if e[1] == "i"]
+    block = [text for text in typed if "secondary agents have finished" in text]
+    assert len(block) == 1  # one block, every secondary in it
+    for role, agent in (("secondary-1", "a"), ("secondary-2", "b")):
+        assert f"[{role}: {agent}]" in block[0] and f"branch: orchestra/{run['run_id']}/{agent} (merges cleanly)" in block[0]
+    assert run["summary_returned_to_primary"] is True and "Both done." in run["primary_reply"]
+    orchestra("clean", run["run_id"], cwd=repo)
+
+
+def test_parallel_n_with_auto_routes_each_brief_on_its_own_words(tmp_path, repo):
+    cfg = config(tmp_path, boss=boss("DELEGATE: build the api\\nEND\\nDELEGATE: write the guide\\nEND", "ok"),
+                 api=toy("--task", "{task}", "--files", "api.py"), docs=toy("--task", "{task}", "--files", "GUIDE.md"))
+    done, run = delegate(repo, cfg, "--from", "boss", "--parallel", "2", "--task", "an api and its guide")
+    assert done.returncode == 0, done.stderr
+    assert [r["agent"] for r in run["routes"]] == ["api", "docs"]
+    assert [s["agent"] for s in run["secondaries"]] == ["api", "docs"]
+    assert [s["files_modified"] for s in run["secondaries"]] == [["api.py"], ["GUIDE.md"]]
+    orchestra("clean", run["run_id"], cwd=repo)
+
+
+def test_a_failing_secondary_does_not_stop_the_others_and_the_run_is_partial(tmp_path, repo):
+    cfg = config(tmp_path, a=toy("--task", "{task}", "--files", "a.py"), b=toy("--task", "{task}", "--files", "b.py"),
+                 bad=toy("--task", "{task}", "--files", "bad.py", "--done", "oops", "--exit", "2"))
+    done, run = delegate(repo, cfg, "--to", "a", "--to", "bad", "--to", "b", "--task", "t", "--no-analyze", "--merge")
+    assert done.returncode == 1
+    assert run["status"] == "partial" and "bad (secondary-2) crashed" in run["reason"]
+    assert [s["status"] for s in run["secondaries"]] == ["completed", "crashed", "completed"]
+    merged = {m["agent"]: m["merged"] for m in run["merges"]}
+    assert merged == {"a": True, "bad": False, "b": True}  # only completed branches are merged
+    assert (repo / "a.py").exists() and (repo / "b.py").exists() and not (repo / "bad.py").exists()
+    # the failed one's work is kept on its branch, not lost
+    assert git(repo, "show", f"orchestra/{run['run_id']}/bad:bad.py") == "# written for: t"
+    orchestra("clean", run["run_id"], cwd=repo)
+
+
+def conflicting(tmp_path):
+    """Two secondaries that each write shared.py, differently (each writes its own brief into it)."""
+    return config(tmp_path, boss=boss("DELEGATE: one\\nEND\\nDELEGATE: two\\nEND", "ok"),
+                  a=toy("--task", "{task}", "--files", "shared.py"), b=toy("--task", "{task}", "--files", "shared.py"))
+
+
+def test_the_report_says_which_branch_would_conflict_and_merges_nothing(tmp_path, repo):
+    start = git(repo, "rev-parse", "HEAD")
+    done, run = delegate(repo, conflicting(tmp_path), "--from", "boss", "--to", "a", "--to", "b", "--task", "t")
+    assert done.returncode == 0, done.stderr
+    a, b = run["merges"]
+    assert a["merges_cleanly"] and a["conflicts_with_earlier"] == []
+    assert b["merges_cleanly"] and b["conflicts_with_earlier"] == ["shared.py"]  # alone fine, after a not
+    assert git(repo, "rev-parse", "HEAD") == start
+    orchestra("clean", run["run_id"], cwd=repo)
+
+
+def test_merge_stops_at_the_first_conflict_and_names_the_file(tmp_path, repo):
+    done, run = delegate(repo, conflicting(tmp_path), "--from", "boss", "--to", "a", "--to", "b", "--task", "t",
+                         "--merge")
+    assert done.returncode == 1
+    assert run["status"] == "completed" and "shared.py" in run["merge_stopped"]
+    assert [m["merged"] for m in run["merges"]] == [True, False]
+    assert (repo / "shared.py").read_text() == "# written for: one\n"  # a's work, merged
+    assert git(repo, "status", "--porcelain") == ""  # no half-done merge left behind
+    assert subprocess.run(["git", "rev-parse", "-q", "--verify", "MERGE_HEAD"], cwd=repo).returncode != 0
+    assert f"orchestra: merge orchestra/{run['run_id']}/a (a)" in git(repo, "log", "--format=%s", "-1")
+    orchestra("clean", run["run_id"], cwd=repo)
+
+
+def test_several_secondaries_outside_git_are_refused_before_anything_starts(tmp_path):
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    pidfile = tmp_path / "pid"
+    cfg = config(tmp_path, a=toy("--task", "{task}", "--pidfile", str(pidfile)), b=toy("--task", "{task}"))
+    done = orchestra("delegate", "--config", str(cfg), "--to", "a", "--to", "b", "--task", "t", "--no-analyze",
+                     "--no-tmux", cwd=plain)
+    assert done.returncode == 2
+    assert "need a git repository" in done.stderr and "worktree" in done.stderr and "Traceback" not in done.stderr
+    assert not pidfile.exists() and not (plain / ".orchestra" / "runs").exists()
+
+
+def test_clean_removes_worktrees_unmerged_branches_and_the_tmux_session(tmp_path, repo, tmux_sessions):
+    cfg = config(tmp_path, a=toy("--task", "{task}", "--files", "a.py"),
+                 bad=toy("--task", "{task}", "--files", "bad.py", "--done", "oops", "--exit", "2"))
+    done, run = delegate(repo, cfg, "--to", "a", "--to", "bad", "--task", "t", "--no-analyze", "--merge",
+                         tmux_on=True)
+    rid = run["run_id"]
+    if run["tmux_session"]:
+        tmux_sessions.append(run["tmux_session"])
+        assert tmux("has-session", "-t", f"={run['tmux_session']}").returncode == 0
+    assert len(worktrees(repo)) == 3 and len(branches(repo)) == 2
+    cleaned = orchestra("clean", rid, cwd=repo)
+    assert cleaned.returncode == 0, cleaned.stderr
+    assert worktrees(repo) == [str(repo.resolve())]
+    assert branches(repo) == [f"orchestra/{rid}/a"]  # merged: kept; bad's unmerged branch: deleted
+    assert f"deleted branch orchestra/{rid}/bad" in cleaned.stdout
+    if run["tmux_session"]:
+        assert tmux("has-session", "-t", f"={run['tmux_session']}").returncode != 0
+    assert (repo / ".orchestra" / "runs" / rid / "run.json").exists()  # the record stays
+    assert not (repo / ".orchestra" / "worktrees" / rid).exists()
+
+
+def test_clean_of_an_unknown_run_says_so(repo):
+    done = orchestra("clean", "19990101-000000-abcdef", cwd=repo)
+    assert done.returncode == 2 and "no run 19990101-000000-abcdef here" in done.stderr
+
+
+def test_three_replayed_secondaries_run_at_once_each_on_its_branch(repo, tmux_sessions):
+    env = {k: v for k, v in os.environ.items() if not k.endswith(("_KEY", "_TOKEN"))}
+    done = orchestra("delegate", "--demo", "--to", "demo-droid", "--to", "demo-droid", "--to", "demo-droid",
+                     "--task", "Add a User model", "--json", "--no-tmux", cwd=repo, env=env, timeout=90)
+    assert done.returncode == 0, done.stderr
+    run = json.loads(done.stdout)
+    rid = run["run_id"]
+    assert [s["status"] for s in run["secondaries"]] == ["completed"] * 3
+    assert [s["role"] for s in run["secondaries"]] == ["secondary-1", "secondary-2", "secondary-3"]
+    assert branches(repo) == sorted(f"orchestra/{rid}/{n}" for n in ("demo-droid", "demo-droid-2", "demo-droid-3"))
+    assert len(set(s["workdir"] for s in run["secondaries"])) == 3
+    assert run["summary_returned_to_primary"] is True
+    orchestra("clean", rid, cwd=repo)
