@@ -147,7 +147,7 @@ def summarize_session(run: Run, s: AgentSession, role: str, git: Optional[GitSna
         files_claimed=inside, files_seen_by_git=seen, files_outside_workdir=outside,
         errors=list(r.parsed.errors), cost_usd=cost, cost_source=source,
         tokens={"input": r.parsed.tokens_in, "output": r.parsed.tokens_out},
-        duration_s=r.duration_s, exit_code=r.exit_code, signal=r.signal,
+        duration_s=r.duration_s, started_at=r.started_at, exit_code=r.exit_code, signal=r.signal,
         transcript=os.path.relpath(s.transcript_path, run.workdir),
         tmux_target=s.window.target or None, answers=r.answers, session_id=r.parsed.session_id,
         last_lines=r.last_lines, reply=r.parsed.reply[-4000:], workdir=str(s.workdir),

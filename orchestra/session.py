@@ -25,6 +25,7 @@ import signal
 import sys
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterable, Optional
 
@@ -64,6 +65,7 @@ class SessionResult:
     answers: list[dict] = field(default_factory=list)
     last_lines: list[str] = field(default_factory=list)
     viewer_skipped: int = 0
+    started_at: str = ""  # wall clock, UTC, to the millisecond
 
 
 class AgentSession:
@@ -101,6 +103,7 @@ class AgentSession:
         self.deadline = float("inf")
         self.escalation: list[int] = []  # signals still to send while exiting
         self.started_at = 0.0
+        self.started_wall = 0.0
         self.ended_at = 0.0
         self.turn_started_at = 0.0
         self.on_output: Optional[Callable[["AgentSession"], None]] = None
@@ -153,6 +156,7 @@ class AgentSession:
         os.set_blocking(self.fd, False)
         self.pidfd = _pidfd(self.child.pid)
         self.started_at = self.turn_started_at = time.monotonic()
+        self.started_wall = time.time()
         self.deadline = self.started_at + self.profile.timeout
         if self.task_in_argv or not self.task:
             self.phase = WORKING  # nothing to type (an empty task is not typed either)
@@ -409,6 +413,8 @@ class AgentSession:
             duration_s=round((self.ended_at or time.monotonic()) - self.started_at, 3),
             parsed=parsed, answers=self.answers, last_lines=self.stream.last_lines,
             viewer_skipped=getattr(self.window, "skipped_total", 0),
+            started_at=datetime.fromtimestamp(self.started_wall, timezone.utc).isoformat(timespec="milliseconds")
+            if self.started_wall else "",
         )
 
     # -- writing ------------------------------------------------------------

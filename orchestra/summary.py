@@ -34,6 +34,7 @@ class AgentSummary:
     cost_source: str = "unknown"  # reported, estimated, unknown
     tokens: dict = field(default_factory=lambda: {"input": None, "output": None})
     duration_s: float = 0.0
+    started_at: str = ""  # when it was spawned (UTC, ms): with duration_s, shows which agents overlapped
     exit_code: Optional[int] = None
     signal: Optional[str] = None
     transcript: str = ""

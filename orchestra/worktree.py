@@ -240,8 +240,10 @@ def clean(workdir: Path, run_id: str) -> list[str]:
                         else f"⚠️  could not delete branch {branch}: {done.stderr.strip()}")
     leftover = workdir / WORKTREES_DIR / run_id
     if leftover.exists():
+        stray = [p.name for p in leftover.iterdir()]  # left by a worktree git no longer knew of
         shutil.rmtree(leftover, ignore_errors=True)
-        said.append(f"🧹 removed {leftover}")
+        if stray:
+            said.append(f"🧹 removed {leftover} ({', '.join(stray)})")
     session = f"orchestra-{run_id}"
     if session_exists(session) and kill_session(session):
         said.append(f"🧹 closed tmux session {session}")

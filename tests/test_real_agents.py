@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +20,8 @@ from orchestra.config import SHIPPED_CONFIG
 from tests.support.agents import (ANTHROPIC_TEST_KEY, OPENAI_TEST_KEY, aider_setup, claude_setup, droid_setup,
                                   find_agent, init_git_repo)
 from tests.support.model_server import (ModelServer, Rule, error, has_tool_result, last_user_text_contains,
-                                        offers_tool, text, write_file_rules)
+                                        offers_tool, text, tool_call, write_file_rules)
+from tests.support.model_script import aider_whole_file_rules
 
 pytestmark = pytest.mark.real_agent
 
@@ -207,3 +209,67 @@ def test_aider_api_error_fails_fast_although_aider_would_exit_0(tmp_path, repo):
         cfg = write_config(tmp_path, repo, srv.url, ["aider"])
         done, agent = orchestra(cfg, repo, "run", "--agent", "aider", "--task", "hello", "--no-tmux", timeout=90)
     assert agent["status"] == "failed" and "litellm" in agent["reason"]
+
+
+POST_PY = "class Post:\n    def __init__(self, title: str) -> None:\n        self.title = title\n"
+
+
+def started(agent: dict) -> float:
+    from datetime import datetime
+    return datetime.fromisoformat(agent["started_at"]).timestamp()
+
+
+def droid_creates_in_its_own_directory(rel_path: str, content: str, final: str) -> list[Rule]:
+    """Droid's Create wants an absolute path; in a worktree that is the directory droid reports as `% pwd`."""
+    def create(req):
+        cwd = re.search(r"% pwd\n(\S+)", req.text).group(1)
+        return tool_call("Create", {"file_path": f"{cwd}/{rel_path}", "content": content})
+    return [Rule(offers_tool("Create") & has_tool_result(), text(final), name="droid-final"),
+            Rule(offers_tool("Create") & ~has_tool_result(), create, name="droid-create")]
+
+
+def test_claude_splits_the_task_between_droid_and_aider_working_at_once_in_worktrees(tmp_path, repo, tmux_sessions):
+    need("claude", "droid", "aider")
+    (repo / "models" / "post.py").write_text("")  # aider edits the files it is given
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "empty post.py")
+    briefs = "DELEGATE: Create models/user.py with a User class.\nEND\nDELEGATE: Create models/post.py with a Post class.\nEND"
+    rules = [
+        Rule(offers_tool("Write") & last_user_text_contains("secondary agents have finished"), text(PRIMARY_REPLY)),
+        Rule(offers_tool("Write") & last_user_text_contains("Split the task into 2"), text(briefs)),
+        *droid_creates_in_its_own_directory("models/user.py", USER_PY, "Created models/user.py."),
+        *aider_whole_file_rules("models/post.py", POST_PY, "Here is the Post model."),
+    ]
+    with ModelServer(rules) as srv:
+        cfg = write_config(tmp_path, repo, srv.url, ["claude", "droid", "aider"])
+        data = yaml.safe_load(cfg.read_text())
+        data["agents"]["aider"]["command"] = data["agents"]["aider"]["command"] + ["models/post.py"]
+        cfg.write_text(yaml.safe_dump(data, allow_unicode=True))
+        done, run = orchestra(cfg, repo, "delegate", "--from", "claude", "--to", "droid", "--to", "aider",
+                              "--task", "Add User and Post models", "--merge")
+        requests = srv.requests.snapshot()
+    if run.get("tmux_session"):
+        tmux_sessions.append(run["tmux_session"])
+    assert done.returncode == 0, (run["reason"], run.get("merge_stopped"), done.stderr)
+    rid = run["run_id"]
+    droid, aider = run["secondaries"]
+    assert (droid["agent"], droid["status"], droid["files_modified"]) == ("droid", "completed", ["models/user.py"])
+    assert (aider["agent"], aider["status"], aider["files_modified"]) == ("aider", "completed", ["models/post.py"])
+    assert droid["branch"] == f"orchestra/{rid}/droid" and aider["branch"] == f"orchestra/{rid}/aider"
+    # each wrote in its own worktree, not in the user's checkout; --merge brought both back
+    assert droid["workdir"] != aider["workdir"] and str(repo) not in (droid["workdir"], aider["workdir"])
+    assert [m["merged"] for m in run["merges"]] == [True, True]
+    assert (repo / "models" / "user.py").read_text() == USER_PY
+    assert (repo / "models" / "post.py").read_text() == POST_PY
+    subjects = git(repo, "log", "--format=%s")
+    assert f"orchestra: merge orchestra/{rid}/droid (droid)" in subjects
+    assert f"orchestra: merge orchestra/{rid}/aider (aider)" in subjects
+    assert "feat: add models/post.py" in git(repo, "log", "--format=%s", aider["branch"])  # aider's own commit
+    # the two ran at once: aider was started before droid had finished
+    assert started(aider) < started(droid) + droid["duration_s"]
+    summary = [r for r in requests if "secondary agents have finished" in r.last_user_text][-1].last_user_text
+    assert "[secondary-1: droid]" in summary and "[secondary-2: aider]" in summary
+    assert run["summary_returned_to_primary"] is True
+    cleaned = subprocess.run([sys.executable, "-m", "orchestra", "clean", rid], cwd=repo, capture_output=True,
+                             text=True, timeout=60)
+    assert cleaned.returncode == 0 and len(git(repo, "worktree", "list").splitlines()) == 1
