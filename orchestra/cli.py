@@ -57,13 +57,14 @@ class StatusLine:
         self.enabled = enabled
         self.shown = False
 
-    def __call__(self, session) -> None:
+    def __call__(self, session, others: int = 0) -> None:
         if not self.enabled:
             return
         elapsed = _duration(time.monotonic() - session.started_at)
         last = session.stream.latest
         width = max(20, click.get_terminal_size()[0] - 1) if hasattr(click, "get_terminal_size") else 100
-        text = f"⏳ {session.profile.name} {elapsed} │ {last}"[:width]
+        more = f" (+{others} more)" if others else ""
+        text = f"⏳ {session.profile.name}{more} {elapsed} │ {last}"[:width]
         click.echo("\r\x1b[2K" + text, nl=False)
         self.shown = True
 
@@ -345,6 +346,7 @@ def runs(workdir, as_json):
 def show(run_id, workdir, as_json):
     """Print one run's summary and its transcripts."""
     from .history import load_run, run_agents
+    from .worktree import BranchReport
 
     r = load_run(Path(workdir), run_id)
     if as_json:
@@ -362,6 +364,12 @@ def show(run_id, workdir, as_json):
             click.echo(f"   • {path}")
         for err in a["errors"][:5]:
             click.echo(f"   ⚠️  {err}")
+        if a.get("branch"):
+            click.echo(f"   branch: {a['branch']}")
+    for m in r.get("merges") or []:
+        click.echo(f"🌿 {m['branch']}: {BranchReport(**m).describe()}")
+    if r.get("merge_stopped"):
+        click.echo(f"⛔ merge stopped: {r['merge_stopped']}")
     if r.get("primary_reply"):
         click.echo(f"\nPrimary's reply:\n{r['primary_reply']}")
     click.echo(f"\nTotal cost: {_cost(r.get('total_cost_usd'))}   Time: {_duration(r.get('duration_s') or 0)}")

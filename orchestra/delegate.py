@@ -48,7 +48,7 @@ class Events:
     """What the CLI shows as the run goes; every callback is optional."""
 
     say: Callable[[str], None] = lambda line: None
-    status: Optional[Callable[[AgentSession], None]] = None
+    status: Optional[Callable[[AgentSession, int], None]] = None  # (agent shown, how many others run)
 
 
 @dataclass
@@ -229,12 +229,7 @@ class _Flow:
         for (s, tree, git), brief in zip(secondaries, self.briefs):
             summary = self.result_of(s, s.window_name, git)
             self.secondaries.append(summary)
-            n = len(summary.files_modified)
-            files = f"{n} file{'s' if n != 1 else ''} modified"
-            if summary.status == "completed":
-                self.say(f"✅ {summary.agent} completed task ({files})")
-            else:
-                self.say(f"❌ {summary.agent} {summary.status}: {summary.reason} ({files})")
+            self.say_result(summary, several=tree is not None)
             if tree is not None:
                 self.collect(tree, summary, brief)
         if self.repo is not None:
@@ -253,6 +248,22 @@ class _Flow:
         if plan.analyze:
             self.return_summary(primary)
 
+    def say_result(self, summary: AgentSummary, several: bool) -> None:
+        n = len(summary.files_modified)
+        files = f"{n} file{'s' if n != 1 else ''} modified"
+        if several:  # one line each, to compare them: files, cost, time
+            cost = f"${summary.cost_usd:.4f}" if summary.cost_usd is not None else "cost unknown"
+            files += f", {cost}, {summary.duration_s:.1f}s, {summary.role}"
+        if summary.status == "completed":
+            self.say(f"✅ {summary.agent} completed task ({files})")
+        else:
+            self.say(f"❌ {summary.agent} {summary.status}: {summary.reason} ({files})")
+        if several:
+            for path in summary.files_modified[:10]:
+                self.say(f"   • {path}")
+            if n > 10:
+                self.say(f"   • ... {n - 10} more (orchestra show {self.run.id})")
+
     def collect(self, tree: Tree, summary: AgentSummary, brief: str) -> None:
         """Commit what the secondary left in its worktree on its branch, so its work is kept whatever happens."""
         summary.branch = tree.branch
@@ -269,7 +280,8 @@ class _Flow:
         self.repo.rehearse(self.branches)
         for r in self.branches:
             icon = "🌿" if (r.merges_cleanly and not r.conflicts_with_earlier) or not r.commits else "⚠️ "
-            self.say(f"{icon} {r.branch}: {r.describe()}" + (f" into {base}" if r.merges_cleanly else ""))
+            state = r.describe()
+            self.say(f"{icon} {r.branch}: {state}" + (f" into {base}" if state == "merges cleanly" else ""))
         if not self.plan.merge:
             if any(r.commits and r.status == "completed" for r in self.branches):
                 self.say("   nothing merged (add --merge to merge the completed branches; "
@@ -345,9 +357,13 @@ class _Flow:
 
     def follow(self, sessions: list[AgentSession]) -> None:
         status = self.events.status
-        working = [s for s in sessions if s.active]
-        tick = (lambda: status(working[0])) if status and working else None
-        drive(sessions, tick=tick)
+
+        def tick() -> None:  # the status line follows the first agent still at work
+            working = [s for s in sessions if s.active and s.phase != IDLE]
+            if working:
+                status(working[0], len(working) - 1)
+
+        drive(sessions, tick=tick if status else None)
 
     def result_of(self, s: AgentSession, role: str, git: Optional[GitSnapshot] = None) -> AgentSummary:
         summary = summarize_session(self.run, s, role, git)
