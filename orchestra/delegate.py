@@ -181,30 +181,7 @@ class _Flow:
     def go(self) -> None:
         plan = self.plan
         slots = plan.slots
-        primary = None
-        briefs = [plan.task]
-        if plan.analyze:
-            prompt = DELEGATION_PROMPT.format(task=plan.task)
-            if len(slots) > 1:
-                prompt += SPLIT_PROMPT.format(n=len(slots))
-            primary = self.start(plan.primary, "primary", prompt, keep_alive=not plan.primary.takes_task_in_argv)
-            self.follow([primary])
-            first = self.result_of(primary, "primary")
-            if primary.phase != IDLE:
-                self.primaries.append(first)
-            if first.status != "completed":
-                raise OrchestraError(f"the primary ({plan.primary.name}) {first.status}: {first.reason or 'no reason given'}")
-            found = extract_briefs(primary.parser.result().reply, plan.primary.delegate_start, plan.primary.delegate_end)
-            if not found:
-                raise OrchestraError(f"the primary ({plan.primary.name}) answered with no brief "
-                                     f"(no line matching {plan.primary.delegate_start.pattern!r})")
-            briefs = found
-            self.brief = found[0]
-            self.say(f"✅ {plan.primary.name} analyzed task")
-            if len(found) != len(slots):
-                self.say(f"⚠️  {plan.primary.name} wrote {len(found)} brief{'s' if len(found) != 1 else ''} for "
-                         f"{len(slots)} secondar{'ies' if len(slots) != 1 else 'y'}: " +
-                         ("some get the same brief" if len(found) < len(slots) else "the extra ones are not delegated"))
+        primary, briefs = self.analyze(len(slots)) if plan.analyze else (None, [plan.task])
         # a secondary without a brief of its own shares one: each works in its own worktree, nothing collides
         self.briefs = [briefs[i % len(briefs)] for i in range(len(slots))]
         names = self.choose_secondaries(slots, self.briefs)
@@ -214,17 +191,8 @@ class _Flow:
             if left_out:
                 self.say(f"⚠️  uncommitted changes stay out of the worktrees (they start from HEAD): "
                          f"{', '.join(left_out[:5])}{' ...' if len(left_out) > 5 else ''}")
-        secondaries: list[tuple[AgentSession, Optional[Tree], Optional[GitSnapshot]]] = []
-        for i, (name, brief) in enumerate(zip(names, self.briefs)):
-            window = f"secondary-{i + 1}"
-            profile = self.config.profile(name)
-            if self.repo is None:
-                secondaries.append((self.start(profile, window, brief), None, self.git))
-                continue
-            tree = self.repo.add(name, window)
-            # a fresh worktree is clean at the starting commit: its snapshot needs no git call
-            git = None if plan.demo else GitSnapshot(tree.workdir, self.repo.base_commit, {})
-            secondaries.append((self.start(profile, window, brief, workdir=tree.workdir, where=tree.branch), tree, git))
+        secondaries = [self.start_secondary(f"secondary-{i + 1}", name, brief)
+                       for i, (name, brief) in enumerate(zip(names, self.briefs))]
         self.follow([s for s, _, _ in secondaries] + ([primary] if primary is not None else []))
         for (s, tree, git), brief in zip(secondaries, self.briefs):
             summary = self.result_of(s, s.window_name, git)
@@ -234,19 +202,53 @@ class _Flow:
                 self.collect(tree, summary, brief)
         if self.repo is not None:
             self.report_branches()
-        done = [s for s in self.secondaries if s.status == "completed"]
-        if len(done) == len(self.secondaries):
-            self.status, self.reason = "completed", ""
-        elif done:
-            self.status = "partial"
-            self.reason = "; ".join(f"{s.agent} ({s.role}) {s.status}: {s.reason}"
-                                    for s in self.secondaries if s.status != "completed")
-        else:
-            failed = self.secondaries[0]
-            self.status = failed.status
-            self.reason = f"{failed.agent} {failed.status}: {failed.reason}"
+        self.status, self.reason = self.outcome()
         if plan.analyze:
             self.return_summary(primary)
+
+    def analyze(self, n: int) -> tuple[AgentSession, list[str]]:
+        """The primary's turn: the task in, one brief per secondary out."""
+        profile = self.plan.primary
+        prompt = DELEGATION_PROMPT.format(task=self.plan.task) + (SPLIT_PROMPT.format(n=n) if n > 1 else "")
+        primary = self.start(profile, "primary", prompt, keep_alive=not profile.takes_task_in_argv)
+        self.follow([primary])
+        first = self.result_of(primary, "primary")
+        if primary.phase != IDLE:
+            self.primaries.append(first)
+        if first.status != "completed":
+            raise OrchestraError(f"the primary ({profile.name}) {first.status}: {first.reason or 'no reason given'}")
+        found = extract_briefs(primary.parser.result().reply, profile.delegate_start, profile.delegate_end)
+        if not found:
+            raise OrchestraError(f"the primary ({profile.name}) answered with no brief "
+                                 f"(no line matching {profile.delegate_start.pattern!r})")
+        self.brief = found[0]
+        self.say(f"✅ {profile.name} analyzed task")
+        if len(found) != n:
+            self.say(f"⚠️  {profile.name} wrote {len(found)} brief{'s' if len(found) != 1 else ''} for "
+                     f"{n} secondar{'ies' if n != 1 else 'y'}: " +
+                     ("some get the same brief" if len(found) < n else "the extra ones are not delegated"))
+        return primary, found
+
+    def start_secondary(self, window: str, name: str,
+                        brief: str) -> tuple[AgentSession, Optional[Tree], Optional[GitSnapshot]]:
+        """Spawn one secondary: in the run's workdir, or with several in a worktree of its own."""
+        profile = self.config.profile(name)
+        if self.repo is None:
+            return self.start(profile, window, brief), None, self.git
+        tree = self.repo.add(name, window)
+        # a fresh worktree is clean at the starting commit: its snapshot needs no git call
+        git = None if self.plan.demo else GitSnapshot(tree.workdir, self.repo.base_commit, {})
+        return self.start(profile, window, brief, workdir=tree.workdir, where=tree.branch), tree, git
+
+    def outcome(self) -> tuple[str, str]:
+        done = [s for s in self.secondaries if s.status == "completed"]
+        if len(done) == len(self.secondaries):
+            return "completed", ""
+        if done:
+            return "partial", "; ".join(f"{s.agent} ({s.role}) {s.status}: {s.reason}"
+                                        for s in self.secondaries if s.status != "completed")
+        failed = self.secondaries[0]
+        return failed.status, f"{failed.agent} {failed.status}: {failed.reason}"
 
     def say_result(self, summary: AgentSummary, several: bool) -> None:
         n = len(summary.files_modified)
@@ -268,7 +270,7 @@ class _Flow:
         """Commit what the secondary left in its worktree on its branch, so its work is kept whatever happens."""
         summary.branch = tree.branch
         title = " ".join(self.run.redactor.text(brief).split())[:72]
-        problem = self.repo.commit(tree, summary.files_modified,
+        problem = self.repo.commit(tree, summary.files_seen_by_git or [],  # what git saw (a replay writes nothing)
                                    f"orchestra: {summary.agent} ({summary.status}): {title}\n\nrun {self.run.id}")
         if problem:
             summary.errors.append(problem)

@@ -227,5 +227,7 @@ def test_three_replayed_secondaries_run_at_once_each_on_its_branch(repo, tmux_se
     assert [s["role"] for s in run["secondaries"]] == ["secondary-1", "secondary-2", "secondary-3"]
     assert branches(repo) == sorted(f"orchestra/{rid}/{n}" for n in ("demo-droid", "demo-droid-2", "demo-droid-3"))
     assert len(set(s["workdir"] for s in run["secondaries"])) == 3
+    assert [s["errors"] for s in run["secondaries"]] == [[], [], []]  # a replay writes nothing: nothing to commit
+    assert [m["commits"] for m in run["merges"]] == [0, 0, 0]
     assert run["summary_returned_to_primary"] is True
     orchestra("clean", rid, cwd=repo)
