@@ -4,6 +4,7 @@ Every test runs in a temporary git repository; git itself is asked what exists a
 """
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -196,9 +197,11 @@ def test_clean_removes_worktrees_unmerged_branches_and_the_tmux_session(tmp_path
     done, run = delegate(repo, cfg, "--to", "a", "--to", "bad", "--task", "t", "--no-analyze", "--merge",
                          tmux_on=True)
     rid = run["run_id"]
+    assert bool(run["tmux_session"]) == bool(shutil.which("tmux"))
     if run["tmux_session"]:
         tmux_sessions.append(run["tmux_session"])
-        assert tmux("has-session", "-t", f"={run['tmux_session']}").returncode == 0
+        windows = tmux("list-windows", "-t", f"={run['tmux_session']}", "-F", "#W").stdout.split()
+        assert windows == ["secondary-1", "secondary-2"]  # one tmux session, a window per secondary
     assert len(worktrees(repo)) == 3 and len(branches(repo)) == 2
     cleaned = orchestra("clean", rid, cwd=repo)
     assert cleaned.returncode == 0, cleaned.stderr
