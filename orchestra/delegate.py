@@ -191,8 +191,9 @@ class _Flow:
             if left_out:
                 self.say(f"⚠️  uncommitted changes stay out of the worktrees (they start from HEAD): "
                          f"{', '.join(left_out[:5])}{' ...' if len(left_out) > 5 else ''}")
-        secondaries = [self.start_secondary(f"secondary-{i + 1}", name, brief)
-                       for i, (name, brief) in enumerate(zip(names, self.briefs))]
+        windows = [f"secondary-{i + 1}" for i in range(len(names))]
+        trees = self.repo.add(list(zip(names, windows))) if self.repo else [None] * len(names)
+        secondaries = [self.start_secondary(*spec) for spec in zip(windows, names, self.briefs, trees)]
         self.follow([s for s, _, _ in secondaries] + ([primary] if primary is not None else []))
         for (s, tree, git), brief in zip(secondaries, self.briefs):
             summary = self.result_of(s, s.window_name, git)
@@ -229,13 +230,12 @@ class _Flow:
                      ("some get the same brief" if len(found) < n else "the extra ones are not delegated"))
         return primary, found
 
-    def start_secondary(self, window: str, name: str,
-                        brief: str) -> tuple[AgentSession, Optional[Tree], Optional[GitSnapshot]]:
-        """Spawn one secondary: in the run's workdir, or with several in a worktree of its own."""
+    def start_secondary(self, window: str, name: str, brief: str,
+                        tree: Optional[Tree]) -> tuple[AgentSession, Optional[Tree], Optional[GitSnapshot]]:
+        """Spawn one secondary: in the run's workdir, or with several in its worktree."""
         profile = self.config.profile(name)
-        if self.repo is None:
+        if tree is None:
             return self.start(profile, window, brief), None, self.git
-        tree = self.repo.add(name, window)
         # a fresh worktree is clean at the starting commit: its snapshot needs no git call
         git = None if self.plan.demo else GitSnapshot(tree.workdir, self.repo.base_commit, {})
         return self.start(profile, window, brief, workdir=tree.workdir, where=tree.branch), tree, git

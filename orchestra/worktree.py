@@ -108,23 +108,32 @@ class Repo:
         out = git(self.workdir, "status", "--porcelain", "-z", "--untracked-files=normal")
         return [entry[3:] for entry in out.stdout.split("\0") if entry[3:] and not entry[3:].startswith(".orchestra")]
 
-    def add(self, agent: str, window: str) -> Tree:
-        name = agent
-        taken = {t.branch for t in self.trees}
-        n = 1
-        while f"{BRANCH_PREFIX}/{self.run_id}/{name}" in taken:
-            n += 1
-            name = f"{agent}-{n}"
-        branch = f"{BRANCH_PREFIX}/{self.run_id}/{name}"
-        path = self.workdir / WORKTREES_DIR / self.run_id / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        done = git(self.workdir, "worktree", "add", "-q", "-b", branch, str(path), self.base_commit)
-        if done.returncode != 0:
-            raise OrchestraError(f"git could not create the worktree {path} on branch {branch}: {done.stderr.strip()}")
-        tree = Tree(agent, window, branch, path, path / self.sub)
-        tree.workdir.mkdir(parents=True, exist_ok=True)
-        self.trees.append(tree)
-        return tree
+    def add(self, secondaries: list[tuple[str, str]]) -> list[Tree]:
+        """A worktree and branch for each (agent, window), made by concurrent `git worktree add`s
+        before any agent starts: the checkouts are most of the set-up time in a big repository."""
+        trees = []
+        for agent, window in secondaries:
+            name, n = agent, 1
+            while any(t.branch == f"{BRANCH_PREFIX}/{self.run_id}/{name}" for t in self.trees + trees):
+                n += 1
+                name = f"{agent}-{n}"
+            path = self.workdir / WORKTREES_DIR / self.run_id / name
+            trees.append(Tree(agent, window, f"{BRANCH_PREFIX}/{self.run_id}/{name}", path, path / self.sub))
+        if trees:
+            trees[0].path.parent.mkdir(parents=True, exist_ok=True)
+        running = [(t, git_start(self.workdir, "worktree", "add", "-q", "-b", t.branch, str(t.path), self.base_commit))
+                   for t in trees]
+        failed = []
+        for tree, proc in running:
+            _, err = proc.communicate()
+            if proc.returncode == 0:
+                self.trees.append(tree)
+                tree.workdir.mkdir(parents=True, exist_ok=True)
+            else:
+                failed.append(f"{tree.path} on branch {tree.branch}: {err.strip()}")
+        if failed:
+            raise OrchestraError("git could not create the worktree " + "; ".join(failed))
+        return trees
 
     def commit(self, tree: Tree, paths: list[str], message: str) -> Optional[str]:
         """Commit what the agent left uncommitted of `paths` (relative to its workdir) on its branch."""
@@ -279,9 +288,18 @@ def ignore_orchestra_dir(workdir: Path) -> None:
         marker.write_text("*\n")
 
 
+GIT_ENV = {"GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"}
+
+
 def git(cwd: Path, *args: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, GIT_TERMINAL_PROMPT="0", LC_ALL="C")
     try:
-        return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=120, env=env)
+        return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=120,
+                              env={**os.environ, **GIT_ENV})
     except (OSError, subprocess.TimeoutExpired) as exc:
         return subprocess.CompletedProcess(["git", *args], 127, "", str(exc))
+
+
+def git_start(cwd: Path, *args: str) -> subprocess.Popen:
+    """git running in the background; read it with communicate()."""
+    return subprocess.Popen(["git", *args], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, **GIT_ENV})
