@@ -168,13 +168,19 @@ class _Flow:
         self.routes: list[dict] = []
         self.branches: list[BranchReport] = []
         self.merge_stopped: Optional[str] = None
+        self.started: list[tuple[AgentSession, Optional[Tree], Optional[GitSnapshot]]] = []
         self.returned = False
         self.reply: Optional[str] = None
         self.status = "failed"
         self.reason = ""
 
     def fail(self, status: str, reason: str) -> None:
+        """The run stopped early: record it, and every secondary that was started, as it ended."""
         self.status, self.reason = status, reason
+        for s, tree, git in self.started[len(self.secondaries):]:
+            summary = self.result_of(s, s.window_name, git)
+            summary.branch = tree.branch if tree else None
+            self.secondaries.append(summary)
 
     # -- steps ----------------------------------------------------------------
 
@@ -193,7 +199,9 @@ class _Flow:
                          f"{', '.join(left_out[:5])}{' ...' if len(left_out) > 5 else ''}")
         windows = [f"secondary-{i + 1}" for i in range(len(names))]
         trees = self.repo.add(list(zip(names, windows))) if self.repo else [None] * len(names)
-        secondaries = [self.start_secondary(*spec) for spec in zip(windows, names, self.briefs, trees)]
+        for spec in zip(windows, names, self.briefs, trees):
+            self.started.append(self.start_secondary(*spec))
+        secondaries = self.started
         self.follow([s for s, _, _ in secondaries] + ([primary] if primary is not None else []))
         for (s, tree, git), brief in zip(secondaries, self.briefs):
             summary = self.result_of(s, s.window_name, git)

@@ -5,8 +5,10 @@ Every test runs in a temporary git repository; git itself is asked what exists a
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -235,3 +237,30 @@ def test_three_replayed_secondaries_run_at_once_each_on_its_branch(repo, tmux_se
     assert [m["commits"] for m in run["merges"]] == [0, 0, 0]
     assert run["summary_returned_to_primary"] is True
     orchestra("clean", rid, cwd=repo)
+
+
+def test_an_interrupted_run_records_every_secondary_and_clean_removes_what_it_left(tmp_path, repo):
+    pids = [tmp_path / "a.pid", tmp_path / "b.pid"]
+    cfg = config(tmp_path, a=toy("--task", "{task}", "--files", "a.py", "--hang", "--pidfile", str(pids[0])),
+                 b=toy("--task", "{task}", "--hang", "--pidfile", str(pids[1])))
+    proc = subprocess.Popen([sys.executable, "-m", "orchestra", "delegate", "--config", str(cfg), "--to", "a",
+                             "--to", "b", "--task", "t", "--no-analyze", "--no-tmux", "--json"], cwd=repo,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for(lambda: pids[1].exists() and any(repo.glob(".orchestra/worktrees/*/a/a.py")))
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    run = json.loads(next((repo / ".orchestra" / "runs").iterdir()).joinpath("run.json").read_text())
+    assert run["status"] == "interrupted"
+    assert [(s["agent"], s["status"]) for s in run["secondaries"]] == [("a", "interrupted"), ("b", "interrupted")]
+    assert [s["branch"] for s in run["secondaries"]] == [w["branch"] for w in run["worktrees"]]
+    assert (Path(run["worktrees"][0]["path"]) / "a.py").exists()  # the work is still there until clean
+    cleaned = orchestra("clean", run["run_id"], cwd=repo)
+    assert cleaned.returncode == 0 and worktrees(repo) == [str(repo.resolve())] and branches(repo) == []
+
+
+def wait_for(predicate, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
