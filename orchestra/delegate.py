@@ -19,7 +19,7 @@ from . import agents
 from .config import Config, Profile
 from .errors import OrchestraError
 from .router import Route, route
-from .run import Interrupted, Run, interruptible, summarize_session
+from .run import Interrupted, Run, check_ready, interruptible, summarize_session
 from .session import IDLE, AgentSession, drive
 from .summary import AgentSummary, GitSnapshot, RunSummary, total_cost
 from .worktree import BranchReport, Repo, Tree
@@ -120,14 +120,16 @@ def installed(config: Config, name: str) -> bool:
 
 
 def delegate(config: Config, plan: Plan, workdir: Path, tmux: bool = True, events: Events = Events()) -> RunSummary:
-    for name in plan.slots:
-        if name != "auto":
-            config.profile(name)
-    # several secondaries in one directory would overwrite each other: refuse before anything starts
+    # everything that can be known to fail is refused before any agent starts (and is paid for)
+    for name in sorted({name for name in plan.slots if name != "auto"}):
+        check_ready(config.profile(name), config)
+    # several secondaries in one directory would overwrite each other
     repo = Repo(workdir) if len(plan.slots) > 1 else None
     if plan.merge and repo is None:
         raise OrchestraError("--merge is for several secondaries (each on its own branch); one secondary works "
                              "in place, there is nothing to merge")
+    if plan.merge:
+        repo.ready_to_merge()
     run = Run(config, workdir, plan.task, tmux=tmux, say=events.say)
     flow = _Flow(run, plan, events, repo)
     interrupted: Optional[Interrupted] = None
@@ -177,10 +179,11 @@ class _Flow:
     def fail(self, status: str, reason: str) -> None:
         """The run stopped early: record it, and every secondary that was started, as it ended."""
         self.status, self.reason = status, reason
-        for s, tree, git in self.started[len(self.secondaries):]:
+        for (s, tree, git), brief in zip(self.started[len(self.secondaries):], self.briefs[len(self.secondaries):]):
             summary = self.result_of(s, s.window_name, git)
-            summary.branch = tree.branch if tree else None
             self.secondaries.append(summary)
+            if tree is not None:
+                self.collect(tree, summary, brief)  # its work so far, kept on its branch
 
     # -- steps ----------------------------------------------------------------
 
@@ -278,12 +281,12 @@ class _Flow:
         """Commit what the secondary left in its worktree on its branch, so its work is kept whatever happens."""
         summary.branch = tree.branch
         title = " ".join(self.run.redactor.text(brief).split())[:72]
-        problem = self.repo.commit(tree, summary.files_seen_by_git or [],  # what git saw (a replay writes nothing)
+        problem = self.repo.commit(tree, tree_ignores(self.config.profile(summary.agent)),
                                    f"orchestra: {summary.agent} ({summary.status}): {title}\n\nrun {self.run.id}")
         if problem:
             summary.errors.append(problem)
             self.say(f"⚠️  {tree.branch}: {problem}")
-        self.branches.append(self.repo.report(tree, summary.status, summary.files_modified))
+        self.branches.append(self.repo.report(tree, summary.status, summary.files_modified, problem))
 
     def report_branches(self) -> None:
         base = self.repo.base_branch or f"the starting commit {self.repo.base_commit[:12]}"
@@ -396,6 +399,11 @@ class _Flow:
             worktrees=[t.to_dict() for t in self.repo.trees] if self.repo else [],
             merges=[r.to_dict() for r in self.branches], merge_stopped=self.merge_stopped,
         )
+
+
+def tree_ignores(profile: Profile) -> list[str]:
+    """What is not the agent's work in its worktree: its housekeeping files, and orchestra's own folder."""
+    return [*profile.ignore_files, ".orchestra"]
 
 
 def merge_turns(first: AgentSummary, turn: AgentSummary) -> AgentSummary:

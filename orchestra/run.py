@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterator, Optional
 
+from . import agents
 from .config import Config, Profile
 from .errors import OrchestraError
 from .redact import Redactor, secrets_from_env
@@ -102,10 +103,7 @@ class Run:
                 command: Optional[list] = None) -> AgentSession:
         env = dict(self.env)
         env.update(profile.env)
-        if profile.api_key_env and not env.get(profile.api_key_env):
-            raise OrchestraError(
-                f"agent '{profile.name}': the API key variable {profile.api_key_env} is not set "
-                f"(export it, or change api_key_env in {self.config.path})")
+        check_key(profile, env, self.config)
         workdir = Path(workdir or (self.workdir / profile.workdir if profile.workdir else self.workdir))
         s = AgentSession(profile, task, workdir, self.dir / f"{window}.cast", window=None, env=env,
                          redactor=self.redactor, keep_alive=keep_alive, argv_values=argv)
@@ -133,6 +131,23 @@ class Run:
 
     def elapsed(self) -> float:
         return round(time.monotonic() - self.started, 3)
+
+
+def check_key(profile: Profile, env: dict, config: Config) -> None:
+    if profile.api_key_env and not env.get(profile.api_key_env):
+        raise OrchestraError(
+            f"agent '{profile.name}': the API key variable {profile.api_key_env} is not set "
+            f"(export it, or change api_key_env in {config.path})")
+
+
+def check_ready(profile: Profile, config: Config) -> None:
+    """Before a run starts anything: the agent's CLI is installed and its key variable set (or a clear error)."""
+    env = {**os.environ, **profile.env}
+    if profile.binary:
+        agents.require(profile.binary, profile.name, profile.install, env)
+    if not profile.command[0].startswith("{"):
+        agents.require(profile.command[0], profile.name, profile.install, env)
+    check_key(profile, env, config)
 
 
 def summarize_session(run: Run, s: AgentSession, role: str, git: Optional[GitSnapshot]) -> AgentSummary:

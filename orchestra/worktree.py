@@ -10,7 +10,9 @@
 """
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import subprocess
 from dataclasses import asdict, dataclass, field
@@ -53,6 +55,7 @@ class BranchReport:
     # merged after the completed branches before it (what --merge would do): the files that would conflict
     conflicts_with_earlier: list[str] = field(default_factory=list)
     merged: bool = False
+    uncommitted: bool = False  # orchestra could not commit the work: it is only in the worktree
     note: str = ""
 
     def to_dict(self) -> dict:
@@ -61,6 +64,8 @@ class BranchReport:
     def describe(self) -> str:
         if self.merged:
             return "merged"
+        if self.uncommitted:
+            return f"work left uncommitted in the worktree ({self.note})"
         if not self.commits:
             return "no changes"
         if self.conflicts:
@@ -97,6 +102,23 @@ class Repo:
         self.sub = self.workdir.relative_to(self.root)
         self.trees: list[Tree] = []
         self.has_identity = bool(git(self.workdir, "config", "user.email").stdout.strip())
+        version = re.search(r"(\d+)\.(\d+)", git(self.workdir, "version").stdout)
+        # `git merge-tree --write-tree` (2.38+) checks a merge without a working tree; older gits merge for real
+        self.can_rehearse = bool(version) and (int(version.group(1)), int(version.group(2))) >= (2, 38)
+
+    def ready_to_merge(self) -> None:
+        """--merge writes into the user's checkout: refuse, before any agent starts, where that could go wrong."""
+        if self.base_branch is None:
+            raise OrchestraError(f"--merge needs a branch to merge into, and HEAD in {self.root} is detached "
+                                 f"(git switch a branch first)")
+        for marker, what in (("MERGE_HEAD", "a merge"), ("rebase-merge", "a rebase"), ("rebase-apply", "a rebase"),
+                             ("CHERRY_PICK_HEAD", "a cherry-pick"), ("REVERT_HEAD", "a revert")):
+            path = git(self.root, "rev-parse", "--git-path", marker).stdout.strip()
+            if path and (self.root / path).exists():
+                raise OrchestraError(f"--merge: {what} is in progress in {self.root}; finish or abort it first")
+        if git(self.root, "diff", "--cached", "--quiet").returncode != 0:
+            raise OrchestraError(f"--merge: {self.root} has staged changes; commit or stash them first, so a merge "
+                                 f"never mixes with them")
 
     @property
     def base(self) -> str:
@@ -113,10 +135,11 @@ class Repo:
         before any agent starts: the checkouts are most of the set-up time in a big repository."""
         trees = []
         for agent, window in secondaries:
-            name, n = agent, 1
+            safe = re.sub(r"[^A-Za-z0-9_-]+", "-", agent).strip("-") or "agent"  # a valid branch and folder name
+            name, n = safe, 1
             while any(t.branch == f"{BRANCH_PREFIX}/{self.run_id}/{name}" for t in self.trees + trees):
                 n += 1
-                name = f"{agent}-{n}"
+                name = f"{safe}-{n}"
             path = self.workdir / WORKTREES_DIR / self.run_id / name
             trees.append(Tree(agent, window, f"{BRANCH_PREFIX}/{self.run_id}/{name}", path, path / self.sub))
         if trees:
@@ -126,8 +149,11 @@ class Repo:
         failed = []
         for tree, proc in running:
             _, err = proc.communicate()
-            if proc.returncode == 0:
+            # a failing post-checkout hook fails the command after the worktree was made: keep track of it
+            made = (tree.path / ".git").exists()
+            if made:
                 self.trees.append(tree)
+            if proc.returncode == 0:
                 tree.workdir.mkdir(parents=True, exist_ok=True)
             else:
                 failed.append(f"{tree.path} on branch {tree.branch}: {err.strip()}")
@@ -135,20 +161,27 @@ class Repo:
             raise OrchestraError("git could not create the worktree " + "; ".join(failed))
         return trees
 
-    def commit(self, tree: Tree, paths: list[str], message: str) -> Optional[str]:
-        """Commit what the agent left uncommitted of `paths` (relative to its workdir) on its branch."""
+    def commit(self, tree: Tree, ignore: list[str], message: str) -> Optional[str]:
+        """Commit whatever the agent left uncommitted anywhere in its worktree (but `ignore` globs) on its branch.
+        Returns what went wrong, if anything."""
+        from .summary import GitSnapshot, without_ignored
+
+        paths = without_ignored(GitSnapshot(tree.path, self.base_commit, {}).changed(), ignore)
         if not paths:
             return None
-        added = git(tree.workdir, "add", "-A", "--", *paths)
+        added = git(tree.path, "add", "-A", "--", *paths)
         if added.returncode != 0:
             return f"git add failed: {added.stderr.strip()}"
-        if git(tree.workdir, "diff", "--cached", "--quiet").returncode == 0:
+        if git(tree.path, "diff", "--cached", "--quiet").returncode == 0:
             return None  # the agent committed everything itself (aider does)
-        done = git(tree.workdir, *self._identity(), "commit", "-q", "--no-verify", "-m", message)
+        # orchestra's own commit on its own branch: no hooks, no signing prompt to fail it
+        done = git(tree.path, *self._identity(), "-c", "commit.gpgsign=false", "commit", "-q", "--no-verify",
+                   "-m", message)
         return None if done.returncode == 0 else f"git commit failed: {done.stderr.strip()}"
 
-    def report(self, tree: Tree, status: str, files: list[str]) -> BranchReport:
-        r = BranchReport(tree.agent, tree.branch, status, files=files)
+    def report(self, tree: Tree, status: str, files: list[str], problem: Optional[str] = None) -> BranchReport:
+        r = BranchReport(tree.agent, tree.branch, status, files=files, note=problem or "")
+        r.uncommitted = bool(problem)
         count = git(self.root, "rev-list", "--count", f"{self.base_commit}..{tree.branch}")
         r.commits = int(count.stdout.strip() or 0) if count.returncode == 0 else 0
         if r.commits:
@@ -159,6 +192,8 @@ class Repo:
         """Merge the completed branches one after another in git's object store only (merge-tree and
         commit-tree: no working tree, no ref moves), to tell which would conflict with those before it."""
         current = self.base
+        if not self.can_rehearse:
+            return
         for r in reports:
             if r.status != "completed" or not r.commits or not r.merges_cleanly:
                 continue
@@ -180,6 +215,8 @@ class Repo:
 
     def check(self, branch: str, into: str) -> tuple[Optional[bool], list[str], str]:
         """Would `branch` merge into `into` without conflict? Asked of git without touching any working tree."""
+        if not self.can_rehearse:
+            return None, [], "not checked: git 2.38 or newer checks a merge without doing it"
         done = git(self.root, "merge-tree", "--write-tree", "--name-only", "--no-messages", into, branch)
         if done.returncode == 0:
             return True, [], ""
@@ -199,21 +236,29 @@ class Repo:
             return [f"⚠️  not merging: {self.root} is on {now or 'a detached HEAD'} now, the run started on "
                     f"{self.base_branch} (git switch {self.base_branch}, then git merge the branches)"]
         for r in reports:
-            if r.status != "completed" or not r.commits:
+            if r.status != "completed":
+                continue
+            if r.uncommitted:
+                said.append(f"⛔ merge stopped at {r.branch}: {r.describe()}")
+                break
+            if not r.commits:
                 continue
             clean, conflicts, note = self.check(r.branch, "HEAD")
-            if not clean:
+            if clean is False:
                 r.merges_cleanly, r.conflicts = clean, conflicts
                 r.note = note or "conflicts with what was merged before it"
-                said.append(f"⛔ merge stopped at {r.branch}: " + (
-                    f"conflicts in {', '.join(conflicts)}" if conflicts else note))
+                said.append(f"⛔ merge stopped at {r.branch}: conflicts in {', '.join(conflicts)}")
                 break
             done = git(self.root, *self._identity(), "merge", "--no-ff", "--no-edit", "-q",
                        "-m", f"orchestra: merge {r.branch} ({r.agent})", r.branch)
             if done.returncode != 0:
+                # ready_to_merge() made sure no merge was under way before: this one is orchestra's own
+                conflicts = git(self.root, "diff", "--name-only", "--diff-filter=U").stdout.split()
                 if git(self.root, "rev-parse", "-q", "--verify", "MERGE_HEAD").returncode == 0:
                     git(self.root, "merge", "--abort")
-                r.note = f"git merge failed: {(done.stderr or done.stdout).strip()}"
+                r.conflicts = r.conflicts or conflicts
+                r.note = (f"conflicts in {', '.join(conflicts)}" if conflicts
+                          else f"git merge failed: {(done.stderr or done.stdout).strip()}")
                 said.append(f"⛔ merge stopped at {r.branch}: {r.note}")
                 break
             r.merged = True
@@ -221,10 +266,15 @@ class Repo:
         return said
 
 
+RUN_ID = re.compile(r"\d{8}-\d{6}-[0-9a-f]{6}")  # as run.new_run_id makes them
+
+
 def clean(workdir: Path, run_id: str) -> list[str]:
     """Remove a run's worktrees, its branches that were not merged, and its tmux session; say what was done."""
     from .viewer import kill_session, session_exists
 
+    if not RUN_ID.fullmatch(run_id):
+        raise OrchestraError(f"{run_id!r} is not a run id (like 20261125-064850-c62a32; see `orchestra runs`)")
     workdir = Path(workdir).resolve()
     said: list[str] = []
     top = git(workdir, "rev-parse", "--show-toplevel")
@@ -234,21 +284,27 @@ def clean(workdir: Path, run_id: str) -> list[str]:
             done = git(root, "worktree", "remove", "--force", str(path))
             said.append(f"🧹 removed worktree {path}" if done.returncode == 0
                         else f"⚠️  could not remove worktree {path}: {done.stderr.strip()}")
+            if done.returncode == 0 and path.parent.name == run_id and path.parent.is_dir() \
+                    and not any(path.parent.iterdir()):
+                path.parent.rmdir()
         git(root, "worktree", "prune")
-        head = git(root, "rev-parse", "-q", "--verify", "HEAD").stdout.strip()
+        base = _base_of(workdir, root, run_id)
         refs = git(root, "for-each-ref", "--format=%(refname:short) %(objectname)",
                    f"refs/heads/{BRANCH_PREFIX}/{run_id}/")
         for line in refs.stdout.splitlines():
             branch, tip = line.rsplit(" ", 1)
-            if head and tip != _created_at(root, branch) and \
-                    git(root, "merge-base", "--is-ancestor", tip, head).returncode == 0:
-                said.append(f"🔖 kept branch {branch}: it is merged")
+            start = base["commit"] or _created_at(root, branch)
+            into = base["branch"] or "HEAD"
+            if start and tip != start and git(root, "merge-base", "--is-ancestor", tip, into).returncode == 0:
+                said.append(f"🔖 kept branch {branch}: it is merged into {into}")
                 continue
+            lost = git(root, "rev-list", "--count", f"{start}..{tip}").stdout.strip() if start else ""
             done = git(root, "branch", "-D", "-q", branch)
-            said.append(f"🧹 deleted branch {branch}" if done.returncode == 0
-                        else f"⚠️  could not delete branch {branch}: {done.stderr.strip()}")
+            said.append((f"🧹 deleted branch {branch}" + (f" ({lost} unmerged commit{'s' if lost != '1' else ''})"
+                                                          if lost and lost != "0" else ""))
+                        if done.returncode == 0 else f"⚠️  could not delete branch {branch}: {done.stderr.strip()}")
     leftover = workdir / WORKTREES_DIR / run_id
-    if leftover.exists():
+    if leftover.is_dir():
         stray = [p.name for p in leftover.iterdir()]  # left by a worktree git no longer knew of
         shutil.rmtree(leftover, ignore_errors=True)
         if stray:
@@ -262,8 +318,20 @@ def clean(workdir: Path, run_id: str) -> list[str]:
     return said or [f"nothing to clean for {run_id}: no worktree, branch or tmux session left"]
 
 
+def _base_of(workdir: Path, root: Path, run_id: str) -> dict:
+    """The branch and commit the run started from, as its run.json says (found from the workdir or the root)."""
+    for where in (workdir, root):
+        try:
+            base = json.loads((where / ".orchestra" / "runs" / run_id / "run.json").read_text()).get("base")
+        except (OSError, ValueError):
+            continue
+        if isinstance(base, dict):
+            return {"branch": base.get("branch"), "commit": base.get("commit")}
+    return {"branch": None, "commit": None}
+
+
 def _created_at(root: Path, branch: str) -> str:
-    """The commit a branch was created at (the oldest entry of its reflog): a branch still there has no work."""
+    """The commit a branch was created at (the oldest entry of its reflog), when no run.json says."""
     log = git(root, "reflog", "show", "--format=%H", f"refs/heads/{branch}").stdout.split()
     return log[-1] if log else ""
 

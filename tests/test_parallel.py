@@ -170,12 +170,15 @@ def test_the_report_says_which_branch_would_conflict_and_merges_nothing(tmp_path
 
 
 def test_merge_stops_at_the_first_conflict_and_names_the_file(tmp_path, repo):
-    done, run = delegate(repo, conflicting(tmp_path), "--from", "boss", "--to", "a", "--to", "b", "--task", "t",
-                         "--merge")
+    cfg = config(tmp_path, boss=boss("DELEGATE: one\nEND\nDELEGATE: two\nEND\nDELEGATE: three\nEND", "ok"),
+                 a=toy("--task", "{task}", "--files", "shared.py"), b=toy("--task", "{task}", "--files", "shared.py"),
+                 c=toy("--task", "{task}", "--files", "c.py"))
+    done, run = delegate(repo, cfg, "--from", "boss", "--to", "a", "--to", "b", "--to", "c", "--task", "t", "--merge")
     assert done.returncode == 1
     assert run["status"] == "completed" and "shared.py" in run["merge_stopped"]
-    assert [m["merged"] for m in run["merges"]] == [True, False]
+    assert [m["merged"] for m in run["merges"]] == [True, False, False]  # c would merge, but the merge stopped
     assert (repo / "shared.py").read_text() == "# written for: one\n"  # a's work, merged
+    assert not (repo / "c.py").exists()
     assert git(repo, "status", "--porcelain") == ""  # no half-done merge left behind
     assert subprocess.run(["git", "rev-parse", "-q", "--verify", "MERGE_HEAD"], cwd=repo).returncode != 0
     assert f"orchestra: merge orchestra/{run['run_id']}/a (a)" in git(repo, "log", "--format=%s", "-1")
@@ -254,7 +257,8 @@ def test_an_interrupted_run_records_every_secondary_and_clean_removes_what_it_le
     assert run["status"] == "interrupted"
     assert [(s["agent"], s["status"]) for s in run["secondaries"]] == [("a", "interrupted"), ("b", "interrupted")]
     assert [s["branch"] for s in run["secondaries"]] == [w["branch"] for w in run["worktrees"]]
-    assert (Path(run["worktrees"][0]["path"]) / "a.py").exists()  # the work is still there until clean
+    # the work done before the interrupt is committed on its branch
+    assert git(repo, "show", f"{run['secondaries'][0]['branch']}:a.py") == "# written for: t"
     cleaned = orchestra("clean", run["run_id"], cwd=repo)
     assert cleaned.returncode == 0 and worktrees(repo) == [str(repo.resolve())] and branches(repo) == []
 
@@ -264,3 +268,69 @@ def wait_for(predicate, timeout: float = 20) -> None:
     while not predicate():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.01)
+
+
+@pytest.mark.parametrize("state", ["detached", "merging", "staged"])
+def test_merge_is_refused_before_anything_starts_when_the_checkout_is_not_ready(tmp_path, repo, state):
+    pidfile = tmp_path / "pid"
+    cfg = config(tmp_path, a=toy("--task", "{task}", "--pidfile", str(pidfile)), b=toy("--task", "{task}"))
+    if state == "detached":
+        git(repo, "checkout", "-q", "--detach")
+    elif state == "merging":  # the user's own conflicted merge, half resolved: it must survive
+        git(repo, "checkout", "-q", "-b", "other")
+        (repo / "README.md").write_text("theirs\n")
+        git(repo, "commit", "-qam", "theirs")
+        git(repo, "checkout", "-q", "main")
+        (repo / "README.md").write_text("mine\n")
+        git(repo, "commit", "-qam", "mine")
+        subprocess.run(["git", "merge", "other"], cwd=repo, capture_output=True)
+        (repo / "README.md").write_text("resolved\n")
+    else:
+        (repo / "notes.txt").write_text("mine\n")
+        git(repo, "add", "notes.txt")
+    done = orchestra("delegate", "--config", str(cfg), "--to", "a", "--to", "b", "--task", "t", "--no-analyze",
+                     "--merge", "--no-tmux", cwd=repo)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert {"detached": "detached", "merging": "a merge is in progress", "staged": "staged changes"}[state] in done.stderr
+    assert not pidfile.exists() and branches(repo) == []
+    if state == "merging":
+        assert (repo / "README.md").read_text() == "resolved\n"
+        assert subprocess.run(["git", "rev-parse", "-q", "--verify", "MERGE_HEAD"], cwd=repo).returncode == 0
+
+
+def test_a_missing_agent_among_several_is_refused_before_any_starts(tmp_path, repo):
+    pidfile = tmp_path / "pid"
+    cfg = config(tmp_path, a=toy("--task", "{task}", "--pidfile", str(pidfile)),
+                 ghost={"command": ["no-such-agent-cli", "{task}"], "completion": "^DONE"})
+    done = orchestra("delegate", "--config", str(cfg), "--to", "a", "--to", "ghost", "--task", "t", "--no-analyze",
+                     "--no-tmux", cwd=repo)
+    assert done.returncode == 2 and "'no-such-agent-cli' was not found" in done.stderr
+    assert not pidfile.exists() and branches(repo) == [] and worktrees(repo) == [str(repo.resolve())]
+
+
+def test_work_is_committed_whatever_the_repository_config_and_wherever_in_the_worktree(tmp_path, repo):
+    git(repo, "config", "commit.gpgsign", "true")
+    git(repo, "config", "gpg.program", "false")  # signing would fail: orchestra's own commits do not sign
+    sub = repo / "app"
+    sub.mkdir()
+    (sub / "main.py").write_text("")
+    git(repo, "add", "-A")
+    git(repo, "-c", "commit.gpgsign=false", "commit", "-qm", "app")
+    cfg = config(tmp_path, a=toy("--task", "{task}", "--files", "a.py,../top.py"),
+                 **{"my agent": toy("--task", "{task}", "--files", "b.py")})
+    done, run = delegate(sub, cfg, "--to", "a", "--to", "my agent", "--task", "t", "--no-analyze")
+    assert done.returncode == 0, done.stderr
+    a, b = run["secondaries"]
+    assert Path(a["workdir"]).name == "app"  # the same place in its worktree as the run's in the repository
+    assert git(repo, "show", f"{a['branch']}:app/a.py") == "# written for: t"
+    assert git(repo, "show", f"{a['branch']}:top.py") == "# written for: t"  # outside app/, still its work
+    assert b["branch"] == f"orchestra/{run['run_id']}/my-agent" and not b["errors"]
+    orchestra("clean", run["run_id"], cwd=sub)
+
+
+@pytest.mark.parametrize("bad", ["..", "../..", "", "20261125-064850"])
+def test_clean_takes_only_a_run_id_and_touches_nothing_else(repo, bad):
+    (repo / ".orchestra" / "worktrees").mkdir(parents=True)
+    done = orchestra("clean", bad, cwd=repo)
+    assert done.returncode == 2 and "is not a run id" in done.stderr
+    assert (repo / ".git").is_dir() and (repo / "README.md").exists() and (repo / ".orchestra" / "worktrees").is_dir()
