@@ -349,3 +349,25 @@ def test_a_flooding_secondary_does_not_hold_up_another_finishing(tmp_path, repo)
 def ended(agent: dict) -> float:
     from datetime import datetime
     return datetime.fromisoformat(agent["started_at"]).timestamp() + agent["duration_s"]
+
+
+def test_with_a_git_older_than_2_38_merge_falls_back_to_real_merges_and_still_stops_at_a_conflict(tmp_path, repo):
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "git").write_text(f'#!/bin/sh\n[ "$1" = version ] && {{ echo "git version 2.34.1"; exit 0; }}\n'
+                              f'exec {shutil.which("git")} "$@"\n')
+    (fake / "git").chmod(0o755)
+    env = dict(os.environ, PATH=f"{fake}{os.pathsep}{os.environ['PATH']}")
+    cfg = config(tmp_path, boss=boss("DELEGATE: one\\nEND\\nDELEGATE: two\\nEND", "ok"),
+                 a=toy("--task", "{task}", "--files", "shared.py"), b=toy("--task", "{task}", "--files", "shared.py"))
+    done = orchestra("delegate", "--config", str(cfg), "--from", "boss", "--to", "a", "--to", "b", "--task", "t",
+                     "--merge", "--no-tmux", "--json", cwd=repo, env=env, timeout=90)
+    run = json.loads(done.stdout)
+    assert done.returncode == 1 and "conflicts in shared.py" in run["merge_stopped"]
+    assert [m["merged"] for m in run["merges"]] == [True, False]
+    assert [m["merges_cleanly"] for m in run["merges"]] == [None, None]  # not rehearsed: this git cannot
+    assert run["merges"][1]["conflicts"] == ["shared.py"]  # found by the real merge instead
+    assert (repo / "shared.py").read_text() == "# written for: one\n"
+    assert git(repo, "status", "--porcelain") == ""  # orchestra's own conflicted merge was undone
+    assert subprocess.run(["git", "rev-parse", "-q", "--verify", "MERGE_HEAD"], cwd=repo).returncode != 0
+    orchestra("clean", run["run_id"], cwd=repo)
