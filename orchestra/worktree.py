@@ -131,8 +131,9 @@ class Repo:
         return [entry[3:] for entry in out.stdout.split("\0") if entry[3:] and not entry[3:].startswith(".orchestra")]
 
     def add(self, secondaries: list[tuple[str, str]]) -> list[Tree]:
-        """A worktree and branch for each (agent, window), made by concurrent `git worktree add`s
-        before any agent starts: the checkouts are most of the set-up time in a big repository."""
+        """A worktree and branch for each (agent, window), all made before any agent starts (the agents
+        would slow the checkouts). One after another: concurrent `git worktree add`s race on
+        .git/worktrees/ ("failed to read .git/worktrees/a/commondir", seen 2 in 30 runs under load)."""
         trees = []
         for agent, window in secondaries:
             safe = re.sub(r"[^A-Za-z0-9_-]+", "-", agent).strip("-") or "agent"  # a valid branch and folder name
@@ -144,11 +145,10 @@ class Repo:
             trees.append(Tree(agent, window, f"{BRANCH_PREFIX}/{self.run_id}/{name}", path, path / self.sub))
         if trees:
             trees[0].path.parent.mkdir(parents=True, exist_ok=True)
-        running = [(t, git_start(self.workdir, "worktree", "add", "-q", "-b", t.branch, str(t.path), self.base_commit))
-                   for t in trees]
         failed = []
-        for tree, proc in running:
-            _, err = proc.communicate()
+        for tree in trees:
+            proc = git(self.workdir, "worktree", "add", "-q", "-b", tree.branch, str(tree.path), self.base_commit)
+            err = proc.stderr
             # a failing post-checkout hook fails the command after the worktree was made: keep track of it
             made = (tree.path / ".git").exists()
             if made:
@@ -366,8 +366,3 @@ def git(cwd: Path, *args: str) -> subprocess.CompletedProcess:
     except (OSError, subprocess.TimeoutExpired) as exc:
         return subprocess.CompletedProcess(["git", *args], 127, "", str(exc))
 
-
-def git_start(cwd: Path, *args: str) -> subprocess.Popen:
-    """git running in the background; read it with communicate()."""
-    return subprocess.Popen(["git", *args], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, **GIT_ENV})
