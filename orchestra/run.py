@@ -174,6 +174,7 @@ def run_agent(config: Config, profile: Profile, task: str, workdir: Path, tmux: 
               say: Callable[[str], None] = lambda line: None,
               status_line: Optional[Callable[[AgentSession], None]] = None) -> tuple[RunSummary, AgentSummary]:
     """`orchestra run`: one agent, one task, followed to the end and summarised."""
+    check_ready(profile, config)  # before the run makes its folder, tmux session and windows
     run = Run(config, workdir, task, tmux=tmux, say=say)
     git = GitSnapshot.take(run.workdir)
     s = run.session(profile, profile.name, task)
