@@ -202,6 +202,8 @@ class _Flow:
                          f"{', '.join(left_out[:5])}{' ...' if len(left_out) > 5 else ''}")
         windows = [f"secondary-{i + 1}" for i in range(len(names))]
         trees = self.repo.add(list(zip(names, windows))) if self.repo else [None] * len(names)
+        for line in self.repo.warnings if self.repo else []:
+            self.say(line)
         for spec in zip(windows, names, self.briefs, trees):
             self.started.append(self.start_secondary(*spec))
         secondaries = self.started

@@ -101,6 +101,7 @@ class Repo:
         self.base_branch: Optional[str] = branch.stdout.strip() if branch.returncode == 0 else None
         self.sub = self.workdir.relative_to(self.root)
         self.trees: list[Tree] = []
+        self.warnings: list[str] = []  # for the user, said by the flow
         self.has_identity = bool(git(self.workdir, "config", "user.email").stdout.strip())
         version = re.search(r"(\d+)\.(\d+)", git(self.workdir, "version").stdout)
         # `git merge-tree --write-tree` (2.38+) checks a merge without a working tree; older gits merge for real
@@ -148,15 +149,18 @@ class Repo:
         failed = []
         for tree in trees:
             proc = git(self.workdir, "worktree", "add", "-q", "-b", tree.branch, str(tree.path), self.base_commit)
-            err = proc.stderr
-            # a failing post-checkout hook fails the command after the worktree was made: keep track of it
-            made = (tree.path / ".git").exists()
+            # a failing post-checkout hook (git-lfs's, without git-lfs) fails the command after the
+            # worktree is checked out: the worktree is there, so go on and say so
+            made = (tree.path / ".git").exists() and \
+                git(tree.path, "rev-parse", "--abbrev-ref", "HEAD").stdout.strip() == tree.branch
             if made:
                 self.trees.append(tree)
-            if proc.returncode == 0:
                 tree.workdir.mkdir(parents=True, exist_ok=True)
+                if proc.returncode != 0:
+                    self.warnings.append(f"⚠️  {tree.branch}: git worktree add reported {proc.stderr.strip()!r}; "
+                                         f"the worktree was made, going on")
             else:
-                failed.append(f"{tree.path} on branch {tree.branch}: {err.strip()}")
+                failed.append(f"{tree.path} on branch {tree.branch}: {proc.stderr.strip()}")
         if failed:
             raise OrchestraError("git could not create the worktree " + "; ".join(failed))
         return trees

@@ -372,3 +372,17 @@ def test_with_a_git_older_than_2_38_merge_falls_back_to_real_merges_and_still_st
     assert git(repo, "status", "--porcelain") == ""  # orchestra's own conflicted merge was undone
     assert subprocess.run(["git", "rev-parse", "-q", "--verify", "MERGE_HEAD"], cwd=repo).returncode != 0
     orchestra("clean", run["run_id"], cwd=repo)
+
+
+def test_a_failing_post_checkout_hook_does_not_stop_the_run(tmp_path, repo):
+    hook = repo / ".git" / "hooks" / "post-checkout"
+    hook.write_text("#!/bin/sh\necho 'this repository needs git-lfs' >&2\nexit 1\n")
+    hook.chmod(0o755)
+    cfg = config(tmp_path, a=toy("--task", "{task}", "--files", "a.py"), b=toy("--task", "{task}", "--files", "b.py"))
+    done = orchestra("delegate", "--config", str(cfg), "--to", "a", "--to", "b", "--task", "t", "--no-analyze",
+                     "--no-tmux", cwd=repo, timeout=90)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "the worktree was made, going on" in done.stdout and "needs git-lfs" in done.stdout
+    rid = next((repo / ".orchestra" / "runs").iterdir()).name
+    assert git(repo, "show", f"orchestra/{rid}/b:b.py") == "# written for: t"
+    orchestra("clean", rid, cwd=repo)
