@@ -23,8 +23,9 @@ from .worktree import ignore_orchestra_dir
 RUNS_DIR = Path(".orchestra") / "runs"
 
 
-class Interrupted(Exception):
-    """Ctrl-C or SIGTERM reached orchestra during a run."""
+class Interrupted(BaseException):
+    """Ctrl-C or SIGTERM reached orchestra during a run. A BaseException, like KeyboardInterrupt:
+    an `except Exception` that happens to be running when the signal lands must not swallow it."""
 
     def __init__(self, signum: int):
         super().__init__(signal.Signals(signum).name)

@@ -42,6 +42,7 @@ from .transcript import CastWriter
 from .viewer import ViewerWindow
 
 READ_SIZE = 65536
+DRAIN_GRACE = 1.0  # seconds to read an exited agent's last output before giving up on its EOF
 READS_PER_WAKE = 16  # reads in a row before the loop looks at other agents again
 
 # phases
@@ -102,6 +103,7 @@ class AgentSession:
         self.echo: list = []
         self.deadline = float("inf")
         self.escalation: list[int] = []  # signals still to send while exiting
+        self.draining = False  # exited; reading its last output until EOF
         self.started_at = 0.0
         self.started_wall = 0.0
         self.ended_at = 0.0
@@ -197,7 +199,7 @@ class AgentSession:
 
     @property
     def active(self) -> bool:
-        return self.phase in (STARTING, WORKING, EXITING)
+        return self.phase in (STARTING, WORKING, EXITING) or (self.draining and self.phase != DONE)
 
     def on_readable(self) -> None:
         # A pty read returns at most about 4 KB; reading again at once, while the child
@@ -228,15 +230,23 @@ class AgentSession:
             return
         self.child.isalive()  # reaps it and records the exit status
         self.exited = True
+        self._signal_group(signal.SIGKILL)  # anything it left behind in its group
         if not self.eof:
             self.on_readable()  # what it wrote last
-        self._signal_group(signal.SIGKILL)  # anything it left behind in its group
-        self._finish()
+        if self.eof or self.fd < 0:
+            self._finish()
+            return
+        # Its last output may still be on its way through the pty (the kernel moves it on
+        # later, and later still on a busy machine): read on until EOF, for DRAIN_GRACE at most.
+        self.draining = True
+        self.deadline = time.monotonic() + DRAIN_GRACE
 
     def on_time(self, now: float) -> None:
         if now < self.deadline:
             return
-        if self.phase in (STARTING, WORKING):
+        if self.draining:
+            self._finish()
+        elif self.phase in (STARTING, WORKING):
             self._timed_out()
         elif self.phase == EXITING:
             self._escalate()
@@ -296,7 +306,9 @@ class AgentSession:
     def _on_eof(self) -> None:
         self.eof = True
         self._handle(b"", final=True)
-        if not self.exited and self.phase != EXITING:
+        if self.exited:
+            self._finish()
+        elif self.phase != EXITING:
             # the pty closed: the process is ending; if it lingers past the grace period, end it
             self._begin_exit(ask=False, signal_now=False)
 
@@ -334,6 +346,12 @@ class AgentSession:
             self._signal_group(signal.SIGKILL)
             _wait_exit(self.pidfd, 5)
         self.on_exit()
+        if self.draining:  # outside drive(): read what is left here, as briefly
+            deadline = time.monotonic() + DRAIN_GRACE
+            while self.phase != DONE and time.monotonic() < deadline:
+                select.select([self.fd], [], [], max(0.0, deadline - time.monotonic()))
+                self.on_readable()
+            self._finish()
 
     def _begin_exit(self, ask: bool, signal_now: bool = True) -> None:
         """End the agent: after its turn, let it exit by itself (or by its exit text) for
