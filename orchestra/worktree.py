@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Optional
 
 from .errors import OrchestraError
+from .summary import GitSnapshot, without_ignored
 
 WORKTREES_DIR = Path(".orchestra") / "worktrees"
 BRANCH_PREFIX = "orchestra"
@@ -151,8 +152,8 @@ class Repo:
             proc = git(self.workdir, "worktree", "add", "-q", "-b", tree.branch, str(tree.path), self.base_commit)
             # a failing post-checkout hook (git-lfs's, without git-lfs) fails the command after the
             # worktree is checked out: the worktree is there, so go on and say so
-            made = (tree.path / ".git").exists() and \
-                git(tree.path, "rev-parse", "--abbrev-ref", "HEAD").stdout.strip() == tree.branch
+            made = proc.returncode == 0 or ((tree.path / ".git").exists() and
+                                            git(tree.path, "rev-parse", "--abbrev-ref", "HEAD").stdout.strip() == tree.branch)
             if made:
                 self.trees.append(tree)
                 tree.workdir.mkdir(parents=True, exist_ok=True)
@@ -168,8 +169,6 @@ class Repo:
     def commit(self, tree: Tree, ignore: list[str], message: str) -> Optional[str]:
         """Commit whatever the agent left uncommitted anywhere in its worktree (but `ignore` globs) on its branch.
         Returns what went wrong, if anything."""
-        from .summary import GitSnapshot, without_ignored
-
         paths = without_ignored(GitSnapshot(tree.path, self.base_commit, {}).changed(), ignore)
         if not paths:
             return None
