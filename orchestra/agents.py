@@ -37,3 +37,9 @@ def require(binary: str, agent: str, install_hint: str = "", env: Optional[Mappi
         problem = f"'{binary}' was not found (looked in {agents_dir() / 'bin'} and PATH)"
     hint = f"; install it with: {install_hint}" if install_hint else ""
     raise OrchestraError(f"agent '{agent}': {problem}{hint}")
+
+
+def programs(profile) -> list[str]:
+    """What a profile runs that must be installed: the CLI its wrapper runs, and its command
+    (a command starting with a placeholder such as {wrappers} or {python} is orchestra's own)."""
+    return [p for p in (profile.binary, profile.command[0]) if p and not p.startswith("{")]

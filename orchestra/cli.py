@@ -275,7 +275,7 @@ def delegate(primary, secondaries, parallel, merge, task, no_analyze, demo, conf
         if summary.status != "completed":
             click.echo(f"❌ Task {summary.status}: {summary.reason}")
         if summary.merge_stopped:
-            click.echo(f"❌ Merge stopped: {summary.merge_stopped}")
+            click.echo(f"❌ Merge stopped {summary.merge_stopped}")
         click.echo(f"💰 Cost: {_cost(summary.total_cost_usd)}")
         click.echo(f"⏱️  Time: {_duration(summary.duration_s)}")
         click.echo(f"   Run: {summary.run_id} (orchestra show {summary.run_id})")
@@ -369,7 +369,7 @@ def show(run_id, workdir, as_json):
     for m in r.get("merges") or []:
         click.echo(f"🌿 {m['branch']}: {BranchReport(**m).describe()}")
     if r.get("merge_stopped"):
-        click.echo(f"⛔ merge stopped: {r['merge_stopped']}")
+        click.echo(f"⛔ merge stopped {r['merge_stopped']}")
     if r.get("primary_reply"):
         click.echo(f"\nPrimary's reply:\n{r['primary_reply']}")
     click.echo(f"\nTotal cost: {_cost(r.get('total_cost_usd'))}   Time: {_duration(r.get('duration_s') or 0)}")

@@ -113,10 +113,7 @@ def summary_block(secondaries: list[AgentSummary], branches: Optional[dict[str, 
 
 def installed(config: Config, name: str) -> bool:
     profile = config.agents.get(name)
-    if profile is None:
-        return False
-    binary = profile.binary or profile.command[0]
-    return binary.startswith("{") or agents.which(binary) is not None
+    return profile is not None and all(agents.which(p) for p in agents.programs(profile))
 
 
 def delegate(config: Config, plan: Plan, workdir: Path, tmux: bool = True, events: Events = Events()) -> RunSummary:
@@ -302,18 +299,18 @@ class _Flow:
                 self.say("   nothing merged (add --merge to merge the completed branches; "
                          f"orchestra clean {self.run.id} removes the worktrees and unmerged branches)")
             return
-        for line in self.repo.merge(self.branches):
+        said, self.merge_stopped = self.repo.merge(self.branches)
+        for line in said:
             self.say(line)
-            if line.startswith(("⛔", "⚠️")):
-                self.merge_stopped = line.split(" ", 1)[1].strip()
+        if self.merge_stopped:
+            self.say(f"⛔ merge stopped {self.merge_stopped}")
 
     def choose_secondaries(self, slots: list[str], briefs: list[str]) -> list[str]:
         """Agent names for the slots. "auto" routes on the user's task; with several secondaries on each
         one's brief, since their parts differ."""
         chosen = []
         for name, brief in zip(slots, briefs):
-            if name != "auto":
-                self.config.profile(name)
+            if name != "auto":  # checked by delegate() before anything started
                 chosen.append(name)
                 continue
             r = route(brief if len(slots) > 1 else self.plan.task, self.config,

@@ -18,7 +18,6 @@ from .redact import Redactor, secrets_from_env
 from .session import AgentSession, drive
 from .summary import AgentSummary, GitSnapshot, RunSummary, cost_of, split_paths, without_ignored
 from .viewer import TmuxViewer, ViewerWindow
-from .worktree import ignore_orchestra_dir
 
 RUNS_DIR = Path(".orchestra") / "runs"
 
@@ -67,7 +66,10 @@ class Run:
         self.started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
         runs = self.workdir / RUNS_DIR
         runs.mkdir(parents=True, exist_ok=True)
-        ignore_orchestra_dir(self.workdir)
+        # keep .orchestra/ (runs, worktrees) out of git's view without editing the user's .gitignore
+        ignore = self.workdir / ".orchestra" / ".gitignore"
+        if not ignore.exists():
+            ignore.write_text("*\n")
         while True:  # two runs started in the same second still get their own folders
             self.id = new_run_id()
             self.dir = runs / self.id
@@ -144,10 +146,8 @@ def check_key(profile: Profile, env: dict, config: Config) -> None:
 def check_ready(profile: Profile, config: Config) -> None:
     """Before a run starts anything: the agent's CLI is installed and its key variable set (or a clear error)."""
     env = {**os.environ, **profile.env}
-    if profile.binary:
-        agents.require(profile.binary, profile.name, profile.install, env)
-    if not profile.command[0].startswith("{"):
-        agents.require(profile.command[0], profile.name, profile.install, env)
+    for binary in agents.programs(profile):
+        agents.require(binary, profile.name, profile.install, env)
     check_key(profile, env, config)
 
 

@@ -346,12 +346,7 @@ class AgentSession:
             self._signal_group(signal.SIGKILL)
             _wait_exit(self.pidfd, 5)
         self.on_exit()
-        if self.draining:  # outside drive(): read what is left here, as briefly
-            deadline = time.monotonic() + DRAIN_GRACE
-            while self.phase != DONE and time.monotonic() < deadline:
-                select.select([self.fd], [], [], max(0.0, deadline - time.monotonic()))
-                self.on_readable()
-            self._finish()
+        drive([self])  # its last output, if still on its way (draining): the same loop, as briefly
 
     def _begin_exit(self, ask: bool, signal_now: bool = True) -> None:
         """End the agent: after its turn, let it exit by itself (or by its exit text) for

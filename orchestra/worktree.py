@@ -227,46 +227,36 @@ class Repo:
             return False, [line for line in done.stdout.splitlines()[1:] if line], ""
         return None, [], f"git could not check the merge: {done.stderr.strip()}"
 
-    def merge(self, reports: list[BranchReport]) -> list[str]:
+    def merge(self, reports: list[BranchReport]) -> tuple[list[str], Optional[str]]:
         """Merge the completed branches into the starting branch, one by one; stop at the first conflict.
-
-        Returns what to tell the user."""
-        said: list[str] = []
-        if self.base_branch is None:
-            return [f"⚠️  not merging: HEAD was detached at {self.base_commit[:12]} when the run started"]
+        ready_to_merge() has made sure no merge of the user's is under way, so a failed one is
+        orchestra's own and is aborted. Returns what to tell the user, and where and why it stopped
+        ("at BRANCH: conflicts in FILES"), if it did."""
         now = git(self.root, "symbolic-ref", "--short", "-q", "HEAD").stdout.strip()
         if now != self.base_branch:
-            return [f"⚠️  not merging: {self.root} is on {now or 'a detached HEAD'} now, the run started on "
-                    f"{self.base_branch} (git switch {self.base_branch}, then git merge the branches)"]
+            return [], (f"before the first branch: {self.root} is on {now or 'a detached HEAD'} now, the run "
+                        f"started on {self.base_branch} (git switch {self.base_branch}, then git merge the branches)")
+        said: list[str] = []
         for r in reports:
             if r.status != "completed":
                 continue
             if r.uncommitted:
-                said.append(f"⛔ merge stopped at {r.branch}: {r.describe()}")
-                break
+                return said, f"at {r.branch}: {r.describe()}"
             if not r.commits:
                 continue
-            clean, conflicts, note = self.check(r.branch, "HEAD")
-            if clean is False:
-                r.merges_cleanly, r.conflicts = clean, conflicts
-                r.note = note or "conflicts with what was merged before it"
-                said.append(f"⛔ merge stopped at {r.branch}: conflicts in {', '.join(conflicts)}")
-                break
             done = git(self.root, *self._identity(), "merge", "--no-ff", "--no-edit", "-q",
                        "-m", f"orchestra: merge {r.branch} ({r.agent})", r.branch)
             if done.returncode != 0:
-                # ready_to_merge() made sure no merge was under way before: this one is orchestra's own
                 conflicts = git(self.root, "diff", "--name-only", "--diff-filter=U").stdout.split()
                 if git(self.root, "rev-parse", "-q", "--verify", "MERGE_HEAD").returncode == 0:
                     git(self.root, "merge", "--abort")
                 r.conflicts = r.conflicts or conflicts
                 r.note = (f"conflicts in {', '.join(conflicts)}" if conflicts
                           else f"git merge failed: {(done.stderr or done.stdout).strip()}")
-                said.append(f"⛔ merge stopped at {r.branch}: {r.note}")
-                break
+                return said, f"at {r.branch}: {r.note}"
             r.merged = True
             said.append(f"🔀 merged {r.branch} into {self.base_branch}")
-        return said
+        return said, None
 
 
 RUN_ID = re.compile(r"\d{8}-\d{6}-[0-9a-f]{6}")  # as run.new_run_id makes them
@@ -349,14 +339,6 @@ def _worktrees_of(root: Path, run_id: str) -> list[Path]:
         if branch.startswith(f"refs/heads/{BRANCH_PREFIX}/{run_id}/") or f"/{WORKTREES_DIR}/{run_id}/" in path + "/":
             found.append(Path(path))
     return found
-
-
-def ignore_orchestra_dir(workdir: Path) -> None:
-    """Keep .orchestra/ (runs, worktrees) out of git's view without editing the user's .gitignore."""
-    marker = Path(workdir) / ".orchestra" / ".gitignore"
-    if not marker.exists():
-        marker.parent.mkdir(parents=True, exist_ok=True)
-        marker.write_text("*\n")
 
 
 GIT_ENV = {"GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"}
