@@ -260,7 +260,7 @@ class AgentSession:
             data += self.redactor.flush()
         self.window.write(data)
         text, lines = self.stream.feed(data, final)
-        self.cast.output(text, now)
+        self.cast.output(text, now, self.stream.plain)
         if self.pending_submit and not self.outbuf:
             echoed = self.searcher.search(self.echo)
             if echoed is not None:  # the typed text is on screen: press Enter

@@ -22,21 +22,26 @@ _JSON_PLAIN = bytes(c for c in range(32, 127) if c not in b'"\\')
 _JSON_ESCAPES = {c: (bytes((c,)), json.dumps(chr(c)).encode()[1:-1]) for c in range(128) if c not in _JSON_PLAIN}
 
 
-def json_string(text: str) -> bytes:
-    """text as a JSON string literal in UTF-8: json.dumps(text), faster for ASCII with few escapes."""
-    if not text.isascii() or ("\x1b" in text and text.count("\x1b", 0, 512) * 16 > min(len(text), 512)):
-        return json.dumps(text).encode()  # (escape-dense: judged from the first 512 characters, cheaply)
-    data = text.encode("ascii")
-    special = data.translate(None, _JSON_PLAIN)
-    if special:
+def json_string(text: str, plain: bool = False) -> bytes:
+    """text as a JSON string literal in UTF-8: json.dumps(text), faster for ASCII with few escapes.
+
+    plain: text is known to hold printable ASCII, tabs, CRs and LFs only (Stream.plain)."""
+    if plain:
+        data = text.encode("ascii")
+        present = [c for c in b'\\"\t' if c in data]  # (the backslash first) a memchr each
+        present += b"\r\n"
+    else:
+        if not text.isascii() or ("\x1b" in text and text.count("\x1b", 0, 512) * 16 > min(len(text), 512)):
+            return json.dumps(text).encode()  # (escape-dense: judged from the first 512 characters, cheaply)
+        data = text.encode("ascii")
+        special = data.translate(None, _JSON_PLAIN)
+        if not special:
+            return b'"' + data + b'"'
         if len(special) * 16 > len(data):
             return json.dumps(text).encode()
-        present = set(special)
-        if 0x5C in present:  # the backslash first: the other escapes add backslashes
-            data = data.replace(b"\\", b"\\\\")
-            present.discard(0x5C)
-        for byte in present:
-            data = data.replace(*_JSON_ESCAPES[byte])
+        present = sorted(set(special), key=lambda c: c != 0x5C)  # the backslash first: the others add backslashes
+    for byte in present:
+        data = data.replace(*_JSON_ESCAPES[byte])
     return b'"' + data + b'"'
 
 
@@ -65,18 +70,19 @@ class CastWriter:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def output(self, text: str, at: Optional[float] = None) -> None:
+    def output(self, text: str, at: Optional[float] = None, plain: bool = False) -> None:
+        """plain: text holds printable ASCII, tabs, CRs and LFs only (Stream.plain says so)."""
         if text:
-            self._event("o", text, at)
+            self._event("o", text, at, plain)
 
     def input(self, text: str, at: Optional[float] = None) -> None:
         if text:
             self._event("i", text, at)
 
-    def _event(self, kind: str, text: str, at: Optional[float]) -> None:
+    def _event(self, kind: str, text: str, at: Optional[float], plain: bool = False) -> None:
         t = (at if at is not None else time.monotonic()) - self.start
         # one writev: the event is whole in the file or not there, and the text is not copied again
-        self._write(b'[%.6f, "%s", ' % (t, kind.encode()), json_string(text), b']\n')
+        self._write(b'[%.6f, "%s", ' % (t, kind.encode()), json_string(text, plain), b']\n')
 
     def _write(self, *parts: bytes) -> None:
         if self.fd is not None:

@@ -111,3 +111,53 @@ def test_a_line_pattern_written_without_re_m_still_matches_a_line_in_the_middle_
     s.start()
     drive([s])
     assert s.result().status == "failed" and "modified: x.py" in s.result().reason
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_a_stream_gives_the_same_text_lines_and_transcript_however_plain_or_mixed_the_reads(seed):
+    """Plain reads (printable ASCII, tabs, CR LF) take a shortcut; the result is the general path's."""
+    import codecs
+    import json
+
+    from orchestra.parsers import make_parser
+    from orchestra.stream import Stream
+    from orchestra.transcript import json_string
+
+    rng = random.Random(seed)
+    pieces = ["plain line of output\r\n", "tab\tseparated\r\n", 'quote " and \\ backslash\r\n',
+              "modified: a.py\r\n", "progress 10%\rprogress 100%\r\n", "\x1b[1mbold\x1b[0m\r\n",
+              "héllo wörld ✓\r\n", "bell\x07 and form\x0cfeed\r\n", "\r\n", "no newline yet "]
+    data = "".join(rng.choice(pieces) for _ in range(rng.randint(1, 60))).encode()
+    if rng.random() < 0.3:
+        data = data.replace("é".encode(), "é".encode()[:1])  # a broken UTF-8 sequence
+    stream = Stream(make_parser("generic", None))
+    texts, lines, plain_reads = [], [], 0
+    i = 0
+    while i < len(data):
+        n = rng.choice([1, 2, 3, 7, 40, 300, 4096])
+        text, done = stream.feed(data[i:i + n])
+        plain_reads += stream.plain
+        assert json_string(text, stream.plain) == json.dumps(text).encode()
+        texts.append(text)
+        lines.append(done)
+        i += n
+    text, done = stream.feed(b"", final=True)
+    texts.append(text)
+    lines.append(done)
+    whole = codecs.decode(data, "utf-8", "replace")
+    assert "".join(texts) == whole
+    expected = strip(whole)
+    assert "".join(lines) == expected + ("" if expected.endswith("\n") or not expected else "\n")
+    files = ["a.py"] if re.search(r"(?m)^modified: a\.py$", expected) else []
+    assert stream.parser.result().files == files
+
+
+def test_a_character_cut_by_a_read_then_plain_output_is_decoded_as_one_stream():
+    from orchestra.parsers import make_parser
+    from orchestra.stream import Stream
+
+    stream = Stream(make_parser("generic", None))
+    texts = [stream.feed(b"caf\xc3")[0], stream.feed(b"\xa9 ok\r\n")[0],  # é cut in two
+             stream.feed(b"bad \xc3")[0], stream.feed(b"plain\r\n")[0]]  # a lead byte never finished
+    assert "".join(texts) == "café ok\r\nbad \ufffdplain\r\n"
+    assert "".join(stream.last_lines) == "café okbad \ufffdplain"
