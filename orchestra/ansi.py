@@ -23,6 +23,12 @@ _CONTROLS[8] = "\n"  # backspaces redraw a spinner in place ("░█\b\b  \b\bEr
 _CONTROLS_NO_CR = dict(_CONTROLS)
 _CONTROLS_NO_CR[13] = None
 _LONE_CR = re.compile("\r(?!\n)")
+# The same two tables for bytes. str.translate is fast on ASCII only: on text with a box-drawing
+# character in it, it costs 66 us per 4 KB against 7 for the same table on the UTF-8 bytes
+# (measured here), and ASCII control bytes never occur inside a UTF-8 multi-byte character.
+_B_BREAKS = bytes.maketrans(b"\x08\r", b"\n\n")
+_B_DELETE = bytes(c for c, to in _CONTROLS.items() if to is None)
+_B_DELETE_NO_CR = _B_DELETE + b"\r"
 # the start of a sequence that the next read may finish
 _UNFINISHED = re.compile(r"\x1b(?:\[[0-?]*[ -/]*|\][^\x07\x1b]*\x1b?|[P^_][^\x1b]*\x1b?|[()*+])?\Z")
 _MAX_ESCAPE = 2048  # an unfinished escape longer than this is noise, not a sequence
@@ -32,9 +38,15 @@ def strip(text: str) -> str:
     """Plain text of a complete piece of output."""
     if "\x1b" in text:
         text = _ESCAPES.sub("", _CURSOR_GAP.sub(" ", text))
-    if _LONE_CR.search(text) is None:
-        return text.translate(_CONTROLS_NO_CR)
-    return text.replace("\r\n", "\n").translate(_CONTROLS)
+    no_cr = _LONE_CR.search(text) is None
+    if text.isascii():
+        return text.translate(_CONTROLS_NO_CR) if no_cr else text.replace("\r\n", "\n").translate(_CONTROLS)
+    data = text.encode("utf-8", "surrogatepass")
+    if no_cr:
+        data = data.translate(_B_BREAKS, _B_DELETE_NO_CR)
+    else:
+        data = data.replace(b"\r\n", b"\n").translate(_B_BREAKS, _B_DELETE)
+    return data.decode("utf-8", "surrogatepass")
 
 
 class Cleaner:

@@ -161,3 +161,21 @@ def test_a_character_cut_by_a_read_then_plain_output_is_decoded_as_one_stream():
              stream.feed(b"bad \xc3")[0], stream.feed(b"plain\r\n")[0]]  # a lead byte never finished
     assert "".join(texts) == "café ok\r\nbad \ufffdplain\r\n"
     assert "".join(stream.last_lines) == "café okbad \ufffdplain"
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_strip_treats_control_characters_alike_in_ascii_and_in_any_other_text(seed):
+    """Controls go (a lone CR or a backspace is a line break), whatever else the text holds."""
+    table = {c: None for c in [*range(0, 8), 11, 12, *range(14, 32), 127]}
+    table.update({8: "\n", 13: "\n"})
+
+    def reference(text):
+        if re.search("\r(?!\n)", text) is None:
+            return text.translate({**table, 13: None})
+        return text.replace("\r\n", "\n").translate(table)
+
+    rng = random.Random(seed)
+    alphabet = [chr(c) for c in range(0, 128) if c != 0x1b] + ["é", "│", "⎿", "💰", "\udc80", "\r\n"] * 10
+    for _ in range(2000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 40)))
+        assert strip(text) == reference(text), repr(text)
