@@ -24,7 +24,6 @@ class Stream:
         self.cleaner = Cleaner()
         self.searcher = Searcher()
         self._recent: collections.deque = collections.deque(maxlen=LAST_LINES)  # blocks, newest last
-
         self.plain = False  # the last piece fed was printable ASCII, tabs, CRs and LFs only (see feed)
         self._undecoded = False  # the decoder holds the start of a character cut by a read
 
