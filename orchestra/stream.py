@@ -3,16 +3,12 @@ from __future__ import annotations
 
 import codecs
 import collections
-import re
 
 from .ansi import Cleaner
 from .parsers import Parser
 from .searcher import Searcher
 
 LAST_LINES = 20
-_PRINTABLE = bytes(range(32, 127))
-_PLAIN_CONTROLS = b"\t\r\n"
-_LONE_CR = re.compile(rb"\r(?!\n)")
 
 
 class Stream:
@@ -29,20 +25,13 @@ class Stream:
 
     def feed(self, data: bytes, final: bool = False) -> tuple[str, str]:
         """Returns the decoded text (for the recording) and the lines it completed."""
-        # Most output is lines of printable ASCII ending in CR LF: for those, deleting the
-        # CRs is all the cleaning there is, and a byte replace does it faster than the
-        # general strip; the transcript's JSON then needs no search for what to escape
-        # (`plain`). One bytes.translate tells such output apart.
-        if data and not final and not self._undecoded and not self.cleaner.carry \
-                and not data.translate(None, _PRINTABLE).translate(None, _PLAIN_CONTROLS) \
-                and _lone_cr_at_most_last(data):
-            self.plain = True
+        # plain output (printable ASCII, tabs, CR LF) is cleaned on its bytes, and its
+        # transcript JSON then needs no search for what to escape (`plain`)
+        clean = None if final or self._undecoded else self.cleaner.feed_plain(data)
+        self.plain = clean is not None
+        if self.plain:
             text = data.decode("ascii")
-            if data.endswith(b"\r"):  # maybe the first half of a CR LF: the next read tells
-                data, self.cleaner.carry = data[:-1], "\r"
-            clean = data.replace(b"\r", b"").decode("ascii")
         else:
-            self.plain = False
             text = self.decoder.decode(data, final)
             self._undecoded = bool(self.decoder.getstate()[0])
             clean = self.cleaner.feed(text)
@@ -70,9 +59,3 @@ class Stream:
             return tail[-200:]
         last = self.last_lines
         return last[-1] if last else ""
-
-
-def _lone_cr_at_most_last(data: bytes) -> bool:
-    """No CR in data is followed by anything but LF (a CR at the very end may be half of a CR LF)."""
-    m = _LONE_CR.search(data)
-    return m is None or m.start() == len(data) - 1
