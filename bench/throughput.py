@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Throughput, memory and completion latency of orchestra's pty reading, against baselines.
 
-    python bench/throughput.py [--sizes 1,4,16,200] [--runs 5] [--latency-runs 50]
+    python bench/throughput.py [--sizes 1,4,16,200] [--runs 15] [--big-runs 5] [--latency-runs 50]
+                               [--settle SECONDS] [--no-tmux]
 
 Each reader runs in a fresh process on the same child (a script writing N MB of
 80-column lines, then a completion line), so its peak RSS is its own:
@@ -10,7 +11,18 @@ Each reader runs in a fresh process on the same child (a script writing N MB of
   orchestra  AgentSession with everything on: asciicast recording, tmux window,
              escape stripping, completion search and the summary parser
 Ratios are against the raw loop of the same size in the same run; machines here
-are shared and noisy, so trust the ratios more than the MB/s.
+are shared and noisy, so trust the ratios more than the MB/s. The ratio is the raw
+median over the orchestra median; beside it, the middle half (quartiles) of the
+run-by-run ratios (each orchestra run against the raw run just before it) shows how
+much single runs swing. Runs are cheap at small sizes, so those get --runs; sizes of
+100 MB and more get --big-runs.
+
+By default each measurement starts as soon as the one before it ended. --settle S
+leaves the machine idle for S seconds before each one instead. On the 2-vCPU VMs
+here that changes the raw loop at 1-16 MB and not orchestra: the raw loop sleeps and
+is woken for every few KB the child writes, so how fast the machine wakes a sleeping
+reader right then sets its speed, while orchestra mostly finds its next read already
+waiting. Run both ways to see how much of a small-size ratio is the machine.
 """
 from __future__ import annotations
 
@@ -161,7 +173,9 @@ def one_latency(agents: int, runs: int) -> dict:
             "max": delays[-1], "n": len(delays)}
 
 
-def measure(kind: str, *args: str) -> dict:
+def measure(kind: str, *args: str, settle: float = 0.0) -> dict:
+    if settle:
+        time.sleep(settle)  # an idle machine before the measurement (see --settle)
     out = subprocess.run([sys.executable, __file__, "--one", kind, *args], capture_output=True, text=True,
                          timeout=900)
     if out.returncode != 0:
@@ -172,7 +186,9 @@ def measure(kind: str, *args: str) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="1,4,16,200")
-    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--runs", type=int, default=15, help="runs per size below 100 MB")
+    ap.add_argument("--big-runs", type=int, default=5, help="runs per size of 100 MB or more")
+    ap.add_argument("--settle", type=float, default=0.0, help="idle seconds before each measurement")
     ap.add_argument("--latency-runs", type=int, default=50)
     ap.add_argument("--no-tmux", action="store_true")
     ap.add_argument("--one", nargs="+", help=argparse.SUPPRESS)
@@ -198,27 +214,30 @@ def main() -> None:
         # cost it page faults (about 5 ms more at 1 MB, measured here): a one-time start-up cost.
         subprocess.run(["tmux", "new-session", "-d", "-s", "bench-keeps-the-server-up", "cat"], check=True)
     sizes = [float(s) for s in args.sizes.split(",")]
-    print(f"# orchestra bench: throughput and memory (median of {args.runs} interleaved runs; "
-          f"orchestra with recording, escape stripping, search, parser{' and tmux window' if tmux == 'tmux' else ''})")
+    print(f"# orchestra bench: throughput and memory (median of {args.runs} interleaved runs, "
+          f"{args.big_runs} from 100 MB; orchestra with recording, escape stripping, search, parser"
+          f"{' and tmux window' if tmux == 'tmux' else ''}; "
+          f"{f'{args.settle:g} s idle before each measurement' if args.settle else 'back to back'})")
     print(f"{'MB':>6} | {'raw MB/s':>9} | {'pexpect default':>16} | {'orchestra MB/s':>14} | {'ratio':>6} | "
-          f"{'orch. peak RSS':>14} | {'raw RSS':>7} | {'viewer skipped':>14}")
-    print("-" * 104)
+          f"{'run by run':>11} | {'orch. peak RSS':>14} | {'raw RSS':>7} | {'viewer skipped':>14}")
+    print("-" * 118)
     try:
         for mb in sizes:
             raw, orch, pex = [], [], []
-            for _ in range(args.runs):
-                raw.append(measure("raw", str(mb)))
-                orch.append(measure("orchestra", str(mb), tmux))
-                if mb <= 4:
-                    pex.append(measure("pexpect", str(mb)))
+            for run in range(args.runs if mb < 100 else args.big_runs):
+                raw.append(measure("raw", str(mb), settle=args.settle))
+                orch.append(measure("orchestra", str(mb), tmux, settle=args.settle))
+                if mb <= 4 and run < 5:  # a reference figure: five runs are plenty
+                    pex.append(measure("pexpect", str(mb), settle=args.settle))
             raw_s = statistics.median(r["secs"] for r in raw)
             orch_s = statistics.median(r["secs"] for r in orch)
+            q1, _, q3 = statistics.quantiles([r["secs"] / o["secs"] for r, o in zip(raw, orch)], n=4)
             pex_txt = f"{mb / statistics.median(r['secs'] for r in pex):.1f} MB/s" if pex else "(minutes)"
             rss = max(r["rss"] for r in orch)
             skipped = max(r["viewer_skipped"] for r in orch) / 1e6
             print(f"{mb:>6g} | {mb / raw_s:>9.1f} | {pex_txt:>16} | {mb / orch_s:>14.1f} | "
-                  f"{raw_s / orch_s:>5.2f}x | {rss:>11.1f} MB | {max(r['rss'] for r in raw):>4.0f} MB | "
-                  f"{skipped:>11.1f} MB")
+                  f"{raw_s / orch_s:>5.2f}x | {q1:>4.2f}-{q3:.2f}x | {rss:>11.1f} MB | "
+                  f"{max(r['rss'] for r in raw):>4.0f} MB | {skipped:>11.1f} MB")
         print()
         print("# completion latency: each child writes 10 KB then a stamped completion line (ms from write "
               "to detection); with 8 agents, one of them floods output the whole time")
