@@ -25,6 +25,13 @@ def pytest_configure(config):
     os.environ.pop("TMUX_PANE", None)
 
 
+def pytest_unconfigure(config):
+    # here, not in the fixture below: a run that collects nothing or is interrupted still cleans up
+    if os.environ.get("TMUX_TMPDIR", "").startswith(os.path.join(tempfile.gettempdir(), "orchestra-tests-tmux-")):
+        tmux("kill-server")
+        shutil.rmtree(os.environ["TMUX_TMPDIR"], ignore_errors=True)
+
+
 def marked_processes() -> list[tuple[int, str]]:
     mark = f"{MARK}={os.environ[MARK]}".encode()
     found = []
@@ -52,7 +59,6 @@ def nothing_left_behind():
     yield
     sessions = tmux("list-sessions", "-F", "#{session_name}").stdout.split()
     tmux("kill-server")
-    shutil.rmtree(os.environ["TMUX_TMPDIR"], ignore_errors=True)
     leftovers = [p for p in marked_processes() if "tmux" not in p[1]]
     for pid, _ in leftovers:
         try:
