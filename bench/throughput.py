@@ -2,7 +2,7 @@
 """Throughput, memory and completion latency of orchestra's pty reading, against baselines.
 
     python bench/throughput.py [--sizes 1,4,16,200] [--runs 15] [--big-runs 5] [--latency-runs 50]
-                               [--settle SECONDS] [--no-tmux]
+                               [--settle SECONDS] [--floor] [--no-tmux]
 
 Each reader runs in a fresh process on the same child (a script writing N MB of
 80-column lines, then a completion line), so its peak RSS is its own:
@@ -23,6 +23,10 @@ here that changes the raw loop at 1-16 MB and not orchestra: the raw loop sleeps
 is woken for every few KB the child writes, so how fast the machine wakes a sleeping
 reader right then sets its speed, while orchestra mostly finds its next read already
 waiting. Run both ways to see how much of a small-size ratio is the machine.
+
+--floor adds orchestra's read loop with each read's handling stubbed out (one_loop):
+what orchestra would reach if recording, the window, decoding, search and parsing
+cost nothing.
 """
 from __future__ import annotations
 
@@ -121,6 +125,33 @@ def one_orchestra(mb: float, tmux: bool) -> dict:
     return {"secs": secs, "rss": peak_rss_mb(), "cast_mb": cast_mb, "viewer_skipped": skipped}
 
 
+def one_loop(mb: float) -> dict:
+    """orchestra's read loop with nothing to do: the floor under orchestra at this size (--floor).
+
+    drive() and on_readable() as they are; each read's handling replaced by a bytes.find
+    for the completion line: no window, no recording, no decoding, no search, no parser."""
+    from orchestra.config import Profile
+    from orchestra.session import WORKING, AgentSession, Outcome, drive
+
+    class LoopOnly(AgentSession):
+        def _handle(self, data: bytes, final: bool = False) -> None:
+            if self.phase == WORKING and b"DONE " in data:
+                self._turn_over(Outcome("completed"))
+
+    tmp = Path(tempfile.mkdtemp(prefix="orchestra-bench-"))
+    prof = Profile(name="writer", command=writer_argv(mb), completion=re.compile(r"^DONE \d", re.M),
+                   timeout=600, parser="generic")
+    s = LoopOnly(prof, "", tmp, tmp / "w.cast")
+    t0 = time.perf_counter()
+    s.start()
+    drive([s])
+    secs = time.perf_counter() - t0
+    result = s.result()
+    shutil.rmtree(tmp)
+    assert result.status == "completed", result
+    return {"secs": secs}
+
+
 LATENCY_CHILD = textwrap.dedent("""
     import os, random, sys, time
     time.sleep(random.uniform(0.05, 0.25))  # past the start-up of its neighbours, staggered
@@ -191,6 +222,8 @@ def main() -> None:
     ap.add_argument("--settle", type=float, default=0.0, help="idle seconds before each measurement")
     ap.add_argument("--latency-runs", type=int, default=50)
     ap.add_argument("--no-tmux", action="store_true")
+    ap.add_argument("--floor", action="store_true",
+                    help="also run orchestra's read loop with each read's handling stubbed out (one_loop)")
     ap.add_argument("--one", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:
@@ -199,6 +232,8 @@ def main() -> None:
             print(json.dumps(one_raw(float(rest[0]))))
         elif kind == "pexpect":
             print(json.dumps(one_pexpect(float(rest[0]))))
+        elif kind == "loop":
+            print(json.dumps(one_loop(float(rest[0]))))
         elif kind == "orchestra":
             print(json.dumps(one_orchestra(float(rest[0]), rest[1] == "tmux")))
         elif kind == "latency":
@@ -219,14 +254,17 @@ def main() -> None:
           f"{' and tmux window' if tmux == 'tmux' else ''}; "
           f"{f'{args.settle:g} s idle before each measurement' if args.settle else 'back to back'})")
     print(f"{'MB':>6} | {'raw MB/s':>9} | {'pexpect default':>16} | {'orchestra MB/s':>14} | {'ratio':>6} | "
-          f"{'run by run':>11} | {'orch. peak RSS':>14} | {'raw RSS':>7} | {'viewer skipped':>14}")
-    print("-" * 118)
+          f"{'run by run':>11} | {'orch. peak RSS':>14} | {'raw RSS':>7} | {'viewer skipped':>14}"
+          + (f" | {'loop only':>9}" if args.floor else ""))
+    print("-" * (130 if args.floor else 118))
     try:
         for mb in sizes:
-            raw, orch, pex = [], [], []
+            raw, orch, pex, loop = [], [], [], []
             for run in range(args.runs if mb < 100 else args.big_runs):
                 raw.append(measure("raw", str(mb), settle=args.settle))
                 orch.append(measure("orchestra", str(mb), tmux, settle=args.settle))
+                if args.floor:
+                    loop.append(measure("loop", str(mb), settle=args.settle))
                 if mb <= 4 and run < 5:  # a reference figure: five runs are plenty
                     pex.append(measure("pexpect", str(mb), settle=args.settle))
             raw_s = statistics.median(r["secs"] for r in raw)
@@ -237,7 +275,8 @@ def main() -> None:
             skipped = max(r["viewer_skipped"] for r in orch) / 1e6
             print(f"{mb:>6g} | {mb / raw_s:>9.1f} | {pex_txt:>16} | {mb / orch_s:>14.1f} | "
                   f"{raw_s / orch_s:>5.2f}x | {q1:>4.2f}-{q3:.2f}x | {rss:>11.1f} MB | "
-                  f"{max(r['rss'] for r in raw):>4.0f} MB | {skipped:>11.1f} MB")
+                  f"{max(r['rss'] for r in raw):>4.0f} MB | {skipped:>11.1f} MB"
+                  + (f" | {raw_s / statistics.median(r['secs'] for r in loop):>8.2f}x" if loop else ""))
         print()
         print("# completion latency: each child writes 10 KB then a stamped completion line (ms from write "
               "to detection); with 8 agents, one of them floods output the whole time")
