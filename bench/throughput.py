@@ -269,7 +269,8 @@ def main() -> None:
                     pex.append(measure("pexpect", str(mb), settle=args.settle))
             raw_s = statistics.median(r["secs"] for r in raw)
             orch_s = statistics.median(r["secs"] for r in orch)
-            q1, _, q3 = statistics.quantiles([r["secs"] / o["secs"] for r, o in zip(raw, orch)], n=4)
+            paired = [r["secs"] / o["secs"] for r, o in zip(raw, orch)]
+            q1, _, q3 = statistics.quantiles(paired, n=4) if len(paired) > 1 else paired * 3
             pex_txt = f"{mb / statistics.median(r['secs'] for r in pex):.1f} MB/s" if pex else "(minutes)"
             rss = max(r["rss"] for r in orch)
             skipped = max(r["viewer_skipped"] for r in orch) / 1e6
