@@ -141,15 +141,27 @@ class AgentSession:
         env = dict(self.env)
         env.update({"TERM": "xterm-256color", "COLUMNS": str(self.profile.cols), "LINES": str(self.profile.rows)})
         env["PATH"] = agents.search_path(env)
+        problem = _unspawnable(argv, env, self.workdir, self.task_in_argv)
+        if problem:
+            raise OrchestraError(f"agent '{self.profile.name}': {problem}")
         shown = " ".join(self.redactor.text(a) for a in ([self.profile.name] if self.task_in_argv else argv))
         self.cast = CastWriter(self.transcript_path, self.profile.cols, self.profile.rows,
                                title=f"orchestra: {self.profile.name}", command=shown)
+        parent = os.getpid()
         try:
             self.child = pexpect.spawn(binary, argv[1:], cwd=str(self.workdir), env=env, echo=False,
                                        dimensions=(self.profile.rows, self.profile.cols), encoding=None)
-        except (pexpect.ExceptionPexpect, OSError) as exc:
+        except BaseException as exc:
+            if os.getpid() != parent:
+                # pexpect forks, then changes directory and execs; what fails in between is raised in
+                # the forked copy of orchestra, which must never go on to run orchestra's code (its
+                # error handling would end the parent's other agents). Say why on the pty, and exit.
+                os.write(2, f"orchestra: cannot start {binary}: {exc}\r\n".encode(errors="replace"))
+                os._exit(127)
             self.cast.close()
-            raise OrchestraError(f"agent '{self.profile.name}': cannot start {binary}: {exc}") from None
+            if isinstance(exc, (pexpect.ExceptionPexpect, OSError)):
+                raise OrchestraError(f"agent '{self.profile.name}': cannot start {binary}: {exc}") from None
+            raise
         # no fixed sleeps anywhere: the delays pexpect adds by default are off
         self.child.delaybeforesend = None
         self.child.delayafterclose = 0
@@ -501,6 +513,20 @@ def drive(sessions: Iterable[AgentSession], tick: Optional[Callable[[], None]] =
             poller.unregister(fd)
         except (KeyError, ValueError):
             pass
+
+
+def _unspawnable(argv: list[str], env: dict, workdir: Path, task_in_argv: bool) -> str:
+    """Why the agent cannot be started as asked, or "": checked before forking (see start())."""
+    if not workdir.is_dir():
+        return f"its working directory {workdir} {'is not a directory' if workdir.exists() else 'does not exist'} (field 'workdir', or --workdir)"
+    for part in argv:
+        if "\0" in part:
+            return ("the task contains a NUL byte, which a program's arguments cannot hold" if task_in_argv
+                    else "its command contains a NUL byte (field 'command')")
+    for key, value in env.items():
+        if "\0" in key or "\0" in value or "=" in key:
+            return f"the environment variable {key.split(chr(0))[0]!r} has a NUL byte or '=' in it (field 'env')"
+    return ""
 
 
 def _pidfd(pid: int) -> int:

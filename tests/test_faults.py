@@ -135,6 +135,34 @@ def test_a_malformed_config_spawns_nothing(workdir):
     assert not (workdir / "spawned").exists()
 
 
+def test_a_working_directory_that_does_not_exist_is_named_and_nothing_runs(workdir):
+    cfg = config(workdir / "o.yaml", a=["--task", "{task}", "--files", "x.py"])
+    body = yaml.safe_load(cfg.read_text())
+    body["agents"]["a"]["workdir"] = "missing"
+    cfg.write_text(yaml.safe_dump(body))
+    done = orchestra("run", "--agent", "a", "--task", "t", "--no-tmux", "--config", str(cfg), cwd=workdir)
+    assert done.returncode == 2 and "Traceback" not in done.stderr + done.stdout
+    assert f"{workdir / 'missing'} does not exist (field 'workdir'" in done.stderr
+    assert not list(workdir.rglob("x.py"))
+
+
+def test_a_failure_between_fork_and_exec_never_runs_orchestra_in_the_child(tmp_path, monkeypatch):
+    # pexpect changes directory in its forked child, outside the try that reports exec errors:
+    # what fails there is raised in a copy of this process. Make it fail, whatever the check before.
+    def refuse(path):
+        raise RuntimeError("chdir refused")
+    monkeypatch.setattr(os, "chdir", refuse)  # the forked child has it too
+    prof = Profile(name="toy", command=toy("--files", "x.py"), completion=re.compile("^DONE", re.M), timeout=10,
+                   kill_grace=0.5)
+    s = AgentSession(prof, "", tmp_path, tmp_path / "t.cast")
+    s.start()
+    drive([s])
+    r = s.result()
+    assert (r.status, r.exit_code) == ("crashed", 127)
+    assert any("orchestra: cannot start" in line and "chdir refused" in line for line in r.last_lines)
+    assert not (tmp_path / "x.py").exists()
+
+
 def test_the_tmux_server_killed_mid_run_does_not_stop_the_run(workdir):
     pidfile, gate = workdir / "pids", workdir / "gate"
     os.mkfifo(gate)
