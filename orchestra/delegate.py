@@ -423,4 +423,4 @@ def merge_turns(first: AgentSummary, turn: AgentSummary) -> AgentSummary:
 
 
 def primary_reply(s: AgentSession) -> str:
-    return s.parser.result().reply.strip()[-4000:]
+    return s.redactor.text(s.parser.result().reply.strip()[-4000:])  # as summarize_session() masks a reply

@@ -78,8 +78,11 @@ class Run:
                 break
             except FileExistsError:
                 continue
+        # the secrets of orchestra's environment and those a profile sets in its own `env:`
         key_vars = [p.api_key_env for p in config.agents.values()]
-        self.redactor = Redactor(secrets_from_env(self.env, key_vars))
+        found = {s for env in [self.env, *(p.env for p in config.agents.values())]
+                 for s in secrets_from_env(env, key_vars)}
+        self.redactor = Redactor(sorted(found, key=len, reverse=True))
         self.viewer: Optional[TmuxViewer] = None
         if tmux and TmuxViewer.available():
             self.viewer = TmuxViewer(f"orchestra-{self.id}")
@@ -157,16 +160,21 @@ def summarize_session(run: Run, s: AgentSession, role: str, git: Optional[GitSna
     inside = without_ignored(inside, s.profile.ignore_files)
     seen = without_ignored(git.changed(), s.profile.ignore_files) if git is not None else None
     cost, source = cost_of(r.parsed, s.profile.name, run.config)
+    # The transcript's bytes are masked as they come; this text was cleaned since, and a secret
+    # that escape sequences cut apart in the bytes is whole in it: mask it here, for run.json,
+    # --json and the summary a primary is given alike.
+    mask = run.redactor.text
     summary = AgentSummary(
-        agent=s.profile.name, role=role, status=r.status, reason=r.reason,
+        agent=s.profile.name, role=role, status=r.status, reason=mask(r.reason),
         files_modified=list(seen) if seen is not None else inside,
         files_claimed=inside, files_seen_by_git=seen, files_outside_workdir=outside,
-        errors=list(r.parsed.errors), cost_usd=cost, cost_source=source,
+        errors=[mask(e) for e in r.parsed.errors], cost_usd=cost, cost_source=source,
         tokens={"input": r.parsed.tokens_in, "output": r.parsed.tokens_out},
         duration_s=r.duration_s, started_at=r.started_at, exit_code=r.exit_code, signal=r.signal,
         transcript=os.path.relpath(s.transcript_path, run.workdir),
-        tmux_target=s.window.target or None, answers=r.answers, session_id=r.parsed.session_id,
-        last_lines=r.last_lines, reply=r.parsed.reply[-4000:], workdir=str(s.workdir),
+        tmux_target=s.window.target or None, session_id=r.parsed.session_id,
+        answers=[{k: mask(v) if isinstance(v, str) else v for k, v in a.items()} for a in r.answers],
+        last_lines=[mask(line) for line in r.last_lines], reply=mask(r.parsed.reply[-4000:]), workdir=str(s.workdir),
     )
     return summary
 

@@ -2,6 +2,7 @@
 import json
 import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -208,6 +209,33 @@ def test_a_planted_key_never_reaches_any_file_orchestra_writes(workdir):
     for path in written:
         assert SECRET not in path.read_text(errors="replace"), path
     assert "env MY_SERVICE_API_KEY=***" in (workdir / agent["transcript"]).read_text()
+
+
+def test_a_key_set_in_a_profiles_own_env_is_masked_too(workdir):
+    cfg = config(workdir / "o.yaml", a=["--task", "{task}", "--echo-env", "INLINE_TOKEN", "--files", "a.py"])
+    body = yaml.safe_load(cfg.read_text())
+    body["agents"]["a"]["env"] = {"INLINE_TOKEN": SECRET}  # not in orchestra's environment at all
+    cfg.write_text(yaml.safe_dump(body))
+    done = orchestra("run", "--agent", "a", "--task", "t", "--json", "--no-tmux", "--config", str(cfg), cwd=workdir)
+    agent = json.loads(done.stdout)
+    assert agent["status"] == "completed" and SECRET not in done.stdout + done.stderr
+    assert "env INLINE_TOKEN=***" in (workdir / agent["transcript"]).read_text()
+    for path in (p for p in (workdir / ".orchestra").rglob("*") if p.is_file()):
+        assert SECRET not in path.read_text(errors="replace"), path
+
+
+def test_a_key_cut_apart_by_escape_sequences_is_masked_in_every_summary(workdir):
+    # in the bytes the key is not whole ("sk-...\x1b[1m-..."); in the cleaned text it is
+    head, tail = SECRET[:10], SECRET[10:]
+    program = f"import sys; sys.stdout.write('key: {head}\\x1b[1m{tail}\\x1b[0m\\nDONE\\n')"
+    env = dict(os.environ, MY_SERVICE_API_KEY=SECRET)
+    done = orchestra("run", "--cmd", f"{sys.executable} -c {shlex.quote(program)}", "--done", "^DONE",
+                     "--json", "--no-tmux", cwd=workdir, env=env)
+    agent = json.loads(done.stdout)
+    assert agent["status"] == "completed", done.stderr
+    assert "key: ***" in agent["last_lines"] and SECRET not in done.stdout + done.stderr
+    run_json = (workdir / ".orchestra" / "runs" / agent["run_id"] / "run.json").read_text()
+    assert "key: ***" in run_json and SECRET not in run_json
 
 
 def test_paths_outside_the_working_directory_are_reported_not_followed(workdir):
