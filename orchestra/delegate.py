@@ -19,7 +19,7 @@ from . import agents
 from .config import Config, Profile
 from .errors import OrchestraError
 from .router import Route, route
-from .run import Interrupted, Run, check_ready, interruptible, summarize_session
+from .run import Interrupted, Run, check_ready, interruptible, summarize_session, uninterrupted
 from .session import IDLE, AgentSession, drive
 from .summary import AgentSummary, GitSnapshot, RunSummary, total_cost
 from .worktree import BranchReport, Repo, Tree
@@ -134,20 +134,26 @@ def delegate(config: Config, plan: Plan, workdir: Path, tmux: bool = True, event
         with interruptible():
             try:
                 flow.go()
-            except Interrupted as exc:  # end the agents while a second Ctrl-C still raises
+            except Interrupted as exc:  # end the agents (SIGTERM, then SIGKILL after their grace)
                 interrupted = exc
                 run.abort("interrupted", f"orchestra received {exc}")
                 flow.fail("interrupted", f"orchestra received {exc}")
             except OrchestraError as exc:
                 run.abort("failed", str(exc))
                 flow.fail("failed", str(exc))
+    except Interrupted as exc:  # a second Ctrl-C during that grace: end them at once
+        interrupted = interrupted or exc
+        with uninterrupted():
+            run.abort("interrupted", f"orchestra received {interrupted}", at_once=True)
+            flow.fail("interrupted", f"orchestra received {interrupted}")
     except BaseException:
         run.abort("crashed", "orchestra failed")
         run.close_viewer()
         raise
-    summary = flow.summary()
-    run.write_json(summary)
-    run.close_viewer()
+    with uninterrupted():  # the record is written whatever is pressed now
+        summary = flow.summary()
+        run.write_json(summary)
+        run.close_viewer()
     if interrupted:
         raise interrupted
     return summary

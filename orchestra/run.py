@@ -48,6 +48,17 @@ def interruptible() -> Iterator[None]:
             signal.signal(s, h)
 
 
+@contextmanager
+def uninterrupted() -> Iterator[None]:
+    """SIGINT and SIGTERM ignored while a run ends its agents at once and saves its record."""
+    old = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
 def new_run_id() -> str:
     return datetime.now().strftime("%Y%m%d-%H%M%S-") + _random.token_hex(3)
 
@@ -119,9 +130,9 @@ class Run:
         self.sessions.append(s)
         return s
 
-    def abort(self, status: str = "interrupted", reason: str = "") -> None:
+    def abort(self, status: str = "interrupted", reason: str = "", at_once: bool = False) -> None:
         for s in self.sessions:
-            s.abort(status, reason)
+            s.abort(status, reason, at_once)
 
     def write_json(self, summary: RunSummary) -> Path:
         path = self.dir / "run.json"
@@ -195,20 +206,25 @@ def run_agent(config: Config, profile: Profile, task: str, workdir: Path, tmux: 
                 where = f"tmux window '{profile.name}'" if s.window.target else "headless"
                 say(f"✅ Spawned {profile.name} ({where})")
                 drive([s], tick=(lambda: status_line(s)) if status_line else None)
-            except Interrupted as exc:  # end the agent while a second Ctrl-C still raises
+            except Interrupted as exc:  # end the agent (SIGTERM, then SIGKILL after its grace)
                 interrupted = exc
                 run.abort("interrupted", f"orchestra received {exc}")
+    except Interrupted as exc:  # a second Ctrl-C during that grace: end it at once
+        interrupted = interrupted or exc
+        with uninterrupted():
+            run.abort("interrupted", f"orchestra received {interrupted}", at_once=True)
     except BaseException:
         run.abort("crashed", "orchestra failed")
         run.close_viewer()
         raise
-    agent = summarize_session(run, s, "agent", git)
-    if interrupted:
-        summary = _one_agent_summary(run, agent, "interrupted", f"orchestra received {interrupted}")
-    else:
-        summary = _one_agent_summary(run, agent, agent.status, agent.reason)
-    run.write_json(summary)
-    run.close_viewer()
+    with uninterrupted():  # the record is written whatever is pressed now
+        agent = summarize_session(run, s, "agent", git)
+        if interrupted:
+            summary = _one_agent_summary(run, agent, "interrupted", f"orchestra received {interrupted}")
+        else:
+            summary = _one_agent_summary(run, agent, agent.status, agent.reason)
+        run.write_json(summary)
+        run.close_viewer()
     if interrupted:
         raise interrupted
     return summary, agent

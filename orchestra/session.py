@@ -347,14 +347,16 @@ class AgentSession:
         if self.phase == IDLE:
             self._begin_exit(ask=True)
 
-    def abort(self, status: str = "interrupted", reason: str = "") -> None:
-        """End the agent now, wherever it is (Ctrl-C, SIGTERM)."""
+    def abort(self, status: str = "interrupted", reason: str = "", at_once: bool = False) -> None:
+        """End the agent now, wherever it is (Ctrl-C, SIGTERM): SIGTERM, then SIGKILL after
+        `kill_grace`; at_once: SIGKILL straight away (a second Ctrl-C)."""
         if self.phase == DONE or self.child is None:
             return
         if self.phase in (STARTING, WORKING):
             self.outcome = Outcome(status, reason)
-        self._signal_group(signal.SIGTERM)
-        if not _wait_exit(self.pidfd, self.profile.kill_grace):
+        if not at_once:
+            self._signal_group(signal.SIGTERM)
+        if at_once or not _wait_exit(self.pidfd, self.profile.kill_grace):
             self._signal_group(signal.SIGKILL)
             _wait_exit(self.pidfd, 5)
         self.on_exit()

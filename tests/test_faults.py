@@ -86,6 +86,28 @@ def test_an_interrupted_run_ends_its_agents_and_says_interrupted(workdir, signum
     assert events[0]["version"] == 2 and any("working on: t" in e[2] for e in events[1:])
 
 
+def test_a_second_ctrl_c_ends_the_agents_at_once_and_the_record_is_still_saved(workdir):
+    pidfile, termed = workdir / "pids", workdir / "termed"
+    cfg = config(workdir / "o.yaml", stubborn=["--task", "{task}", "--hang", "--note-term", str(termed),
+                                               "--pidfile", str(pidfile)])
+    body = yaml.safe_load(cfg.read_text())
+    body["agents"]["stubborn"]["kill_grace"] = 60  # the first Ctrl-C would wait this long for it
+    cfg.write_text(yaml.safe_dump(body))
+    proc = subprocess.Popen([sys.executable, "-m", "orchestra", "run", "--agent", "stubborn", "--task", "t",
+                             "--config", str(cfg), "--no-tmux"], cwd=workdir,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    pids = [int(p) for p in wait_for_file(pidfile).split()]
+    proc.send_signal(signal.SIGINT)
+    wait_for_file(termed)  # the first Ctrl-C's SIGTERM reached it, and it goes on
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=20)  # well before the 60 s grace
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    assert all_gone(pids)
+    run_dir = next((workdir / ".orchestra" / "runs").iterdir())
+    run = json.loads((run_dir / "run.json").read_text())
+    assert run["status"] == "interrupted" and run["secondaries"][0]["status"] == "interrupted"
+
+
 @pytest.mark.parametrize("style", ["nonl", "binary", "ansi"])
 def test_a_flood_keeps_memory_flat_and_the_completion_is_still_found(tmp_path, style):
     prof = Profile(name="toy", command=toy("--flood", "20", "--flood-style", style, "--files", "z.py"),

@@ -264,6 +264,26 @@ def test_an_interrupted_run_records_every_secondary_and_clean_removes_what_it_le
     assert cleaned.returncode == 0 and worktrees(repo) == [str(repo.resolve())] and branches(repo) == []
 
 
+def test_a_second_ctrl_c_ends_every_secondary_at_once_and_the_run_is_still_recorded(tmp_path, repo):
+    pids, termed = [tmp_path / "a.pid", tmp_path / "b.pid"], [tmp_path / "a.term", tmp_path / "b.term"]
+    cfg = config(tmp_path, **{name: toy("--task", "{task}", "--hang", "--note-term", str(term), "--pidfile", str(pid),
+                                        kill_grace=60)
+                              for name, pid, term in zip("ab", pids, termed)})
+    proc = subprocess.Popen([sys.executable, "-m", "orchestra", "delegate", "--config", str(cfg), "--to", "a",
+                             "--to", "b", "--task", "t", "--no-analyze", "--no-tmux", "--json"], cwd=repo,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for(lambda: all(p.exists() for p in pids))
+    proc.send_signal(signal.SIGINT)
+    wait_for(termed[0].exists)  # the first Ctrl-C is ending a (a 60 s grace), and a goes on
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    run = json.loads(next((repo / ".orchestra" / "runs").iterdir()).joinpath("run.json").read_text())
+    assert run["status"] == "interrupted"
+    assert [(s["agent"], s["status"]) for s in run["secondaries"]] == [("a", "interrupted"), ("b", "interrupted")]
+    orchestra("clean", run["run_id"], cwd=repo)
+
+
 def wait_for(predicate, timeout: float = 20) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
