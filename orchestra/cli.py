@@ -352,17 +352,18 @@ def show(run_id, workdir, as_json):
     if as_json:
         click.echo(json.dumps(r, indent=2, ensure_ascii=False))
         return
-    click.echo(f"Run {r['run_id']}: {r['status']}" + (f" ({r['reason']})" if r.get("reason") else ""))
+    click.echo(f"Run {r['run_id']}: {r.get('status', '?')}" + (f" ({r['reason']})" if r.get("reason") else ""))
     click.echo(f"Task: {r.get('task')}")
     if r.get("brief"):
         click.echo(f"Brief: {r['brief']}")
-    for a in run_agents(r):
-        click.echo(f"\n[{a['role']}] {a['agent']}: {a['status']}, {_duration(a['duration_s'])}, "
-                   f"cost {_cost(a['cost_usd'], a['cost_source'])}")
-        click.echo(f"   transcript: {a['transcript']}  (orchestra replay {r['run_id']} --agent {a['role']})")
-        for path in a["files_modified"]:
+    for a in run_agents(r):  # .get throughout: a run.json edited or damaged by hand still shows
+        role = a.get("role", "?")
+        click.echo(f"\n[{role}] {a.get('agent', '?')}: {a.get('status', '?')}, {_duration(a.get('duration_s') or 0)}, "
+                   f"cost {_cost(a.get('cost_usd'), a.get('cost_source', ''))}")
+        click.echo(f"   transcript: {a.get('transcript')}  (orchestra replay {r['run_id']} --agent {role})")
+        for path in a.get("files_modified") or []:
             click.echo(f"   • {path}")
-        for err in a["errors"][:5]:
+        for err in (a.get("errors") or [])[:5]:
             click.echo(f"   ⚠️  {err}")
         if a.get("branch"):
             click.echo(f"   branch: {a['branch']}")

@@ -12,6 +12,7 @@ from .run import RUNS_DIR
 from .stream import Stream
 from .summary import AgentSummary, cost_of, split_paths
 from .transcript import read_cast
+from .worktree import RUN_ID
 
 CHUNK = 65536
 
@@ -22,24 +23,36 @@ def list_runs(workdir: Path) -> list[dict]:
     root = workdir / RUNS_DIR
     for path in sorted(root.glob("*/run.json")) if root.is_dir() else []:
         try:
-            runs.append(json.loads(path.read_text(encoding="utf-8")))
+            run = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
-            runs.append({"run_id": path.parent.name, "status": "unreadable", "task": ""})
+            run = None
+        runs.append(run if _is_run(run) else {"run_id": path.parent.name, "status": "unreadable", "task": ""})
     return runs
 
 
 def load_run(workdir: Path, run_id: str) -> dict:
+    if not RUN_ID.fullmatch(run_id):
+        raise OrchestraError(f"{run_id!r} is not a run id (like 20261125-064850-c62a32; see `orchestra runs`)")
     path = workdir / RUNS_DIR / run_id / "run.json"
     if not path.is_file():
         raise OrchestraError(f"no run '{run_id}' in {workdir / RUNS_DIR} (see `orchestra runs`)")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        run = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise OrchestraError(f"{path}: cannot read: {exc}") from None
+    if not _is_run(run):
+        raise OrchestraError(f"{path}: not a run record (a JSON object with a run_id): damaged or not orchestra's")
+    return run
+
+
+def _is_run(run) -> bool:
+    return isinstance(run, dict) and isinstance(run.get("run_id"), str)
 
 
 def run_agents(run: dict) -> list[dict]:
-    return ([run["primary"]] if run.get("primary") else []) + list(run.get("secondaries") or [])
+    """The run's agents as recorded (a damaged entry, not an object, is left out)."""
+    agents = ([run["primary"]] if run.get("primary") else []) + list(run.get("secondaries") or [])
+    return [a for a in agents if isinstance(a, dict)]
 
 
 def find_transcript(workdir: Path, target: str, role: Optional[str] = None) -> Path:
@@ -55,6 +68,8 @@ def find_transcript(workdir: Path, target: str, role: Optional[str] = None) -> P
         agents = [a for a in agents if role in (a.get("role"), a.get("agent"), Path(a.get("transcript", "")).stem)]
     if not agents:
         raise OrchestraError(f"run {target} has no agent '{role}'")
+    if not agents[0].get("transcript"):
+        raise OrchestraError(f"run {target}: its run.json names no transcript for that agent")
     return workdir / agents[0]["transcript"]
 
 

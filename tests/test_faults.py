@@ -296,3 +296,24 @@ def test_hostile_task_text_reaches_every_shipped_wrapper_unchanged(workdir, agen
         argv = json.loads((workdir / "argv.json").read_text())
         assert argv[-1] in (task, f"--message={task}"), (agent, argv[-3:])
         assert not (workdir / "pwned").exists()
+
+
+def test_show_and_replay_take_only_a_run_id_and_a_damaged_run_json_is_named(workdir):
+    (workdir / "run.json").write_text('{"run_id": "x", "status": "planted"}')  # what ../.. would reach
+    runs = workdir / ".orchestra" / "runs"
+    runs.mkdir(parents=True)
+    for args in (["show", "../.."], ["show", "/etc"], ["replay", "../.."]):
+        done = orchestra(*args, cwd=workdir)
+        assert done.returncode == 2 and "is not a run id" in done.stderr and "planted" not in done.stdout, args
+    for run_id, text in [("20261125-000000-aaaaaa", "[1]"),
+                         ("20261125-000000-bbbbbb", '{"run_id": "20261125-000000-bbbbbb", "secondaries": [{"agent": "a"}, 7]}')]:
+        (runs / run_id).mkdir(parents=True)
+        (runs / run_id / "run.json").write_text(text)
+    listed = orchestra("runs", cwd=workdir)
+    assert listed.returncode == 0 and "unreadable" in listed.stdout and "Traceback" not in listed.stderr
+    damaged = orchestra("show", "20261125-000000-aaaaaa", cwd=workdir)
+    assert damaged.returncode == 2 and "not a run record" in damaged.stderr
+    sparse = orchestra("show", "20261125-000000-bbbbbb", cwd=workdir)
+    assert sparse.returncode == 0 and "[?] a: ?" in sparse.stdout, sparse.stderr
+    no_cast = orchestra("replay", "20261125-000000-bbbbbb", cwd=workdir)
+    assert no_cast.returncode == 2 and "names no transcript" in no_cast.stderr
