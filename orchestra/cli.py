@@ -131,7 +131,9 @@ def run(agent_name, ad_hoc, done_regex, prompt_regex, task, timeout, config_path
         profile = config.profile(agent_name)
     else:
         raise click.UsageError("give --agent NAME or --cmd 'PROGRAM ARGS'")
-    if timeout:
+    if timeout is not None:
+        if not 0 < timeout < float("inf"):  # nan too
+            raise click.BadParameter(f"expected a positive number of seconds, got {timeout}", param_hint="--timeout")
         profile.timeout = timeout
     if task is None and (profile.takes_task_in_argv or profile.prompt is not None):
         raise click.UsageError(f"agent '{profile.name}' needs --task")
@@ -158,7 +160,11 @@ def run(agent_name, ad_hoc, done_regex, prompt_regex, task, timeout, config_path
 def _ad_hoc_profile(cmd: str, done: Optional[str], prompt: Optional[str]) -> Profile:
     import re
 
-    argv = shlex.split(cmd)
+    try:
+        argv = shlex.split(cmd)
+    except ValueError as exc:  # an unclosed quote
+        raise click.BadParameter(f"{exc} in {cmd!r} (it is split like a shell would, and never run by one)",
+                                 param_hint="--cmd") from None
     if not argv:
         raise click.UsageError("--cmd is empty")
     if not done:

@@ -142,6 +142,7 @@ class _Validator:
     def config(self, data: Any) -> Config:
         if not isinstance(data, dict):
             raise self.fail("top level", "expected a mapping with an 'agents:' section")
+        self.known(data, ("agents", "routing", "prices", "defaults"), "top level")
         agents_data = data.get("agents")
         if not isinstance(agents_data, dict) or not agents_data:
             raise self.fail("agents", "expected a mapping of agent name -> profile")
@@ -151,11 +152,12 @@ class _Validator:
         defaults = data.get("defaults") or {}
         if not isinstance(defaults, dict):
             raise self.fail("defaults", "expected a mapping")
+        self.known(defaults, ("primary", "demo_primary", "demo_secondary"), "defaults")
         cfg = Config(self.path, agents, rules, default, prices)
         for key in ("primary", "demo_primary", "demo_secondary"):
             if key in defaults:
                 value = defaults[key]
-                if value not in agents:
+                if not isinstance(value, str) or value not in agents:
                     raise self.fail(f"defaults.{key}", f"unknown agent '{value}'")
                 setattr(cfg, key, value)
         return cfg
@@ -189,6 +191,9 @@ class _Validator:
         env = body.get("env") or {}
         if not isinstance(env, dict):
             raise self.fail(f"{where}, field 'env'", "expected a mapping of NAME: value")
+        for key, value in env.items():
+            if value is None or isinstance(value, (dict, list)):
+                raise self.fail(f"{where}, field 'env.{key}'", f"expected a string value, got {'null' if value is None else type(value).__name__}")
         prof.env = {str(k): str(v) for k, v in env.items()}
         for key in ("prompt", "completion", "paste_marker"):
             if body.get(key) is not None:
@@ -208,12 +213,14 @@ class _Validator:
         prof.timeout = self.number(body, "timeout", where, prof.timeout)
         prof.kill_grace = self.number(body, "kill_grace", where, prof.kill_grace)
         prof.linger = self.number(body, "linger", where, prof.linger)
-        prof.cols = int(self.number(body, "cols", where, prof.cols))
-        prof.rows = int(self.number(body, "rows", where, prof.rows))
+        prof.cols = self.size(body, "cols", where, prof.cols)
+        prof.rows = self.size(body, "rows", where, prof.rows)
         return prof
 
     def string(self, body: dict, key: str, where: str, default: Optional[str]) -> Optional[str]:
         value = body.get(key, default)
+        if value is None and default is not None:
+            raise self.fail(f"{where}, field '{key}'", f"expected a string, got null (leave the field out for {default!r})")
         if value is not None and not isinstance(value, str):
             raise self.fail(f"{where}, field '{key}'", f"expected a string, got {type(value).__name__}")
         return value
@@ -226,9 +233,21 @@ class _Validator:
 
     def number(self, body: dict, key: str, where: str, default: float) -> float:
         value = body.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
             raise self.fail(f"{where}, field '{key}'", f"expected a positive number, got {value!r}")
         return float(value)
+
+    def size(self, body: dict, key: str, where: str, default: int) -> int:
+        """A terminal size: a whole number of columns or rows, as a pty can have."""
+        value = body.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 10000:
+            raise self.fail(f"{where}, field '{key}'", f"expected a whole number from 1 to 9999, got {value!r}")
+        return value
+
+    def known(self, body: dict, keys: tuple, where: str) -> None:
+        for key in body:
+            if key not in keys:
+                raise self.fail(f"{where}, '{key}'", f"unknown key (known: {', '.join(keys)})")
 
     def str_list(self, value: Any, where: str) -> list[str]:
         if isinstance(value, str):
@@ -258,17 +277,20 @@ class _Validator:
     def routing(self, data: Any, agents: dict[str, Profile]) -> tuple[list[RouteRule], str]:
         if not isinstance(data, dict):
             raise self.fail("routing", "expected a mapping with 'rules' and 'default'")
+        self.known(data, ("rules", "default"), "routing")
         rules = []
+        if not isinstance(data.get("rules") or [], list):
+            raise self.fail("routing.rules", "expected a list of {name: ..., agent: ..., words: [...]}")
         for i, item in enumerate(data.get("rules") or []):
             where = f"routing.rules[{i}]"
             if not isinstance(item, dict) or not {"name", "agent", "words"} <= set(item):
                 raise self.fail(where, "expected {name: ..., agent: ..., words: [...]}")
-            if item["agent"] not in agents:
+            if not isinstance(item["agent"], str) or item["agent"] not in agents:
                 raise self.fail(f"{where}.agent", f"unknown agent '{item['agent']}'")
             words = self.str_list(item["words"], f"{where}.words")
             rules.append(RouteRule(str(item["name"]), str(item["agent"]), [w.lower() for w in words]))
         default = data.get("default", "droid" if "droid" in agents else next(iter(agents)))
-        if default not in agents:
+        if not isinstance(default, str) or default not in agents:
             raise self.fail("routing.default", f"unknown agent '{default}'")
         return rules, default
 

@@ -49,6 +49,12 @@ agents:
     ("{command: [p], errors: ['[']}", "'errors'"),
     ("{command: [p], auto_answers: [{pattern: x}]}", "'auto_answers'"),
     ("{command: [p], colour: red}", "'colour'"),
+    ("{command: [p], timeout: .nan}", "'timeout'"),
+    ("{command: [p], kill_grace: .inf}", "'kill_grace'"),
+    ("{command: [p], cols: 70000}", "'cols'"),
+    ("{command: [p], rows: 24.5}", "'rows'"),
+    ("{command: [p], submit: null}", "'submit'"),
+    ("{command: [p], env: {PATH: null}}", "'env.PATH'"),
 ])
 def test_a_bad_field_names_file_profile_and_field(body, field):
     with pytest.raises(ConfigError) as err:
@@ -70,6 +76,21 @@ def test_yaml_syntax_error_gives_the_line():
 def test_routing_to_an_unknown_agent_is_an_error():
     with pytest.raises(ConfigError, match=r"routing.rules\[0\].agent"):
         parse("agents:\n  a: {command: [p]}\nrouting:\n  rules: [{name: x, agent: zz, words: [w]}]\n")
+
+
+@pytest.mark.parametrize("section, where", [
+    ("routing: {rules: 5}", "routing.rules"),
+    ("routing: {rules: [{name: x, agent: [a], words: [w]}]}", "routing.rules[0].agent"),
+    ("routing: {default: [a]}", "routing.default"),
+    ("routing: {defualt: a}", "routing, 'defualt'"),
+    ("defaults: {primary: [a]}", "defaults.primary"),
+    ("defaults: {primry: a}", "defaults, 'primry'"),
+    ("route: {default: a}", "top level, 'route'"),
+])
+def test_a_bad_section_names_file_and_section(section, where):
+    with pytest.raises(ConfigError) as err:
+        parse(f"agents:\n  a: {{command: [p]}}\n{section}\n")
+    assert str(err.value).startswith(f"/x/orchestra.yaml: {where}")
 
 
 def test_config_is_found_in_order(tmp_path, monkeypatch):

@@ -317,3 +317,15 @@ def test_show_and_replay_take_only_a_run_id_and_a_damaged_run_json_is_named(work
     assert sparse.returncode == 0 and "[?] a: ?" in sparse.stdout, sparse.stderr
     no_cast = orchestra("replay", "20261125-000000-bbbbbb", cwd=workdir)
     assert no_cast.returncode == 2 and "names no transcript" in no_cast.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--cmd", "echo \"x", "--done", "x"], "Invalid value for --cmd: No closing quotation"),
+    (["--cmd", "echo x", "--done", "x", "--timeout", "nan"], "Invalid value for --timeout"),
+    (["--cmd", "echo x", "--done", "x", "--timeout", "0"], "Invalid value for --timeout"),
+    (["--cmd", "echo x", "--done", "x", "--timeout", "-1"], "Invalid value for --timeout"),
+])
+def test_a_bad_command_line_is_a_usage_error_and_starts_nothing(workdir, args, message):
+    done = orchestra("run", "--no-tmux", *args, cwd=workdir)
+    assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr
+    assert not (workdir / ".orchestra").exists()
