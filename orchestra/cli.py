@@ -189,14 +189,26 @@ def replay(target, speed, to_tmux, role, max_delay):
     from .history import find_transcript
     from .replay import play
 
+    for value, name in ((speed, "--speed"), (max_delay, "--max-delay")):
+        if not 0 <= value < float("inf"):  # nan too
+            raise click.BadParameter(f"expected a number of 0 or more, got {value}", param_hint=name)
     path = find_transcript(Path.cwd(), target, role)
     if to_tmux:
         from .transcript import read_cast
         from .viewer import TmuxViewer
 
+        if not TmuxViewer.available():
+            raise OrchestraError("tmux is not installed: install it to replay into a window, or leave out --tmux "
+                                 "to play to this terminal")
         header = read_cast(path).header
-        viewer = TmuxViewer(f"orchestra-replay-{path.stem}-{os.getpid()}", header.get("width", 120), header.get("height", 40))
-        window = viewer.open_window(path.stem)
+        size = [v if isinstance(v, int) and 0 < v < 10000 else d for v, d in
+                ((header.get("width"), 120), (header.get("height"), 40))]
+        viewer = TmuxViewer(f"orchestra-replay-{path.stem}-{os.getpid()}", *size)
+        try:
+            window = viewer.open_window(path.stem)
+        except OSError as exc:
+            viewer.close()
+            raise OrchestraError(str(exc)) from None
         click.echo(f"▶️  Replaying {path} — watch: {viewer.attach_command}")
         play(path, window.write, speed, max_delay=max_delay)
         viewer.close()
@@ -204,8 +216,14 @@ def replay(target, speed, to_tmux, role, max_delay):
     out = sys.stdout.buffer
 
     def write(data: bytes) -> None:
-        out.write(data)
-        out.flush()
+        try:
+            out.write(data)
+            out.flush()
+        except BrokenPipeError:  # `orchestra replay ... | head`: the reader has had enough
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(0)
+        except OSError as exc:
+            raise OrchestraError(f"cannot write the replay to standard output: {exc}") from None
 
     play(path, write, speed, max_delay=max_delay)
 

@@ -11,7 +11,7 @@ from .parsers import make_parser
 from .run import RUNS_DIR
 from .stream import Stream
 from .summary import AgentSummary, cost_of, split_paths
-from .transcript import read_cast
+from .transcript import event_bytes, read_cast
 from .worktree import RUN_ID
 
 CHUNK = 65536
@@ -88,7 +88,7 @@ def summarize_file(config: Config, profile: Profile, path: Path) -> AgentSummary
         if _is_cast(path):
             for ev in read_cast(path).events():
                 if ev.kind == "o":
-                    feed(ev.data.encode("utf-8", "surrogateescape"))
+                    feed(event_bytes(ev.data))
         else:
             with open(path, "rb") as fh:
                 while chunk := fh.read(CHUNK):

@@ -17,7 +17,7 @@ import tty
 from pathlib import Path
 from typing import Callable, Iterator, Optional
 
-from .transcript import read_cast
+from .transcript import event_bytes, read_cast
 
 
 def steps(path: Path) -> Iterator[tuple[float, str, str]]:
@@ -55,7 +55,7 @@ def play(path: Path, write: Callable[[bytes], None], speed: float = 1.0,
             if pause > 0:
                 time.sleep(pause)  # the recording's own timing, not a wait for an event
         if kind == "o":
-            write(data.encode("utf-8", "surrogateescape"))
+            write(event_bytes(data))
         elif wait_input is not None:
             wait_input(data)
             due = time.monotonic()

@@ -76,19 +76,23 @@ class Run:
         self.started = time.monotonic()
         self.started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
         runs = self.workdir / RUNS_DIR
-        runs.mkdir(parents=True, exist_ok=True)
-        # keep .orchestra/ (runs, worktrees) out of git's view without editing the user's .gitignore
-        ignore = self.workdir / ".orchestra" / ".gitignore"
-        if not ignore.exists():
-            ignore.write_text("*\n")
-        while True:  # two runs started in the same second still get their own folders
-            self.id = new_run_id()
-            self.dir = runs / self.id
-            try:
-                self.dir.mkdir()
-                break
-            except FileExistsError:
-                continue
+        try:
+            runs.mkdir(parents=True, exist_ok=True)
+            # keep .orchestra/ (runs, worktrees) out of git's view without editing the user's .gitignore
+            ignore = self.workdir / ".orchestra" / ".gitignore"
+            if not ignore.exists():
+                ignore.write_text("*\n")
+            while True:  # two runs started in the same second still get their own folders
+                self.id = new_run_id()
+                self.dir = runs / self.id
+                try:
+                    self.dir.mkdir()
+                    break
+                except FileExistsError:
+                    continue
+        except OSError as exc:
+            raise OrchestraError(f"cannot keep this run's record in {runs}: {exc.strerror or exc} "
+                                 "(orchestra writes transcripts and run.json there; pick another --workdir)") from None
         # the secrets of orchestra's environment and those a profile sets in its own `env:`
         key_vars = [p.api_key_env for p in config.agents.values()]
         found = {s for env in [self.env, *(p.env for p in config.agents.values())]

@@ -45,6 +45,15 @@ def json_string(text: str, plain: bool = False) -> bytes:
     return b'"' + data + b'"'
 
 
+def event_bytes(text: str) -> bytes:
+    """An event's text as the bytes it stands for: bytes that were not UTF-8 come back as they
+    were (surrogateescape); a lone surrogate, which only a foreign recording holds, as "?"."""
+    try:
+        return text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace")
+
+
 class CastWriter:
     def __init__(self, path: Union[str, Path], width: int, height: int, title: str = "", command: str = ""):
         self.path = Path(path)

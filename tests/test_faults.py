@@ -329,3 +329,26 @@ def test_a_bad_command_line_is_a_usage_error_and_starts_nothing(workdir, args, m
     done = orchestra("run", "--no-tmux", *args, cwd=workdir)
     assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr
     assert not (workdir / ".orchestra").exists()
+
+
+def test_replay_and_summarize_cope_with_a_foreign_transcript_and_bad_options(workdir):
+    cast = workdir / "foreign.cast"
+    cast.write_text('{"version": 2, "width": "wide", "height": 40}\n[0.1, "o", "half \\ud800 a pair\\r\\n"]\n'
+                    '[0.2, "o", "DONE\\r\\n"]\n')
+    played = subprocess.run([sys.executable, "-m", "orchestra", "replay", str(cast), "--speed", "0"], cwd=workdir,
+                            capture_output=True, timeout=30)
+    assert played.returncode == 0 and b"half ? a pair" in played.stdout, played.stderr
+    summed = orchestra("summarize", "--agent", "demo-droid", str(cast), cwd=workdir)
+    assert "Traceback" not in summed.stderr, summed.stderr
+    for option in (["--max-delay", "inf"], ["--speed", "nan"], ["--speed", "-1"]):
+        done = orchestra("replay", str(cast), *option, cwd=workdir)
+        assert done.returncode == 2 and f"Invalid value for {option[0]}" in done.stderr, option
+    no_tmux = orchestra("replay", str(cast), "--tmux", cwd=workdir, env=dict(os.environ, PATH="/nonexistent"))
+    assert no_tmux.returncode == 2 and "tmux is not installed" in no_tmux.stderr
+
+
+def test_a_working_directory_where_the_record_cannot_be_kept_is_named(workdir):
+    (workdir / ".orchestra").write_text("a file where orchestra keeps its runs")
+    done = orchestra("run", "--no-tmux", "--cmd", "echo hi", "--done", "hi", cwd=workdir)
+    assert done.returncode == 2 and "cannot keep this run's record in" in done.stderr
+    assert "Traceback" not in done.stderr
