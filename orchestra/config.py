@@ -173,8 +173,8 @@ class _Validator:
         if "command" not in body:
             raise self.fail(f"{where}, field 'command'", "missing (an argv list, e.g. [droid, exec, '{task}'])")
         command = self.str_list(body["command"], f"{where}, field 'command'")
-        if not command:
-            raise self.fail(f"{where}, field 'command'", "must not be empty")
+        if not command or not command[0].strip():
+            raise self.fail(f"{where}, field 'command'", "must not be empty (its first item is the program to run)")
         prof = Profile(name=name, command=command)
         prof.parser = self.string(body, "parser", where, prof.parser)
         from .parsers import PARSERS  # late: parsers import config types

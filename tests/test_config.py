@@ -49,6 +49,7 @@ agents:
     ("{command: [p], errors: ['[']}", "'errors'"),
     ("{command: [p], auto_answers: [{pattern: x}]}", "'auto_answers'"),
     ("{command: [p], colour: red}", "'colour'"),
+    ("{command: ['', x]}", "'command'"),
     ("{command: [p], timeout: .nan}", "'timeout'"),
     ("{command: [p], kill_grace: .inf}", "'kill_grace'"),
     ("{command: [p], cols: 70000}", "'cols'"),
