@@ -148,9 +148,11 @@ def delegate(config: Config, plan: Plan, workdir: Path, tmux: bool = True, event
             flow.fail("interrupted", f"orchestra received {interrupted}")
     except BaseException:
         run.abort("crashed", "orchestra failed")
+        run.end_stragglers()
         run.close_viewer()
         raise
     with uninterrupted():  # the record is written whatever is pressed now
+        run.end_stragglers()
         summary = flow.summary()
         run.write_json(summary)
         run.close_viewer()

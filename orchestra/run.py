@@ -20,6 +20,10 @@ from .summary import AgentSummary, GitSnapshot, RunSummary, cost_of, split_paths
 from .viewer import TmuxViewer, ViewerWindow
 
 RUNS_DIR = Path(".orchestra") / "runs"
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+# Every agent of a run gets this variable in its environment, and so does everything it starts:
+# how a run finds what its agents left running outside their process groups (Run.end_stragglers).
+RUN_MARK = "ORCHESTRA_RUN"
 
 
 class Interrupted(BaseException):
@@ -37,10 +41,11 @@ class Interrupted(BaseException):
 
 @contextmanager
 def interruptible() -> Iterator[None]:
-    """Turn SIGINT and SIGTERM into Interrupted, so a run can end its agents and save its record."""
+    """Turn SIGINT, SIGTERM and SIGHUP (the terminal closed) into Interrupted, so a run can end its
+    agents and save its record."""
     def handler(signum, frame):
         raise Interrupted(signum)
-    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    old = {s: signal.signal(s, handler) for s in STOP_SIGNALS}
     try:
         yield
     finally:
@@ -50,8 +55,8 @@ def interruptible() -> Iterator[None]:
 
 @contextmanager
 def uninterrupted() -> Iterator[None]:
-    """SIGINT and SIGTERM ignored while a run ends its agents at once and saves its record."""
-    old = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
+    """SIGINT, SIGTERM and SIGHUP ignored while a run ends its agents at once and saves its record."""
+    old = {s: signal.signal(s, signal.SIG_IGN) for s in STOP_SIGNALS}
     try:
         yield
     finally:
@@ -94,6 +99,7 @@ class Run:
             raise OrchestraError(f"cannot keep this run's record in {runs}: {exc.strerror or exc} "
                                  "(orchestra writes transcripts and run.json there; pick another --workdir)") from None
         # the secrets of orchestra's environment and those a profile sets in its own `env:`
+        self.mark = f"{self.id}.{os.getpid()}"
         key_vars = [p.api_key_env for p in config.agents.values()]
         found = {s for env in [self.env, *(p.env for p in config.agents.values())]
                  for s in secrets_from_env(env, key_vars)}
@@ -116,6 +122,7 @@ class Run:
             return self.viewer.open_window(name)
         except OSError as exc:
             self.say(f"ℹ️  {exc}: running headless")
+            self.viewer.close()  # its FIFO directory
             self.viewer = None
             return ViewerWindow()
 
@@ -124,6 +131,7 @@ class Run:
                 command: Optional[list] = None) -> AgentSession:
         env = dict(self.env)
         env.update(profile.env)
+        env[RUN_MARK] = self.mark
         check_key(profile, env, self.config)
         workdir = Path(workdir or (self.workdir / profile.workdir if profile.workdir else self.workdir))
         s = AgentSession(profile, task, workdir, self.dir / f"{window}.cast", window=None, env=env,
@@ -137,6 +145,27 @@ class Run:
     def abort(self, status: str = "interrupted", reason: str = "", at_once: bool = False) -> None:
         for s in self.sessions:
             s.abort(status, reason, at_once)
+
+    def end_stragglers(self) -> int:
+        """SIGKILL whatever the run's agents left running after they ended: a daemon that left the
+        agent's process group or session (setsid, setpgid), found by the run's mark in its
+        environment. Returns how many there were."""
+        mark = f"{RUN_MARK}={self.mark}".encode()
+        ended = 0
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit() or int(entry) == os.getpid():
+                continue
+            try:
+                with open(f"/proc/{entry}/environ", "rb") as fh:
+                    if mark not in fh.read().split(b"\0"):
+                        continue
+                os.kill(int(entry), signal.SIGKILL)
+                ended += 1
+            except OSError:  # gone meanwhile, or not ours to read
+                continue
+        if ended:
+            self.say(f"🧹 ended {ended} process{'es' if ended != 1 else ''} the agents left running")
+        return ended
 
     def write_json(self, summary: RunSummary) -> Path:
         path = self.dir / "run.json"
@@ -219,9 +248,11 @@ def run_agent(config: Config, profile: Profile, task: str, workdir: Path, tmux: 
             run.abort("interrupted", f"orchestra received {interrupted}", at_once=True)
     except BaseException:
         run.abort("crashed", "orchestra failed")
+        run.end_stragglers()
         run.close_viewer()
         raise
     with uninterrupted():  # the record is written whatever is pressed now
+        run.end_stragglers()
         agent = summarize_session(run, s, "agent", git)
         if interrupted:
             summary = _one_agent_summary(run, agent, "interrupted", f"orchestra received {interrupted}")

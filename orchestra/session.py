@@ -395,6 +395,12 @@ class AgentSession:
     def _finish(self) -> None:
         if self.phase == DONE:
             return
+        if not self.eof and self.child is not None:
+            # ended without EOF (a drain timeout): what masking and decoding still hold back is final
+            self.eof = True
+            self._handle(b"", final=True)
+            if self.phase == DONE:  # that last line completed the turn, which finished it
+                return
         if self.outcome is None:
             self.outcome = self._exit_outcome()
         elif self.outcome.status == "completed" and self.parser.result().is_error:

@@ -6,6 +6,7 @@ import shlex
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -66,7 +67,7 @@ def test_a_hanging_agent_and_its_children_are_all_ended_at_the_timeout(tmp_path)
     assert all_gone(pids), "the agent's process group must be gone"
 
 
-@pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+@pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGHUP, 129)])
 def test_an_interrupted_run_ends_its_agents_and_says_interrupted(workdir, signum, code):
     pidfile = workdir / "pids"
     cfg = config(workdir / "o.yaml", slow=["--task", "{task}", "--hang", "--spawn-child", "--pidfile", str(pidfile)])
@@ -352,3 +353,25 @@ def test_a_working_directory_where_the_record_cannot_be_kept_is_named(workdir):
     done = orchestra("run", "--no-tmux", "--cmd", "echo hi", "--done", "hi", cwd=workdir)
     assert done.returncode == 2 and "cannot keep this run's record in" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_what_an_agent_leaves_running_outside_its_process_group_is_ended_with_the_run(workdir):
+    agent = workdir / "leaver.py"
+    agent.write_text(textwrap.dedent(f"""
+        import os, subprocess, sys
+        away = subprocess.Popen(["sleep", "300"], start_new_session=True)  # setsid: a session of its own
+        group = subprocess.Popen(["sleep", "301"], process_group=0, stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL)  # its own group, off the pty
+        open({str(workdir / 'pids')!r}, "w").write(f"{{away.pid}} {{group.pid}}")
+        # the first of the key stays held back (it may be the start of the key) until the run ends
+        sys.stdout.write("DONE\\r\\nthe last words: {SECRET[:8]}")
+        sys.stdout.flush()
+    """))
+    env = dict(os.environ, MY_SERVICE_API_KEY=SECRET)
+    done = orchestra("run", "--cmd", f"{sys.executable} {agent}", "--done", "^DONE", "--json", "--no-tmux",
+                     cwd=workdir, env=env)
+    run = json.loads(done.stdout)
+    assert run["status"] == "completed", done.stderr
+    assert all_gone([int(p) for p in (workdir / "pids").read_text().split()])
+    events = [json.loads(line) for line in (workdir / run["transcript"]).read_text().splitlines()[1:]]
+    assert "".join(e[2] for e in events if e[1] == "o").endswith(f"the last words: {SECRET[:8]}")
