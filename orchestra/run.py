@@ -143,8 +143,11 @@ class Run:
         return s
 
     def abort(self, status: str = "interrupted", reason: str = "", at_once: bool = False) -> None:
+        """End every agent: all are signalled first, so their grace periods run at the same time."""
         for s in self.sessions:
-            s.abort(status, reason, at_once)
+            s.abort_begin(status, reason, at_once)
+        for s in self.sessions:
+            s.abort_end()
 
     def end_stragglers(self) -> int:
         """SIGKILL whatever the run's agents left running after they ended: a daemon that left the

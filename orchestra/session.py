@@ -103,6 +103,7 @@ class AgentSession:
         self.echo: list = []
         self.deadline = float("inf")
         self.escalation: list[int] = []  # signals still to send while exiting
+        self.abort_deadline = 0.0  # abort_begin(): when abort_end() stops waiting and sends SIGKILL
         self.draining = False  # exited; reading its last output until EOF
         self.started_at = 0.0
         self.started_wall = 0.0
@@ -350,13 +351,23 @@ class AgentSession:
     def abort(self, status: str = "interrupted", reason: str = "", at_once: bool = False) -> None:
         """End the agent now, wherever it is (Ctrl-C, SIGTERM): SIGTERM, then SIGKILL after
         `kill_grace`; at_once: SIGKILL straight away (a second Ctrl-C)."""
+        self.abort_begin(status, reason, at_once)
+        self.abort_end()
+
+    def abort_begin(self, status: str = "interrupted", reason: str = "", at_once: bool = False) -> None:
+        """abort()'s first half: the signal. Several agents get theirs before any is waited for."""
         if self.phase == DONE or self.child is None:
             return
         if self.phase in (STARTING, WORKING):
             self.outcome = Outcome(status, reason)
-        if not at_once:
-            self._signal_group(signal.SIGTERM)
-        if at_once or not _wait_exit(self.pidfd, self.profile.kill_grace):
+        self.abort_deadline = time.monotonic() + (0 if at_once else self.profile.kill_grace)
+        self._signal_group(signal.SIGKILL if at_once else signal.SIGTERM)
+
+    def abort_end(self) -> None:
+        """abort()'s second half: wait for the exit until the deadline abort_begin() set, then SIGKILL."""
+        if self.phase == DONE or self.child is None:
+            return
+        if not _wait_exit(self.pidfd, max(0.0, self.abort_deadline - time.monotonic())):
             self._signal_group(signal.SIGKILL)
             _wait_exit(self.pidfd, 5)
         self.on_exit()

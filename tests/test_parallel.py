@@ -284,6 +284,27 @@ def test_a_second_ctrl_c_ends_every_secondary_at_once_and_the_run_is_still_recor
     orchestra("clean", run["run_id"], cwd=repo)
 
 
+def test_stopping_a_run_signals_every_secondary_before_waiting_out_any_grace(tmp_path, repo):
+    names = ["a", "b", "c"]
+    pids = {n: tmp_path / f"{n}.pid" for n in names}
+    termed = {n: tmp_path / f"{n}.term" for n in names}
+    cfg = config(tmp_path, **{n: toy("--task", "{task}", "--hang", "--note-term", str(termed[n]),
+                                     "--pidfile", str(pids[n]), kill_grace=60) for n in names})
+    proc = subprocess.Popen([sys.executable, "-m", "orchestra", "delegate", "--config", str(cfg),
+                             *sum((["--to", n] for n in names), []), "--task", "t", "--no-analyze", "--no-tmux",
+                             "--json"], cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for(lambda: all(p.exists() for p in pids.values()))
+    proc.send_signal(signal.SIGTERM)
+    # one at a time, c would hear of it only after a's and b's 60 s grace
+    wait_for(lambda: all(t.exists() for t in termed.values()))
+    proc.send_signal(signal.SIGTERM)  # and a second one ends them at once
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 143, err
+    run = json.loads(next((repo / ".orchestra" / "runs").iterdir()).joinpath("run.json").read_text())
+    assert [s["status"] for s in run["secondaries"]] == ["interrupted"] * 3
+    orchestra("clean", run["run_id"], cwd=repo)
+
+
 def wait_for(predicate, timeout: float = 20) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
