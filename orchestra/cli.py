@@ -29,7 +29,8 @@ def main() -> None:
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except Interrupted as exc:
-        click.echo(f"⛔ interrupted ({exc}); transcripts and run.json saved", err=True)
+        saved = f"; transcripts and run.json saved in {exc.run_dir}" if exc.run_dir else ""
+        click.echo(f"⛔ interrupted ({exc}){saved}", err=True)
         sys.exit(exc.exit_code)
     except OrchestraError as exc:
         click.echo(f"❌ {exc}", err=True)

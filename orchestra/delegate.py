@@ -157,6 +157,7 @@ def delegate(config: Config, plan: Plan, workdir: Path, tmux: bool = True, event
         run.write_json(summary)
         run.close_viewer()
     if interrupted:
+        interrupted.run_dir = run.dir
         raise interrupted
     return summary
 

@@ -33,6 +33,7 @@ class Interrupted(BaseException):
     def __init__(self, signum: int):
         super().__init__(signal.Signals(signum).name)
         self.signum = signum
+        self.run_dir: Optional[Path] = None  # where its record was written, once it was
 
     @property
     def exit_code(self) -> int:
@@ -264,6 +265,7 @@ def run_agent(config: Config, profile: Profile, task: str, workdir: Path, tmux: 
         run.write_json(summary)
         run.close_viewer()
     if interrupted:
+        interrupted.run_dir = run.dir
         raise interrupted
     return summary, agent
 

@@ -81,6 +81,7 @@ def test_an_interrupted_run_ends_its_agents_and_says_interrupted(workdir, signum
     assert "interrupted" in err
     assert all_gone(pids)
     run_dir = next((workdir / ".orchestra" / "runs").iterdir())
+    assert f"transcripts and run.json saved in {run_dir.resolve()}" in err
     run = json.loads((run_dir / "run.json").read_text())
     assert run["status"] == "interrupted" and run["secondaries"][0]["status"] == "interrupted"
     events = [json.loads(line) for line in (run_dir / "slow.cast").read_text().splitlines()]
