@@ -154,18 +154,12 @@ class Run:
         """SIGKILL whatever the run's agents left running after they ended: a daemon that left the
         agent's process group or session (setsid, setpgid), found by the run's mark in its
         environment. Returns how many there were."""
-        mark = f"{RUN_MARK}={self.mark}".encode()
         ended = 0
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit() or int(entry) == os.getpid():
-                continue
+        for pid in marked_pids(RUN_MARK, self.mark):
             try:
-                with open(f"/proc/{entry}/environ", "rb") as fh:
-                    if mark not in fh.read().split(b"\0"):
-                        continue
-                os.kill(int(entry), signal.SIGKILL)
+                os.kill(pid, signal.SIGKILL)
                 ended += 1
-            except OSError:  # gone meanwhile, or not ours to read
+            except OSError:  # gone meanwhile
                 continue
         if ended:
             self.say(f"🧹 ended {ended} process{'es' if ended != 1 else ''} the agents left running")
@@ -185,6 +179,22 @@ class Run:
 
     def elapsed(self) -> float:
         return round(time.monotonic() - self.started, 3)
+
+
+def marked_pids(name: str, value: str) -> list[int]:
+    """The processes, other than this one, whose environment holds name=value (as it was at their exec)."""
+    mark = f"{name}={value}".encode()
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as fh:
+                if mark in fh.read().split(b"\0"):
+                    found.append(int(entry))
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+    return found
 
 
 def check_key(profile: Profile, env: dict, config: Config) -> None:

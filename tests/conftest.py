@@ -33,15 +33,11 @@ def pytest_unconfigure(config):
 
 
 def marked_processes() -> list[tuple[int, str]]:
-    mark = f"{MARK}={os.environ[MARK]}".encode()
+    from orchestra.run import marked_pids
+
     found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == os.getpid():
-            continue
+    for entry in marked_pids(MARK, os.environ[MARK]):
         try:
-            with open(f"/proc/{entry}/environ", "rb") as fh:
-                if mark not in fh.read().split(b"\0"):
-                    continue
             with open(f"/proc/{entry}/cmdline", "rb") as fh:
                 cmd = fh.read().replace(b"\0", b" ").decode(errors="replace").strip()
             with open(f"/proc/{entry}/stat", "rb") as fh:
