@@ -19,6 +19,7 @@ from typing import Optional
 # Past this rate the window skips bytes (and says so); the transcript keeps them all.
 VIEW_RATE = 1024 * 1024  # bytes per second: 200 full 120x40 screens
 VIEW_BURST = 64 * 1024
+SHELL_GRACE = 2.0  # seconds a window's shell may take to start, when the run ends before it has
 
 
 class ViewerWindow:
@@ -43,9 +44,10 @@ class TmuxWindow(ViewerWindow):
         self.skipped_total = 0
         self.budget = float(VIEW_BURST)
         self.refilled = time.monotonic()
+        self.closing = False  # close() was called; writes are over
 
     def write(self, data: bytes) -> None:
-        if self.fd is None or not data:
+        if self.fd is None or self.closing or not data:
             return
         now = time.monotonic()
         self.budget = min(VIEW_BURST, self.budget + (now - self.refilled) * VIEW_RATE)
@@ -83,9 +85,23 @@ class TmuxWindow(ViewerWindow):
         return True
 
     def close(self) -> None:
+        """Done writing. Until the window's shell has opened the FIFO (and removed it, see
+        TmuxViewer.open_window) the pipe stays open, or what was written would be lost: the
+        viewer closes it when the run ends (TmuxViewer.close)."""
+        if self.fd is not None and not os.path.exists(self.fifo):
+            os.close(self.fd)
+            self.fd = None
+        self.closing = True
+
+    def finish(self, deadline: float) -> None:
+        """Close the pipe once the window's shell has opened it, waiting until deadline at most."""
+        while self.fd is not None and os.path.exists(self.fifo) and time.monotonic() < deadline:
+            time.sleep(0.01)  # no inotify in the standard library: look again, briefly
         if self.fd is not None:
             os.close(self.fd)
             self.fd = None
+        if os.path.exists(self.fifo):  # the shell never came, and will not remove it
+            shutil.rmtree(os.path.dirname(self.fifo), ignore_errors=True)
 
 
 class TmuxViewer:
@@ -94,7 +110,6 @@ class TmuxViewer:
     def __init__(self, session: str, cols: int = 120, rows: int = 40):
         self.session = session
         self.cols, self.rows = cols, rows
-        self.tmpdir = tempfile.mkdtemp(prefix="orchestra-view-")
         self.windows: list[TmuxWindow] = []
         self.created = False
 
@@ -107,10 +122,15 @@ class TmuxViewer:
         return f"tmux attach -t {shlex.quote(self.session)}"
 
     def open_window(self, name: str, title: str = "") -> ViewerWindow:
-        fifo = os.path.join(self.tmpdir, f"{len(self.windows)}.fifo")
+        # A directory of its own for each window's FIFO: the window's shell opens the FIFO, then
+        # removes it and the directory. So orchestra never removes a FIFO that a slow shell (a heavy
+        # .zshenv) has yet to open, however fast the agent was, and /tmp is clean once it is up.
+        folder = tempfile.mkdtemp(prefix="orchestra-view-")
+        fifo = os.path.join(folder, "fifo")
         os.mkfifo(fifo, 0o600)
         window = TmuxWindow(f"{self.session}:{name}", fifo)  # opened before cat, so cat never sees EOF early
-        shell_cmd = f"cat {shlex.quote(fifo)}"
+        shell_cmd = (f"exec 3<{shlex.quote(fifo)}; rm -f {shlex.quote(fifo)}; rmdir {shlex.quote(folder)} 2>/dev/null; "
+                     "exec cat <&3")
         if not self.created:
             args = ["new-session", "-d", "-s", self.session, "-n", name,
                     "-x", str(self.cols), "-y", str(self.rows), shell_cmd]
@@ -120,19 +140,24 @@ class TmuxViewer:
         ok = _tmux(*args, ";", "set-option", "-w", "-t", f"{self.session}:{name}", "remain-on-exit", "on")
         if not ok:
             window.close()
+            shutil.rmtree(folder, ignore_errors=True)
             raise OSError(f"tmux could not open window {name!r} in session {self.session!r}")
         self.created = True
         self.windows.append(window)
         return window
 
     def close(self) -> None:
-        """Close the windows' pipes; the windows stay until `orchestra clean` or the user closes them."""
+        """Close the windows' pipes, once each window's shell has opened its own (a slow shell is
+        given SHELL_GRACE seconds); the windows stay until `orchestra clean` or the user closes them."""
+        deadline = time.monotonic() + SHELL_GRACE
         for window in self.windows:
             window.close()
-        shutil.rmtree(self.tmpdir, ignore_errors=True)
+            window.finish(deadline)
 
     def kill(self) -> None:
-        self.close()
+        for window in self.windows:
+            window.close()
+            window.finish(0)
         if self.created:
             kill_session(self.session)
 

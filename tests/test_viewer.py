@@ -1,5 +1,6 @@
 """The tmux viewer: a real tmux server shows each agent's raw bytes in its own window."""
 import json
+import os
 import re
 import shutil
 import time
@@ -77,3 +78,25 @@ def test_without_tmux_on_path_the_run_goes_on_headless(workdir, monkeypatch):
     done = orchestra("run", "--cmd", " ".join(toy()), "--done", "^DONE", "--task", "t", cwd=workdir, env=env)
     assert done.returncode == 0, done.stderr
     assert done.stdout.count("tmux not found: running headless") == 1
+
+
+def test_a_window_whose_shell_starts_after_the_agent_has_finished_still_shows_everything(workdir, tmux_sessions):
+    # a login shell with a heavy .zshenv: the window's command starts after a fast agent is done
+    slow_shell = workdir / "slow-shell"
+    slow_shell.write_text('#!/bin/sh\nsleep 0.5\nexec /bin/sh "$@"\n')
+    slow_shell.chmod(0o755)
+    tmux_sessions.append("keeps-the-server-up")
+    tmux("new-session", "-d", "-s", "keeps-the-server-up", "cat")
+    tmux("set-option", "-g", "default-shell", str(slow_shell))
+    try:
+        done = orchestra("run", "--cmd", " ".join(toy("--files", "x.py")), "--done", "^DONE", "--task", "t",
+                         "--json", cwd=workdir)
+    finally:
+        tmux("set-option", "-gu", "default-shell")
+    agent = json.loads(done.stdout)
+    tmux_sessions.append(f"orchestra-{agent['run_id']}")
+    wait_for_pane(agent["tmux_target"], "DONE")
+    assert "No such file" not in pane(agent["tmux_target"])
+    fifo_dirs = [line for line in tmux("list-panes", "-a", "-F", "#{pane_start_command}").stdout.splitlines()
+                 if agent["run_id"] in line]
+    assert not any(os.path.exists(d) for d in re.findall(r"/\S*orchestra-view-[^/\s']+", "\n".join(fifo_dirs)))
