@@ -15,7 +15,7 @@ from . import agents
 from .config import Config, Profile
 from .errors import OrchestraError
 from .redact import Redactor, secrets_from_env
-from .session import AgentSession, drive
+from .session import AgentSession, Outcome, drive
 from .summary import AgentSummary, GitSnapshot, RunSummary, cost_of, split_paths, without_ignored
 from .viewer import TmuxViewer, ViewerWindow
 
@@ -246,6 +246,7 @@ def run_agent(config: Config, profile: Profile, task: str, workdir: Path, tmux: 
     git = GitSnapshot.take(run.workdir)
     s = run.session(profile, profile.name, task)
     interrupted: Optional[Interrupted] = None
+    unstarted: Optional[OrchestraError] = None
     try:
         with interruptible():
             try:
@@ -256,6 +257,9 @@ def run_agent(config: Config, profile: Profile, task: str, workdir: Path, tmux: 
             except Interrupted as exc:  # end the agent (SIGTERM, then SIGKILL after its grace)
                 interrupted = exc
                 run.abort("interrupted", f"orchestra received {exc}")
+            except OrchestraError as exc:  # it could not be started (an exec format error...)
+                unstarted = exc
+                s.outcome = Outcome("failed", str(exc))
     except Interrupted as exc:  # a second Ctrl-C during that grace: end it at once
         interrupted = interrupted or exc
         with uninterrupted():
@@ -267,6 +271,9 @@ def run_agent(config: Config, profile: Profile, task: str, workdir: Path, tmux: 
         raise
     with uninterrupted():  # the record is written whatever is pressed now
         run.end_stragglers()
+        if unstarted and run.viewer is not None:  # its window would only ever be empty
+            run.viewer.kill()
+            run.viewer = None
         agent = summarize_session(run, s, "agent", git)
         if interrupted:
             summary = _one_agent_summary(run, agent, "interrupted", f"orchestra received {interrupted}")
@@ -277,6 +284,8 @@ def run_agent(config: Config, profile: Profile, task: str, workdir: Path, tmux: 
     if interrupted:
         interrupted.run_dir = run.dir
         raise interrupted
+    if unstarted:
+        raise unstarted
     return summary, agent
 
 

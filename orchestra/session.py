@@ -454,7 +454,7 @@ class AgentSession:
         return SessionResult(
             status=outcome.status, reason=outcome.reason, exit_code=code,
             signal=signal.Signals(sig).name if sig else None,
-            duration_s=round((self.ended_at or time.monotonic()) - self.started_at, 3),
+            duration_s=round((self.ended_at or time.monotonic()) - self.started_at, 3) if self.started_at else 0.0,
             parsed=parsed, answers=self.answers, last_lines=self.stream.last_lines,
             viewer_skipped=getattr(self.window, "skipped_total", 0),
             started_at=datetime.fromtimestamp(self.started_wall, timezone.utc).isoformat(timespec="milliseconds")

@@ -376,3 +376,16 @@ def test_what_an_agent_leaves_running_outside_its_process_group_is_ended_with_th
     assert all_gone([int(p) for p in (workdir / "pids").read_text().split()])
     events = [json.loads(line) for line in (workdir / run["transcript"]).read_text().splitlines()[1:]]
     assert "".join(e[2] for e in events if e[1] == "o").endswith(f"the last words: {SECRET[:8]}")
+
+
+def test_a_program_that_cannot_be_executed_is_named_recorded_and_leaves_no_window(workdir):
+    program = workdir / "not-a-program"
+    program.write_text("neither a script nor a binary\n")
+    program.chmod(0o755)
+    done = orchestra("run", "--cmd", str(program), "--done", "x", cwd=workdir)
+    assert done.returncode == 2 and "Exec format error" in done.stderr and "Traceback" not in done.stderr
+    run_dir = next((workdir / ".orchestra" / "runs").iterdir())
+    run = json.loads((run_dir / "run.json").read_text())
+    assert run["status"] == "failed" and "Exec format error" in run["reason"]
+    assert run["tmux_session"] is None
+    assert tmux("has-session", "-t", f"=orchestra-{run['run_id']}").returncode != 0
