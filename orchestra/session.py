@@ -391,6 +391,9 @@ class AgentSession:
         self.deadline = time.monotonic() + self.profile.kill_grace
 
     def _escalate(self) -> None:
+        if self.outcome is None and self.eof:  # it closed its terminal, unfinished, and stayed: say so
+            self.outcome = Outcome("failed", "it closed its terminal without printing its completion pattern "
+                                             f"and did not exit; orchestra ended it after {self.profile.kill_grace:g}s")
         if self.escalation:
             self._signal_group(self.escalation.pop(0))
         self.deadline = time.monotonic() + self.profile.kill_grace

@@ -389,3 +389,15 @@ def test_a_program_that_cannot_be_executed_is_named_recorded_and_leaves_no_windo
     assert run["status"] == "failed" and "Exec format error" in run["reason"]
     assert run["tmux_session"] is None
     assert tmux("has-session", "-t", f"=orchestra-{run['run_id']}").returncode != 0
+
+
+def test_an_agent_that_closes_its_terminal_and_stays_is_ended_and_the_reason_says_so(tmp_path):
+    prof = Profile(name="mute", command=[sys.executable, "-c", "import os, time\nfor fd in (0, 1, 2): os.close(fd)\n"
+                                         "time.sleep(60)"], completion=re.compile("^DONE", re.M), timeout=30,
+                   kill_grace=0.3)
+    s = AgentSession(prof, "", tmp_path, tmp_path / "t.cast")
+    s.start()
+    drive([s])
+    r = s.result()
+    assert r.status == "failed" and "closed its terminal" in r.reason and "ended it after 0.3s" in r.reason
+    assert r.signal == "SIGTERM"  # orchestra's, and the reason says whose
