@@ -193,7 +193,8 @@ class _Validator:
             raise self.fail(f"{where}, field 'env'", "expected a mapping of NAME: value")
         for key, value in env.items():
             if value is None or isinstance(value, (dict, list)):
-                raise self.fail(f"{where}, field 'env.{key}'", f"expected a string value, got {'null' if value is None else type(value).__name__}")
+                got = "null" if value is None else type(value).__name__
+                raise self.fail(f"{where}, field 'env.{key}'", f"expected a string value, got {got}")
         prof.env = {str(k): str(v) for k, v in env.items()}
         for key in ("prompt", "completion", "paste_marker"):
             if body.get(key) is not None:
@@ -220,7 +221,8 @@ class _Validator:
     def string(self, body: dict, key: str, where: str, default: Optional[str]) -> Optional[str]:
         value = body.get(key, default)
         if value is None and default is not None:
-            raise self.fail(f"{where}, field '{key}'", f"expected a string, got null (leave the field out for {default!r})")
+            raise self.fail(f"{where}, field '{key}'",
+                            f"expected a string, got null (leave the field out for {default!r})")
         if value is not None and not isinstance(value, str):
             raise self.fail(f"{where}, field '{key}'", f"expected a string, got {type(value).__name__}")
         return value

@@ -540,7 +540,8 @@ def drive(sessions: Iterable[AgentSession], tick: Optional[Callable[[], None]] =
 def _unspawnable(argv: list[str], env: dict, workdir: Path, task_in_argv: bool) -> str:
     """Why the agent cannot be started as asked, or "": checked before forking (see start())."""
     if not workdir.is_dir():
-        return f"its working directory {workdir} {'is not a directory' if workdir.exists() else 'does not exist'} (field 'workdir', or --workdir)"
+        what = "is not a directory" if workdir.exists() else "does not exist"
+        return f"its working directory {workdir} {what} (field 'workdir', or --workdir)"
     for part in argv:
         if "\0" in part:
             return ("the task contains a NUL byte, which a program's arguments cannot hold" if task_in_argv
