@@ -123,7 +123,6 @@ class Run:
             return self.viewer.open_window(name)
         except OSError as exc:
             self.say(f"ℹ️  {exc}: running headless")
-            self.viewer.close()  # its FIFO directory
             self.viewer = None
             return ViewerWindow()
 

@@ -122,24 +122,26 @@ class TmuxViewer:
         return f"tmux attach -t {shlex.quote(self.session)}"
 
     def open_window(self, name: str, title: str = "") -> ViewerWindow:
-        # A directory of its own for each window's FIFO: the window's shell opens the FIFO, then
-        # removes it and the directory. So orchestra never removes a FIFO that a slow shell (a heavy
-        # .zshenv) has yet to open, however fast the agent was, and /tmp is clean once it is up.
+        # A directory of its own for each window's FIFO, which the window removes once it has opened
+        # the FIFO: so orchestra never removes a FIFO that a window has yet to open, however fast
+        # the agent was, and /tmp is clean once the window is up. The script is run by sh itself,
+        # as separate words (tmux >= 3.0 then runs it without the user's shell: fish, csh and a
+        # slow .zshenv have no say).
         folder = tempfile.mkdtemp(prefix="orchestra-view-")
         fifo = os.path.join(folder, "fifo")
         os.mkfifo(fifo, 0o600)
         window = TmuxWindow(f"{self.session}:{name}", fifo)  # opened before cat, so cat never sees EOF early
-        shell_cmd = (f"exec 3<{shlex.quote(fifo)}; rm -f {shlex.quote(fifo)}; rmdir {shlex.quote(folder)} 2>/dev/null; "
-                     "exec cat <&3")
+        script = 'exec 3<"$1"; rm -f "$1"; rmdir "$2" 2>/dev/null; exec cat <&3'
+        command = ["sh", "-c", script, "orchestra-view", fifo, folder]
         if not self.created:
             args = ["new-session", "-d", "-s", self.session, "-n", name,
-                    "-x", str(self.cols), "-y", str(self.rows), shell_cmd]
+                    "-x", str(self.cols), "-y", str(self.rows), *command]
         else:
-            args = ["new-window", "-d", "-t", f"{self.session}:", "-n", name, shell_cmd]
+            args = ["new-window", "-d", "-t", f"{self.session}:", "-n", name, *command]
         # the window stays readable after its agent ends
         ok = _tmux(*args, ";", "set-option", "-w", "-t", f"{self.session}:{name}", "remain-on-exit", "on")
         if not ok:
-            window.close()
+            os.close(window.fd)  # (not close(): no window will ever open this FIFO)
             shutil.rmtree(folder, ignore_errors=True)
             raise OSError(f"tmux could not open window {name!r} in session {self.session!r}")
         self.created = True
