@@ -17,6 +17,15 @@ from .errors import OrchestraError
 from .run import Interrupted
 
 
+def _echo(text: str, **kwargs) -> None:
+    """click.echo for what is said while a run goes on or ends: a terminal that has gone away
+    (SIGHUP: ssh dropped) must not stop orchestra from ending its agents and saving the record."""
+    try:
+        click.echo(text, **kwargs)
+    except OSError:
+        pass
+
+
 def main() -> None:
     try:
         cli(standalone_mode=False)
@@ -30,10 +39,10 @@ def main() -> None:
         sys.exit(exc.exit_code)
     except Interrupted as exc:
         saved = f"; transcripts and run.json saved in {exc.run_dir}" if exc.run_dir else ""
-        click.echo(f"⛔ interrupted ({exc}){saved}", err=True)
+        _echo(f"⛔ interrupted ({exc}){saved}", err=True)
         sys.exit(exc.exit_code)
     except OrchestraError as exc:
-        click.echo(f"❌ {exc}", err=True)
+        _echo(f"❌ {exc}", err=True)
         sys.exit(2)
 
 
@@ -48,7 +57,7 @@ def _config(path: Optional[str], workdir: Optional[str] = None) -> Config:
 
 
 def _say(line: str) -> None:
-    click.echo(line)
+    _echo(line)
 
 
 class StatusLine:
@@ -66,12 +75,12 @@ class StatusLine:
         width = max(20, click.get_terminal_size()[0] - 1) if hasattr(click, "get_terminal_size") else 100
         more = f" (+{others} more)" if others else ""
         text = f"⏳ {session.profile.name}{more} {elapsed} │ {last}"[:width]
-        click.echo("\r\x1b[2K" + text, nl=False)
+        _echo("\r\x1b[2K" + text, nl=False)
         self.shown = True
 
     def clear(self) -> None:
         if self.shown:
-            click.echo("\r\x1b[2K", nl=False)
+            _echo("\r\x1b[2K", nl=False)
             self.shown = False
 
 

@@ -19,7 +19,7 @@ from . import agents
 from .config import Config, Profile
 from .errors import OrchestraError
 from .router import Route, route
-from .run import Interrupted, Run, check_ready, interruptible, summarize_session, uninterrupted
+from .run import Interrupted, Run, StopSignals, check_ready, summarize_session
 from .session import IDLE, AgentSession, drive
 from .summary import AgentSummary, GitSnapshot, RunSummary, total_cost
 from .worktree import BranchReport, Repo, Tree
@@ -130,31 +130,34 @@ def delegate(config: Config, plan: Plan, workdir: Path, tmux: bool = True, event
     run = Run(config, workdir, plan.task, tmux=tmux, say=events.say)
     flow = _Flow(run, plan, events, repo)
     interrupted: Optional[Interrupted] = None
-    try:
-        with interruptible():
+    with StopSignals() as signals:
+        try:
             try:
                 flow.go()
             except Interrupted as exc:  # end the agents (SIGTERM, then SIGKILL after their grace)
                 interrupted = exc
                 run.abort("interrupted", f"orchestra received {exc}")
+                signals.hold()  # what they did is committed to their branches whatever is pressed now
                 flow.fail("interrupted", f"orchestra received {exc}")
             except OrchestraError as exc:
+                signals.hold()
                 run.abort("failed", str(exc))
                 flow.fail("failed", str(exc))
-    except Interrupted as exc:  # a second Ctrl-C during that grace: end them at once
-        interrupted = interrupted or exc
-        with uninterrupted():
+        except Interrupted as exc:  # a second Ctrl-C during that grace: end them at once
+            signals.hold()
+            interrupted = interrupted or exc
             run.abort("interrupted", f"orchestra received {interrupted}", at_once=True)
             flow.fail("interrupted", f"orchestra received {interrupted}")
-    except BaseException:
-        run.abort("crashed", "orchestra failed")
-        run.end_stragglers()
-        run.close_viewer()
-        raise
-    with uninterrupted():  # the record is written whatever is pressed now
-        run.end_stragglers()
+        except BaseException:
+            signals.hold()
+            run.abort("crashed", "orchestra failed")
+            run.end_stragglers()
+            run.close_viewer()
+            raise
+        signals.hold()  # the record is written whatever is pressed now
         summary = flow.summary()
         run.write_json(summary)
+        run.end_stragglers()
         run.close_viewer()
     if interrupted:
         interrupted.run_dir = run.dir

@@ -6,10 +6,9 @@ import os
 import secrets as _random
 import signal
 import time
-from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterator, Optional
+from typing import Callable, Optional
 
 from . import agents
 from .config import Config, Profile
@@ -40,28 +39,28 @@ class Interrupted(BaseException):
         return 128 + self.signum
 
 
-@contextmanager
-def interruptible() -> Iterator[None]:
-    """Turn SIGINT, SIGTERM and SIGHUP (the terminal closed) into Interrupted, so a run can end its
-    agents and save its record."""
-    def handler(signum, frame):
-        raise Interrupted(signum)
-    old = {s: signal.signal(s, handler) for s in STOP_SIGNALS}
-    try:
-        yield
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
+class StopSignals:
+    """SIGINT, SIGTERM and SIGHUP (a closed terminal) during a run, from start to end.
 
+    While its agents work, and while they are being ended, each such signal raises Interrupted
+    (a second one ends them at once). From hold() on, while the run writes its record, they are
+    ignored. The handlers from before the run come back only when it is over: no gap in which a
+    signal would kill orchestra before its record is written."""
 
-@contextmanager
-def uninterrupted() -> Iterator[None]:
-    """SIGINT, SIGTERM and SIGHUP ignored while a run ends its agents at once and saves its record."""
-    old = {s: signal.signal(s, signal.SIG_IGN) for s in STOP_SIGNALS}
-    try:
-        yield
-    finally:
-        for s, h in old.items():
+    def __enter__(self) -> "StopSignals":
+        self.raising = True
+        self.old = {s: signal.signal(s, self._handler) for s in STOP_SIGNALS}
+        return self
+
+    def _handler(self, signum, frame) -> None:
+        if self.raising:
+            raise Interrupted(signum)
+
+    def hold(self) -> None:
+        self.raising = False
+
+    def __exit__(self, *exc) -> None:
+        for s, h in self.old.items():
             signal.signal(s, h)
 
 
@@ -246,8 +245,8 @@ def run_agent(config: Config, profile: Profile, task: str, workdir: Path, tmux: 
     s = run.session(profile, profile.name, task)
     interrupted: Optional[Interrupted] = None
     unstarted: Optional[OrchestraError] = None
-    try:
-        with interruptible():
+    with StopSignals() as signals:
+        try:
             try:
                 s.start()
                 where = f"tmux window '{profile.name}'" if s.window.target else "headless"
@@ -259,17 +258,17 @@ def run_agent(config: Config, profile: Profile, task: str, workdir: Path, tmux: 
             except OrchestraError as exc:  # it could not be started (an exec format error...)
                 unstarted = exc
                 s.outcome = Outcome("failed", str(exc))
-    except Interrupted as exc:  # a second Ctrl-C during that grace: end it at once
-        interrupted = interrupted or exc
-        with uninterrupted():
+        except Interrupted as exc:  # a second Ctrl-C during that grace: end it at once
+            signals.hold()
+            interrupted = interrupted or exc
             run.abort("interrupted", f"orchestra received {interrupted}", at_once=True)
-    except BaseException:
-        run.abort("crashed", "orchestra failed")
-        run.end_stragglers()
-        run.close_viewer()
-        raise
-    with uninterrupted():  # the record is written whatever is pressed now
-        run.end_stragglers()
+        except BaseException:
+            signals.hold()
+            run.abort("crashed", "orchestra failed")
+            run.end_stragglers()
+            run.close_viewer()
+            raise
+        signals.hold()  # the record is written whatever is pressed now
         if unstarted and run.viewer is not None:  # its window would only ever be empty
             run.viewer.kill()
             run.viewer = None
@@ -279,6 +278,7 @@ def run_agent(config: Config, profile: Profile, task: str, workdir: Path, tmux: 
         else:
             summary = _one_agent_summary(run, agent, agent.status, agent.reason)
         run.write_json(summary)
+        run.end_stragglers()
         run.close_viewer()
     if interrupted:
         interrupted.run_dir = run.dir

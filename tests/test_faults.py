@@ -401,3 +401,27 @@ def test_an_agent_that_closes_its_terminal_and_stays_is_ended_and_the_reason_say
     r = s.result()
     assert r.status == "failed" and "closed its terminal" in r.reason and "ended it after 0.3s" in r.reason
     assert r.signal == "SIGTERM"  # orchestra's, and the reason says whose
+
+
+def test_a_closed_terminal_still_ends_the_run_its_agents_and_what_they_left_and_keeps_the_record(workdir):
+    import pexpect
+
+    agent = workdir / "leaver.py"
+    agent.write_text(textwrap.dedent(f"""
+        import subprocess, time
+        away = subprocess.Popen(["sleep", "300"], start_new_session=True, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        open({str(workdir / 'pids')!r}, "w").write(str(away.pid))
+        time.sleep(300)
+    """))
+    term = pexpect.spawn(sys.executable, ["-m", "orchestra", "run", "--no-tmux", "--cmd", f"{sys.executable} {agent}",
+                                          "--done", "^DONE"], cwd=str(workdir), env=dict(os.environ))
+    daemon = int(wait_for_file(workdir / "pids"))
+    os.close(term.child_fd)  # the terminal goes away: SIGHUP, and nothing more can be said to it
+    term.child_fd = -1
+    _, status = os.waitpid(term.pid, 0)
+    term.terminated = True
+    assert os.waitstatus_to_exitcode(status) == 129
+    assert all_gone([daemon])
+    run_dir = next((workdir / ".orchestra" / "runs").iterdir())
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "interrupted"
