@@ -435,4 +435,4 @@ def merge_turns(first: AgentSummary, turn: AgentSummary) -> AgentSummary:
 
 
 def primary_reply(s: AgentSession) -> str:
-    return s.redactor.text(s.parser.result().reply.strip()[-4000:])  # as summarize_session() masks a reply
+    return s.redactor.text(s.parser.result().reply.strip())[-4000:]  # masked whole, as summarize_session() does

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import secrets as _random
+import select
 import signal
 import time
 from datetime import datetime, timezone
@@ -23,6 +24,7 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 # Every agent of a run gets this variable in its environment, and so does everything it starts:
 # how a run finds what its agents left running outside their process groups (Run.end_stragglers).
 RUN_MARK = "ORCHESTRA_RUN"
+STRAGGLER_GRACE = 1.0  # seconds between SIGTERM and SIGKILL for them
 
 
 class Interrupted(BaseException):
@@ -149,19 +151,38 @@ class Run:
             s.abort_end()
 
     def end_stragglers(self) -> int:
-        """SIGKILL whatever the run's agents left running after they ended: a daemon that left the
+        """End whatever the run's agents left running after they ended: a daemon that left the
         agent's process group or session (setsid, setpgid), found by the run's mark in its
-        environment. Returns how many there were."""
-        ended = 0
+        environment. SIGTERM, then SIGKILL after STRAGGLER_GRACE. Returns how many there were."""
+        waits = {}
+        names = []
         for pid in marked_pids(RUN_MARK, self.mark):
             try:
-                os.kill(pid, signal.SIGKILL)
-                ended += 1
+                with open(f"/proc/{pid}/comm") as fh:
+                    names.append(fh.read().strip())
+                waits[os.pidfd_open(pid)] = pid
+                os.kill(pid, signal.SIGTERM)
             except OSError:  # gone meanwhile
                 continue
-        if ended:
-            self.say(f"🧹 ended {ended} process{'es' if ended != 1 else ''} the agents left running")
-        return ended
+        deadline = time.monotonic() + STRAGGLER_GRACE
+        poller = select.poll()
+        for fd in waits:
+            poller.register(fd, select.POLLIN)
+        while waits and time.monotonic() < deadline:
+            for fd, _ in poller.poll(max(1, int((deadline - time.monotonic()) * 1000))):
+                poller.unregister(fd)
+                os.close(fd)
+                waits.pop(fd)
+        for fd, pid in waits.items():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+            os.close(fd)
+        if names:
+            self.say(f"🧹 ended {len(names)} process{'es' if len(names) != 1 else ''} the agents left running: "
+                     + ", ".join(sorted(set(names))))
+        return len(names)
 
     def write_json(self, summary: RunSummary) -> Path:
         path = self.dir / "run.json"
@@ -230,7 +251,7 @@ def summarize_session(run: Run, s: AgentSession, role: str, git: Optional[GitSna
         transcript=os.path.relpath(s.transcript_path, run.workdir),
         tmux_target=s.window.target or None, session_id=r.parsed.session_id,
         answers=[{k: mask(v) if isinstance(v, str) else v for k, v in a.items()} for a in r.answers],
-        last_lines=[mask(line) for line in r.last_lines], reply=mask(r.parsed.reply[-4000:]), workdir=str(s.workdir),
+        last_lines=[mask(line) for line in r.last_lines], reply=mask(r.parsed.reply)[-4000:], workdir=str(s.workdir),
     )
     return summary
 

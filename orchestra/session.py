@@ -392,8 +392,9 @@ class AgentSession:
 
     def _escalate(self) -> None:
         if self.outcome is None and self.eof:  # it closed its terminal, unfinished, and stayed: say so
-            self.outcome = Outcome("failed", "it closed its terminal without printing its completion pattern "
-                                             f"and did not exit; orchestra ended it after {self.profile.kill_grace:g}s")
+            unfinished = " without printing its completion pattern" if self.profile.completion else ""
+            self.outcome = Outcome("failed", f"it closed its terminal{unfinished} and did not exit; "
+                                             f"orchestra ended it after {self.profile.kill_grace:g}s")
         if self.escalation:
             self._signal_group(self.escalation.pop(0))
         self.deadline = time.monotonic() + self.profile.kill_grace

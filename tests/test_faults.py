@@ -425,3 +425,17 @@ def test_a_closed_terminal_still_ends_the_run_its_agents_and_what_they_left_and_
     assert all_gone([daemon])
     run_dir = next((workdir / ".orchestra" / "runs").iterdir())
     assert json.loads((run_dir / "run.json").read_text())["status"] == "interrupted"
+
+
+def test_a_key_cut_by_the_end_of_the_kept_reply_is_masked_whole_first(workdir):
+    # the summary keeps the reply's last 4000 characters: here the cut falls inside the key, which
+    # escape sequences cut apart in the bytes (so only the cleaned text has it whole)
+    head, tail = SECRET[:10], SECRET[10:]
+    program = (f"import sys; sys.stdout.write('key: {head}\\x1b[1m{tail}\\x1b[0m\\n' + 'y' * 3980 + "
+               "'\\nDONE\\n')")
+    env = dict(os.environ, MY_SERVICE_API_KEY=SECRET)
+    done = orchestra("run", "--cmd", f"{sys.executable} -c {shlex.quote(program)}", "--done", "^DONE",
+                     "--json", "--no-tmux", cwd=workdir, env=env)
+    agent = json.loads(done.stdout)
+    assert agent["status"] == "completed" and len(agent["reply"]) <= 4000
+    assert SECRET[-12:] not in done.stdout
