@@ -150,15 +150,11 @@ def delegate(config: Config, plan: Plan, workdir: Path, tmux: bool = True, event
             flow.fail("interrupted", f"orchestra received {interrupted}")
         except BaseException:
             signals.hold()
-            run.abort("crashed", "orchestra failed")
-            run.end_stragglers()
-            run.close_viewer()
+            run.crashed()
             raise
         signals.hold()  # the record is written whatever is pressed now
         summary = flow.summary()
-        run.write_json(summary)
-        run.end_stragglers()
-        run.close_viewer()
+        run.finish(summary)
     if interrupted:
         interrupted.run_dir = run.dir
         raise interrupted

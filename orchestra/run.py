@@ -184,6 +184,19 @@ class Run:
                      + ", ".join(sorted(set(names))))
         return len(names)
 
+    def crashed(self) -> None:
+        """orchestra itself failed mid-run: end every agent and what they left, close the windows' pipes."""
+        self.abort("crashed", "orchestra failed")
+        self.end_stragglers()
+        self.close_viewer()
+
+    def finish(self, summary: RunSummary) -> None:
+        """The run is over: its record first (whatever follows may fail on a closed terminal), then
+        what the agents left running, then the windows' pipes."""
+        self.write_json(summary)
+        self.end_stragglers()
+        self.close_viewer()
+
     def write_json(self, summary: RunSummary) -> Path:
         path = self.dir / "run.json"
         text = self.redactor.text(json.dumps(summary.to_dict(), indent=2, ensure_ascii=False))
@@ -285,9 +298,7 @@ def run_agent(config: Config, profile: Profile, task: str, workdir: Path, tmux: 
             run.abort("interrupted", f"orchestra received {interrupted}", at_once=True)
         except BaseException:
             signals.hold()
-            run.abort("crashed", "orchestra failed")
-            run.end_stragglers()
-            run.close_viewer()
+            run.crashed()
             raise
         signals.hold()  # the record is written whatever is pressed now
         if unstarted and run.viewer is not None:  # its window would only ever be empty
@@ -298,9 +309,7 @@ def run_agent(config: Config, profile: Profile, task: str, workdir: Path, tmux: 
             summary = _one_agent_summary(run, agent, "interrupted", f"orchestra received {interrupted}")
         else:
             summary = _one_agent_summary(run, agent, agent.status, agent.reason)
-        run.write_json(summary)
-        run.end_stragglers()
-        run.close_viewer()
+        run.finish(summary)
     if interrupted:
         interrupted.run_dir = run.dir
         raise interrupted
