@@ -548,8 +548,8 @@ def _unspawnable(argv: list[str], env: dict, workdir: Path, task_in_argv: bool) 
             return ("the task contains a NUL byte, which a program's arguments cannot hold" if task_in_argv
                     else "its command contains a NUL byte (field 'command')")
     for key, value in env.items():
-        if "\0" in key or "\0" in value or "=" in key:
-            return f"the environment variable {key.split(chr(0))[0]!r} has a NUL byte or '=' in it (field 'env')"
+        if not key or "\0" in key or "\0" in value or "=" in key:
+            return f"the environment variable {key.split(chr(0))[0]!r} is empty or has a NUL byte or '=' in it (field 'env')"
     return ""
 
 
