@@ -19,7 +19,7 @@ from . import agents
 from .config import Config, Profile
 from .errors import OrchestraError
 from .router import Route, route
-from .run import Interrupted, Run, StopSignals, check_ready, summarize_session
+from .run import Run, check_ready, summarize_session
 from .session import IDLE, AgentSession, drive
 from .summary import AgentSummary, GitSnapshot, RunSummary, total_cost
 from .worktree import BranchReport, Repo, Tree
@@ -129,36 +129,7 @@ def delegate(config: Config, plan: Plan, workdir: Path, tmux: bool = True, event
         repo.ready_to_merge()
     run = Run(config, workdir, plan.task, tmux=tmux, say=events.say)
     flow = _Flow(run, plan, events, repo)
-    interrupted: Optional[Interrupted] = None
-    with StopSignals() as signals:
-        try:
-            try:
-                flow.go()
-            except Interrupted as exc:  # end the agents (SIGTERM, then SIGKILL after their grace)
-                interrupted = exc
-                run.abort("interrupted", f"orchestra received {exc}")
-                signals.hold()  # what they did is committed to their branches whatever is pressed now
-                flow.fail("interrupted", f"orchestra received {exc}")
-            except OrchestraError as exc:
-                signals.hold()
-                run.abort("failed", str(exc))
-                flow.fail("failed", str(exc))
-        except Interrupted as exc:  # a second Ctrl-C during that grace: end them at once
-            signals.hold()
-            interrupted = interrupted or exc
-            run.abort("interrupted", f"orchestra received {interrupted}", at_once=True)
-            flow.fail("interrupted", f"orchestra received {interrupted}")
-        except BaseException:
-            signals.hold()
-            run.crashed()
-            raise
-        signals.hold()  # the record is written whatever is pressed now
-        summary = flow.summary()
-        run.finish(summary)
-    if interrupted:
-        interrupted.run_dir = run.dir
-        raise interrupted
-    return summary
+    return run.conduct(flow.go, flow.fail, flow.summary)
 
 
 class _Flow:

@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 import os
 import secrets as _random
-import select
 import signal
 import time
 from datetime import datetime, timezone
@@ -15,7 +14,7 @@ from . import agents
 from .config import Config, Profile
 from .errors import OrchestraError
 from .redact import Redactor, secrets_from_env
-from .session import AgentSession, Outcome, drive
+from .session import AgentSession, Outcome, drive, wait_exit
 from .summary import AgentSummary, GitSnapshot, RunSummary, cost_of, split_paths, without_ignored
 from .viewer import TmuxViewer, ViewerWindow
 
@@ -154,35 +153,68 @@ class Run:
         """End whatever the run's agents left running after they ended: a daemon that left the
         agent's process group or session (setsid, setpgid), found by the run's mark in its
         environment. SIGTERM, then SIGKILL after STRAGGLER_GRACE. Returns how many there were."""
-        waits = {}
+        left: dict[int, int] = {}  # pid -> pidfd
         names = []
         for pid in marked_pids(RUN_MARK, self.mark):
             try:
                 with open(f"/proc/{pid}/comm") as fh:
                     names.append(fh.read().strip())
-                waits[os.pidfd_open(pid)] = pid
+                left[pid] = os.pidfd_open(pid)
                 os.kill(pid, signal.SIGTERM)
             except OSError:  # gone meanwhile
                 continue
-        deadline = time.monotonic() + STRAGGLER_GRACE
-        poller = select.poll()
-        for fd in waits:
-            poller.register(fd, select.POLLIN)
-        while waits and time.monotonic() < deadline:
-            for fd, _ in poller.poll(max(1, int((deadline - time.monotonic()) * 1000))):
-                poller.unregister(fd)
-                os.close(fd)
-                waits.pop(fd)
-        for fd, pid in waits.items():
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
-            os.close(fd)
+        deadline = time.monotonic() + STRAGGLER_GRACE  # one grace for all of them, as abort() gives agents
+        for pid, pidfd in left.items():
+            if not wait_exit(pidfd, max(0.0, deadline - time.monotonic())):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+            os.close(pidfd)
         if names:
             self.say(f"🧹 ended {len(names)} process{'es' if len(names) != 1 else ''} the agents left running: "
                      + ", ".join(sorted(set(names))))
         return len(names)
+
+    def conduct(self, work: Callable[[], None], stopped: Callable[[str, str], None],
+                record: Callable[[], RunSummary]) -> RunSummary:
+        """work() (the agents, start to end) under StopSignals, then record() written as run.json.
+
+        A first Ctrl-C, SIGTERM or SIGHUP ends the agents (SIGTERM, then SIGKILL after their grace);
+        a second one during that grace ends them at once; an OrchestraError ends them as failed.
+        Each way, stopped(status, reason) is told, with signals held from then on, so what it does
+        (commit the secondaries' work) and the record are not cut short. Raises the Interrupted,
+        once the record is written."""
+        interrupted: Optional[Interrupted] = None
+        with StopSignals() as signals:
+            try:
+                try:
+                    work()
+                except Interrupted as exc:
+                    interrupted = exc
+                    self.abort("interrupted", f"orchestra received {exc}")
+                    signals.hold()
+                    stopped("interrupted", f"orchestra received {exc}")
+                except OrchestraError as exc:
+                    signals.hold()
+                    self.abort("failed", str(exc))
+                    stopped("failed", str(exc))
+            except Interrupted as exc:  # a second one, during the first one's grace
+                signals.hold()
+                interrupted = interrupted or exc
+                self.abort("interrupted", f"orchestra received {interrupted}", at_once=True)
+                stopped("interrupted", f"orchestra received {interrupted}")
+            except BaseException:
+                signals.hold()
+                self.crashed()
+                raise
+            signals.hold()
+            summary = record()
+            self.finish(summary)
+        if interrupted:
+            interrupted.run_dir = self.dir
+            raise interrupted
+        return summary
 
     def crashed(self) -> None:
         """orchestra itself failed mid-run: end every agent and what they left, close the windows' pipes."""
@@ -277,44 +309,31 @@ def run_agent(config: Config, profile: Profile, task: str, workdir: Path, tmux: 
     run = Run(config, workdir, task, tmux=tmux, say=say)
     git = GitSnapshot.take(run.workdir)
     s = run.session(profile, profile.name, task)
-    interrupted: Optional[Interrupted] = None
-    unstarted: Optional[OrchestraError] = None
-    with StopSignals() as signals:
-        try:
-            try:
-                s.start()
-                where = f"tmux window '{profile.name}'" if s.window.target else "headless"
-                say(f"✅ Spawned {profile.name} ({where})")
-                drive([s], tick=(lambda: status_line(s)) if status_line else None)
-            except Interrupted as exc:  # end the agent (SIGTERM, then SIGKILL after its grace)
-                interrupted = exc
-                run.abort("interrupted", f"orchestra received {exc}")
-            except OrchestraError as exc:  # it could not be started (an exec format error...)
-                unstarted = exc
-                s.outcome = Outcome("failed", str(exc))
-        except Interrupted as exc:  # a second Ctrl-C during that grace: end it at once
-            signals.hold()
-            interrupted = interrupted or exc
-            run.abort("interrupted", f"orchestra received {interrupted}", at_once=True)
-        except BaseException:
-            signals.hold()
-            run.crashed()
-            raise
-        signals.hold()  # the record is written whatever is pressed now
-        if unstarted and run.viewer is not None:  # its window would only ever be empty
-            run.viewer.kill()
-            run.viewer = None
+    stop: list[str] = []  # the status and reason the run was stopped with, if it was
+    agent: Optional[AgentSummary] = None
+
+    def work() -> None:
+        s.start()
+        where = f"tmux window '{profile.name}'" if s.window.target else "headless"
+        say(f"✅ Spawned {profile.name} ({where})")
+        drive([s], tick=(lambda: status_line(s)) if status_line else None)
+
+    def stopped(status: str, reason: str) -> None:
+        stop[:] = [status, reason]
+        if status == "failed" and s.child is None:  # it could not be started (an exec format error...)
+            s.outcome = Outcome(status, reason)
+            if run.viewer is not None:  # its window would only ever be empty
+                run.viewer.kill()
+                run.viewer = None
+
+    def record() -> RunSummary:
+        nonlocal agent
         agent = summarize_session(run, s, "agent", git)
-        if interrupted:
-            summary = _one_agent_summary(run, agent, "interrupted", f"orchestra received {interrupted}")
-        else:
-            summary = _one_agent_summary(run, agent, agent.status, agent.reason)
-        run.finish(summary)
-    if interrupted:
-        interrupted.run_dir = run.dir
-        raise interrupted
-    if unstarted:
-        raise unstarted
+        return _one_agent_summary(run, agent, *(stop or (agent.status, agent.reason)))
+
+    summary = run.conduct(work, stopped, record)
+    if stop and stop[0] == "failed":
+        raise OrchestraError(stop[1])
     return summary, agent
 
 

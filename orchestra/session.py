@@ -367,9 +367,9 @@ class AgentSession:
         """abort()'s second half: wait for the exit until the deadline abort_begin() set, then SIGKILL."""
         if self.phase == DONE or self.child is None:
             return
-        if not _wait_exit(self.pidfd, max(0.0, self.abort_deadline - time.monotonic())):
+        if not wait_exit(self.pidfd, max(0.0, self.abort_deadline - time.monotonic())):
             self._signal_group(signal.SIGKILL)
-            _wait_exit(self.pidfd, 5)
+            wait_exit(self.pidfd, 5)
         self.on_exit()
         drive([self])  # its last output, if still on its way (draining): the same loop, as briefly
 
@@ -560,7 +560,7 @@ def _pidfd(pid: int) -> int:
         raise OrchestraError(f"cannot watch process {pid}: pidfd_open failed ({exc}); Linux 5.3+ is needed") from None
 
 
-def _wait_exit(pidfd: int, timeout: float) -> bool:
+def wait_exit(pidfd: int, timeout: float) -> bool:
     """Wait for a process to end, on its pidfd, at most timeout seconds."""
     if pidfd < 0:
         return True

@@ -9,6 +9,7 @@ import sys
 import textwrap
 import time
 from pathlib import Path
+from typing import Optional
 
 import pytest
 import yaml
@@ -48,9 +49,10 @@ def wait_for_file(path: Path, timeout: float = 20) -> str:
     raise AssertionError(f"{path} did not appear within {timeout}s")
 
 
-def config(path: Path, **agents) -> Path:
+def config(path: Path, fields: Optional[dict] = None, **agents) -> Path:
+    """A config of toy agents (name=args); `fields` adds or changes profile fields, by agent name."""
     body = {name: {"command": [sys.executable, str(TOY), *args], "completion": "^DONE", "timeout": 20,
-                   "linger": 0.3, "kill_grace": 0.5} for name, args in agents.items()}
+                   "linger": 0.3, "kill_grace": 0.5, **(fields or {}).get(name, {})} for name, args in agents.items()}
     path.write_text(yaml.safe_dump({"agents": body}))
     return path
 
@@ -90,11 +92,8 @@ def test_an_interrupted_run_ends_its_agents_and_says_interrupted(workdir, signum
 
 def test_a_second_ctrl_c_ends_the_agents_at_once_and_the_record_is_still_saved(workdir):
     pidfile, termed = workdir / "pids", workdir / "termed"
-    cfg = config(workdir / "o.yaml", stubborn=["--task", "{task}", "--hang", "--note-term", str(termed),
-                                               "--pidfile", str(pidfile)])
-    body = yaml.safe_load(cfg.read_text())
-    body["agents"]["stubborn"]["kill_grace"] = 60  # the first Ctrl-C would wait this long for it
-    cfg.write_text(yaml.safe_dump(body))
+    cfg = config(workdir / "o.yaml", {"stubborn": {"kill_grace": 60}},  # the first Ctrl-C would wait this long
+                 stubborn=["--task", "{task}", "--hang", "--note-term", str(termed), "--pidfile", str(pidfile)])
     proc = subprocess.Popen([sys.executable, "-m", "orchestra", "run", "--agent", "stubborn", "--task", "t",
                              "--config", str(cfg), "--no-tmux"], cwd=workdir,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -161,10 +160,7 @@ def test_a_malformed_config_spawns_nothing(workdir):
 
 
 def test_a_working_directory_that_does_not_exist_is_named_and_nothing_runs(workdir):
-    cfg = config(workdir / "o.yaml", a=["--task", "{task}", "--files", "x.py"])
-    body = yaml.safe_load(cfg.read_text())
-    body["agents"]["a"]["workdir"] = "missing"
-    cfg.write_text(yaml.safe_dump(body))
+    cfg = config(workdir / "o.yaml", {"a": {"workdir": "missing"}}, a=["--task", "{task}", "--files", "x.py"])
     done = orchestra("run", "--agent", "a", "--task", "t", "--no-tmux", "--config", str(cfg), cwd=workdir)
     assert done.returncode == 2 and "Traceback" not in done.stderr + done.stdout
     assert f"{workdir / 'missing'} does not exist (field 'workdir'" in done.stderr
@@ -236,10 +232,8 @@ def test_a_planted_key_never_reaches_any_file_orchestra_writes(workdir):
 
 
 def test_a_key_set_in_a_profiles_own_env_is_masked_too(workdir):
-    cfg = config(workdir / "o.yaml", a=["--task", "{task}", "--echo-env", "INLINE_TOKEN", "--files", "a.py"])
-    body = yaml.safe_load(cfg.read_text())
-    body["agents"]["a"]["env"] = {"INLINE_TOKEN": SECRET}  # not in orchestra's environment at all
-    cfg.write_text(yaml.safe_dump(body))
+    cfg = config(workdir / "o.yaml", {"a": {"env": {"INLINE_TOKEN": SECRET}}},  # not in orchestra's environment
+                 a=["--task", "{task}", "--echo-env", "INLINE_TOKEN", "--files", "a.py"])
     done = orchestra("run", "--agent", "a", "--task", "t", "--json", "--no-tmux", "--config", str(cfg), cwd=workdir)
     agent = json.loads(done.stdout)
     assert agent["status"] == "completed" and SECRET not in done.stdout + done.stderr
