@@ -6,13 +6,16 @@ from typing import Optional
 
 # Cursor-forward and column moves lay out words on a line ("Done:\x1b[9Gcreated"): keep a space.
 _CURSOR_GAP = re.compile(r"\x1b\[[0-9;?]*[CG]")
+# Strings (OSC: titles, hyperlinks; DCS, PM, APC) end at BEL or ST. One that never ends (a title
+# cut short, binary output) would hide everything after it, a completion line too: as terminals
+# bound what such a string may hold, it also ends at a line feed and after MAX_STRING characters.
+MAX_STRING = 4096
 # every alternative starts with ESC, so the regex engine skips ahead to each ESC
 _ESCAPES = re.compile(
     r"\x1b(?:\[[0-?]*[ -/]*[@-~]"         # CSI
-    r"|\][^\x07\x1b]*(?:\x07|\x1b\\)"     # OSC (window titles, hyperlinks)
-    r"|[P^_][^\x1b]*\x1b\\"              # DCS, PM, APC
+    r"|[\]P^_][^\x07\x1b\n]{0,%d}(?:\x07|\x1b\\)?"  # OSC, DCS, PM, APC
     r"|[()*+][0-9A-Za-z]"                # charset selection
-    r"|[@-Z\\-_=>78])"                   # two-byte escapes
+    r"|[@-Z\\-_=>78])" % MAX_STRING        # two-byte escapes
 )
 # Other control characters and stray ESCs go, and a lone carriage return or a backspace
 # (a redraw: "░█\b\b  \b\bError:") is a line break. One bytes.translate on the UTF-8 text
@@ -28,8 +31,8 @@ _LONE_CR = re.compile(rb"\r(?!\n)")
 # Printable ASCII, tabs, CRs and LFs: output whose cleaning is deleting its CRs (Cleaner.feed_plain)
 _PLAIN = bytes(range(32, 127)) + b"\t\r\n"
 # the start of a sequence that the next read may finish
-_UNFINISHED = re.compile(r"\x1b(?:\[[0-?]*[ -/]*|\][^\x07\x1b]*\x1b?|[P^_][^\x1b]*\x1b?|[()*+])?\Z")
-_MAX_ESCAPE = 2048  # an unfinished escape longer than this is noise, not a sequence
+_UNFINISHED = re.compile(r"\x1b(?:\[[0-?]*[ -/]*|[\]P^_][^\x07\x1b\n]{0,%d}\x1b?|[()*+])?\Z" % MAX_STRING)
+_MAX_ESCAPE = MAX_STRING + 8  # an unfinished escape longer than this is noise, not a sequence
 
 
 def strip(text: str) -> str:

@@ -2,8 +2,15 @@
 
 Like pexpect's searcher, it does not care whether the text comes from a live
 agent or a replay. Unlike pexpect's buffer, it keeps only the unfinished last
-line (bounded) and searches each new piece of text plus a seam before it, so
-memory and work per read stay flat however long the agent runs.
+line and searches each new piece of text plus a seam before it, so the work per
+read stays flat however long the agent runs.
+
+A long unfinished line (a JSON event carrying a big file or a long answer) is
+kept in pieces, up to MAX_LINE, and handed whole to the whole-line patterns and
+the parser when it ends: an agent's result line often puts its cost and verdict
+before the words a completion pattern looks for. Past MAX_LINE its start is
+dropped; what is searched of it then never begins a line, so a `^` cannot
+match in its middle.
 """
 from __future__ import annotations
 
@@ -13,7 +20,8 @@ from functools import lru_cache
 from typing import Optional, Sequence
 
 SEAM = 4096  # a match may straddle two reads by up to this many characters
-MAX_LINE = 65536  # longest unfinished line kept
+LONG = 65536  # an unfinished line longer than this is kept in pieces (no copy of it per read)
+MAX_LINE = 16 * 1024 * 1024  # longest line handed whole to whole-line patterns and the parser
 
 
 @dataclass
@@ -26,11 +34,15 @@ class Match:
 
 class Searcher:
     def __init__(self) -> None:
-        self.tail = ""  # the unfinished last line
+        self.tail = ""  # the unfinished last line; of a long one, its last SEAM + 1 characters
         self.tail_offset = 0  # absolute offset of tail[0]
         self.consumed = 0  # matches must start at or after this absolute offset
+        self._held: list[str] = []  # a long unfinished line's earlier pieces, before tail
+        self._held_len = 0
+        self._cut = False  # the unfinished line lost its start (longer than MAX_LINE)
         self._buf = ""
         self._buf_offset = 0
+        self._from = 0  # where in _buf a match may start: 1 when _buf[0] is not a line's start
         self._new_at = 0
         self._lines_end = 0  # end of the complete lines in _buf
         self.lines_searched = 0  # absolute offset up to which whole lines were searched
@@ -41,18 +53,38 @@ class Searcher:
 
     def feed(self, text: str) -> str:
         """Take the next piece of text; return the lines it completed (with their newlines)."""
-        buf = self.tail + text if self.tail else text
-        self._buf, self._buf_offset, self._new_at = buf, self.tail_offset, len(buf) - len(text)
-        nl = buf.rfind("\n")
-        if nl == -1:
-            lines, tail, tail_at = "", buf, 0
+        nl = text.rfind("\n")
+        mid_line = bool(self._held) or self._cut  # tail is the end of a line whose start is elsewhere
+        if self._held and nl != -1:  # a long line ends: whole, once
+            head = "".join(self._held)
+            buf = head + self.tail + text
+            base = self.tail_offset - len(head)
+            mid_line = self._cut
+            self._held, self._held_len = [], 0
         else:
-            lines, tail, tail_at = buf[: nl + 1], buf[nl + 1:], nl + 1
+            buf = self.tail + text if self.tail else text
+            base = self.tail_offset
+        self._buf, self._buf_offset, self._new_at = buf, base, len(buf) - len(text)
+        self._from = 1 if mid_line else 0
+        if nl == -1:
+            lines, tail_at = "", 0
+        else:
+            tail_at = len(buf) - len(text) + nl + 1
+            lines = buf[:tail_at]
+            if mid_line:  # the parser gets whole lines only: not what is left of a cut one
+                lines = lines[lines.find("\n") + 1:]
+            self._cut = False
         self._lines_end = tail_at
-        if len(tail) > MAX_LINE:
-            tail_at += len(tail) - MAX_LINE
-            tail = tail[-MAX_LINE:]
-        self.tail, self.tail_offset = tail, self._buf_offset + tail_at
+        tail = buf[tail_at:] if tail_at else buf
+        if len(tail) > LONG or (self._held and nl == -1):
+            keep = SEAM + 1  # one character more than the seam: the context that tells a line's start
+            self._held.append(tail[:-keep])
+            self._held_len += len(tail) - keep
+            tail_at += len(tail) - keep
+            tail = tail[-keep:]
+            if self._held_len + keep > MAX_LINE:
+                self._held, self._held_len, self._cut = [], 0, True
+        self.tail, self.tail_offset = tail, base + tail_at
         return lines
 
     def search(self, partial: Sequence[Optional[re.Pattern]],
@@ -65,14 +97,14 @@ class Searcher:
         """
         buf, base = self._buf, self._buf_offset
         best: Optional[Match] = None
-        start = max(self._new_at - SEAM, self.consumed - base, 0)
+        start = max(self._new_at - SEAM, self.consumed - base, self._from)
         for i, pattern in enumerate(partial):
             if pattern is not None:
                 m = pattern.search(buf, start)
                 if m and (best is None or m.start() < best.match.start()):
                     best = Match(i, True, m, base + m.end())
         if self._lines_end:
-            start = max(self.lines_searched - base, self.consumed - base, 0)
+            start = max(self.lines_searched - base, self.consumed - base, self._from)
             for i, pattern in enumerate(whole):
                 if pattern is not None:
                     word = needle(pattern)
@@ -85,7 +117,8 @@ class Searcher:
 
     def searched(self) -> None:
         """Every complete line so far has been searched by the whole-line patterns."""
-        self.lines_searched = max(self.lines_searched, self._buf_offset + self._lines_end)
+        if self._lines_end:
+            self.lines_searched = max(self.lines_searched, self._buf_offset + self._lines_end)
 
     def consume(self, upto: int) -> None:
         self.consumed = max(self.consumed, upto)

@@ -9,6 +9,7 @@ from .parsers import Parser
 from .searcher import Searcher
 
 LAST_LINES = 20
+LAST_CHARS = 16384  # of a block of lines, what last_lines may need (a block can be one 16 MB line)
 
 
 class Stream:
@@ -42,7 +43,7 @@ class Stream:
         lines = self.searcher.feed(clean)
         if lines:
             self.parser.feed(lines)
-            self._recent.append(lines)  # cut into lines only when someone asks
+            self._recent.append(lines[-LAST_CHARS:])  # cut into lines only when someone asks
         return text, lines
 
     @property

@@ -179,3 +179,82 @@ def test_strip_treats_control_characters_alike_in_ascii_and_in_any_other_text(se
     for _ in range(2000):
         text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 40)))
         assert strip(text) == reference(text), repr(text)
+
+
+def test_a_long_line_reaches_the_parser_whole_however_it_is_cut():
+    """Claude Code puts its cost, tokens and verdict before "type":"result" in its result line."""
+    import json
+
+    from orchestra.parsers import make_parser
+    from orchestra.stream import Stream
+
+    answer = "word " * 400_000  # 2 MB
+    line = json.dumps({"total_cost_usd": 0.25, "usage": {"input_tokens": 7, "output_tokens": 9}, "is_error": False,
+                       "subtype": "success", "result": answer, "type": "result"}, separators=(",", ":"))
+    data = ('{"type":"system","subtype":"init","session_id":"s1"}\n' + line + "\n").encode()
+    stream = Stream(make_parser("claude", None))
+    done = re.compile('"type":"result"')
+    seen = 0
+    for i in range(0, len(data), 4096):
+        stream.feed(data[i:i + 4096])
+        while (m := stream.searcher.search([], [done])) is not None:
+            seen += 1
+            stream.searcher.consume(m.end)
+        stream.searcher.searched()
+    parsed = stream.parser.result()
+    assert seen == 1
+    assert parsed.cost_usd == 0.25 and (parsed.tokens_in, parsed.tokens_out) == (7, 9) and parsed.is_error is False
+    assert parsed.reply.endswith("word ") and len(parsed.reply) == 64 * 1024
+
+
+def long_line_search(s, pattern, text, whole=True):
+    found = []
+    for i in range(0, len(text), 4096):
+        s.feed(text[i:i + 4096])
+        while (m := s.search([] if whole else [pattern], [pattern] if whole else [])) is not None:
+            found.append(m.match.group(0))
+            s.consume(m.end)
+        s.searched()
+    return found
+
+
+@pytest.mark.parametrize("whole", [True, False])
+@pytest.mark.parametrize("before", [300_000, 300_001, 65536 * 4 + 5])
+def test_a_caret_matches_only_at_a_lines_start_however_long_the_line(whole, before):
+    done = re.compile("^DONE", re.M)
+    # "DONE" 64 KB before the line's end: where a searcher that kept the last 64 KB of a line cut it
+    text = "x" * before + "DONE" + "z" * (65536 - 4)
+    s = Searcher()
+    assert long_line_search(s, done, text, whole) == []
+    assert long_line_search(s, done, "\nDONE\n", whole) == ["DONE"]
+
+
+def test_a_line_longer_than_the_limit_loses_its_start_never_a_false_match(monkeypatch):
+    import orchestra.searcher as searcher_module
+
+    monkeypatch.setattr(searcher_module, "MAX_LINE", 100_000)
+    s = Searcher()
+    done = re.compile("^DONE.*$", re.M)
+    text = "x" * 250_000 + "DONE in the middle\nnext\nDONE at last\n"
+    assert long_line_search(s, done, text) == ["DONE at last"]
+    s.feed("y" * 1_000_000)
+    assert s._held_len + len(s.tail) <= 100_000  # memory bounded by the limit, not by the output
+
+
+UNTERMINATED = [
+    "\x1b]0;a title cut short\r\nDONE\r\n",  # a line feed ends it
+    "\x1b]0;a title cut short\r\nDONE\r\nlater a bell\x07\r\n",
+    "\x1b]8;;http://x\x07link\x1b]8;;\x07 ok\x1b_an apc never ended\r\nDONE\r\n",
+    "\x1bP" + "q#0;2;0;0;0" * 1000 + "DONE\r\n",  # binary-like data past the bound: the rest is text
+]
+
+
+@pytest.mark.parametrize("text", UNTERMINATED)
+@pytest.mark.parametrize("seed", range(5))
+def test_an_unterminated_escape_string_swallows_at_most_a_bounded_piece(text, seed):
+    expected = strip(text)
+    assert "DONE\n" in expected and "\x1b" not in expected
+    c = Cleaner()
+    streamed = "".join(c.feed(piece) for piece in cuts(text, random.Random(seed)))  # before any flush
+    assert "DONE\n" in streamed
+    assert streamed + c.flush() == expected
