@@ -6,6 +6,8 @@
 Each kind of output is cut into 4095-byte reads (what a Linux pty hands over at a time) and
 fed through AgentSession's handling of a read (redaction, tmux window, decode, escape
 stripping, search, parser, transcript event written to a file), best of --runs passes.
+The same again with three API keys set (masked in what is stored and shown, cut apart by escape
+sequences or line breaks or not), as a user with Anthropic, OpenAI and GitHub keys has.
 Beside it, the two steps that have a straightforward baseline:
   transcript JSON   orchestra's json_string    against json.dumps(text).encode()
   cleaning          orchestra's Stream path    against ansi.strip() of the decoded text, the
@@ -54,6 +56,7 @@ def best_us(make, items: list, runs: int) -> float:
 def main() -> None:
     from orchestra.ansi import _PLAIN, Cleaner, strip
     from orchestra.config import Profile
+    from orchestra.redact import Redactor
     from orchestra.session import WORKING, AgentSession
     from orchestra.transcript import CastWriter, json_string
 
@@ -65,11 +68,16 @@ def main() -> None:
     prof = Profile(name="bench", command=["x"], completion=re.compile(r"^DONE \d", re.M), timeout=600,
                    parser="generic")
 
-    def handling():
-        s = AgentSession(prof, "", tmp, tmp / "r.cast")
+    keys = ["sk-ant-api03-" + "Zq7" * 30, "sk-proj-" + "a1B2" * 12, "ghp_" + "0aZ9" * 9]
+
+    def handling(redactor=None):
+        s = AgentSession(prof, "", tmp, tmp / "r.cast", redactor=redactor)
         s.cast = CastWriter(tmp / "r.cast", 120, 40)
         s.phase = WORKING
         return s._handle
+
+    def handling_with_keys():
+        return handling(Redactor(keys))
 
     def json_ours():  # items: (text, plain) as Stream gives them
         return lambda item: json_string(*item)
@@ -90,18 +98,20 @@ def main() -> None:
         return lambda r: strip(decoder.decode(r))
 
     print(f"# orchestra bench: CPU per 4 KB pty read (best of {args.runs} passes over {args.mb:g} MB)")
-    print(f"{'output':>12} | {'whole read µs':>13} | {'JSON µs':>8} | {'json.dumps µs':>13} | "
-          f"{'cleaning µs':>11} | {'strip() µs':>10}")
-    print("-" * 84)
+    print(f"{'output':>12} | {'whole read µs':>13} | {'3 keys set µs':>13} | {'JSON µs':>8} | "
+          f"{'json.dumps µs':>13} | {'cleaning µs':>11} | {'strip() µs':>10}")
+    print("-" * 100)
     try:
         for kind, line in KINDS.items():
             reads = reads_of(line, args.mb)
             decoder = codecs.getincrementaldecoder("utf-8")("replace")  # a read may cut a character
             texts = [(decoder.decode(r), not r.translate(None, _PLAIN)) for r in reads]
-            row = [best_us(handling, reads, args.runs), best_us(json_ours, texts, args.runs),
+            row = [best_us(handling, reads, args.runs), best_us(handling_with_keys, reads, args.runs),
+                   best_us(json_ours, texts, args.runs),
                    best_us(json_stdlib, texts, args.runs), best_us(clean_ours, reads, args.runs),
                    best_us(clean_baseline, reads, args.runs)]
-            print(f"{kind:>12} | {row[0]:>13.1f} | {row[1]:>8.1f} | {row[2]:>13.1f} | {row[3]:>11.1f} | {row[4]:>10.1f}")
+            print(f"{kind:>12} | {row[0]:>13.1f} | {row[1]:>13.1f} | {row[2]:>8.1f} | {row[3]:>13.1f} | "
+                  f"{row[4]:>11.1f} | {row[5]:>10.1f}")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

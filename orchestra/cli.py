@@ -71,7 +71,7 @@ class StatusLine:
         if not self.enabled:
             return
         elapsed = _duration(time.monotonic() - session.started_at)
-        last = session.stream.latest
+        last = session.redactor.text(session.stream.latest)
         width = max(20, click.get_terminal_size()[0] - 1) if hasattr(click, "get_terminal_size") else 100
         more = f" (+{others} more)" if others else ""
         text = f"⏳ {session.profile.name}{more} {elapsed} │ {last}"[:width]

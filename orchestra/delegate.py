@@ -364,9 +364,11 @@ class _Flow:
 
     def summary(self) -> RunSummary:
         everyone = self.primaries + self.secondaries
+        mask = self.run.redactor.text  # the briefs are the primary's words, as it wrote them
         return RunSummary(
             run_id=self.run.id, task=self.run.redactor.text(self.plan.task), status=self.status, reason=self.reason,
-            brief=self.brief, briefs=self.briefs if len(self.briefs) > 1 else [],
+            brief=mask(self.brief) if self.brief else self.brief,
+            briefs=[mask(b) for b in self.briefs] if len(self.briefs) > 1 else [],
             route=self.route.to_dict() if self.route else None, routes=self.routes if len(self.routes) > 1 else [],
             primary=self.primaries[-1].to_dict() if self.primaries else None,
             secondaries=[s.to_dict() for s in self.secondaries],

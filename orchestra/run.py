@@ -231,7 +231,7 @@ class Run:
 
     def write_json(self, summary: RunSummary) -> Path:
         path = self.dir / "run.json"
-        text = self.redactor.text(json.dumps(summary.to_dict(), indent=2, ensure_ascii=False))
+        text = json.dumps(self.redactor.data(summary.to_dict()), indent=2, ensure_ascii=False)
         tmp = path.with_suffix(".tmp")
         tmp.write_text(text + "\n", encoding="utf-8")
         os.replace(tmp, path)
@@ -296,7 +296,7 @@ def summarize_session(run: Run, s: AgentSession, role: str, git: Optional[GitSna
         transcript=os.path.relpath(s.transcript_path, run.workdir),
         tmux_target=s.window.target or None, session_id=r.parsed.session_id,
         answers=[{k: mask(v) if isinstance(v, str) else v for k, v in a.items()} for a in r.answers],
-        last_lines=[mask(line) for line in r.last_lines], reply=mask(r.parsed.reply)[-4000:], workdir=str(s.workdir),
+        last_lines=r.last_lines, reply=mask(r.parsed.reply)[-4000:], workdir=str(s.workdir),
     )
     return summary
 

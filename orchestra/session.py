@@ -2,13 +2,11 @@
 
 The flow of every read:
 
-    pty fd --os.read--> redact --> tmux window (raw bytes, for a person)
-                          |
-                          +--> UTF-8 decode --> asciicast "o" event (flushed)
-                                   |
-                                   +--> strip escapes --> searcher (prompt, completion,
-                                                          errors, questions)
-                                                      --> parser (files, errors, cost)
+    pty fd --os.read--> UTF-8 decode --> strip escapes --> searcher (prompt, completion,
+               |                                           errors, questions)
+               |                                       --> parser (files, errors, cost)
+               +--> redact --> tmux window (raw bytes, for a person)
+                          +--> asciicast "o" event (flushed)
 
 pexpect owns the child (pty, size, environment, exit status); orchestra reads
 its fd itself with poll, because pexpect's expect() keeps everything since the
@@ -17,6 +15,7 @@ of sessions, so a flooding agent never delays another's completion.
 """
 from __future__ import annotations
 
+import codecs
 import errno
 import os
 import re
@@ -82,12 +81,13 @@ class AgentSession:
         self.transcript_path = Path(transcript)
         self.window = window or ViewerWindow()
         self.env = env if env is not None else dict(os.environ)
-        self.redactor = redactor or Redactor()
+        self.redactor = redactor if redactor is not None else Redactor()
         self.keep_alive = keep_alive  # stay open after the turn, for another turn
         self.argv_values = argv_values or {}
         self.command_override: Optional[list] = None  # e.g. the profile's resume command
         self.parser = make_parser(profile.parser, profile)
         self.stream = Stream(self.parser)
+        self._shown_decoder = codecs.getincrementaldecoder("utf-8")("replace")  # for the masked bytes
         self.searcher = self.stream.searcher
         self.answers: list[dict] = []
         self.phase = STARTING
@@ -268,12 +268,19 @@ class AgentSession:
 
     def _handle(self, data: bytes, final: bool = False) -> None:
         now = time.monotonic()
-        data = self.redactor.feed(data)
-        if final:
-            data += self.redactor.flush()
-        self.window.write(data)
+        # patterns and parsers see what the agent wrote; what is stored and shown is masked
         text, lines = self.stream.feed(data, final)
-        self.cast.output(text, now, self.stream.plain)
+        plain = self.stream.plain
+        if self.redactor:
+            shown = self.redactor.feed(data, self.stream.clean)
+            if final:
+                shown += self.redactor.flush()
+            if shown is not data or not plain or self._shown_decoder.getstate()[0]:
+                text, plain = self._shown_decoder.decode(shown, final), False
+            # (else: plain ASCII, unchanged; the decoder holds nothing and would give it back as is)
+            data = shown
+        self.window.write(data)
+        self.cast.output(text, now, plain)
         if self.pending_submit and not self.outbuf:
             echoed = self.searcher.search(self.echo)
             if echoed is not None:  # the typed text is on screen: press Enter
@@ -449,17 +456,19 @@ class AgentSession:
     def result(self) -> SessionResult:
         outcome = self.outcome or Outcome("interrupted", "did not finish")
         parsed = self.parser.result()
+        # masked as one block: a key that a hard wrap put on two lines is whole in it
+        last_lines = [line for line in self.redactor.text("\n".join(self.stream.last_lines)).split("\n") if line]
         if outcome.status in ("crashed", "failed", "timeout"):
             parsed.add_error(outcome.reason)
-            if self.stream.last_lines:
-                parsed.add_error("last output: " + " | ".join(self.stream.last_lines[-5:]))
+            if last_lines:
+                parsed.add_error("last output: " + " | ".join(last_lines[-5:]))
         code = self.child.exitstatus if self.child is not None else None
         sig = self.child.signalstatus if self.child is not None else None
         return SessionResult(
             status=outcome.status, reason=outcome.reason, exit_code=code,
             signal=signal.Signals(sig).name if sig else None,
             duration_s=round((self.ended_at or time.monotonic()) - self.started_at, 3) if self.started_at else 0.0,
-            parsed=parsed, answers=self.answers, last_lines=self.stream.last_lines,
+            parsed=parsed, answers=self.answers, last_lines=last_lines,
             viewer_skipped=getattr(self.window, "skipped_total", 0),
             started_at=datetime.fromtimestamp(self.started_wall, timezone.utc).isoformat(timespec="milliseconds")
             if self.started_wall else "",

@@ -23,6 +23,7 @@ class Stream:
         self._recent: collections.deque = collections.deque(maxlen=LAST_LINES)  # blocks, newest last
         self.plain = False  # the last piece fed was printable ASCII, tabs, CRs and LFs only (see feed)
         self._undecoded = False  # the decoder holds the start of a character cut by a read
+        self.clean = ""  # the cleaned text of the last piece fed
 
     def feed(self, data: bytes, final: bool = False) -> tuple[str, str]:
         """Returns the decoded text (for the recording) and the lines it completed."""
@@ -40,6 +41,7 @@ class Stream:
             clean += self.cleaner.flush()
             if not clean.endswith("\n") and (clean or self.searcher.tail):
                 clean += "\n"  # the unfinished last line is a line now
+        self.clean = clean
         lines = self.searcher.feed(clean)
         if lines:
             self.parser.feed(lines)

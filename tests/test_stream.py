@@ -42,9 +42,42 @@ def test_strip_removes_escapes_and_reads_carriage_returns_as_line_breaks():
 def test_a_secret_split_across_reads_is_still_masked(seed):
     secret = "sk-test-0123456789abcdef"
     data = f"key={secret}; again {secret[:5]} not a key; {secret}\n".encode()
-    r = Redactor([secret])
-    out = b"".join(r.feed(piece) for piece in cuts(data, random.Random(seed))) + r.flush()
+    out = masked_as_a_session_would(Redactor([secret]), data, random.Random(seed))
     assert out == b"key=***; again sk-te not a key; ***\n"
+
+
+def masked_as_a_session_would(r, data, rng):
+    """The bytes a session stores and shows: each read masked, with the stream's cleaned text of it."""
+    from orchestra.parsers import make_parser
+    from orchestra.stream import Stream
+
+    stream, out = Stream(make_parser("generic", None)), []
+    for piece in cuts(data, rng):
+        stream.feed(piece)
+        out.append(r.feed(piece, stream.clean))
+    return b"".join(out) + r.flush()
+
+
+KEY = "sk-test-0123456789abcdefghijklmnopqrstuv"
+PEM = "-----BEGIN TEST KEY-----\nMIIBVQIBADANBgkqhkiG9w0BAQEFAASCAT8wggE7AgEAAkEAq7BFUpkGp3+XQ\nxj9+eQfq1NwbCkDRn2TT8l4eXE0k\n-----END TEST KEY-----"
+
+
+@pytest.mark.parametrize("shape, secret, data, expected", [
+    ("escapes", KEY, f"key: {KEY[:12]}\x1b[1m{KEY[12:20]}\x1b[0m\x1b[33m{KEY[20:]}\x1b[0m ok\r\n",
+     "key: ***\x1b[0m ok\r\n"),
+    ("hard wrap", KEY, f"{'x' * 100} {KEY[:15]}\r\n   {KEY[15:]} and on\r\n", f"{'x' * 100} *** and on\r\n"),
+    ("multi-line", PEM, "key:\r\n" + PEM.replace("\n", "\r\n") + "\r\ndone\r\n", "key:\r\n***\r\ndone\r\n"),
+])
+@pytest.mark.parametrize("seed", range(20))
+def test_a_secret_cut_apart_on_the_terminal_is_masked_however_the_reads_fall(shape, secret, data, expected, seed):
+    assert masked_as_a_session_would(Redactor([secret]), data.encode(), random.Random(seed)).decode() == expected
+    text = strip(data)  # the summaries' text: escapes gone, line breaks kept
+    assert "***" in Redactor([secret]).text(text) and secret[-8:] not in Redactor([secret]).text(text)
+
+
+def test_masking_leaves_ordinary_output_alone_and_whole():
+    data = b"tests passed\r\nsk-test-other-key stays\r\n\x1b[1mbold\x1b[0m\r\nprompt> "
+    assert masked_as_a_session_would(Redactor([KEY]), data, random.Random(0)) == data
 
 
 def test_secrets_come_from_named_and_suffixed_variables():
