@@ -314,7 +314,7 @@ def run_agent(config: Config, profile: Profile, task: str, workdir: Path, tmux: 
 
     def work() -> None:
         s.start()
-        where = f"tmux window '{profile.name}'" if s.window.target else "headless"
+        where = f"tmux window '{s.window.name}'" if s.window.target else "headless"
         say(f"✅ Spawned {profile.name} ({where})")
         drive([s], tick=(lambda: status_line(s)) if status_line else None)
 
