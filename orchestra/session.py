@@ -103,6 +103,7 @@ class AgentSession:
         self.echo: list = []
         self.deadline = float("inf")
         self.escalation: list[int] = []  # signals still to send while exiting
+        self.signalled = False  # orchestra signalled it while it ran: its exit is then not its own verdict
         self.abort_deadline = 0.0  # abort_begin(): when abort_end() stops waiting and sends SIGKILL
         self.draining = False  # exited; reading its last output until EOF
         self.started_at = 0.0
@@ -402,6 +403,7 @@ class AgentSession:
     def _signal_group(self, sig: int) -> None:
         if self.child is None:
             return
+        self.signalled = self.signalled or not self.exited
         try:
             os.killpg(self.child.pid, sig)  # pexpect made the child a session and group leader
         except (ProcessLookupError, PermissionError):
@@ -420,6 +422,12 @@ class AgentSession:
             self.outcome = self._exit_outcome()
         elif self.outcome.status == "completed" and self.parser.result().is_error:
             self.outcome = Outcome("failed", "the agent reported an error: " + (self.parser.result().errors or ["(no text)"])[-1])
+        elif self.outcome.status == "completed" and not self.signalled and self.child is not None:
+            # an exit of its own after its completion line is its last word; one that follows
+            # orchestra's SIGTERM or SIGKILL (after linger) is not
+            ended = self._exit_outcome()
+            if ended.status == "crashed":
+                self.outcome = Outcome("failed", f"{ended.reason} after printing its completion line")
         self.phase = DONE
         self.ended_at = time.monotonic()
         self.window.close()

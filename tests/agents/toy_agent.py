@@ -31,6 +31,7 @@ def main() -> int:
     ap.add_argument("--linger", action="store_true", help="keep running after the completion line")
     ap.add_argument("--ignore-term", action="store_true", help="ignore SIGTERM")
     ap.add_argument("--note-term", default=None, help="on SIGTERM, write this file and go on (ignore it)")
+    ap.add_argument("--term-exit", type=int, default=None, help="on SIGTERM, exit with this code")
     ap.add_argument("--flood", type=float, default=0, help="MB of output before finishing")
     ap.add_argument("--flood-style", default="lines", choices=["lines", "nonl", "binary", "ansi"])
     ap.add_argument("--echo-env", default=None, help="print the value of this environment variable")
@@ -41,6 +42,8 @@ def main() -> int:
     args = ap.parse_args()
     if args.ignore_term:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if args.term_exit is not None:
+        signal.signal(signal.SIGTERM, lambda *_: os._exit(args.term_exit))
     if args.note_term:
         signal.signal(signal.SIGTERM, lambda *_: open(args.note_term, "w").close())
     pids = [os.getpid()]
