@@ -43,8 +43,9 @@ SUMMARY_INTRO = "Orchestra: the secondary agent has finished. Its summary:"
 SUMMARY_INTRO_MANY = "Orchestra: the {n} secondary agents have finished, each on its own git branch. Their summaries:"
 SUMMARY_ASK = "Reply in a few lines: is the task done, and what should the user check next?"
 # The block stays this small whatever the secondaries did (thousands of files, long errors): a headless
-# primary gets it as one argument (Linux: 128 KB at most), an interactive one typed at its prompt.
-SUMMARY_MAX = 8000  # characters, the whole block
+# primary gets it as one argument (Linux: 128 KB at most), an interactive one typed at its prompt, where
+# a terminal in line mode keeps 4095 bytes of a line.
+SUMMARY_MAX = 4000  # characters, the whole block
 FILES_SHOWN = 20
 ERRORS_SHOWN = 5
 
@@ -100,7 +101,8 @@ def summary_block(secondaries: list[AgentSummary], branches: Optional[dict[str, 
     characters; what does not fit is in `record` (the run's run.json), and the block says so."""
     branches = branches or {}
     head = SUMMARY_INTRO if len(secondaries) == 1 else SUMMARY_INTRO_MANY.format(n=len(secondaries))
-    share = (SUMMARY_MAX - len(head) - len(SUMMARY_ASK) - 2) // max(1, len(secondaries)) - 1
+    cut_note = f"(Sections cut short end in '...'; the whole summary: {record}.)"
+    share = (SUMMARY_MAX - len(head) - len(cut_note) - len(SUMMARY_ASK) - 3) // max(1, len(secondaries)) - 1
     sections = []
     for s in secondaries:
         cost = f"${s.cost_usd:.4f} ({s.cost_source})" if s.cost_usd is not None else "unknown"
@@ -122,9 +124,10 @@ def summary_block(secondaries: list[AgentSummary], branches: Optional[dict[str, 
         if s.branch:
             report = branches.get(s.branch)
             lines.append(f"branch: {s.branch}" + (f" ({_clip(report.describe(), 500)})" if report else ""))
-        sections.append(_clip(" ".join(line.strip() for line in lines), share, f" ... (the rest: {record})"))
+        sections.append(_clip(" ".join(line.strip() for line in lines), share))
+    cut = [cut_note] if any(section.endswith(" ...") for section in sections) else []
     # one line: a newline typed into an interactive agent would send the message early
-    return one_line(" ".join([head, *sections, SUMMARY_ASK]))
+    return one_line(" ".join([head, *sections, *cut, SUMMARY_ASK]))
 
 
 def one_line(text: str) -> str:
