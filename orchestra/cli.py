@@ -147,6 +147,7 @@ def run(agent_name, ad_hoc, done_regex, prompt_regex, task, timeout, config_path
         profile.timeout = timeout
     if task is None and (profile.takes_task_in_argv or profile.prompt is not None):
         raise click.UsageError(f"agent '{profile.name}' needs --task")
+    _check_not_blank(task)
     say = (lambda line: None) if as_json else _say
     status = StatusLine(sys.stdout.isatty() and not as_json)
     try:
@@ -165,6 +166,11 @@ def run(agent_name, ad_hoc, done_regex, prompt_regex, task, timeout, config_path
         if summary.tmux_session:
             click.echo(f"   Watch: tmux attach -t {summary.tmux_session}")
     sys.exit(0 if agent.status == "completed" else 1)
+
+
+def _check_not_blank(task: Optional[str]) -> None:
+    if task is not None and not task.strip():
+        raise click.BadParameter("the task is empty: say what the agent should do", param_hint="--task")
 
 
 def _ad_hoc_profile(cmd: str, done: Optional[str], prompt: Optional[str]) -> Profile:
@@ -257,6 +263,7 @@ def summarize(agent_name, file, config_path, as_json):
         click.echo(f"💰 Cost: {_cost(summary.cost_usd, summary.cost_source)}")
         tokens = summary.tokens
         click.echo(f"   Tokens: {tokens['input']} in, {tokens['output']} out")
+    sys.exit(0 if summary.status == "completed" else 1)  # as `run` does: a script can tell
 
 
 @cli.command()
@@ -278,6 +285,7 @@ def delegate(primary, secondaries, parallel, merge, task, no_analyze, demo, conf
     """The primary agent delegates a task to one or several secondaries and gets their summary back."""
     from .delegate import Events, Plan, delegate as run_delegate
 
+    _check_not_blank(task)
     config = _config(config_path, workdir)
     if demo:
         primary = primary or config.demo_primary

@@ -57,7 +57,7 @@ class Profile:
 
     @property
     def takes_task_in_argv(self) -> bool:
-        return any("{task}" in part for part in self.command)
+        return any("{task}" in part or "{task_file}" in part for part in self.command)
 
 
 @dataclass

@@ -10,6 +10,7 @@
 """
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +21,7 @@ from .config import Config, Profile
 from .errors import OrchestraError
 from .router import Route, route
 from .run import Run, check_ready, summarize_session
-from .session import IDLE, AgentSession, drive
+from .session import IDLE, AgentSession, drive, task_problem
 from .summary import AgentSummary, GitSnapshot, RunSummary, total_cost
 from .worktree import BranchReport, Repo, Tree
 
@@ -41,6 +42,12 @@ SPLIT_PROMPT = (
 SUMMARY_INTRO = "Orchestra: the secondary agent has finished. Its summary:"
 SUMMARY_INTRO_MANY = "Orchestra: the {n} secondary agents have finished, each on its own git branch. Their summaries:"
 SUMMARY_ASK = "Reply in a few lines: is the task done, and what should the user check next?"
+# The block stays this small whatever the secondaries did (thousands of files, long errors): a headless
+# primary gets it as one argument (Linux: 128 KB at most), an interactive one typed at its prompt, where
+# a terminal in line mode keeps 4095 bytes of a line.
+SUMMARY_MAX = 4000  # characters, the whole block
+FILES_SHOWN = 20
+ERRORS_SHOWN = 5
 
 
 @dataclass
@@ -88,27 +95,65 @@ def extract_briefs(text: str, start: re.Pattern, end: re.Pattern) -> list[str]:
     return briefs
 
 
-def summary_block(secondaries: list[AgentSummary], branches: Optional[dict[str, BranchReport]] = None) -> str:
-    """The structured block typed into the primary: one section per secondary."""
+def summary_block(secondaries: list[AgentSummary], branches: Optional[dict[str, BranchReport]] = None,
+                  record: str = "run.json") -> str:
+    """The structured block given to the primary: one section per secondary, at most SUMMARY_MAX
+    characters; what does not fit is in `record` (the run's run.json), and the block says so."""
     branches = branches or {}
-    lines = [SUMMARY_INTRO if len(secondaries) == 1 else SUMMARY_INTRO_MANY.format(n=len(secondaries))]
+    head = SUMMARY_INTRO if len(secondaries) == 1 else SUMMARY_INTRO_MANY.format(n=len(secondaries))
+    cut_note = f"(Sections cut short end in '...'; the whole summary: {record}.)"
+    share = (SUMMARY_MAX - len(head) - len(cut_note) - len(SUMMARY_ASK) - 3) // max(1, len(secondaries)) - 1
+    sections = []
     for s in secondaries:
         cost = f"${s.cost_usd:.4f} ({s.cost_source})" if s.cost_usd is not None else "unknown"
-        lines += [
+        files = ", ".join(_clip(f, 200) for f in s.files_modified[:FILES_SHOWN]) or "none"
+        if len(s.files_modified) > FILES_SHOWN:
+            files += f" ... and {len(s.files_modified) - FILES_SHOWN} more (the whole list: {record})"
+        errors = "; ".join(_clip(e, 300) for e in s.errors[:ERRORS_SHOWN]) or "none"
+        if len(s.errors) > ERRORS_SHOWN:
+            errors += f" ... and {len(s.errors) - ERRORS_SHOWN} more (all of them: {record})"
+        lines = [
             f"[{s.role}: {s.agent}]",
-            f"status: {s.status}" + (f" ({s.reason})" if s.reason else ""),
-            f"files: {', '.join(s.files_modified) if s.files_modified else 'none'}",
-            f"errors: {'; '.join(s.errors[:5]) if s.errors else 'none'}",
+            f"status: {s.status}" + (f" ({_clip(s.reason, 500)})" if s.reason else ""),
+            f"files: {files}",
+            f"errors: {errors}",
             f"cost: {cost}",
             f"duration: {s.duration_s:.1f}s",
             "last lines: " + " | ".join(line[:200] for line in s.last_lines[-5:]),
         ]
         if s.branch:
             report = branches.get(s.branch)
-            lines.append(f"branch: {s.branch}" + (f" ({report.describe()})" if report else ""))
-    lines.append(SUMMARY_ASK)
+            lines.append(f"branch: {s.branch}" + (f" ({_clip(report.describe(), 500)})" if report else ""))
+        sections.append(_clip(" ".join(line.strip() for line in lines), share))
+    cut = [cut_note] if any(section.endswith(" ...") for section in sections) else []
     # one line: a newline typed into an interactive agent would send the message early
-    return " ".join(line.strip() for line in lines)
+    return one_line(" ".join([head, *sections, *cut, SUMMARY_ASK]))
+
+
+def one_line(text: str) -> str:
+    """Text orchestra types for an agent: control characters (newlines too) would act, not be typed."""
+    return re.sub(r"[\x00-\x08\x0a-\x1f\x7f]+", " ", text)
+
+
+def _clip(text: str, limit: int, more: str = " ...") -> str:
+    return text if len(text) <= limit else text[:max(0, limit - len(more))] + more
+
+
+def check_task(config: Config, plan: Plan) -> None:
+    """A task that cannot reach the first agent whole (too long for one argument, or a control
+    character where it is typed) is refused before anything starts."""
+    if plan.analyze:
+        n = len(plan.slots)
+        text = DELEGATION_PROMPT.format(task=plan.task) + (SPLIT_PROMPT.format(n=n) if n > 1 else "")
+        given = [(plan.primary, text, "the delegation prompt (the task inside orchestra's instructions)")]
+    else:  # the task goes to the secondaries as it is; "auto" routes on it
+        names = {name if name != "auto" else route(plan.task, config, lambda a: installed(config, a)).agent
+                 for name in plan.slots}
+        given = [(config.profile(name), plan.task, "the task") for name in sorted(names)]
+    for profile, text, what in given:
+        problem = task_problem(profile, text, what=what)
+        if problem:
+            raise OrchestraError(f"agent '{profile.name}': {problem}")
 
 
 def installed(config: Config, name: str) -> bool:
@@ -120,6 +165,7 @@ def delegate(config: Config, plan: Plan, workdir: Path, tmux: bool = True, event
     # everything that can be known to fail is refused before any agent starts (and is paid for)
     for name in sorted({name for name in plan.slots if name != "auto"}):
         check_ready(config.profile(name), config)
+    check_task(config, plan)
     # several secondaries in one directory would overwrite each other
     repo = Repo(workdir) if len(plan.slots) > 1 else None
     if plan.merge and repo is None:
@@ -223,6 +269,8 @@ class _Flow:
                         tree: Optional[Tree]) -> tuple[AgentSession, Optional[Tree], Optional[GitSnapshot]]:
         """Spawn one secondary: in the run's workdir, or with several in its worktree."""
         profile = self.config.profile(name)
+        if not profile.takes_task_in_argv:
+            brief = one_line(brief)  # typed: its line breaks would press Enter before the end
         if tree is None:
             return self.start(profile, window, brief), None, self.git
         # a fresh worktree is clean at the starting commit: its snapshot needs no git call
@@ -304,7 +352,13 @@ class _Flow:
         return chosen
 
     def return_summary(self, primary: Optional[AgentSession]) -> None:
-        block = summary_block(self.secondaries, {r.branch: r for r in self.branches})
+        # the block names run.json for what it leaves out: written now, so it is there when the primary looks
+        try:
+            self.run.write_json(self.summary())
+        except OSError:  # the end of the run writes it again, and says so if it cannot
+            pass
+        record = os.path.relpath(self.run.dir / "run.json", primary.workdir if primary is not None else self.run.workdir)
+        block = summary_block(self.secondaries, {r.branch: r for r in self.branches}, record)
         profile = self.plan.primary
         if primary is not None and primary.phase == IDLE:
             primary.send_turn(block)  # interactive: type it in, as a person would

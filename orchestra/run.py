@@ -14,7 +14,7 @@ from . import agents
 from .config import Config, Profile
 from .errors import OrchestraError
 from .redact import Redactor, secrets_from_env
-from .session import AgentSession, Outcome, drive, wait_exit
+from .session import AgentSession, Outcome, drive, task_problem, wait_exit
 from .summary import AgentSummary, GitSnapshot, RunSummary, cost_of, split_paths, without_ignored
 from .viewer import TmuxViewer, ViewerWindow
 
@@ -306,6 +306,9 @@ def run_agent(config: Config, profile: Profile, task: str, workdir: Path, tmux: 
               status_line: Optional[Callable[[AgentSession], None]] = None) -> tuple[RunSummary, AgentSummary]:
     """`orchestra run`: one agent, one task, followed to the end and summarised."""
     check_ready(profile, config)  # before the run makes its folder, tmux session and windows
+    problem = task_problem(profile, task)
+    if problem:
+        raise OrchestraError(f"agent '{profile.name}': {problem}")
     run = Run(config, workdir, task, tmux=tmux, say=say)
     git = GitSnapshot.take(run.workdir)
     s = run.session(profile, profile.name, task)
@@ -314,7 +317,7 @@ def run_agent(config: Config, profile: Profile, task: str, workdir: Path, tmux: 
 
     def work() -> None:
         s.start()
-        where = f"tmux window '{profile.name}'" if s.window.target else "headless"
+        where = f"tmux window '{s.window.name}'" if s.window.target else "headless"
         say(f"✅ Spawned {profile.name} ({where})")
         drive([s], tick=(lambda: status_line(s)) if status_line else None)
 

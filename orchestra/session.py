@@ -22,6 +22,7 @@ import re
 import select
 import signal
 import sys
+import termios
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -43,6 +44,10 @@ from .viewer import ViewerWindow
 READ_SIZE = 65536
 DRAIN_GRACE = 1.0  # seconds to read an exited agent's last output before giving up on its EOF
 READS_PER_WAKE = 16  # reads in a row before the loop looks at other agents again
+# Linux holds one argument of a program in at most 32 pages (MAX_ARG_STRLEN), its closing NUL included
+MAX_ARG_BYTES = 32 * os.sysconf("SC_PAGE_SIZE") - 1
+# A terminal in canonical (line) mode keeps at most 4096 bytes of a line, its Enter included (N_TTY_BUF_SIZE)
+LINE_MAX_BYTES = 4096
 
 # phases
 STARTING, WORKING, IDLE, EXITING, DONE = "starting", "working", "idle", "exiting", "done"
@@ -103,6 +108,7 @@ class AgentSession:
         self.echo: list = []
         self.deadline = float("inf")
         self.escalation: list[int] = []  # signals still to send while exiting
+        self.signalled = False  # orchestra signalled it while it ran: its exit is then not its own verdict
         self.abort_deadline = 0.0  # abort_begin(): when abort_end() stops waiting and sends SIGKILL
         self.draining = False  # exited; reading its last output until EOF
         self.started_at = 0.0
@@ -119,7 +125,8 @@ class AgentSession:
     # -- start and send ---------------------------------------------------
 
     def argv(self, template: Optional[list] = None) -> list[str]:
-        values = {"{task}": self.task or "", "{workdir}": str(self.workdir), "{python}": sys.executable,
+        values = {"{task}": self.task or "", "{task_file}": str(self.task_file), "{workdir}": str(self.workdir),
+                  "{python}": sys.executable,
                   "{fixtures}": str(DATA_DIR / "fixtures"), "{wrappers}": str(DATA_DIR / "wrappers"),
                   **self.argv_values}
         out = []
@@ -132,9 +139,18 @@ class AgentSession:
 
     @property
     def task_in_argv(self) -> bool:
-        return any("{task}" in part for part in (self.command_override or self.profile.command))
+        """The task reaches the agent through its argv ({task}, or {task_file}), not typed."""
+        return any("{task}" in part or "{task_file}" in part for part in (self.command_override or self.profile.command))
+
+    @property
+    def task_file(self) -> Path:
+        """Where {task_file} puts the task: beside the agent's transcript, in the run's folder."""
+        return self.transcript_path.with_name(self.transcript_path.stem + ".task.txt")
 
     def start(self) -> None:
+        problem = task_problem(self.profile, self.task or "", self.command_override)
+        if problem:
+            raise OrchestraError(f"agent '{self.profile.name}': {problem}")
         argv = self.argv(self.command_override)
         if self.profile.binary:  # the CLI a wrapper runs: say which one is missing
             agents.require(self.profile.binary, self.profile.name, self.profile.install, self.env)
@@ -145,6 +161,8 @@ class AgentSession:
         problem = _unspawnable(argv, env, self.workdir, self.task_in_argv)
         if problem:
             raise OrchestraError(f"agent '{self.profile.name}': {problem}")
+        if any("{task_file}" in part for part in (self.command_override or self.profile.command)):
+            _write_private(self.task_file, self.task or "")
         shown = " ".join(self.redactor.text(a) for a in ([self.profile.name] if self.task_in_argv else argv))
         self.cast = CastWriter(self.transcript_path, self.profile.cols, self.profile.rows,
                                title=f"orchestra: {self.profile.name}", command=shown)
@@ -176,8 +194,8 @@ class AgentSession:
         if self.task_in_argv or not self.task:
             self.phase = WORKING  # nothing to type (an empty task is not typed either)
         elif self.profile.prompt is None:
-            self.send(self.task)
             self.phase = WORKING
+            self.type_message(self.task)
         # else: the task is typed when the prompt shows
 
     def send(self, text: str, submit: Optional[str] = None) -> None:
@@ -196,6 +214,22 @@ class AgentSession:
         self.outbuf += (text + submit).encode("utf-8")
         self._flush_out()
 
+    def type_message(self, text: str) -> None:
+        """Type a task or a turn's message at the agent's prompt, whole, or end the turn failed, saying why.
+
+        A terminal in canonical (line) mode keeps 4095 bytes of a line and drops the rest without
+        a word; a TUI in raw mode takes any length. So the mode is read when the text is typed."""
+        size = len((text + self.profile.submit).encode("utf-8", "surrogateescape"))
+        if size > LINE_MAX_BYTES and self.fd >= 0 and _canonical(self.fd):
+            self.outcome = Outcome("failed", (
+                f"the text to type is {size} bytes with its Enter, and the agent reads its input a line at a "
+                f"time (its terminal is in canonical mode), which keeps at most {LINE_MAX_BYTES} bytes of a line: "
+                "it would get the text cut, so it was not typed. Put {task_file} (or {task}) in the profile's "
+                "command to give it the task whole"))
+            self._begin_exit(ask=False)
+            return
+        self.send(text)
+
     def send_turn(self, text: str, timeout: Optional[float] = None) -> None:
         """Start another turn of a kept-alive agent: type text and wait for completion again."""
         if self.phase != IDLE:
@@ -206,7 +240,7 @@ class AgentSession:
         self.turn_started_at = time.monotonic()
         self.deadline = self.turn_started_at + (timeout or self.profile.timeout)
         self.phase = WORKING
-        self.send(text)
+        self.type_message(text)
 
     # -- the loop's callbacks ---------------------------------------------
 
@@ -317,7 +351,7 @@ class AgentSession:
         elif found.partial:  # the prompt: the agent is ready for the task
             self.searcher.consume_all()
             self.phase = WORKING
-            self.send(self.task)
+            self.type_message(self.task)
         elif found.index < len(p.errors):
             self._turn_over(Outcome("failed", f"error pattern matched: {text[:500]}"))
         else:
@@ -409,6 +443,7 @@ class AgentSession:
     def _signal_group(self, sig: int) -> None:
         if self.child is None:
             return
+        self.signalled = self.signalled or not self.exited
         try:
             os.killpg(self.child.pid, sig)  # pexpect made the child a session and group leader
         except (ProcessLookupError, PermissionError):
@@ -427,6 +462,12 @@ class AgentSession:
             self.outcome = self._exit_outcome()
         elif self.outcome.status == "completed" and self.parser.result().is_error:
             self.outcome = Outcome("failed", "the agent reported an error: " + (self.parser.result().errors or ["(no text)"])[-1])
+        elif self.outcome.status == "completed" and not self.signalled and self.child is not None:
+            # an exit of its own after its completion line is its last word; one that follows
+            # orchestra's SIGTERM or SIGKILL (after linger) is not
+            ended = self._exit_outcome()
+            if ended.status == "crashed":
+                self.outcome = Outcome("failed", f"{ended.reason} after printing its completion line")
         self.phase = DONE
         self.ended_at = time.monotonic()
         self.window.close()
@@ -547,6 +588,49 @@ def drive(sessions: Iterable[AgentSession], tick: Optional[Callable[[], None]] =
             pass
 
 
+def task_problem(profile: Profile, task: str, command: Optional[list] = None, what: str = "the task") -> str:
+    """Why `task` cannot reach the agent whole the way its profile gives it (command, or the
+    resume command), or "". Checked before a run starts anything, and again by start()."""
+    template = command or profile.command
+    if any("{task}" in part for part in template):
+        return argv_problem(task, what)
+    if not task or any("{task_file}" in part for part in template):
+        return ""
+    # typed at its prompt: a control character would act (Ctrl-C, erase the line, Enter early), not arrive
+    for i, ch in enumerate(task):
+        if (ch < " " and ch != "\t") or ch == "\x7f":
+            name = {"\n": "a newline", "\r": "a carriage return", "\x1b": "ESC", "\x7f": "DEL"}.get(
+                ch, f"Ctrl-{chr(ord(ch) + 64)}")
+            return (f"{what} holds a control character, {name} ({ch!r}) at character {i + 1}, and agent "
+                    f"'{profile.name}' gets it typed at its prompt, where the terminal would act on it instead of "
+                    "passing it on: remove it, or put {task_file} in the profile's command to give the task in a file")
+    return ""
+
+
+def argv_problem(text: str, what: str = "the task") -> str:
+    """Why `text` cannot be one argument of a program, or ""."""
+    size = len(text.encode("utf-8", "surrogateescape"))
+    if size <= MAX_ARG_BYTES:
+        return ""
+    return (f"{what} is {size} bytes, and one argument of a program can hold at most {MAX_ARG_BYTES} bytes "
+            "(Linux's MAX_ARG_STRLEN): write the long part to a file and give a task that names the file, "
+            "or use a profile whose command takes {task_file} instead of {task}")
+
+
+def _canonical(fd: int) -> bool:
+    """Whether the terminal reads its input a line at a time (on Linux the pty's master reports its slave's mode)."""
+    try:
+        return bool(termios.tcgetattr(fd)[3] & termios.ICANON)
+    except termios.error:
+        return False
+
+
+def _write_private(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with open(fd, "w", encoding="utf-8", errors="surrogateescape") as fh:
+        fh.write(text)
+
+
 def _unspawnable(argv: list[str], env: dict, workdir: Path, task_in_argv: bool) -> str:
     """Why the agent cannot be started as asked, or "": checked before forking (see start())."""
     if not workdir.is_dir():
@@ -556,6 +640,9 @@ def _unspawnable(argv: list[str], env: dict, workdir: Path, task_in_argv: bool) 
         if "\0" in part:
             return ("the task contains a NUL byte, which a program's arguments cannot hold" if task_in_argv
                     else "its command contains a NUL byte (field 'command')")
+        problem = argv_problem(part, "an argument of its command" + (" (with the task)" if task_in_argv else ""))
+        if problem:
+            return problem
     for key, value in env.items():
         if not key or "\0" in key or "\0" in value or "=" in key:
             return f"the environment variable {key.split(chr(0))[0]!r} is empty or has a NUL byte or '=' in it (field 'env')"

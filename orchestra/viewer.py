@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -26,6 +27,7 @@ class ViewerWindow:
     """Where one agent's bytes go for a person to watch."""
 
     target = ""
+    name = ""
 
     def write(self, data: bytes) -> None:
         pass
@@ -37,6 +39,7 @@ class ViewerWindow:
 class TmuxWindow(ViewerWindow):
     def __init__(self, target: str, fifo: str):
         self.target = target
+        self.name = target.split(":", 1)[1]
         self.fifo = fifo
         # O_RDWR: never blocks for the reader to appear, never gets SIGPIPE if it goes away.
         self.fd: Optional[int] = os.open(fifo, os.O_RDWR | os.O_NONBLOCK)
@@ -108,7 +111,7 @@ class TmuxViewer:
     """One tmux session per run, on the default server, so `tmux attach -t NAME` just works."""
 
     def __init__(self, session: str, cols: int = 120, rows: int = 40):
-        self.session = session
+        self.session = tmux_name(session)  # tmux itself turns '.' and ':' in a session name into '_'
         self.cols, self.rows = cols, rows
         self.windows: list[TmuxWindow] = []
         self.created = False
@@ -122,6 +125,7 @@ class TmuxViewer:
         return f"tmux attach -t {shlex.quote(self.session)}"
 
     def open_window(self, name: str, title: str = "") -> ViewerWindow:
+        name = tmux_name(name)
         # A directory of its own for each window's FIFO, which the window removes once it has opened
         # the FIFO: so orchestra never removes a FIFO that a window has yet to open, however fast
         # the agent was, and /tmp is clean once the window is up. The script is run by sh itself,
@@ -162,6 +166,14 @@ class TmuxViewer:
             window.finish(0)
         if self.created:
             kill_session(self.session)
+
+
+def tmux_name(name: str) -> str:
+    """A name tmux finds in a target as it is. tmux reads '.' and ':' in `session:window.pane`,
+    a leading '-' or '+' as an offset, digits as an index, and `*?[` as a pattern: keep letters,
+    digits, '_' and '-' (others become '-'), and never start with '-' or a digit alone."""
+    safe = re.sub(r"[^A-Za-z0-9_-]", "-", name).lstrip("-")
+    return safe if safe and not safe.isdigit() else f"w{safe}"
 
 
 def kill_session(session: str) -> bool:

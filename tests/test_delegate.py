@@ -7,7 +7,8 @@ import yaml
 
 from conftest import TOY, orchestra
 from orchestra.config import DEFAULT_DELEGATE_END, DEFAULT_DELEGATE_START
-from orchestra.delegate import extract_briefs, summary_block
+from orchestra.delegate import SUMMARY_ASK, SUMMARY_MAX, extract_briefs, summary_block
+from orchestra.session import MAX_ARG_BYTES
 from orchestra.summary import AgentSummary
 
 START = re.compile(DEFAULT_DELEGATE_START, re.M)
@@ -154,3 +155,60 @@ def test_the_demo_runs_with_no_agent_and_no_key(workdir, tmux_sessions):
     for role in ("primary", "secondary-1"):
         replay = orchestra("replay", run["run_id"], "--agent", role, "--speed", "0", cwd=workdir)
         assert replay.returncode == 0 and '"type"' in replay.stdout
+
+
+def headless_primary(reply: str, resumed_reply: str = "Looks done.") -> dict:
+    """A primary like Claude Code headless: the task in argv, JSON events, its session resumed for the summary."""
+    def result(text):
+        return json.dumps({"type": "result", "subtype": "success", "session_id": "s-1", "result": text}, separators=(",", ":"))
+    return toy_profile("--task", "{task}", "--done", result(reply), completion='"type":"result"', parser="claude",
+                       resume=[sys.executable, str(TOY), "--task", "{task}", "--done", result(resumed_reply)])
+
+
+def test_a_secondary_that_touched_thousands_of_files_still_gets_its_summary_to_a_headless_primary(workdir):
+    import subprocess
+
+    for args in (["init", "-q"], ["-c", "user.name=t", "-c", "user.email=t@t.invalid", "commit", "-q",
+                                  "--allow-empty", "-m", "start"]):
+        subprocess.run(["git", *args], cwd=workdir, check=True)
+    cfg = config(workdir, chief=headless_primary("DELEGATE: generate the files\nEND"),
+                 generator=toy_profile("--task", "{task}", "--many-files", "5000", completion="^DONE"))
+    done, run = delegate(workdir, "--config", str(cfg), "--from", "chief", "--to", "generator", "--task", "t")
+    assert done.returncode == 0, done.stderr
+    assert run["status"] == "completed" and run["summary_returned_to_primary"] is True
+    assert run["primary_reply"] == "Looks done."
+    assert len(run["secondaries"][0]["files_modified"]) == 5000  # the record keeps them all
+    block = json.loads((workdir / ".orchestra" / "runs" / run["run_id"] / "primary-reply.cast")
+                       .read_text().splitlines()[1])[2]  # the resumed primary's first words: its argv
+    assert f"... and 4980 more (the whole list: .orchestra/runs/{run['run_id']}/run.json)" in block
+    assert len(block) < SUMMARY_MAX + 100
+
+
+def test_the_summary_block_stays_bounded_whatever_the_secondaries_did():
+    def huge(i):
+        return AgentSummary(agent="droid", role=f"secondary-{i}", status="failed", reason="r" * 10_000,
+                            files_modified=[f"node_modules/pkg-{n}/index.js" for n in range(10_000)],
+                            errors=["e\x03" * 5_000] * 100, last_lines=["l" * 10_000] * 50, branch=f"b{i}")
+    for n in (1, 3, 64):
+        block = summary_block([huge(i) for i in range(n)], record=".orchestra/runs/x/run.json")
+        assert len(block) <= SUMMARY_MAX
+        assert not re.search(r"[\x00-\x08\x0a-\x1f\x7f]", block)  # one line, nothing a terminal acts on
+        assert block.endswith(SUMMARY_ASK) and block.count("status: failed") == n
+
+
+def test_a_task_too_long_for_the_primarys_argument_is_refused_before_anything_starts(workdir):
+    cfg = config(workdir, chief=headless_primary("DELEGATE: x\nEND"))
+    task = "t" * (MAX_ARG_BYTES - 100)  # fits in orchestra's own argv; not with the delegation prompt around it
+    done, run = delegate(workdir, "--config", str(cfg), "--from", "chief", "--to", "worker", "--task", task)
+    assert done.returncode == 2 and run is None
+    assert "the delegation prompt" in done.stderr and "MAX_ARG_STRLEN" in done.stderr, done.stderr
+    assert not (workdir / ".orchestra" / "runs").exists()
+
+
+def test_a_brief_of_several_lines_is_typed_whole_on_one_line(workdir):
+    cfg = config(workdir, primary_replies=("DELEGATE: create a.py\\nwith a User model\\nEND", "Looks done."),
+                 typist=toy_profile("--prompt", "> ", prompt="> $", completion="^DONE"))
+    done, run = delegate(workdir, "--config", str(cfg), "--from", "boss", "--to", "typist", "--task", "t")
+    assert done.returncode == 0, done.stderr
+    assert run["brief"] == "create a.py\nwith a User model"  # the record keeps it as written
+    assert "> working on: create a.py with a User model" in run["secondaries"][0]["last_lines"]

@@ -134,3 +134,15 @@ def test_several_sessions_are_driven_at_once(tmp_path):
     drive(sessions)
     assert [s.result().status for s in sessions] == ["completed"] * 4
     assert [s.result().parsed.files for s in sessions] == [[f"f{i}.py"] for i in range(4)]
+
+
+def test_an_exit_code_of_its_own_after_the_completion_line_fails_the_task(tmp_path):
+    s, r = run(profile("--exit", "3"), tmp_path)
+    assert r.status == "failed" and r.exit_code == 3
+    assert r.reason == "exited with code 3 after printing its completion line"
+    assert r.reason in r.parsed.errors
+
+
+def test_an_exit_code_caused_by_orchestras_own_sigterm_after_linger_changes_nothing(tmp_path):
+    s, r = run(profile("--linger", "--term-exit", "1"), tmp_path)
+    assert r.status == "completed" and r.exit_code == 1

@@ -121,3 +121,23 @@ def test_a_window_works_whatever_the_users_shell(workdir, tmux_sessions):
     tmux_sessions.append(f"orchestra-{agent['run_id']}")
     wait_for_pane(agent["tmux_target"], "DONE")
     assert "does not understand" not in pane(agent["tmux_target"])
+
+
+@pytest.mark.parametrize("program", ["agent.sh", "python3.11"])
+def test_a_window_named_after_a_program_with_a_dot_has_a_target_tmux_finds(workdir, tmux_sessions, program):
+    import sys
+
+    from conftest import TOY
+
+    script = workdir / program
+    script.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{TOY}" "$@"\n')
+    script.chmod(0o755)
+    done = orchestra("run", "--cmd", f"./{program} --files x.py", "--done", "^DONE", "--task", "t", "--json",
+                     cwd=workdir)
+    assert done.returncode == 0, done.stderr
+    target = json.loads(done.stdout)["tmux_target"]
+    tmux_sessions.append(target.split(":")[0])
+    # display-message falls back to another pane when the target names none: list-panes does not
+    found = tmux("list-panes", "-t", target, "-F", "#{window_name}")
+    assert found.returncode == 0, found.stderr
+    wait_for_pane(target, "modified: x.py")

@@ -18,7 +18,11 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--prompt", default=None, help="print this and read one line (the task)")
     ap.add_argument("--task", default=None, help="the task, given in argv")
+    ap.add_argument("--task-file", default=None, help="the task, read from this file")
+    ap.add_argument("--raw", action="store_true", help="with --prompt: read the task in raw mode, up to Enter")
+    ap.add_argument("--digest", action="store_true", help="print the task's length in bytes and its sha256")
     ap.add_argument("--files", default="", help="comma-separated paths to create and report")
+    ap.add_argument("--many-files", type=int, default=0, help="create and report this many files under gen/")
     ap.add_argument("--done", default="DONE", help="the completion line")
     ap.add_argument("--ask", default=None, help="a question to print and wait for an answer to")
     ap.add_argument("--exit", type=int, default=0, help="exit code after the work")
@@ -31,6 +35,7 @@ def main() -> int:
     ap.add_argument("--linger", action="store_true", help="keep running after the completion line")
     ap.add_argument("--ignore-term", action="store_true", help="ignore SIGTERM")
     ap.add_argument("--note-term", default=None, help="on SIGTERM, write this file and go on (ignore it)")
+    ap.add_argument("--term-exit", type=int, default=None, help="on SIGTERM, exit with this code")
     ap.add_argument("--flood", type=float, default=0, help="MB of output before finishing")
     ap.add_argument("--flood-style", default="lines", choices=["lines", "nonl", "binary", "ansi"])
     ap.add_argument("--echo-env", default=None, help="print the value of this environment variable")
@@ -41,6 +46,8 @@ def main() -> int:
     args = ap.parse_args()
     if args.ignore_term:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if args.term_exit is not None:
+        signal.signal(signal.SIGTERM, lambda *_: os._exit(args.term_exit))
     if args.note_term:
         signal.signal(signal.SIGTERM, lambda *_: open(args.note_term, "w").close())
     pids = [os.getpid()]
@@ -54,10 +61,21 @@ def main() -> int:
     task = args.task
     if args.reply:
         return turns(args)
-    if args.prompt is not None:
+    if args.task_file:
+        with open(args.task_file, encoding="utf-8", errors="surrogateescape", newline="") as fh:
+            task = fh.read()
+    if args.prompt is not None and args.raw:
+        task = read_raw(args.prompt)
+    elif args.prompt is not None:
         out(args.prompt)
         task = sys.stdin.readline().rstrip("\n")
-    out(f"working on: {task}\n")
+    if args.digest:
+        import hashlib
+
+        data = (task or "").encode("utf-8", "surrogateescape")
+        out(f"task digest: {len(data)} {hashlib.sha256(data).hexdigest()}\n")
+    else:
+        out(f"working on: {task}\n")
     if args.signal_fifo:
         with open(args.signal_fifo, "w") as fh:
             fh.write("go\n")
@@ -72,7 +90,8 @@ def main() -> int:
         out(f"\ngot answer: {answer}\n")
     if args.flood:
         flood(args.flood, args.flood_style)
-    for path in filter(None, args.files.split(",")):
+    many = [f"gen/generated-file-{i:05d}.txt" for i in range(args.many_files)]
+    for path in [*filter(None, args.files.split(",")), *many]:
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
         with open(path, "w") as fh:
             fh.write(f"# written for: {task}\n")
@@ -89,6 +108,25 @@ def main() -> int:
         while True:
             signal.pause()
     return args.exit
+
+
+def read_raw(prompt: str) -> str:
+    """Show the prompt and read a line as a TUI does: the terminal in raw mode (set first), so no
+    line limit and no line editing."""
+    import termios
+    import tty
+
+    fd = sys.stdin.fileno()
+    old = termios.tcgetattr(fd)
+    tty.setraw(fd)
+    out(prompt)
+    data = b""
+    try:
+        while not data.endswith(b"\r"):
+            data += os.read(fd, 65536)
+    finally:
+        termios.tcsetattr(fd, termios.TCSANOW, old)
+    return data[:-1].decode("utf-8", "surrogateescape")
 
 
 def turns(args) -> int:
