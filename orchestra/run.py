@@ -5,6 +5,7 @@ import json
 import os
 import secrets as _random
 import signal
+import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -65,6 +66,15 @@ class StopSignals:
             signal.signal(s, h)
 
 
+def warn(line: str) -> None:
+    """A line on stderr, even with --json (stdout is the JSON then); a terminal gone away is no error."""
+    try:
+        sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+
+
 def new_run_id() -> str:
     return datetime.now().strftime("%Y%m%d-%H%M%S-") + _random.token_hex(3)
 
@@ -73,11 +83,14 @@ class Run:
     """Everything one orchestra invocation writes, and the viewer its agents share."""
 
     def __init__(self, config: Config, workdir: Path, task: str, tmux: bool = True,
-                 say: Callable[[str], None] = lambda line: None, env: Optional[dict] = None):
+                 say: Callable[[str], None] = lambda line: None, env: Optional[dict] = None,
+                 warn: Callable[[str], None] = warn):
         self.config = config
         self.workdir = Path(workdir).resolve()
         self.task = task
         self.say = say
+        self.warn = warn
+        self.saved: Optional[Path] = None  # run.json, once written
         self.env = dict(os.environ if env is None else env)
         self.started = time.monotonic()
         self.started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -212,29 +225,52 @@ class Run:
             summary = record()
             self.finish(summary)
         if interrupted:
-            interrupted.run_dir = self.dir
+            interrupted.run_dir = self.dir if self.saved else None
             raise interrupted
         return summary
 
     def crashed(self) -> None:
-        """orchestra itself failed mid-run: end every agent and what they left, close the windows' pipes."""
-        self.abort("crashed", "orchestra failed")
-        self.end_stragglers()
-        self.close_viewer()
+        """orchestra itself failed mid-run: end every agent and what they left, close the windows' pipes
+        (each step even if the one before it fails again)."""
+        try:
+            self.abort("crashed", "orchestra failed")
+        finally:
+            try:
+                self.end_stragglers()
+            finally:
+                self.close_viewer()
 
     def finish(self, summary: RunSummary) -> None:
         """The run is over: its record first (whatever follows may fail on a closed terminal), then
-        what the agents left running, then the windows' pipes."""
-        self.write_json(summary)
-        self.end_stragglers()
-        self.close_viewer()
+        what could not be written, what the agents left running, the windows' pipes."""
+        try:
+            self.write_json(summary)
+            for s in self.sessions:
+                if s.cast is not None and s.cast.error:
+                    self.warn(f"❌ {s.cast.error} (the transcript stops there)")
+        finally:
+            try:
+                self.end_stragglers()
+            finally:
+                self.close_viewer()
 
-    def write_json(self, summary: RunSummary) -> Path:
+    def write_json(self, summary: RunSummary) -> Optional[Path]:
+        """run.json, whole or not at all. One that cannot be written (a full disk) is said on stderr
+        and the run goes on: its summary is printed all the same."""
         path = self.dir / "run.json"
         text = self.redactor.text(json.dumps(summary.to_dict(), indent=2, ensure_ascii=False))
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(text + "\n", encoding="utf-8")
-        os.replace(tmp, path)
+        try:
+            tmp.write_text(text + "\n", encoding="utf-8")
+            os.replace(tmp, path)
+        except OSError as exc:
+            try:
+                tmp.unlink()
+            except OSError:
+                pass
+            self.warn(f"❌ cannot write {path}: {exc.strerror or exc} (the run's record is not saved)")
+            return None
+        self.saved = path
         return path
 
     def close_viewer(self) -> None:
@@ -290,7 +326,8 @@ def summarize_session(run: Run, s: AgentSession, role: str, git: Optional[GitSna
         agent=s.profile.name, role=role, status=r.status, reason=mask(r.reason),
         files_modified=list(seen) if seen is not None else inside,
         files_claimed=inside, files_seen_by_git=seen, files_outside_workdir=outside,
-        errors=[mask(e) for e in r.parsed.errors], cost_usd=cost, cost_source=source,
+        errors=[mask(e) for e in r.parsed.errors] + ([s.cast.error] if s.cast is not None and s.cast.error else []),
+        cost_usd=cost, cost_source=source,
         tokens={"input": r.parsed.tokens_in, "output": r.parsed.tokens_out},
         duration_s=r.duration_s, started_at=r.started_at, exit_code=r.exit_code, signal=r.signal,
         transcript=os.path.relpath(s.transcript_path, run.workdir),
