@@ -165,25 +165,8 @@ class Run:
     def end_stragglers(self) -> int:
         """End whatever the run's agents left running after they ended: a daemon that left the
         agent's process group or session (setsid, setpgid), found by the run's mark in its
-        environment. SIGTERM, then SIGKILL after STRAGGLER_GRACE. Returns how many there were."""
-        left: dict[int, int] = {}  # pid -> pidfd
-        names = []
-        for pid in marked_pids(RUN_MARK, self.mark):
-            try:
-                with open(f"/proc/{pid}/comm") as fh:
-                    names.append(fh.read().strip())
-                left[pid] = os.pidfd_open(pid)
-                os.kill(pid, signal.SIGTERM)
-            except OSError:  # gone meanwhile
-                continue
-        deadline = time.monotonic() + STRAGGLER_GRACE  # one grace for all of them, as abort() gives agents
-        for pid, pidfd in left.items():
-            if not wait_exit(pidfd, max(0.0, deadline - time.monotonic())):
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except OSError:
-                    pass
-            os.close(pidfd)
+        environment. Returns how many there were."""
+        names = end_processes(marked_pids(RUN_MARK, self.mark))
         if names:
             self.say(f"🧹 ended {len(names)} process{'es' if len(names) != 1 else ''} the agents left running: "
                      + ", ".join(sorted(set(names))))
@@ -281,20 +264,68 @@ class Run:
         return round(time.monotonic() - self.started, 3)
 
 
+def end_processes(pids: list[int]) -> list[str]:
+    """SIGTERM to each, then SIGKILL to those still there after STRAGGLER_GRACE (one grace for all of
+    them, as abort() gives agents). Returns the names of those that were there."""
+    left: dict[int, int] = {}  # pid -> pidfd
+    names = []
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/comm") as fh:
+                names.append(fh.read().strip())
+            left[pid] = os.pidfd_open(pid)
+            os.kill(pid, signal.SIGTERM)
+        except OSError:  # gone meanwhile
+            continue
+    deadline = time.monotonic() + STRAGGLER_GRACE
+    for pid, pidfd in left.items():
+        if not wait_exit(pidfd, max(0.0, deadline - time.monotonic())):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        os.close(pidfd)
+    return names
+
+
 def marked_pids(name: str, value: str) -> list[int]:
     """The processes, other than this one, whose environment holds name=value (as it was at their exec)."""
+    return list(marked(name, value))
+
+
+def marked(name: str, value: str, prefix: bool = False) -> dict[int, str]:
+    """The processes, other than this one, whose environment holds name=value, or with prefix a value
+    that starts with `value`: pid -> the value."""
     mark = f"{name}={value}".encode()
-    found = []
+    found = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit() or int(entry) == os.getpid():
             continue
         try:
             with open(f"/proc/{entry}/environ", "rb") as fh:
-                if mark in fh.read().split(b"\0"):
-                    found.append(int(entry))
+                for var in fh.read().split(b"\0"):
+                    if var == mark or (prefix and var.startswith(mark)):
+                        found[int(entry)] = var[len(name) + 1:].decode(errors="replace")
+                        break
         except OSError:  # gone meanwhile, or not ours to read
             continue
     return found
+
+
+def left_running(run_id: str) -> tuple[list[int], list[int]]:
+    """What carries a run's mark (whichever orchestra process ran it), and the pid of that orchestra
+    process if it is still alive (then the run is going on, and what carries its mark is its agents)."""
+    found = marked(RUN_MARK, f"{run_id}.", prefix=True)
+    owners = set()
+    for value in set(found.values()):
+        pid = value.rpartition(".")[2]
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                if b"orchestra" in fh.read():  # not some later process that got its pid
+                    owners.add(int(pid))
+        except (OSError, ValueError):
+            continue
+    return sorted(found), sorted(owners)
 
 
 def check_key(profile: Profile, env: dict, config: Config) -> None:
