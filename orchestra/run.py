@@ -66,7 +66,7 @@ class StopSignals:
             signal.signal(s, h)
 
 
-def warn(line: str) -> None:
+def to_stderr(line: str) -> None:
     """A line on stderr, even with --json (stdout is the JSON then); a terminal gone away is no error."""
     try:
         sys.stderr.write(line + "\n")
@@ -84,7 +84,7 @@ class Run:
 
     def __init__(self, config: Config, workdir: Path, task: str, tmux: bool = True,
                  say: Callable[[str], None] = lambda line: None, env: Optional[dict] = None,
-                 warn: Callable[[str], None] = warn):
+                 warn: Callable[[str], None] = to_stderr):
         self.config = config
         self.workdir = Path(workdir).resolve()
         self.task = task

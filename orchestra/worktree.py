@@ -299,36 +299,25 @@ def clean(workdir: Path, run_id: str, force: bool = False, ignore: Optional[list
         identity = [] if git(root, "config", "user.email").stdout.strip() else IDENTITY
         trees = _worktrees_of(root, run_id)
         for path, branch in trees:
-            left = without_ignored(GitSnapshot(path, "HEAD", {}).changed(), ignore) if path.is_dir() else []
-            if left and not force:
-                files, problem = commit_all(path, "HEAD", ignore, f"orchestra clean: what was left uncommitted in "
-                                            f"the worktree\n\nrun {run_id}", identity) if branch else \
-                    ([], "it is on no branch (detached HEAD)")
-                if problem:
-                    kept.add(path)
-                    said.append(f"⚠️  kept worktree {path}: its uncommitted files could not be committed ({problem}): "
-                                f"{_some(left)}; --force removes it and them")
-                    continue
-                if files:
-                    said.append(f"💾 committed {_count(files, 'file')} left uncommitted in {path} on {branch}: "
-                                f"{_some(files)}")
-            done = git(root, "worktree", "remove", "--force", str(path))
-            if done.returncode != 0:
+            removed, lines = _remove_worktree(root, path, branch, force, ignore, identity,
+                                              f"orchestra clean: what was left uncommitted in the worktree\n\nrun {run_id}")
+            said += lines
+            if not removed:
                 kept.add(path)
-                said.append(f"⚠️  could not remove worktree {path}: {done.stderr.strip()}")
-                continue
-            said.append(f"🧹 removed worktree {path}" + (f" (discarded, uncommitted: {_some(left)})" if force and left
-                                                          else ""))
-            if path.parent.name == run_id and path.parent.is_dir() and not any(path.parent.iterdir()):
+            elif path.parent.name == run_id and path.parent.is_dir() and not any(path.parent.iterdir()):
                 path.parent.rmdir()
         git(root, "worktree", "prune")
         said += _clean_branches(workdir, root, run_id, force, {branch for path, branch in trees if path in kept})
     leftover = workdir / WORKTREES_DIR / run_id
     if leftover.is_dir():
-        stray = [p for p in leftover.iterdir() if p.resolve() not in {k.resolve() for k in kept}]
+        kept_here = {k.resolve() for k in kept}
+        stray = [p for p in leftover.iterdir() if p.resolve() not in kept_here]
         if stray and force:  # left by a worktree git no longer knew of
             for p in stray:
-                shutil.rmtree(p, ignore_errors=True) if p.is_dir() and not p.is_symlink() else p.unlink()
+                if p.is_dir() and not p.is_symlink():
+                    shutil.rmtree(p, ignore_errors=True)
+                else:
+                    p.unlink()
             said.append(f"🧹 removed {leftover} ({', '.join(p.name for p in stray)})")
         elif stray:
             said.append(f"⚠️  kept {', '.join(str(p) for p in stray)}: not a worktree git knows of; "
@@ -342,6 +331,28 @@ def clean(workdir: Path, run_id: str, force: bool = False, ignore: Optional[list
         raise OrchestraError(f"no run {run_id} here: no worktree, branch or tmux session of it, "
                              f"and no .orchestra/runs/{run_id} in {workdir} (see `orchestra runs`)")
     return said or [f"nothing to clean for {run_id}: no process, worktree, branch or tmux session left"]
+
+
+def _remove_worktree(root: Path, path: Path, branch: Optional[str], force: bool, ignore: list[str],
+                     identity: list[str], message: str) -> tuple[bool, list[str]]:
+    """Remove a worktree, what is uncommitted in it committed on its branch first (but with force).
+    Returns whether it was removed, and what to say."""
+    left = without_ignored(GitSnapshot(path, "HEAD", {}).changed(), ignore) if path.is_dir() else []
+    said = []
+    if left and not force:
+        files, problem = [], "it is on no branch (detached HEAD)"
+        if branch:
+            files, problem = commit_all(path, "HEAD", ignore, message, identity)
+        if problem:
+            return False, [f"⚠️  kept worktree {path}: its uncommitted files could not be committed ({problem}): "
+                           f"{_some(left)}; --force removes it and them"]
+        if files:
+            said.append(f"💾 committed {_count(files, 'file')} left uncommitted in {path} on {branch}: {_some(files)}")
+    done = git(root, "worktree", "remove", "--force", str(path))
+    if done.returncode != 0:
+        return False, said + [f"⚠️  could not remove worktree {path}: {done.stderr.strip()}"]
+    return True, said + [f"🧹 removed worktree {path}" + (f" (discarded, uncommitted: {_some(left)})"
+                                                         if force and left else "")]
 
 
 def _clean_branches(workdir: Path, root: Path, run_id: str, force: bool, in_use: set) -> list[str]:
