@@ -324,18 +324,30 @@ def delegate(primary, secondaries, parallel, merge, task, no_analyze, demo, conf
         if summary.tmux_session:
             click.echo(f"   Watch: tmux attach -t {summary.tmux_session}")
         if summary.worktrees:
-            click.echo(f"   Worktrees: orchestra clean {summary.run_id} removes them and the unmerged branches")
+            click.echo(f"   Worktrees: orchestra clean {summary.run_id} removes them (branches with unmerged work stay)")
     sys.exit(0 if summary.status == "completed" and not summary.merge_stopped else 1)
 
 
 @cli.command()
 @click.argument("run_id")
 @click.option("--workdir", type=click.Path(file_okay=False, exists=True), default=".")
-def clean(run_id, workdir):
-    """Remove a run's worktrees, its branches that were not merged, and its tmux session (its record stays)."""
+@click.option("--force", is_flag=True, help="Discard: remove worktrees without committing what is in them, and "
+              "delete branches that are not merged.")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False),
+              help="Config file (its profiles' ignore_files are not committed).")
+def clean(run_id, workdir, force, config_path):
+    """End what a run left running, remove its worktrees (their work committed on their branches first),
+    delete its branches that hold nothing unmerged, close its tmux session. Its record stays."""
+    from .config import ConfigError
     from .worktree import clean as clean_run
 
-    for line in clean_run(Path(workdir), run_id):
+    try:
+        ignore = sorted({g for p in _config(config_path, workdir).agents.values() for g in p.ignore_files})
+    except ConfigError:
+        if config_path:
+            raise
+        ignore = []  # a broken config must not stop a clean-up: then everything left is committed
+    for line in clean_run(Path(workdir), run_id, force=force, ignore=ignore):
         click.echo(line)
 
 
@@ -376,9 +388,10 @@ def runs(workdir, as_json):
     for r in items:
         names = ",".join(a.get("agent", "?") for a in run_agents(r))
         cost = r.get("total_cost_usd")
+        took = r.get("duration_s")
         click.echo(f"{r.get('run_id', '?'):<24} {r.get('status', '?'):<11} {names[:22]:<22} "
-                   f"{('$%.4f' % cost) if cost is not None else '-':>9} {_duration(r.get('duration_s') or 0):>8}  "
-                   f"{(r.get('task') or '')[:60]}")
+                   f"{('$%.4f' % cost) if cost is not None else '-':>9} "
+                   f"{_duration(took) if isinstance(took, (int, float)) else '-':>8}  {(r.get('task') or '')[:60]}")
 
 
 @cli.command()
@@ -395,13 +408,18 @@ def show(run_id, workdir, as_json):
         click.echo(json.dumps(r, indent=2, ensure_ascii=False))
         return
     click.echo(f"Run {r['run_id']}: {r.get('status', '?')}" + (f" ({r['reason']})" if r.get("reason") else ""))
-    click.echo(f"Task: {r.get('task')}")
+    incomplete = r.get("status") == "incomplete"
+    click.echo(f"Task: {r.get('task') or '(not recorded)'}")
     if r.get("brief"):
         click.echo(f"Brief: {r['brief']}")
     for a in run_agents(r):  # .get throughout: a run.json edited or damaged by hand still shows
         role = a.get("role", "?")
-        click.echo(f"\n[{role}] {a.get('agent', '?')}: {a.get('status', '?')}, {_duration(a.get('duration_s') or 0)}, "
-                   f"cost {_cost(a.get('cost_usd'), a.get('cost_source', ''))}")
+        if a.get("status") == "incomplete":
+            click.echo(f"\n[{role}] {a.get('agent', '?')}: incomplete, its transcript goes on for "
+                       f"{_duration(a.get('duration_s') or 0)}")
+        else:
+            click.echo(f"\n[{role}] {a.get('agent', '?')}: {a.get('status', '?')}, "
+                       f"{_duration(a.get('duration_s') or 0)}, cost {_cost(a.get('cost_usd'), a.get('cost_source', ''))}")
         click.echo(f"   transcript: {a.get('transcript')}  (orchestra replay {r['run_id']} --agent {role})")
         for path in a.get("files_modified") or []:
             click.echo(f"   • {path}")
@@ -415,6 +433,9 @@ def show(run_id, workdir, as_json):
         click.echo(f"⛔ merge stopped {r['merge_stopped']}")
     if r.get("primary_reply"):
         click.echo(f"\nPrimary's reply:\n{r['primary_reply']}")
+    if incomplete:
+        click.echo(f"\nWhat it left running, its worktrees and its tmux session: orchestra clean {r['run_id']}")
+        return
     click.echo(f"\nTotal cost: {_cost(r.get('total_cost_usd'))}   Time: {_duration(r.get('duration_s') or 0)}")
 
 

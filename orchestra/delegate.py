@@ -324,7 +324,7 @@ class _Flow:
         if not self.plan.merge:
             if any(r.commits and r.status == "completed" for r in self.branches):
                 self.say("   nothing merged (add --merge to merge the completed branches; "
-                         f"orchestra clean {self.run.id} removes the worktrees and unmerged branches)")
+                         f"orchestra clean {self.run.id} removes the worktrees; branches with unmerged work stay)")
             return
         said, self.merge_stopped = self.repo.merge(self.branches)
         for line in said:

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import os
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Optional
 
@@ -17,25 +19,31 @@ from .worktree import RUN_ID
 CHUNK = 65536
 
 
+INCOMPLETE = ("no run.json: orchestra ended before writing it (killed, out of memory, a power cut), or the run "
+              "is still going")
+
+
 def list_runs(workdir: Path) -> list[dict]:
-    """Every run with a readable run.json, oldest first."""
+    """Every run folder, oldest first: its record, or what the folder tells without one (incomplete)."""
     runs = []
     root = workdir / RUNS_DIR
-    for path in sorted(root.glob("*/run.json")) if root.is_dir() else []:
+    for folder in sorted(p for p in root.iterdir() if p.is_dir() and RUN_ID.fullmatch(p.name)) if root.is_dir() else []:
         try:
-            run = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            run = None
-        runs.append(run if _is_run(run) else {"run_id": path.parent.name, "status": "unreadable", "task": ""})
+            runs.append(load_run(workdir, folder.name))
+        except OrchestraError:
+            runs.append({"run_id": folder.name, "status": "unreadable", "task": ""})
     return runs
 
 
 def load_run(workdir: Path, run_id: str) -> dict:
+    """A run's record (run.json); for a run that has none, what its folder tells (incomplete_run)."""
     if not RUN_ID.fullmatch(run_id):
         raise OrchestraError(f"{run_id!r} is not a run id (like 20261125-064850-c62a32; see `orchestra runs`)")
     path = workdir / RUNS_DIR / run_id / "run.json"
-    if not path.is_file():
+    if not path.parent.is_dir():
         raise OrchestraError(f"no run '{run_id}' in {workdir / RUNS_DIR} (see `orchestra runs`)")
+    if not path.exists():
+        return incomplete_run(workdir, path.parent)
     try:
         run = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
@@ -43,6 +51,55 @@ def load_run(workdir: Path, run_id: str) -> dict:
     if not _is_run(run):
         raise OrchestraError(f"{path}: not a run record (a JSON object with a run_id): damaged or not orchestra's")
     return run
+
+
+def incomplete_run(workdir: Path, folder: Path) -> dict:
+    """What a run folder without run.json still tells: the run's id and start (from the id), its
+    transcripts, whose they are (their headers' titles) and how long each went on (its last event)."""
+    agents = []
+    for cast in sorted(folder.glob("*.cast")):
+        header = _cast_header(cast)
+        title = header.get("title")
+        name = title[len("orchestra: "):] if isinstance(title, str) and title.startswith("orchestra: ") else cast.stem
+        stamp = header.get("timestamp")
+        agents.append({
+            "agent": name, "role": cast.stem, "status": "incomplete", "transcript": os.path.relpath(cast, workdir),
+            "started_at": datetime.fromtimestamp(stamp, timezone.utc).isoformat(timespec="seconds")
+            if isinstance(stamp, int) else "",
+            "duration_s": _last_event_at(cast), "cost_usd": None, "files_modified": [], "errors": [],
+        })
+    primary = next((a for a in agents if a["role"] == "primary"), None)
+    started = datetime.strptime(folder.name[:15], "%Y%m%d-%H%M%S")  # the id is the local time it started
+    return {"run_id": folder.name, "status": "incomplete", "reason": INCOMPLETE, "task": None,
+            "started_at": started.astimezone(timezone.utc).isoformat(timespec="seconds"),
+            "primary": primary, "secondaries": [a for a in agents if a is not primary],
+            "total_cost_usd": None, "duration_s": None}
+
+
+def _cast_header(path: Path) -> dict:
+    try:
+        with open(path, "rb") as fh:
+            header = json.loads(fh.readline(65536))
+    except (OSError, ValueError):
+        return {}
+    return header if isinstance(header, dict) else {}
+
+
+def _last_event_at(path: Path) -> float:
+    """The time of a transcript's last whole event, read from its end (a killed run may leave a cut line)."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(max(0, fh.seek(0, os.SEEK_END) - 65536))
+            lines = fh.read().split(b"\n")
+    except OSError:
+        return 0.0
+    for line in reversed(lines[1:]):  # the first is the header, or cut by the seek
+        try:
+            event = json.loads(line)
+            return round(float(event[0]), 3)
+        except (ValueError, TypeError, IndexError, KeyError):
+            continue
+    return 0.0
 
 
 def _is_run(run) -> bool:
@@ -67,7 +124,7 @@ def find_transcript(workdir: Path, target: str, role: Optional[str] = None) -> P
     if role:
         agents = [a for a in agents if role in (a.get("role"), a.get("agent"), Path(a.get("transcript", "")).stem)]
     if not agents:
-        raise OrchestraError(f"run {target} has no agent '{role}'")
+        raise OrchestraError(f"run {target} has no agent '{role}'" if role else f"run {target} has no transcript")
     if not agents[0].get("transcript"):
         raise OrchestraError(f"run {target}: its run.json names no transcript for that agent")
     return workdir / agents[0]["transcript"]

@@ -5,6 +5,7 @@ import json
 import os
 import secrets as _random
 import signal
+import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -65,6 +66,15 @@ class StopSignals:
             signal.signal(s, h)
 
 
+def to_stderr(line: str) -> None:
+    """A line on stderr, even with --json (stdout is the JSON then); a terminal gone away is no error."""
+    try:
+        sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+
+
 def new_run_id() -> str:
     return datetime.now().strftime("%Y%m%d-%H%M%S-") + _random.token_hex(3)
 
@@ -73,11 +83,14 @@ class Run:
     """Everything one orchestra invocation writes, and the viewer its agents share."""
 
     def __init__(self, config: Config, workdir: Path, task: str, tmux: bool = True,
-                 say: Callable[[str], None] = lambda line: None, env: Optional[dict] = None):
+                 say: Callable[[str], None] = lambda line: None, env: Optional[dict] = None,
+                 warn: Callable[[str], None] = to_stderr):
         self.config = config
         self.workdir = Path(workdir).resolve()
         self.task = task
         self.say = say
+        self.warn = warn
+        self.saved: Optional[Path] = None  # run.json, once written
         self.env = dict(os.environ if env is None else env)
         self.started = time.monotonic()
         self.started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -152,25 +165,8 @@ class Run:
     def end_stragglers(self) -> int:
         """End whatever the run's agents left running after they ended: a daemon that left the
         agent's process group or session (setsid, setpgid), found by the run's mark in its
-        environment. SIGTERM, then SIGKILL after STRAGGLER_GRACE. Returns how many there were."""
-        left: dict[int, int] = {}  # pid -> pidfd
-        names = []
-        for pid in marked_pids(RUN_MARK, self.mark):
-            try:
-                with open(f"/proc/{pid}/comm") as fh:
-                    names.append(fh.read().strip())
-                left[pid] = os.pidfd_open(pid)
-                os.kill(pid, signal.SIGTERM)
-            except OSError:  # gone meanwhile
-                continue
-        deadline = time.monotonic() + STRAGGLER_GRACE  # one grace for all of them, as abort() gives agents
-        for pid, pidfd in left.items():
-            if not wait_exit(pidfd, max(0.0, deadline - time.monotonic())):
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except OSError:
-                    pass
-            os.close(pidfd)
+        environment. Returns how many there were."""
+        names = end_processes(marked_pids(RUN_MARK, self.mark))
         if names:
             self.say(f"🧹 ended {len(names)} process{'es' if len(names) != 1 else ''} the agents left running: "
                      + ", ".join(sorted(set(names))))
@@ -212,29 +208,52 @@ class Run:
             summary = record()
             self.finish(summary)
         if interrupted:
-            interrupted.run_dir = self.dir
+            interrupted.run_dir = self.dir if self.saved else None
             raise interrupted
         return summary
 
     def crashed(self) -> None:
-        """orchestra itself failed mid-run: end every agent and what they left, close the windows' pipes."""
-        self.abort("crashed", "orchestra failed")
-        self.end_stragglers()
-        self.close_viewer()
+        """orchestra itself failed mid-run: end every agent and what they left, close the windows' pipes
+        (each step even if the one before it fails again)."""
+        try:
+            self.abort("crashed", "orchestra failed")
+        finally:
+            try:
+                self.end_stragglers()
+            finally:
+                self.close_viewer()
 
     def finish(self, summary: RunSummary) -> None:
         """The run is over: its record first (whatever follows may fail on a closed terminal), then
-        what the agents left running, then the windows' pipes."""
-        self.write_json(summary)
-        self.end_stragglers()
-        self.close_viewer()
+        what could not be written, what the agents left running, the windows' pipes."""
+        try:
+            self.write_json(summary)
+            for s in self.sessions:
+                if s.cast is not None and s.cast.error:
+                    self.warn(f"❌ {s.cast.error} (the transcript stops there)")
+        finally:
+            try:
+                self.end_stragglers()
+            finally:
+                self.close_viewer()
 
-    def write_json(self, summary: RunSummary) -> Path:
+    def write_json(self, summary: RunSummary) -> Optional[Path]:
+        """run.json, whole or not at all. One that cannot be written (a full disk) is said on stderr
+        and the run goes on: its summary is printed all the same."""
         path = self.dir / "run.json"
         text = json.dumps(self.redactor.data(summary.to_dict()), indent=2, ensure_ascii=False)
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(text + "\n", encoding="utf-8")
-        os.replace(tmp, path)
+        try:
+            tmp.write_text(text + "\n", encoding="utf-8")
+            os.replace(tmp, path)
+        except OSError as exc:
+            try:
+                tmp.unlink()
+            except OSError:
+                pass
+            self.warn(f"❌ cannot write {path}: {exc.strerror or exc} (the run's record is not saved)")
+            return None
+        self.saved = path
         return path
 
     def close_viewer(self) -> None:
@@ -245,20 +264,68 @@ class Run:
         return round(time.monotonic() - self.started, 3)
 
 
+def end_processes(pids: list[int]) -> list[str]:
+    """SIGTERM to each, then SIGKILL to those still there after STRAGGLER_GRACE (one grace for all of
+    them, as abort() gives agents). Returns the names of those that were there."""
+    left: dict[int, int] = {}  # pid -> pidfd
+    names = []
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/comm") as fh:
+                names.append(fh.read().strip())
+            left[pid] = os.pidfd_open(pid)
+            os.kill(pid, signal.SIGTERM)
+        except OSError:  # gone meanwhile
+            continue
+    deadline = time.monotonic() + STRAGGLER_GRACE
+    for pid, pidfd in left.items():
+        if not wait_exit(pidfd, max(0.0, deadline - time.monotonic())):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        os.close(pidfd)
+    return names
+
+
 def marked_pids(name: str, value: str) -> list[int]:
     """The processes, other than this one, whose environment holds name=value (as it was at their exec)."""
+    return list(marked(name, value))
+
+
+def marked(name: str, value: str, prefix: bool = False) -> dict[int, str]:
+    """The processes, other than this one, whose environment holds name=value, or with prefix a value
+    that starts with `value`: pid -> the value."""
     mark = f"{name}={value}".encode()
-    found = []
+    found = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit() or int(entry) == os.getpid():
             continue
         try:
             with open(f"/proc/{entry}/environ", "rb") as fh:
-                if mark in fh.read().split(b"\0"):
-                    found.append(int(entry))
+                for var in fh.read().split(b"\0"):
+                    if var == mark or (prefix and var.startswith(mark)):
+                        found[int(entry)] = var[len(name) + 1:].decode(errors="replace")
+                        break
         except OSError:  # gone meanwhile, or not ours to read
             continue
     return found
+
+
+def left_running(run_id: str) -> tuple[list[int], list[int]]:
+    """What carries a run's mark (whichever orchestra process ran it), and the pid of that orchestra
+    process if it is still alive (then the run is going on, and what carries its mark is its agents)."""
+    found = marked(RUN_MARK, f"{run_id}.", prefix=True)
+    owners = set()
+    for value in set(found.values()):
+        pid = value.rpartition(".")[2]
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                if b"orchestra" in fh.read():  # not some later process that got its pid
+                    owners.add(int(pid))
+        except (OSError, ValueError):
+            continue
+    return sorted(found), sorted(owners)
 
 
 def check_key(profile: Profile, env: dict, config: Config) -> None:
@@ -290,7 +357,8 @@ def summarize_session(run: Run, s: AgentSession, role: str, git: Optional[GitSna
         agent=s.profile.name, role=role, status=r.status, reason=mask(r.reason),
         files_modified=list(seen) if seen is not None else inside,
         files_claimed=inside, files_seen_by_git=seen, files_outside_workdir=outside,
-        errors=[mask(e) for e in r.parsed.errors], cost_usd=cost, cost_source=source,
+        errors=[mask(e) for e in r.parsed.errors] + ([s.cast.error] if s.cast is not None and s.cast.error else []),
+        cost_usd=cost, cost_source=source,
         tokens={"input": r.parsed.tokens_in, "output": r.parsed.tokens_out},
         duration_s=r.duration_s, started_at=r.started_at, exit_code=r.exit_code, signal=r.signal,
         transcript=os.path.relpath(s.transcript_path, run.workdir),

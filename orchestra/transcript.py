@@ -5,6 +5,7 @@ valid file up to its last event.
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 import time
@@ -55,11 +56,19 @@ def event_bytes(text: str) -> bytes:
 
 
 class CastWriter:
+    """Never raises on a failed write (a full disk, a removed folder): the agent it records goes on,
+    and is ended as usual. The first error is kept in `error`, and nothing more is written."""
+
     def __init__(self, path: Union[str, Path], width: int, height: int, title: str = "", command: str = ""):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o600)
+        self.error: Optional[str] = None
+        self.fd: Optional[int] = None
         self.start = time.monotonic()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o600)
+        except OSError as exc:
+            self._failed(exc)
         header = {
             "version": 2,
             "width": width,
@@ -95,11 +104,24 @@ class CastWriter:
 
     def _write(self, *parts: bytes) -> None:
         if self.fd is not None:
-            os.writev(self.fd, parts)
+            try:
+                written = os.writev(self.fd, parts)
+                if written < sum(map(len, parts)):  # the disk filled mid-event: stop at the cut line
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            except OSError as exc:
+                self._failed(exc)
+                self.close()
+
+    def _failed(self, exc: OSError) -> None:
+        if self.error is None:
+            self.error = f"cannot write {self.path}: {exc.strerror or exc}"
 
     def close(self) -> None:
         if self.fd is not None:
-            os.close(self.fd)
+            try:
+                os.close(self.fd)
+            except OSError as exc:  # a network file system may report a failed write only here
+                self._failed(exc)
             self.fd = None
 
 

@@ -6,7 +6,8 @@
     report     per branch: does it merge cleanly into the starting branch (git merge-tree, the
                working tree untouched)
     merge      only on request: the completed branches one by one, stopping at the first conflict
-    clean      `orchestra clean RUN_ID`: worktrees, unmerged branches, the tmux session
+    clean      `orchestra clean RUN_ID`: what the run left running, its worktrees (their work committed
+               first), its branches that hold nothing unmerged, the tmux session
 """
 from __future__ import annotations
 
@@ -169,18 +170,7 @@ class Repo:
     def commit(self, tree: Tree, ignore: list[str], message: str) -> Optional[str]:
         """Commit whatever the agent left uncommitted anywhere in its worktree (but `ignore` globs) on its branch.
         Returns what went wrong, if anything."""
-        paths = without_ignored(GitSnapshot(tree.path, self.base_commit, {}).changed(), ignore)
-        if not paths:
-            return None
-        added = git(tree.path, "add", "-A", "--", *paths)
-        if added.returncode != 0:
-            return f"git add failed: {added.stderr.strip()}"
-        if git(tree.path, "diff", "--cached", "--quiet").returncode == 0:
-            return None  # the agent committed everything itself (aider does)
-        # orchestra's own commit on its own branch: no hooks, no signing prompt to fail it
-        done = git(tree.path, *self._identity(), "-c", "commit.gpgsign=false", "commit", "-q", "--no-verify",
-                   "-m", message)
-        return None if done.returncode == 0 else f"git commit failed: {done.stderr.strip()}"
+        return commit_all(tree.path, self.base_commit, ignore, message, self._identity())[1]
 
     def report(self, tree: Tree, status: str, files: list[str], problem: Optional[str] = None) -> BranchReport:
         r = BranchReport(tree.agent, tree.branch, status, files=files, note=problem or "")
@@ -259,56 +249,155 @@ class Repo:
         return said, None
 
 
+def commit_all(path: Path, since: str, ignore: list[str], message: str,
+               identity: list[str]) -> tuple[list[str], Optional[str]]:
+    """Commit, on the branch checked out at `path`, every file changed since `since` (git's list, but
+    `ignore` globs) that is not committed yet. Returns the files committed and what went wrong, if anything."""
+    paths = without_ignored(GitSnapshot(path, since, {}).changed(), ignore)
+    if not paths:
+        return [], None
+    added = git(path, "add", "-A", "--", *paths)
+    if added.returncode != 0:
+        return [], f"git add failed: {added.stderr.strip()}"
+    staged = git(path, "diff", "--cached", "--name-only", "-z")
+    files = [f for f in staged.stdout.split("\0") if f]
+    if staged.returncode == 0 and not files:
+        return [], None  # the agent committed everything itself (aider does)
+    # orchestra's own commit on its own branch: no hooks, no signing prompt to fail it
+    done = git(path, *identity, "-c", "commit.gpgsign=false", "commit", "-q", "--no-verify", "-m", message)
+    return (files, None) if done.returncode == 0 else ([], f"git commit failed: {done.stderr.strip()}")
+
+
 RUN_ID = re.compile(r"\d{8}-\d{6}-[0-9a-f]{6}")  # as run.new_run_id makes them
 
 
-def clean(workdir: Path, run_id: str) -> list[str]:
-    """Remove a run's worktrees, its branches that were not merged, and its tmux session; say what was done."""
+def clean(workdir: Path, run_id: str, force: bool = False, ignore: Optional[list[str]] = None) -> list[str]:
+    """`orchestra clean RUN_ID`: end what the run left running (whatever carries its mark), remove its
+    worktrees (what is uncommitted in them committed on their branches first), delete its branches
+    that hold nothing unmerged, close its tmux session; say what was done. Work is never destroyed
+    but with force: then worktrees go without a commit, and unmerged branches are deleted too."""
+    from .run import end_processes, left_running
     from .viewer import kill_session, session_exists
 
     if not RUN_ID.fullmatch(run_id):
         raise OrchestraError(f"{run_id!r} is not a run id (like 20261125-064850-c62a32; see `orchestra runs`)")
     workdir = Path(workdir).resolve()
+    pids, owners = left_running(run_id)
+    if owners:
+        raise OrchestraError(f"run {run_id} is still going (orchestra process {owners[0]}): stop it first "
+                             f"(Ctrl-C where it runs, or kill {owners[0]}), then clean it")
     said: list[str] = []
+    names = end_processes(pids)
+    if names:
+        said.append(f"🧹 ended {len(names)} process{'es' if len(names) != 1 else ''} the run left running: "
+                    + ", ".join(sorted(set(names))))
+    kept: set[Path] = set()
     top = git(workdir, "rev-parse", "--show-toplevel")
     if top.returncode == 0:
         root = Path(top.stdout.strip())
-        for path in _worktrees_of(root, run_id):
-            done = git(root, "worktree", "remove", "--force", str(path))
-            said.append(f"🧹 removed worktree {path}" if done.returncode == 0
-                        else f"⚠️  could not remove worktree {path}: {done.stderr.strip()}")
-            if done.returncode == 0 and path.parent.name == run_id and path.parent.is_dir() \
-                    and not any(path.parent.iterdir()):
+        ignore = [*(ignore or []), ".orchestra"]
+        identity = [] if git(root, "config", "user.email").stdout.strip() else IDENTITY
+        trees = _worktrees_of(root, run_id)
+        for path, branch in trees:
+            removed, lines = _remove_worktree(root, path, branch, force, ignore, identity,
+                                              f"orchestra clean: what was left uncommitted in the worktree\n\nrun {run_id}")
+            said += lines
+            if not removed:
+                kept.add(path)
+            elif path.parent.name == run_id and path.parent.is_dir() and not any(path.parent.iterdir()):
                 path.parent.rmdir()
         git(root, "worktree", "prune")
-        base = _base_of(workdir, root, run_id)
-        refs = git(root, "for-each-ref", "--format=%(refname:short) %(objectname)",
-                   f"refs/heads/{BRANCH_PREFIX}/{run_id}/")
-        for line in refs.stdout.splitlines():
-            branch, tip = line.rsplit(" ", 1)
-            start = base["commit"] or _created_at(root, branch)
-            into = base["branch"] or "HEAD"
-            if start and tip != start and git(root, "merge-base", "--is-ancestor", tip, into).returncode == 0:
-                said.append(f"🔖 kept branch {branch}: it is merged into {into}")
-                continue
-            lost = git(root, "rev-list", "--count", f"{start}..{tip}").stdout.strip() if start else ""
-            done = git(root, "branch", "-D", "-q", branch)
-            said.append((f"🧹 deleted branch {branch}" + (f" ({lost} unmerged commit{'s' if lost != '1' else ''})"
-                                                          if lost and lost != "0" else ""))
-                        if done.returncode == 0 else f"⚠️  could not delete branch {branch}: {done.stderr.strip()}")
+        said += _clean_branches(workdir, root, run_id, force, {branch for path, branch in trees if path in kept})
     leftover = workdir / WORKTREES_DIR / run_id
     if leftover.is_dir():
-        stray = [p.name for p in leftover.iterdir()]  # left by a worktree git no longer knew of
-        shutil.rmtree(leftover, ignore_errors=True)
-        if stray:
-            said.append(f"🧹 removed {leftover} ({', '.join(stray)})")
+        kept_here = {k.resolve() for k in kept}
+        stray = [p for p in leftover.iterdir() if p.resolve() not in kept_here]
+        if stray and force:  # left by a worktree git no longer knew of
+            for p in stray:
+                if p.is_dir() and not p.is_symlink():
+                    shutil.rmtree(p, ignore_errors=True)
+                else:
+                    p.unlink()
+            said.append(f"🧹 removed {leftover} ({', '.join(p.name for p in stray)})")
+        elif stray:
+            said.append(f"⚠️  kept {', '.join(str(p) for p in stray)}: not a worktree git knows of; "
+                        f"--force removes {'them' if len(stray) > 1 else 'it'}")
+        if not any(leftover.iterdir()):
+            leftover.rmdir()
     session = f"orchestra-{run_id}"
     if session_exists(session) and kill_session(session):
         said.append(f"🧹 closed tmux session {session}")
     if not said and not (workdir / ".orchestra" / "runs" / run_id).is_dir():
         raise OrchestraError(f"no run {run_id} here: no worktree, branch or tmux session of it, "
                              f"and no .orchestra/runs/{run_id} in {workdir} (see `orchestra runs`)")
-    return said or [f"nothing to clean for {run_id}: no worktree, branch or tmux session left"]
+    return said or [f"nothing to clean for {run_id}: no process, worktree, branch or tmux session left"]
+
+
+def _remove_worktree(root: Path, path: Path, branch: Optional[str], force: bool, ignore: list[str],
+                     identity: list[str], message: str) -> tuple[bool, list[str]]:
+    """Remove a worktree, what is uncommitted in it committed on its branch first (but with force).
+    Returns whether it was removed, and what to say."""
+    left = without_ignored(GitSnapshot(path, "HEAD", {}).changed(), ignore) if path.is_dir() else []
+    said = []
+    if left and not force:
+        files, problem = [], "it is on no branch (detached HEAD)"
+        if branch:
+            files, problem = commit_all(path, "HEAD", ignore, message, identity)
+        if problem:
+            return False, [f"⚠️  kept worktree {path}: its uncommitted files could not be committed ({problem}): "
+                           f"{_some(left)}; --force removes it and them"]
+        if files:
+            said.append(f"💾 committed {_count(files, 'file')} left uncommitted in {path} on {branch}: {_some(files)}")
+    done = git(root, "worktree", "remove", "--force", str(path))
+    if done.returncode != 0:
+        return False, said + [f"⚠️  could not remove worktree {path}: {done.stderr.strip()}"]
+    return True, said + [f"🧹 removed worktree {path}" + (f" (discarded, uncommitted: {_some(left)})"
+                                                         if force and left else "")]
+
+
+def _clean_branches(workdir: Path, root: Path, run_id: str, force: bool, in_use: set) -> list[str]:
+    """Delete the run's branches that hold no commit the starting branch lacks; keep the others (but
+    with force), and those whose worktree was kept."""
+    said = []
+    base = _base_of(workdir, root, run_id)
+    # merged into the starting branch as it is now; without a record of it, into the current HEAD
+    into = base["branch"] if base["branch"] and git(root, "rev-parse", "-q", "--verify",
+                                                   f"refs/heads/{base['branch']}").returncode == 0 else None
+    into = into or base["commit"] or "HEAD"
+    shown = into if into != base["commit"] else into[:12]
+    refs = git(root, "for-each-ref", "--format=%(refname:short) %(objectname)", f"refs/heads/{BRANCH_PREFIX}/{run_id}/")
+    for line in refs.stdout.splitlines():
+        branch, tip = line.rsplit(" ", 1)
+        if branch in in_use:
+            said.append(f"🔖 kept branch {branch}: its worktree is kept")
+            continue
+        count = git(root, "rev-list", "--count", f"{into}..{tip}")
+        unmerged = int(count.stdout.strip()) if count.returncode == 0 else None
+        if unmerged is None and not force:
+            said.append(f"⚠️  kept branch {branch}: git cannot tell whether it is merged into {shown} "
+                        f"({count.stderr.strip()}); --force deletes it")
+            continue
+        if unmerged and not force:
+            said.append(f"🔖 kept branch {branch}: {_count(unmerged, 'commit')} not merged into {shown}; "
+                        f"--force deletes it")
+            continue
+        done = git(root, "branch", "-D", "-q", branch)
+        if done.returncode != 0:
+            said.append(f"⚠️  could not delete branch {branch}: {done.stderr.strip()}")
+        elif unmerged:
+            said.append(f"🧹 deleted branch {branch} ({_count(unmerged, 'unmerged commit')} dropped)")
+        else:
+            said.append(f"🧹 deleted branch {branch} (nothing on it that {shown} lacks)")
+    return said
+
+
+def _count(n, what: str) -> str:
+    n = len(n) if isinstance(n, list) else n
+    return f"{n} {what}{'s' if n != 1 else ''}"
+
+
+def _some(files: list[str], shown: int = 10) -> str:
+    return ", ".join(files[:shown]) + (f" and {len(files) - shown} more" if len(files) > shown else "")
 
 
 def _base_of(workdir: Path, root: Path, run_id: str) -> dict:
@@ -323,13 +412,8 @@ def _base_of(workdir: Path, root: Path, run_id: str) -> dict:
     return {"branch": None, "commit": None}
 
 
-def _created_at(root: Path, branch: str) -> str:
-    """The commit a branch was created at (the oldest entry of its reflog), when no run.json says."""
-    log = git(root, "reflog", "show", "--format=%H", f"refs/heads/{branch}").stdout.split()
-    return log[-1] if log else ""
-
-
-def _worktrees_of(root: Path, run_id: str) -> list[Path]:
+def _worktrees_of(root: Path, run_id: str) -> list[tuple[Path, Optional[str]]]:
+    """The run's worktrees and the branch each has checked out (None: a detached HEAD)."""
     listing = git(root, "worktree", "list", "--porcelain").stdout
     found = []
     for block in listing.split("\n\n"):
@@ -337,7 +421,7 @@ def _worktrees_of(root: Path, run_id: str) -> list[Path]:
         branch = fields.get("branch", "")
         path = fields.get("worktree", "")
         if branch.startswith(f"refs/heads/{BRANCH_PREFIX}/{run_id}/") or f"/{WORKTREES_DIR}/{run_id}/" in path + "/":
-            found.append(Path(path))
+            found.append((Path(path), branch[len("refs/heads/"):] if branch.startswith("refs/heads/") else None))
     return found
 
 

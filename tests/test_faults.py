@@ -433,3 +433,96 @@ def test_a_key_cut_by_the_end_of_the_kept_reply_is_masked_whole_first(workdir):
     agent = json.loads(done.stdout)
     assert agent["status"] == "completed" and len(agent["reply"]) <= 4000
     assert SECRET[-12:] not in done.stdout
+
+
+def small_disk_works(where: Path) -> bool:
+    """Can this test mount a tmpfs of its own (root, or user namespaces), seen by nobody else?"""
+    where.mkdir(exist_ok=True)
+    probe = subprocess.run(["unshare", "-m", "sh", "-c", 'mount -t tmpfs -o size=16k tmpfs "$1"', "sh", str(where)],
+                           capture_output=True)
+    return probe.returncode == 0
+
+
+def test_a_full_disk_ends_everything_says_what_was_not_written_and_keeps_the_work(tmp_path):
+    repo = tmp_path / "repo"
+    runs = repo / ".orchestra" / "runs"
+    runs.mkdir(parents=True)
+    if not small_disk_works(tmp_path / "probe"):
+        pytest.skip("cannot mount a small tmpfs here (needs root or user namespaces, and unshare)")
+    for args in (["init", "-q", "-b", "main"], ["-c", "user.name=T", "-c", "user.email=t@t.invalid", "commit", "-q",
+                                                "--allow-empty", "-m", "start"]):
+        subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True)
+    pidfile = tmp_path / "pids"
+    # a's transcript fills the 16 KB disk that holds the run's folder; b's work and run.json find it full
+    cfg = config(tmp_path / "o.yaml", a=["--task", "{task}", "--flood", "0.1", "--files", "a.py", "--setsid-child",
+                                         "--pidfile", str(pidfile)], b=["--task", "{task}", "--files", "b.py"])
+    # a mount namespace of its own: the small disk is seen by this run only, and goes with it
+    done = subprocess.run(["unshare", "-m", "sh", "-c", 'mount -t tmpfs -o size=16k tmpfs "$1" && shift && exec "$@"',
+                           "sh", str(runs), sys.executable, "-m", "orchestra", "delegate", "--config", str(cfg),
+                           "--to", "a", "--to", "b", "--task", "t", "--no-analyze", "--no-tmux", "--json"],
+                          cwd=repo, capture_output=True, text=True, timeout=60)
+    assert "Traceback" not in done.stderr, done.stderr
+    assert done.returncode == 0, done.stderr  # the task completed: the record's fate does not change that
+    run = json.loads(done.stdout)  # the summary, though run.json could not be written
+    run_dir = (runs / run["run_id"]).resolve()
+    assert f"cannot write {run_dir / 'run.json'}: No space left on device" in done.stderr
+    assert f"cannot write {run_dir / 'secondary-1.cast'}: No space left on device" in done.stderr
+    assert f"cannot write {run_dir / 'secondary-1.cast'}: No space left on device" in run["secondaries"][0]["errors"]
+    assert all_gone([int(p) for p in pidfile.read_text().split()])  # the agent and the daemon it left
+    for s, name in zip(run["secondaries"], ("a.py", "b.py")):  # each one's work committed on its branch
+        assert s["status"] == "completed"
+        shown = subprocess.run(["git", "show", f"{s['branch']}:{name}"], cwd=repo, capture_output=True, text=True)
+        assert shown.stdout == "# written for: t\n"
+    orchestra("clean", run["run_id"], "--force", cwd=repo)
+
+
+def test_a_run_whose_orchestra_was_killed_is_listed_shown_replayed_and_cleaned(workdir, tmux_sessions):
+    pidfile = workdir / "pids"
+    cfg = config(workdir / "o.yaml", toy=["--task", "{task}", "--hang", "--setsid-child", "--pidfile", str(pidfile)])
+    proc = subprocess.Popen([sys.executable, "-m", "orchestra", "run", "--agent", "toy", "--task", "t",
+                             "--config", str(cfg)], cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    agent, daemon = [int(p) for p in wait_for_file(pidfile).split()]
+    run_dir = next((workdir / ".orchestra" / "runs").iterdir())
+    rid = run_dir.name
+    tmux_sessions.append(f"orchestra-{rid}")
+    wait_for(lambda: "working on: t" in (run_dir / "toy.cast").read_text())
+    proc.kill()  # SIGKILL: no record, no clean-up
+    proc.wait()
+    assert not (run_dir / "run.json").exists() and alive(daemon)
+    listed = orchestra("runs", cwd=workdir)
+    assert re.search(rf"^{rid} +incomplete +toy ", listed.stdout, re.M), listed.stdout + listed.stderr
+    shown = orchestra("show", rid, cwd=workdir)
+    assert shown.returncode == 0 and f"Run {rid}: incomplete (no run.json" in shown.stdout, shown.stderr
+    assert f"[toy] toy: incomplete" in shown.stdout and f"orchestra replay {rid} --agent toy" in shown.stdout
+    played = orchestra("replay", rid, "--agent", "toy", "--speed", "0", cwd=workdir)
+    assert played.returncode == 0 and "working on: t" in played.stdout, played.stderr
+    cleaned = orchestra("clean", rid, cwd=workdir)
+    assert cleaned.returncode == 0 and re.search(r"ended \d process(es)? the run left running", cleaned.stdout), \
+        cleaned.stdout + cleaned.stderr
+    assert all_gone([agent, daemon])
+    assert tmux("has-session", "-t", f"=orchestra-{rid}").returncode != 0
+    assert (run_dir / "toy.cast").exists()  # the record stays
+
+
+def wait_for(check, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out")
+        time.sleep(0.01)
+
+
+def test_clean_refuses_a_run_that_is_still_going_and_touches_nothing(workdir):
+    pidfile = workdir / "pids"
+    cfg = config(workdir / "o.yaml", slow=["--task", "{task}", "--hang", "--pidfile", str(pidfile)])
+    proc = subprocess.Popen([sys.executable, "-m", "orchestra", "run", "--agent", "slow", "--task", "t",
+                             "--config", str(cfg), "--no-tmux"], cwd=workdir,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    agent = int(wait_for_file(pidfile))
+    rid = next((workdir / ".orchestra" / "runs").iterdir()).name
+    refused = orchestra("clean", rid, cwd=workdir)
+    assert refused.returncode == 2 and f"run {rid} is still going (orchestra process {proc.pid})" in refused.stderr
+    assert alive(agent)
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=20)
+    assert all_gone([agent])

@@ -198,7 +198,8 @@ def test_several_secondaries_outside_git_are_refused_before_anything_starts(tmp_
     assert not pidfile.exists() and not (plain / ".orchestra" / "runs").exists()
 
 
-def test_clean_removes_worktrees_unmerged_branches_and_the_tmux_session(tmp_path, repo, tmux_sessions):
+def test_clean_removes_worktrees_merged_branches_and_the_tmux_session_and_keeps_unmerged_work(tmp_path, repo,
+                                                                                              tmux_sessions):
     cfg = config(tmp_path, a=toy("--task", "{task}", "--files", "a.py"),
                  bad=toy("--task", "{task}", "--files", "bad.py", "--done", "oops", "--exit", "2"))
     done, run = delegate(repo, cfg, "--to", "a", "--to", "bad", "--task", "t", "--no-analyze", "--merge",
@@ -213,8 +214,9 @@ def test_clean_removes_worktrees_unmerged_branches_and_the_tmux_session(tmp_path
     cleaned = orchestra("clean", rid, cwd=repo)
     assert cleaned.returncode == 0, cleaned.stderr
     assert worktrees(repo) == [str(repo.resolve())]
-    assert branches(repo) == [f"orchestra/{rid}/a"]  # merged: kept; bad's unmerged branch: deleted
-    assert f"deleted branch orchestra/{rid}/bad" in cleaned.stdout
+    assert branches(repo) == [f"orchestra/{rid}/bad"]  # a's is merged: deleted; bad's holds unmerged work: kept
+    assert f"deleted branch orchestra/{rid}/a (nothing on it that main lacks)" in cleaned.stdout
+    assert f"kept branch orchestra/{rid}/bad: 1 commit not merged into main; --force deletes it" in cleaned.stdout
     if run["tmux_session"]:
         assert tmux("has-session", "-t", f"={run['tmux_session']}").returncode != 0
     assert (repo / ".orchestra" / "runs" / rid / "run.json").exists()  # the record stays
@@ -261,7 +263,8 @@ def test_an_interrupted_run_records_every_secondary_and_clean_removes_what_it_le
     # the work done before the interrupt is committed on its branch
     assert git(repo, "show", f"{run['secondaries'][0]['branch']}:a.py") == "# written for: t"
     cleaned = orchestra("clean", run["run_id"], cwd=repo)
-    assert cleaned.returncode == 0 and worktrees(repo) == [str(repo.resolve())] and branches(repo) == []
+    assert cleaned.returncode == 0 and worktrees(repo) == [str(repo.resolve())]
+    assert branches(repo) == [run["secondaries"][0]["branch"]]  # b did nothing: its branch goes; a's work stays
 
 
 def test_a_second_ctrl_c_ends_every_secondary_at_once_and_the_run_is_still_recorded(tmp_path, repo):
@@ -427,3 +430,56 @@ def test_a_failing_post_checkout_hook_does_not_stop_the_run(tmp_path, repo):
     rid = next((repo / ".orchestra" / "runs").iterdir()).name
     assert git(repo, "show", f"orchestra/{rid}/b:b.py") == "# written for: t"
     orchestra("clean", rid, cwd=repo)
+
+
+def made_by_a_run(repo, rid, *agents):
+    """Worktrees and branches as a run makes them (`orchestra/RID/AGENT` in .orchestra/worktrees/RID/AGENT)."""
+    (repo / ".orchestra" / "runs" / rid).mkdir(parents=True)
+    (repo / ".orchestra" / ".gitignore").write_text("*\n")
+    trees = [repo / ".orchestra" / "worktrees" / rid / agent for agent in agents]
+    for agent, tree in zip(agents, trees):
+        git(repo, "worktree", "add", "-q", "-b", f"orchestra/{rid}/{agent}", str(tree))
+    return trees
+
+
+RID = "20261125-064850-c62a32"
+
+
+def test_clean_commits_what_a_worktree_holds_before_removing_it_and_keeps_its_branch(repo):
+    a, b = made_by_a_run(repo, RID, "a", "b")  # as a killed run leaves them: work written, nothing committed
+    (a / "a.py").write_text("work\n")
+    (a / "README.md").write_text("# changed\n")
+    cleaned = orchestra("clean", RID, cwd=repo)
+    assert cleaned.returncode == 0, cleaned.stderr
+    assert f"committed 2 files left uncommitted in {a} on orchestra/{RID}/a: README.md, a.py" in cleaned.stdout
+    assert git(repo, "show", f"orchestra/{RID}/a:a.py") == "work" and not a.exists() and not b.exists()
+    assert f"kept branch orchestra/{RID}/a: 1 commit not merged into HEAD; --force deletes it" in cleaned.stdout
+    assert f"deleted branch orchestra/{RID}/b (nothing on it that HEAD lacks)" in cleaned.stdout
+    assert branches(repo) == [f"orchestra/{RID}/a"]
+
+
+def test_clean_keeps_a_worktree_whose_work_cannot_be_committed_and_names_its_files(repo):
+    a, = made_by_a_run(repo, RID, "a")
+    (a / "a.py").write_text("work\n")
+    lock = Path(git(a, "rev-parse", "--git-dir")) / "index.lock"  # another git at work there: git add fails
+    lock.write_text("")
+    cleaned = orchestra("clean", RID, cwd=repo)
+    assert cleaned.returncode == 0, cleaned.stderr
+    assert f"kept worktree {a}: its uncommitted files could not be committed (git add failed:" in cleaned.stdout
+    assert "): a.py; --force removes it and them" in cleaned.stdout
+    assert (a / "a.py").read_text() == "work\n" and branches(repo) == [f"orchestra/{RID}/a"]
+    lock.unlink()
+    orchestra("clean", RID, "--force", cwd=repo)
+
+
+def test_clean_force_discards_uncommitted_work_and_unmerged_branches_and_says_how_much(repo):
+    a, = made_by_a_run(repo, RID, "a")
+    (a / "a.py").write_text("committed\n")
+    git(a, "add", "a.py")
+    git(a, "commit", "-qm", "work")
+    (a / "b.py").write_text("not committed\n")
+    cleaned = orchestra("clean", RID, "--force", cwd=repo)
+    assert cleaned.returncode == 0, cleaned.stderr
+    assert f"removed worktree {a} (discarded, uncommitted: b.py)" in cleaned.stdout
+    assert f"deleted branch orchestra/{RID}/a (1 unmerged commit dropped)" in cleaned.stdout
+    assert branches(repo) == [] and worktrees(repo) == [str(repo.resolve())]

@@ -29,6 +29,8 @@ def main() -> int:
     ap.add_argument("--kill-self", default=None, help="die by this signal instead of finishing")
     ap.add_argument("--hang", action="store_true", help="never finish")
     ap.add_argument("--spawn-child", action="store_true", help="start a grandchild that outlives a plain kill")
+    ap.add_argument("--setsid-child", action="store_true",
+                    help="start a daemon in a session of its own (setsid), off the pty: it outlives the agent")
     ap.add_argument("--pidfile", default=None, help="write this process's (and its child's) pid here")
     ap.add_argument("--wait-fifo", default=None, help="block until someone writes to this FIFO, then go on")
     ap.add_argument("--signal-fifo", default=None, help="write a line to this FIFO (blocks until someone reads it)")
@@ -54,6 +56,11 @@ def main() -> int:
     if args.spawn_child:
         import subprocess
         pids.append(subprocess.Popen([sys.executable, "-c", "import signal; signal.pause()"]).pid)
+    if args.setsid_child:
+        import subprocess
+        pids.append(subprocess.Popen([sys.executable, "-c", "import signal; signal.pause()"], start_new_session=True,
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL).pid)
     if args.pidfile:
         with open(args.pidfile + ".tmp", "w") as fh:
             fh.write(" ".join(map(str, pids)))
