@@ -161,7 +161,8 @@ def installed(config: Config, name: str) -> bool:
     return profile is not None and all(agents.which(p) for p in agents.programs(profile))
 
 
-def delegate(config: Config, plan: Plan, workdir: Path, tmux: bool = True, events: Events = Events()) -> RunSummary:
+def delegate(config: Config, plan: Plan, workdir: Path, tmux: bool = True, events: Events = Events(),
+             run_id: Optional[str] = None) -> RunSummary:
     # everything that can be known to fail is refused before any agent starts (and is paid for)
     for name in sorted({name for name in plan.slots if name != "auto"}):
         check_ready(config.profile(name), config)
@@ -173,7 +174,7 @@ def delegate(config: Config, plan: Plan, workdir: Path, tmux: bool = True, event
                              "in place, there is nothing to merge")
     if plan.merge:
         repo.ready_to_merge()
-    run = Run(config, workdir, plan.task, tmux=tmux, say=events.say)
+    run = Run(config, workdir, plan.task, tmux=tmux, say=events.say, run_id=run_id)
     flow = _Flow(run, plan, events, repo)
     return run.conduct(flow.go, flow.fail, flow.summary)
 
@@ -352,11 +353,8 @@ class _Flow:
         return chosen
 
     def return_summary(self, primary: Optional[AgentSession]) -> None:
-        # the block names run.json for what it leaves out: written now, so it is there when the primary looks
-        try:
-            self.run.write_json(self.summary())
-        except OSError:  # the end of the run writes it again, and says so if it cannot
-            pass
+        # the block names run.json for what it leaves out: the live record, with the secondaries' summaries now
+        self.run.write_live()
         record = os.path.relpath(self.run.dir / "run.json", primary.workdir if primary is not None else self.run.workdir)
         block = summary_block(self.secondaries, {r.branch: r for r in self.branches}, record)
         profile = self.plan.primary
@@ -403,12 +401,13 @@ class _Flow:
     def follow(self, sessions: list[AgentSession]) -> None:
         status = self.events.status
 
-        def tick() -> None:  # the status line follows the first agent still at work
+        def tick() -> None:
+            self.run.heartbeat()
             working = [s for s in sessions if s.active and s.phase != IDLE]
-            if working:
+            if status and working:  # the status line follows the first agent still at work
                 status(working[0], len(working) - 1)
 
-        drive(sessions, tick=tick if status else None)
+        drive(sessions, tick=tick)
 
     def result_of(self, s: AgentSession, role: str, git: Optional[GitSnapshot] = None) -> AgentSummary:
         summary = summarize_session(self.run, s, role, git)

@@ -10,9 +10,9 @@ from typing import Optional
 from .config import Config, Profile
 from .errors import OrchestraError
 from .parsers import make_parser
-from .run import RUNS_DIR
+from .run import RUNS_DIR, process_alive
 from .stream import Stream
-from .summary import AgentSummary, cost_of, split_paths
+from .summary import LOST, RUNNING, AgentSummary, cost_of, split_paths
 from .transcript import event_bytes, read_cast
 from .worktree import RUN_ID
 
@@ -50,7 +50,19 @@ def load_run(workdir: Path, run_id: str) -> dict:
         raise OrchestraError(f"{path}: cannot read: {exc}") from None
     if not _is_run(run):
         raise OrchestraError(f"{path}: not a run record (a JSON object with a run_id): damaged or not orchestra's")
-    return run
+    return lost_or_live(run)
+
+
+def lost_or_live(run: dict) -> dict:
+    """A record that says running, from a process that is gone, is of a lost run: so it is shown."""
+    if run.get("status") != RUNNING or process_alive(run.get("pid"), run.get("pid_started")):
+        return run
+    why = (f"orchestra (pid {run.get('pid')}) ended without finishing the run (killed?); its transcripts are "
+           f"kept (orchestra replay {run['run_id']}), and orchestra clean {run['run_id']} ends what it left running")
+    agents = {id(a): {**a, "status": LOST} for a in run_agents(run) if a.get("status") == RUNNING}
+    return {**run, "status": LOST, "reason": why,
+            "primary": agents.get(id(run.get("primary")), run.get("primary")),
+            "secondaries": [agents.get(id(a), a) for a in run.get("secondaries") or []]}
 
 
 def incomplete_run(workdir: Path, folder: Path) -> dict:

@@ -16,10 +16,13 @@ from .config import Config, Profile
 from .errors import OrchestraError
 from .redact import Redactor, secrets_from_env
 from .session import AgentSession, Outcome, drive, task_problem, wait_exit
-from .summary import AgentSummary, GitSnapshot, RunSummary, cost_of, split_paths, without_ignored
+from .summary import RUNNING, AgentSummary, GitSnapshot, RunSummary, cost_of, split_paths, without_ignored
 from .viewer import TmuxViewer, ViewerWindow
 
 RUNS_DIR = Path(".orchestra") / "runs"
+# One empty file per run under way, named for it: what `orchestra status` reads, however many runs are done
+LIVE_DIR = Path(".orchestra") / "live"
+LIVE_EVERY = 1.0  # seconds: the live record's latest lines and costs are rewritten at most this often
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 # Every agent of a run gets this variable in its environment, and so does everything it starts:
 # how a run finds what its agents left running outside their process groups (Run.end_stragglers).
@@ -84,7 +87,7 @@ class Run:
 
     def __init__(self, config: Config, workdir: Path, task: str, tmux: bool = True,
                  say: Callable[[str], None] = lambda line: None, env: Optional[dict] = None,
-                 warn: Callable[[str], None] = to_stderr):
+                 warn: Callable[[str], None] = to_stderr, run_id: Optional[str] = None):
         self.config = config
         self.workdir = Path(workdir).resolve()
         self.task = task
@@ -101,7 +104,10 @@ class Run:
             ignore = self.workdir / ".orchestra" / ".gitignore"
             if not ignore.exists():
                 ignore.write_text("*\n")
-            while True:  # two runs started in the same second still get their own folders
+            if run_id:  # its folder made by the command that started this one in the background
+                self.id, self.dir = run_id, runs / run_id
+                self.dir.mkdir(exist_ok=True)
+            while not run_id:  # two runs started in the same second still get their own folders
                 self.id = new_run_id()
                 self.dir = runs / self.id
                 try:
@@ -124,6 +130,19 @@ class Run:
         elif tmux:
             say("ℹ️  tmux not found: running headless (install tmux to watch agents live)")
         self.sessions: list[AgentSession] = []
+        self.roles: dict[int, str] = {}  # id(session) -> its role
+        self.results: dict[int, AgentSummary] = {}  # id(session) -> its summary, once it has one
+        self.pid, self.pid_started = os.getpid(), process_started(os.getpid())
+        self._live_at = 0.0
+        self._final = False
+        self._live_failed = False
+        self.live_marker = self.workdir / LIVE_DIR / self.id
+        try:
+            self.live_marker.parent.mkdir(parents=True, exist_ok=True)
+            self.live_marker.touch()
+        except OSError:
+            pass  # `status` without a run id will not list it; its record still says running
+        self.write_live()
 
     @property
     def tmux_session(self) -> Optional[str]:
@@ -141,7 +160,7 @@ class Run:
 
     def session(self, profile: Profile, window: str, task: str, keep_alive: bool = False,
                 workdir: Optional[Path] = None, argv: Optional[dict] = None,
-                command: Optional[list] = None) -> AgentSession:
+                command: Optional[list] = None, role: Optional[str] = None) -> AgentSession:
         env = dict(self.env)
         env.update(profile.env)
         env[RUN_MARK] = self.mark
@@ -152,8 +171,63 @@ class Run:
         s.command_override = command
         s.window = self.window(window)
         s.window_name = window
+        self.roles[id(s)] = role or ("primary" if window.startswith("primary") else window)
         self.sessions.append(s)
+        s.on_phase = lambda _: self.write_live()
+        self.write_live()
         return s
+
+    # -- the live record -------------------------------------------------------
+
+    def live(self) -> dict:
+        """run.json while the run goes on: status running, orchestra's pid, and each agent as it is now
+        (its phase, elapsed time, cost so far, latest line)."""
+        agents = [self._live_agent(s) for s in self.sessions]
+        primaries = [a for a in agents if a["role"] == "primary"]
+        costs = [a["cost_usd"] for a in agents if a["cost_usd"] is not None]
+        return RunSummary(
+            run_id=self.id, task=self.redactor.text(self.task), status=RUNNING, started_at=self.started_at,
+            workdir=str(self.workdir), tmux_session=self.tmux_session, pid=self.pid, pid_started=self.pid_started,
+            primary=primaries[-1] if primaries else None, secondaries=[a for a in agents if a["role"] != "primary"],
+            total_cost_usd=round(sum(costs), 6) if costs else None, duration_s=self.elapsed(),
+        ).to_dict()
+
+    def _live_agent(self, s: AgentSession) -> dict:
+        summary = self.results.get(id(s))
+        if summary is not None:  # done and summarised
+            return {**summary.to_dict(), "phase": s.phase, "latest": self.redactor.text(s.stream.latest)}
+        parsed = s.parser.result()
+        cost, source = cost_of(parsed, s.profile.name, self.config)
+        started = s.started_at or time.monotonic()
+        return {
+            "agent": s.profile.name, "role": self.roles.get(id(s), s.window_name),
+            "status": RUNNING if s.phase != "done" else (s.outcome.status if s.outcome else "done"),
+            "phase": s.phase, "latest": self.redactor.text(s.stream.latest),
+            "cost_usd": cost, "cost_source": source, "tokens": {"input": parsed.tokens_in, "output": parsed.tokens_out},
+            "duration_s": round((s.ended_at or time.monotonic()) - started, 3),
+            "started_at": datetime.fromtimestamp(s.started_wall, timezone.utc).isoformat(timespec="milliseconds")
+            if s.started_wall else "",
+            "transcript": os.path.relpath(s.transcript_path, self.workdir), "tmux_target": s.window.target or None,
+            "files_modified": [], "errors": [],
+        }
+
+    def write_live(self) -> None:
+        """The live record, whole (a temporary file renamed over it): at every phase change, and from
+        heartbeat() as agents write. Once the final record is written, never again."""
+        if self._final:
+            return
+        self._live_at = time.monotonic()
+        try:
+            _write_atomically(self.dir / "run.json", json.dumps(self.live(), indent=2, ensure_ascii=False))
+        except OSError as exc:
+            if not self._live_failed:  # said once; the final record is tried (and reported) all the same
+                self._live_failed = True
+                self.warn(f"⚠️  cannot write {self.dir / 'run.json'}: {exc.strerror or exc} (the live record stops)")
+
+    def heartbeat(self) -> None:
+        """From the loop's tick: the latest lines and costs, at most every LIVE_EVERY seconds."""
+        if time.monotonic() - self._live_at >= LIVE_EVERY:
+            self.write_live()
 
     def abort(self, status: str = "interrupted", reason: str = "", at_once: bool = False) -> None:
         """End every agent: all are signalled first, so their grace periods run at the same time."""
@@ -238,21 +312,21 @@ class Run:
                 self.close_viewer()
 
     def write_json(self, summary: RunSummary) -> Optional[Path]:
-        """run.json, whole or not at all. One that cannot be written (a full disk) is said on stderr
-        and the run goes on: its summary is printed all the same."""
+        """The final run.json, whole or not at all. One that cannot be written (a full disk) is said on
+        stderr and the run goes on: its summary is printed all the same."""
         path = self.dir / "run.json"
-        text = json.dumps(self.redactor.data(summary.to_dict()), indent=2, ensure_ascii=False)
-        tmp = path.with_suffix(".tmp")
+        self._final = True
+        summary.pid, summary.pid_started = self.pid, self.pid_started
         try:
-            tmp.write_text(text + "\n", encoding="utf-8")
-            os.replace(tmp, path)
+            _write_atomically(path, json.dumps(self.redactor.data(summary.to_dict()), indent=2, ensure_ascii=False))
         except OSError as exc:
-            try:
-                tmp.unlink()
-            except OSError:
-                pass
             self.warn(f"❌ cannot write {path}: {exc.strerror or exc} (the run's record is not saved)")
             return None
+        finally:
+            try:
+                self.live_marker.unlink()
+            except OSError:
+                pass
         self.saved = path
         return path
 
@@ -262,6 +336,46 @@ class Run:
 
     def elapsed(self) -> float:
         return round(time.monotonic() - self.started, 3)
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """A reader sees the old file or the new one, never half of one."""
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        tmp.write_text(text + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError:
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
+        raise
+
+
+def process_started(pid: int) -> Optional[int]:
+    """When a process started (clock ticks since boot, from /proc), to tell it from a later one given
+    the same pid; None where /proc has no such thing."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            return int(fh.read().rsplit(b")", 1)[1].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def process_alive(pid: Optional[int], started: Optional[int] = None) -> bool:
+    """Whether the process that wrote a record still runs (and is that one, not a reused pid)."""
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # there, but another user's
+    if started is not None:
+        now = process_started(pid)
+        return now is None or now == started
+    return True
 
 
 def end_processes(pids: list[int]) -> list[str]:
@@ -366,20 +480,22 @@ def summarize_session(run: Run, s: AgentSession, role: str, git: Optional[GitSna
         answers=[{k: mask(v) if isinstance(v, str) else v for k, v in a.items()} for a in r.answers],
         last_lines=r.last_lines, reply=mask(r.parsed.reply)[-4000:], workdir=str(s.workdir),
     )
+    run.results[id(s)] = summary
     return summary
 
 
 def run_agent(config: Config, profile: Profile, task: str, workdir: Path, tmux: bool = True,
               say: Callable[[str], None] = lambda line: None,
-              status_line: Optional[Callable[[AgentSession], None]] = None) -> tuple[RunSummary, AgentSummary]:
+              status_line: Optional[Callable[[AgentSession], None]] = None,
+              run_id: Optional[str] = None) -> tuple[RunSummary, AgentSummary]:
     """`orchestra run`: one agent, one task, followed to the end and summarised."""
     check_ready(profile, config)  # before the run makes its folder, tmux session and windows
     problem = task_problem(profile, task)
     if problem:
         raise OrchestraError(f"agent '{profile.name}': {problem}")
-    run = Run(config, workdir, task, tmux=tmux, say=say)
+    run = Run(config, workdir, task, tmux=tmux, say=say, run_id=run_id)
     git = GitSnapshot.take(run.workdir)
-    s = run.session(profile, profile.name, task)
+    s = run.session(profile, profile.name, task, role="agent")
     stop: list[str] = []  # the status and reason the run was stopped with, if it was
     agent: Optional[AgentSummary] = None
 
@@ -387,7 +503,12 @@ def run_agent(config: Config, profile: Profile, task: str, workdir: Path, tmux: 
         s.start()
         where = f"tmux window '{s.window.name}'" if s.window.target else "headless"
         say(f"✅ Spawned {profile.name} ({where})")
-        drive([s], tick=(lambda: status_line(s)) if status_line else None)
+        def tick() -> None:
+            run.heartbeat()
+            if status_line:
+                status_line(s)
+
+        drive([s], tick=tick)
 
     def stopped(status: str, reason: str) -> None:
         stop[:] = [status, reason]

@@ -95,7 +95,8 @@ class AgentSession:
         self._shown_decoder = codecs.getincrementaldecoder("utf-8")("replace")  # for the masked bytes
         self.searcher = self.stream.searcher
         self.answers: list[dict] = []
-        self.phase = STARTING
+        self._phase = STARTING
+        self.on_phase: Optional[Callable[["AgentSession"], None]] = None  # told each change of phase
         self.outcome: Optional[Outcome] = None
         self.child: Optional[pexpect.spawn] = None
         self.cast: Optional[CastWriter] = None
@@ -121,6 +122,17 @@ class AgentSession:
         errors = [multiline(e) for e in profile.errors]
         self._starting_watch = ([*answers, multiline(profile.prompt)], errors)
         self._working_watch = (answers, [*errors, multiline(profile.completion)])
+
+    @property
+    def phase(self) -> str:
+        return self._phase
+
+    @phase.setter
+    def phase(self, value: str) -> None:
+        if value != self._phase:
+            self._phase = value
+            if self.on_phase is not None:
+                self.on_phase(self)
 
     # -- start and send ---------------------------------------------------
 

@@ -16,6 +16,8 @@ from .config import Config
 from .parsers import Parsed
 
 STATUSES = ("completed", "partial", "failed", "timeout", "crashed", "interrupted")
+# a record's status while its run goes on, and once its orchestra process is gone without finishing it
+RUNNING, LOST = "running", "lost"
 
 
 @dataclass
@@ -73,6 +75,8 @@ class RunSummary:
     worktrees: list[dict] = field(default_factory=list)
     merges: list[dict] = field(default_factory=list)  # per branch: commits, files, merges_cleanly, conflicts, merged
     merge_stopped: Optional[str] = None
+    pid: Optional[int] = None  # the orchestra process that ran it (a record still `running` without it: lost)
+    pid_started: Optional[int] = None  # when that process started (clock ticks since boot): tells a reused pid
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -488,7 +488,13 @@ def test_a_run_whose_orchestra_was_killed_is_listed_shown_replayed_and_cleaned(w
     wait_for(lambda: "working on: t" in (run_dir / "toy.cast").read_text())
     proc.kill()  # SIGKILL: no record, no clean-up
     proc.wait()
-    assert not (run_dir / "run.json").exists() and alive(daemon)
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "running" and alive(daemon)
+    listed = orchestra("runs", cwd=workdir)  # its live record says running; its process is gone
+    assert re.search(rf"^{rid} +lost +toy ", listed.stdout, re.M), listed.stdout + listed.stderr
+    shown = orchestra("show", rid, cwd=workdir)
+    assert shown.returncode == 0 and f"Run {rid}: lost (orchestra (pid {proc.pid}) ended" in shown.stdout, shown.stderr
+    assert "[agent] toy: lost" in shown.stdout and f"orchestra replay {rid} --agent agent" in shown.stdout
+    (run_dir / "run.json").unlink()  # a run killed before its first record (or from an older orchestra)
     listed = orchestra("runs", cwd=workdir)
     assert re.search(rf"^{rid} +incomplete +toy ", listed.stdout, re.M), listed.stdout + listed.stderr
     shown = orchestra("show", rid, cwd=workdir)
