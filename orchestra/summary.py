@@ -16,7 +16,7 @@ from typing import Optional
 from .config import Config
 from .parsers import Parsed
 
-STATUSES = ("completed", "partial", "failed", "timeout", "crashed", "interrupted")
+STATUSES = ("completed", "partial", "failed", "timeout", "waiting_for_input", "crashed", "interrupted")
 
 
 @dataclass
