@@ -237,9 +237,14 @@ class AgentSession:
     @property
     def wake(self) -> float:
         """When on_time() has something to do: the deadline, or the end of a quiet time to judge."""
-        if self.phase in (STARTING, WORKING) and self.last_output > self.quiet_checked:
-            return min(self.deadline, self.last_output + self.profile.input_wait)
-        return self.deadline
+        return min(self.deadline, self._quiet_until)
+
+    @property
+    def _quiet_until(self) -> float:
+        """When the agent, still at work, will have been quiet for input_wait since output not judged yet."""
+        if self.phase in (STARTING, WORKING) and self.last_output > self.quiet_checked and not self.exited:
+            return self.last_output + self.profile.input_wait
+        return float("inf")
 
     def on_readable(self) -> None:
         self.last_output = time.monotonic()  # once per wake, not per read: for the quiet time
@@ -283,8 +288,7 @@ class AgentSession:
         self.deadline = time.monotonic() + DRAIN_GRACE
 
     def on_time(self, now: float) -> None:
-        if (self.phase in (STARTING, WORKING) and self.last_output > self.quiet_checked
-                and now >= self.last_output + self.profile.input_wait):
+        if now >= self._quiet_until:
             self.quiet_checked = self.last_output  # judged once; new output arms it again
             question = self.question()
             if question:
@@ -330,8 +334,8 @@ class AgentSession:
                 found = self.searcher.search(*self._starting_watch)
             else:
                 found = self.searcher.search(*self._working_watch)
-            if found is None or found.end <= self.searcher.consumed:
-                break  # an empty match consumes nothing and would be found again, forever
+            if found is None or found.match.end() == found.match.start():
+                break  # an empty match (a profile made in code: the config refuses them) would be found forever
             self.searcher.consume(found.end)
             self._on_match(found)
         self.searcher.searched()
@@ -382,8 +386,7 @@ class AgentSession:
         after more than `max_retries` in a row."""
         m, buf = found.match, found.match.string
         base = found.end - m.end()
-        start = buf.rfind("\n", 0, m.start()) + 1
-        end = buf.find("\n", m.end()) + 1 or len(buf)
+        start, end = _line_span(m)
         line = buf[start:end].strip()
         what = self.parser.retry(line) or line[:200]
         self.retries[what] = self.retries.get(what, 0) + 1
@@ -410,8 +413,8 @@ class AgentSession:
         tail = self.searcher.tail.strip()
         lines = [line.strip() for line in self.stream.last_lines[-QUESTION_LINES:]] + ([tail] if tail else [])
         lines = lines[-QUESTION_LINES:]
-        asked, sent = self.answered
-        if (not lines or lines[-1].startswith(("{", "[")) or (len(asked) > 2 and lines[-1].startswith(asked))
+        answered, sent = self.answered
+        if (not lines or lines[-1].startswith(("{", "[")) or (len(answered) > 2 and lines[-1].startswith(answered))
                 or (sent and lines[-1].endswith(sent))):
             return ""  # a JSON event is never a question; the one answered last (and its echo) is not one now
         menu = next((i for i, line in enumerate(lines) if MENU.match(line)), None)
@@ -645,12 +648,16 @@ def drive(sessions: Iterable[AgentSession], tick: Optional[Callable[[], None]] =
             pass
 
 
-def _line_of(match: re.Match) -> str:
-    """The whole line (or lines) a match is in: a pattern may match only its `(y/n)`."""
+def _line_span(match: re.Match) -> tuple[int, int]:
+    """Where the line (or lines) a match is in starts and ends (after its newline) in the searched text."""
     text = match.string
-    start = text.rfind("\n", 0, match.start()) + 1
-    end = text.find("\n", match.end())
-    return text[start:end if end >= 0 else len(text)].strip()
+    return text.rfind("\n", 0, match.start()) + 1, (text.find("\n", match.end()) + 1) or len(text)
+
+
+def _line_of(match: re.Match) -> str:
+    """The whole line a match is in: a pattern may match only its `(y/n)`."""
+    start, end = _line_span(match)
+    return match.string[start:end].strip()
 
 
 def _unspawnable(argv: list[str], env: dict, workdir: Path, task_in_argv: bool) -> str:

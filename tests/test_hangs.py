@@ -43,7 +43,7 @@ def test_a_pattern_matching_the_empty_string_does_not_hold_the_loop(tmp_path):
     prof = profile("--task", "{task}", "--ask", "Continue? ", timeout=1,
                    auto_answers=[AutoAnswer(re.compile("z*", re.M), "y\r")])
     s, r = run(prof, tmp_path)
-    assert r.status == "timeout" and r.answers == []
+    assert r.status == "timeout" and r.answers == [], r.reason
 
 
 def test_an_answer_that_brings_its_question_back_is_a_loop_and_fails(tmp_path):
@@ -76,7 +76,6 @@ def test_an_agent_quiet_after_an_ordinary_line_is_not_ended_early(tmp_path):
     # silence alone is not a question: a headless agent prints nothing while its model thinks
     s, r = run(profile("--task", "{task}", "--hang", input_wait=0.2, timeout=1.5), tmp_path)
     assert r.status == "timeout" and "waiting for input" not in r.reason, r.reason
-    assert s.wake == s.deadline or s.phase == "done"
 
 
 def test_a_stalled_progress_line_is_not_called_waiting_for_input(tmp_path):
