@@ -12,7 +12,7 @@ from typing import Optional
 import click
 
 from . import __version__
-from .config import Config, Profile, load_config
+from .config import Config, Profile, compile_pattern, load_config
 from .errors import OrchestraError
 from .run import Interrupted
 
@@ -71,7 +71,8 @@ class StatusLine:
         if not self.enabled:
             return
         elapsed = _duration(time.monotonic() - session.started_at)
-        last = session.redactor.text(session.stream.latest)
+        retrying = session.retrying
+        last = session.redactor.text(f"↻ {retrying}" if retrying else session.stream.latest)
         width = max(20, click.get_terminal_size()[0] - 1) if hasattr(click, "get_terminal_size") else 100
         more = f" (+{others} more)" if others else ""
         text = f"⏳ {session.profile.name}{more} {elapsed} │ {last}"[:width]
@@ -174,8 +175,6 @@ def _check_not_blank(task: Optional[str]) -> None:
 
 
 def _ad_hoc_profile(cmd: str, done: Optional[str], prompt: Optional[str]) -> Profile:
-    import re
-
     try:
         argv = shlex.split(cmd)
     except ValueError as exc:  # an unclosed quote
@@ -185,11 +184,13 @@ def _ad_hoc_profile(cmd: str, done: Optional[str], prompt: Optional[str]) -> Pro
         raise click.UsageError("--cmd is empty")
     if not done:
         raise click.UsageError("--cmd needs --done REGEX (what the program prints when the task is done)")
-    try:
-        completion = re.compile(done, re.M)
-        prompt_re = re.compile(prompt, re.M) if prompt else None
-    except re.error as exc:
-        raise click.UsageError(f"bad regular expression: {exc}")
+    patterns = {}
+    for option, text in (("--done", done), ("--prompt", prompt)):
+        try:
+            patterns[option] = compile_pattern(text) if text else None
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint=option) from None
+    completion, prompt_re = patterns["--done"], patterns["--prompt"]
     return Profile(name=os.path.basename(argv[0]), command=argv, completion=completion, prompt=prompt_re,
                    timeout=600.0)
 

@@ -11,6 +11,11 @@ import yaml
 
 from .errors import ConfigError
 
+try:
+    from re import _parser as sre_parse  # Python 3.11+
+except ImportError:  # pragma: no cover
+    import sre_parse  # type: ignore
+
 DATA_DIR = Path(__file__).resolve().parent / "data"
 SHIPPED_CONFIG = DATA_DIR / "config.yaml"
 
@@ -54,6 +59,9 @@ class Profile:
     rows: int = 40
     kill_grace: float = 2.0  # after SIGTERM, before SIGKILL
     linger: float = 1.0  # after its turn, how long it may take to exit by itself
+    input_wait: float = 15.0  # quiet this long after what looks like a question: waiting_for_input
+    retry: Optional[re.Pattern] = None  # a line that means the agent retries a failed request
+    max_retries: Optional[int] = None  # retries in a row tolerated before `failed` (None: no limit)
 
     @property
     def takes_task_in_argv(self) -> bool:
@@ -90,6 +98,99 @@ class Config:
         except KeyError:
             known = ", ".join(sorted(self.agents))
             raise ConfigError(f"{self.path}: no agent profile named '{name}' (known: {known})") from None
+
+
+def compile_pattern(text: str, may_match_empty: bool = False) -> re.Pattern:
+    """A pattern from the config or the command line, refused (ValueError, saying why) when it
+    could hang orchestra: one that matches the empty string matches at every offset, so an
+    auto-answer would answer forever; a nested repeat such as (a+)+ takes time exponential in
+    the length of a line that almost matches, and Python's re cannot be interrupted."""
+    try:
+        pattern = re.compile(text, re.M)
+    except re.error as exc:
+        raise ValueError(f"bad regular expression {text!r}: {exc}") from None
+    try:
+        parsed = sre_parse.parse(text, re.M)
+    except Exception:  # compiled above, so this does not happen; no check rather than a crash
+        return pattern
+    if _nested_repeat(parsed, False):
+        part = _nested_part(text)
+        raise ValueError(f"{text!r}: the nested repeat {part!r} can take time exponential in a line's length "
+                         "when the line almost matches, and a regular expression cannot be interrupted: "
+                         "repeat once (e.g. (a+)+ as a+, (\\w+\\s?)* as [\\w\\s]*), or, on Python 3.11+, "
+                         "make the inner part atomic: (?>a+)+")
+    if not may_match_empty and parsed.getwidth()[0] == 0:
+        raise ValueError(f"{text!r} can match the empty string, so it would match anywhere, at once and "
+                         "again and again: make it need at least one character")
+    return pattern
+
+
+_REPEATS = ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT")
+
+
+def _nested_repeat(items, inside: bool) -> bool:
+    """Whether a repeat that may match more than once holds another such repeat (outside an atomic group)."""
+    for op, arg in items:
+        name = str(op)
+        if name in _REPEATS:
+            lo, hi, body = arg
+            if hi > 1 and inside:
+                return True
+            if _nested_repeat(body, inside or hi > 1):
+                return True
+        elif name == "ATOMIC_GROUP":  # no backtracking into it: what it holds is judged on its own
+            if _nested_repeat(arg, False):
+                return True
+        else:
+            for sub in _subpatterns(name, arg):
+                if _nested_repeat(sub, inside):
+                    return True
+    return False
+
+
+def _subpatterns(name: str, arg) -> list:
+    if name == "SUBPATTERN":
+        return [arg[-1]]
+    if name == "BRANCH":
+        return list(arg[1])
+    if name in ("ASSERT", "ASSERT_NOT"):
+        return [arg[1]]
+    if name == "GROUPREF_EXISTS":
+        return [p for p in arg[1:] if p is not None]
+    return []
+
+
+_QUANTIFIER = re.compile(r"[*+]|\{(\d*),(\d*)\}|\{(\d+)\}")
+
+
+def _nested_part(text: str) -> str:
+    """The first group in the pattern's text that, with its quantifier, is a nested repeat (for the message)."""
+    opened, i, in_class = [], 0, False
+    while i < len(text):
+        c = text[i]
+        if c == "\\":
+            i += 2
+            continue
+        if in_class:
+            in_class = c != "]"
+        elif c == "[":
+            in_class = True
+            if text[i + 1:i + 2] == "]":
+                i += 1
+        elif c == "(":
+            opened.append(i)
+        elif c == ")" and opened:
+            start = opened.pop()
+            q = _QUANTIFIER.match(text, i + 1)
+            if q:
+                part = text[start:q.end()]
+                try:
+                    if _nested_repeat(sre_parse.parse(part), False):
+                        return part
+                except Exception:  # a back reference to a group outside it: look further
+                    pass
+        i += 1
+    return text
 
 
 def find_config(explicit: Optional[str] = None, cwd: Optional[Path] = None) -> Path:
@@ -196,7 +297,7 @@ class _Validator:
                 got = "null" if value is None else type(value).__name__
                 raise self.fail(f"{where}, field 'env.{key}'", f"expected a string value, got {got}")
         prof.env = {str(k): str(v) for k, v in env.items()}
-        for key in ("prompt", "completion", "paste_marker"):
+        for key in ("prompt", "completion", "paste_marker", "retry"):
             if body.get(key) is not None:
                 setattr(prof, key, self.regex(body[key], f"{where}, field '{key}'"))
         prof.errors = [self.regex(p, f"{where}, field 'errors'") for p in self.str_list(body.get("errors") or [], f"{where}, field 'errors'")]
@@ -210,10 +311,18 @@ class _Validator:
         parse = body.get("parse") or {}
         if not isinstance(parse, dict):
             raise self.fail(f"{where}, field 'parse'", "expected a mapping of name: regex")
-        prof.parse = {str(k): self.regex(v, f"{where}, field 'parse.{k}'") for k, v in parse.items()}
+        prof.parse = {str(k): self.regex(v, f"{where}, field 'parse.{k}'", may_match_empty=True) for k, v in parse.items()}
         prof.timeout = self.number(body, "timeout", where, prof.timeout)
         prof.kill_grace = self.number(body, "kill_grace", where, prof.kill_grace)
         prof.linger = self.number(body, "linger", where, prof.linger)
+        prof.input_wait = self.number(body, "input_wait", where, prof.input_wait)
+        if body.get("max_retries") is not None:
+            value = body["max_retries"]
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise self.fail(f"{where}, field 'max_retries'", f"expected a whole number of 0 or more, got {value!r}")
+            if prof.retry is None:
+                raise self.fail(f"{where}, field 'max_retries'", "needs a 'retry' pattern (what a retry looks like)")
+            prof.max_retries = value
         prof.cols = self.size(body, "cols", where, prof.cols)
         prof.rows = self.size(body, "rows", where, prof.rows)
         return prof
@@ -258,13 +367,13 @@ class _Validator:
             raise self.fail(where, "expected a list of strings")
         return [str(v) for v in value]
 
-    def regex(self, value: Any, where: str) -> re.Pattern:
+    def regex(self, value: Any, where: str, may_match_empty: bool = False) -> re.Pattern:
         if not isinstance(value, str):
             raise self.fail(where, f"expected a regular expression string, got {type(value).__name__}")
         try:
-            return re.compile(value, re.M)
-        except re.error as exc:
-            raise self.fail(where, f"bad regular expression {value!r}: {exc}") from None
+            return compile_pattern(value, may_match_empty)
+        except ValueError as exc:
+            raise self.fail(where, str(exc)) from None
 
     def answers(self, value: Any, where: str) -> list[AutoAnswer]:
         if not isinstance(value, list):

@@ -48,6 +48,16 @@ READS_PER_WAKE = 16  # reads in a row before the loop looks at other agents agai
 MAX_ARG_BYTES = 32 * os.sysconf("SC_PAGE_SIZE") - 1
 # A terminal in canonical (line) mode keeps at most 4096 bytes of a line, its Enter included (N_TTY_BUF_SIZE)
 LINE_MAX_BYTES = 4096
+# The same question answered more than LOOP_ANSWERS times within LOOP_WINDOW seconds is a loop (an
+# answer that brings its own question back): a real agent does some work between two asks.
+LOOP_ANSWERS, LOOP_WINDOW = 20, 10.0
+MAX_ANSWERS = 100  # answers recorded (the count of a loop is in its reason)
+# What an agent waiting for a person shows last: a question, a y/n choice (at the line's end: aider's
+# "(Y)es/(N)o [Yes]: y" was answered), a key to press, a menu with a selected item.
+QUESTION = re.compile(r"(?:\?|(?:[\[(](?:y|yes)/(?:n|no)[\])]|\(y\)es/\(n\)o)[^:?]*[:?]?)\s*$"
+                      r"|\b(?:press|hit) (?:enter|return|any key)|\benter to (?:confirm|continue|select)", re.I)
+MENU = re.compile(r"^\s*[❯›▶→>]\s*\d+[.)]\s")
+QUESTION_LINES = 10  # how far back a menu's selected item and its question may be
 
 # phases
 STARTING, WORKING, IDLE, EXITING, DONE = "starting", "working", "idle", "exiting", "done"
@@ -55,7 +65,7 @@ STARTING, WORKING, IDLE, EXITING, DONE = "starting", "working", "idle", "exiting
 
 @dataclass
 class Outcome:
-    status: str  # completed, failed, timeout, crashed, interrupted
+    status: str  # completed, failed, timeout, waiting_for_input, crashed, interrupted
     reason: str = ""
 
 
@@ -120,8 +130,17 @@ class AgentSession:
         # (partial, whole) pattern lists, built once: _on_match reads indexes in this order
         answers = [multiline(a.pattern) for a in profile.auto_answers]
         errors = [multiline(e) for e in profile.errors]
-        self._starting_watch = ([*answers, multiline(profile.prompt)], errors)
-        self._working_watch = (answers, [*errors, multiline(profile.completion)])
+        retry = multiline(profile.retry)
+        self._starting_watch = ([*answers, multiline(profile.prompt)], [*errors, None, retry])
+        self._working_watch = (answers, [*errors, multiline(profile.completion), retry])
+        self.asked: dict[str, list[float]] = {}  # question line -> when it was answered lately
+        self.answered = ("", "")  # the last line answered (by an auto-answer or the task), and what was sent
+        self.last_output = 0.0  # when the agent last wrote something
+        self.quiet_checked = 0.0  # the last_output whose quiet time was judged
+        self.retries: dict[str, int] = {}  # what the agent retried (its parser's words) -> how often
+        self.retry_streak = 0  # retries in a row, with nothing else printed between them
+        self.retry_end = -1  # where the last retry line (and the blank lines after it) ended
+        self.last_retry = ""
 
     @property
     def phase(self) -> str:
@@ -252,6 +271,7 @@ class AgentSession:
         self.turn_started_at = time.monotonic()
         self.deadline = self.turn_started_at + (timeout or self.profile.timeout)
         self.phase = WORKING
+        self._answering(self.stream.latest, text)  # what it showed last was its prompt
         self.type_message(text)
 
     # -- the loop's callbacks ---------------------------------------------
@@ -260,7 +280,20 @@ class AgentSession:
     def active(self) -> bool:
         return self.phase in (STARTING, WORKING, EXITING) or (self.draining and self.phase != DONE)
 
+    @property
+    def wake(self) -> float:
+        """When on_time() has something to do: the deadline, or the end of a quiet time to judge."""
+        return min(self.deadline, self._quiet_until)
+
+    @property
+    def _quiet_until(self) -> float:
+        """When the agent, still at work, will have been quiet for input_wait since output not judged yet."""
+        if self.phase in (STARTING, WORKING) and self.last_output > self.quiet_checked and not self.exited:
+            return self.last_output + self.profile.input_wait
+        return float("inf")
+
     def on_readable(self) -> None:
+        self.last_output = time.monotonic()  # once per wake, not per read: for the quiet time
         # A pty read returns at most about 4 KB; reading again at once, while the child
         # keeps writing, saves a poll per read. The cap keeps other agents' turn short.
         for _ in range(READS_PER_WAKE):
@@ -301,6 +334,14 @@ class AgentSession:
         self.deadline = time.monotonic() + DRAIN_GRACE
 
     def on_time(self, now: float) -> None:
+        if now >= self._quiet_until:
+            self.quiet_checked = self.last_output  # judged once; new output arms it again
+            question = self.question()
+            if question:
+                self.outcome = Outcome("waiting_for_input", f"waiting for input: {question} (nothing more for "
+                                       f"{self.profile.input_wait:g}s: field 'input_wait'; not answered blindly)")
+                self._begin_exit(ask=False)
+                return
         if now < self.deadline:
             return
         if self.draining:
@@ -346,8 +387,8 @@ class AgentSession:
                 found = self.searcher.search(*self._starting_watch)
             else:
                 found = self.searcher.search(*self._working_watch)
-            if found is None:
-                break
+            if found is None or found.match.end() == found.match.start():
+                break  # an empty match (a profile made in code: the config refuses them) would be found forever
             self.searcher.consume(found.end)
             self._on_match(found)
         self.searcher.searched()
@@ -357,17 +398,84 @@ class AgentSession:
         text = found.match.group(0).strip()
         if found.partial and found.index < len(p.auto_answers):
             answer = p.auto_answers[found.index]
-            self.answers.append({"question": text[-300:], "answer": answer.send.strip(),
-                                 "at_s": round(time.monotonic() - self.started_at, 3)})
+            question, now = _line_of(found.match), time.monotonic()
+            if self._looping(question, now):
+                self.outcome = Outcome("failed", f"auto-answer loop: {question[-300:]} (answered more than "
+                                                 f"{LOOP_ANSWERS} times in {LOOP_WINDOW:g}s)")
+                self._begin_exit(ask=False)
+                return
+            if len(self.answers) < MAX_ANSWERS:
+                self.answers.append({"question": text[-300:], "answer": answer.send.strip(),
+                                     "at_s": round(now - self.started_at, 3)})
+            self._answering(question, answer.send)
             self.send(answer.send, submit="")
         elif found.partial:  # the prompt: the agent is ready for the task
+            self._answering(_line_of(found.match), self.task)
             self.searcher.consume_all()
             self.phase = WORKING
             self.type_message(self.task)
         elif found.index < len(p.errors):
             self._turn_over(Outcome("failed", f"error pattern matched: {text[:500]}"))
-        else:
+        elif found.index == len(p.errors):
             self._turn_over(Outcome("completed"))
+        else:
+            self._retried(found)
+
+    def _answering(self, question: str, text: str) -> None:
+        """The question is answered: neither it nor the echo of the answer is a question any more."""
+        sent = text.strip().splitlines()[-1][-40:] if text.strip() else ""
+        self.answered, self.quiet_checked = (question, sent), self.last_output
+
+    def _looping(self, question: str, now: float) -> bool:
+        """Whether this answer would be one too many to the same question, lately."""
+        if len(self.asked) > 256:  # many different questions: forget the old ones
+            self.asked = {q: t for q, t in self.asked.items() if now - t[-1] < LOOP_WINDOW}
+        times = [t for t in self.asked.get(question, []) if now - t < LOOP_WINDOW] + [now]
+        self.asked[question] = times
+        return len(times) > LOOP_ANSWERS
+
+    def _retried(self, found) -> None:
+        """The agent retries a failed request (the profile's `retry` line): count it, and end it
+        after more than `max_retries` in a row."""
+        m, buf = found.match, found.match.string
+        base = found.end - m.end()
+        start, end = _line_span(m)
+        line = buf[start:end].strip()
+        what = self.parser.retry(line) or line[:200]
+        self.retries[what] = self.retries.get(what, 0) + 1
+        between = buf[max(self.retry_end - base, 0):start] if self.retry_end >= base else "?"
+        self.retry_streak = self.retry_streak + 1 if not between.strip() else 1
+        self.retry_end = base + (len(buf) if not buf[end:].strip() else end)
+        self.last_retry = what
+        limit = self.profile.max_retries
+        if limit is not None and self.retry_streak > limit:
+            self.outcome = Outcome("failed", f"{what}: retried {self.retry_streak} times in a row, more than "
+                                             f"max_retries ({limit})")
+            self._begin_exit(ask=False)
+
+    @property
+    def retrying(self) -> str:
+        """What the agent is retrying, while the retry is the last thing it printed (for a status line)."""
+        if self.retry_streak and self.retry_end >= self.searcher.end:
+            limit = f" of {self.profile.max_retries}" if self.profile.max_retries is not None else ""
+            return f"retry {self.retry_streak}{limit}: {self.last_retry}"
+        return ""
+
+    def question(self) -> str:
+        """The question or menu the agent showed last, if its last output looks like one, or ""."""
+        tail = self.searcher.tail.strip()
+        lines = [line.strip() for line in self.stream.last_lines[-QUESTION_LINES:]] + ([tail] if tail else [])
+        lines = lines[-QUESTION_LINES:]
+        answered, sent = self.answered
+        if (not lines or lines[-1].startswith(("{", "[")) or (len(answered) > 2 and lines[-1].startswith(answered))
+                or (sent and lines[-1].endswith(sent))):
+            return ""  # a JSON event is never a question; the one answered last (and its echo) is not one now
+        menu = next((i for i, line in enumerate(lines) if MENU.match(line)), None)
+        if menu is None and not QUESTION.search(lines[-1]):
+            return ""
+        first = menu if menu is not None else len(lines) - 1
+        asked = [i for i, line in enumerate(lines[:first + 1]) if "?" in line]
+        return " | ".join(line[:120] for line in lines[asked[-1] if asked else first:])[:500]
 
     def _on_eof(self) -> None:
         self.eof = True
@@ -389,10 +497,10 @@ class AgentSession:
             self._begin_exit(ask=True)
 
     def _timed_out(self) -> None:
-        waiting = self.searcher.tail.strip()
+        waiting = self.question()  # a stalled progress line is not a question
         reason = f"no completion within {self.profile.timeout:g}s"
         if waiting:
-            reason += f"; waiting for input: {waiting[-300:]}"
+            reason += f"; waiting for input: {waiting}"
         self.outcome = Outcome("timeout", reason)
         self._begin_exit(ask=False)
 
@@ -509,9 +617,11 @@ class AgentSession:
     def result(self) -> SessionResult:
         outcome = self.outcome or Outcome("interrupted", "did not finish")
         parsed = self.parser.result()
+        for what, count in self.retries.items():
+            parsed.add_error(f"{what}: retried {count} time{'s' if count != 1 else ''}")
         # masked as one block: a key that a hard wrap put on two lines is whole in it
         last_lines = [line for line in self.redactor.text("\n".join(self.stream.last_lines)).split("\n") if line]
-        if outcome.status in ("crashed", "failed", "timeout"):
+        if outcome.status in ("crashed", "failed", "timeout", "waiting_for_input"):
             parsed.add_error(outcome.reason)
             if last_lines:
                 parsed.add_error("last output: " + " | ".join(last_lines[-5:]))
@@ -573,7 +683,7 @@ def drive(sessions: Iterable[AgentSession], tick: Optional[Callable[[], None]] =
                 (poller.modify if fd in registered else poller.register)(fd, mask)
                 registered[fd] = mask
         now = time.monotonic()
-        wake = min([s.deadline for s in sessions if s.active] + [next_tick])
+        wake = min([s.wake for s in sessions if s.active] + [next_tick])
         timeout_ms = None if wake == float("inf") else max(0, int((wake - now) * 1000) + 1)
         for fd, event in poller.poll(timeout_ms):
             s, kind = owners[fd]
@@ -641,6 +751,18 @@ def _write_private(path: Path, text: str) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with open(fd, "w", encoding="utf-8", errors="surrogateescape") as fh:
         fh.write(text)
+
+
+def _line_span(match: re.Match) -> tuple[int, int]:
+    """Where the line (or lines) a match is in starts and ends (after its newline) in the searched text."""
+    text = match.string
+    return text.rfind("\n", 0, match.start()) + 1, (text.find("\n", match.end()) + 1) or len(text)
+
+
+def _line_of(match: re.Match) -> str:
+    """The whole line a match is in: a pattern may match only its `(y/n)`."""
+    start, end = _line_span(match)
+    return match.string[start:end].strip()
 
 
 def _unspawnable(argv: list[str], env: dict, workdir: Path, task_in_argv: bool) -> str:

@@ -15,7 +15,7 @@ from typing import Optional
 from .config import Config
 from .parsers import Parsed
 
-STATUSES = ("completed", "partial", "failed", "timeout", "crashed", "interrupted")
+STATUSES = ("completed", "partial", "failed", "timeout", "waiting_for_input", "crashed", "interrupted")
 # a record's status while its run goes on, and once its orchestra process is gone without finishing it
 RUNNING, LOST = "running", "lost"
 

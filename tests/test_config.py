@@ -109,3 +109,42 @@ def test_config_is_found_in_order(tmp_path, monkeypatch):
     assert find_config(str(explicit), tmp_path) == explicit
     with pytest.raises(ConfigError, match="not found"):
         find_config(str(tmp_path / "missing.yaml"), tmp_path)
+
+
+@pytest.mark.parametrize("body, field", [
+    ("{command: [p], completion: 'z*'}", "field 'completion'"),
+    ("{command: [p], prompt: '^'}", "field 'prompt'"),
+    ("{command: [p], errors: ['x', '(?=FATAL)']}", "field 'errors'"),
+    ("{command: [p], auto_answers: [{pattern: 'z*', send: y}]}", "field 'auto_answers'[0].pattern"),
+    ("{command: [p], paste_marker: '\\s*'}", "field 'paste_marker'"),
+    ("{command: [p], retry: '(retrying)?'}", "field 'retry'"),
+])
+def test_a_pattern_that_matches_the_empty_string_is_refused_naming_its_field(body, field):
+    # it would match at every offset: an auto-answer answered forever, holding the loop
+    with pytest.raises(ConfigError) as err:
+        parse(f"agents:\n  broken: {body}\n")
+    assert f"agent 'broken', {field}" in str(err.value) and "can match the empty string" in str(err.value)
+
+
+@pytest.mark.parametrize("pattern, part", [
+    ("(a+)+$", "(a+)+"),
+    ("^x(a*)*y", "(a*)*"),
+    ("^(\\w+\\s?)*:", "(\\w+\\s?)*"),
+    ("^(?:ab|(c+))+!", "(?:ab|(c+))+"),
+])
+def test_a_nested_repeat_is_refused_naming_the_field_and_the_part(pattern, part):
+    # Python's re cannot be interrupted: (a+)+$ on 27 a's and a b held the loop for 16 s
+    for field in ("completion", "parse.cost"):
+        body = f"{{command: [p], {field.split('.')[0]}: {{cost: '{pattern}'}}}}" if "." in field \
+            else f"{{command: [p], {field}: '{pattern}'}}"
+        with pytest.raises(ConfigError) as err:
+            parse(f"agents:\n  broken: {body}\n")
+        message = str(err.value)
+        assert f"agent 'broken', field '{field}'" in message and f"nested repeat {part!r}" in message, message
+        assert "(?>a+)+" in message  # a rewrite is suggested
+
+
+def test_repeats_that_cannot_nest_are_accepted():
+    cfg = parse("agents:\n  a: {command: [p], completion: '✻ \\S+ for (?:\\d+h )?(?:\\d+m )?\\d+s',"
+                " errors: ['(?>a+)+$', '(ab){2}x', '^\\s*DONE']}\n")
+    assert cfg.agents["a"].completion.search("✻ Cooked for 1m 3s")

@@ -47,9 +47,9 @@ def test_claude_resumed_run_counts_only_its_own_cost():
     assert p.cost_usd < result["total_cost_usd"]  # the session total includes the first run
 
 
-def test_claude_api_retries_and_errors_are_errors():
-    p = parse("claude", (OUT / "claude-401-stream-json.stdout").read_bytes())
-    assert any("401" in e and "retrying" in e for e in p.errors)
+def test_claude_names_an_api_retry_and_reports_api_errors():
+    retry = next(line for line in (OUT / "claude-401-stream-json.stdout").read_text().splitlines() if "api_retry" in line)
+    assert make_parser("claude").retry(retry) == "API error 401 authentication_failed"  # the same each attempt
     p = parse("claude", (OUT / "claude-500-max-retries-0.stdout").read_bytes())
     assert p.is_error is True and any("500" in e for e in p.errors)
 

@@ -193,6 +193,33 @@ def test_a_refused_key_stops_claude_at_once_instead_of_retrying_for_minutes(tmp_
     assert agent["duration_s"] < 10  # Claude Code alone would retry for about three minutes
 
 
+def test_claude_retrying_an_overloaded_api_fails_after_max_retries_naming_them(tmp_path, repo):
+    need("claude")
+    with ModelServer([Rule(offers_tool("Write"), error(529, "Overloaded", "overloaded_error"))]) as srv:
+        cfg = write_config(tmp_path, repo, srv.url, ["claude"])
+        data = yaml.safe_load(cfg.read_text())
+        data["agents"]["claude"]["max_retries"] = 1  # its retries come 0.5 s, then 1 s apart
+        cfg.write_text(yaml.safe_dump(data, allow_unicode=True))
+        done, agent = orchestra(cfg, repo, "run", "--agent", "claude", "--task", "hello", "--no-tmux", timeout=60)
+    assert done.returncode == 1 and agent["status"] == "failed", agent
+    assert agent["reason"] == "API error 529 overloaded: retried 2 times in a row, more than max_retries (1)"
+    assert "API error 529 overloaded: retried 2 times" in agent["errors"]
+
+
+def test_claude_tui_in_an_untrusted_folder_stops_as_waiting_for_input_with_its_menu(tmp_path, repo):
+    need("claude")
+    untrusted = init_git_repo(tmp_path / "untrusted")  # the profile's HOME trusts only `repo`
+    with ModelServer([Rule(offers_tool("Write"), text("hello"))]) as srv:
+        cfg = write_config(tmp_path, repo, srv.url, ["claude-tui"])
+        data = yaml.safe_load(cfg.read_text())
+        data["agents"]["claude-tui"]["input_wait"] = 3
+        cfg.write_text(yaml.safe_dump(data, allow_unicode=True))
+        done, agent = orchestra(cfg, untrusted, "run", "--agent", "claude-tui", "--task", "hello", "--no-tmux",
+                                timeout=60)
+    assert done.returncode == 1 and agent["status"] == "waiting_for_input", agent  # not `timeout` after 120 s
+    assert "trust?" in agent["reason"] and "Yes, I trust this folder" in agent["reason"], agent["reason"]
+
+
 def test_droid_api_error_is_reported_with_its_own_text(tmp_path, repo):
     # (Droid 0.225.2 retries a 500 silently for minutes; a refused key it reports at once.)
     need("droid")

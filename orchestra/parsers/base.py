@@ -67,6 +67,11 @@ class Parser:
         self.parsed.set_reply("")
         self.parsed.is_error = None
 
+    def retry(self, line: str) -> str:
+        """What a line the profile's `retry` pattern matched says was retried, in words that stay
+        the same from one retry of it to the next ("API error 529 overloaded"); "": the line itself."""
+        return ""
+
     def result(self) -> Parsed:
         return self.parsed
 

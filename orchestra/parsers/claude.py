@@ -1,6 +1,7 @@
 """Claude Code: `-p --output-format stream-json` / `json` events, and its interactive screen."""
 from __future__ import annotations
 
+import json
 import re
 
 from .base import JsonLinesParser, Parser, add_tokens, tool_file
@@ -19,9 +20,6 @@ class ClaudeParser(JsonLinesParser):
             p.session_id = event["session_id"]
         if kind == "system" and event.get("subtype") == "init":
             p.model = event.get("model") or p.model
-        elif kind == "system" and event.get("subtype") == "api_retry":
-            status = event.get("error_status")
-            p.add_error(f"API error {status}: {event.get('error', '')} (retrying)")
         elif kind == "assistant":
             for block in (event.get("message") or {}).get("content") or []:
                 if not isinstance(block, dict):
@@ -45,6 +43,18 @@ class ClaudeParser(JsonLinesParser):
                 detail = event.get("result") or event.get("subtype") or "error"
                 status = event.get("api_error_status")
                 p.add_error(f"{'API error ' + str(status) + ': ' if status else ''}{detail}")
+
+
+    def retry(self, line: str) -> str:
+        """`{"type":"system","subtype":"api_retry","attempt":2,"error_status":529,"error":"overloaded"...}`"""
+        try:
+            event = json.loads(line[line.index("{"):])
+        except ValueError:
+            return ""
+        if not isinstance(event, dict) or event.get("subtype") != "api_retry":
+            return ""
+        status, error = event.get("error_status"), event.get("error") or "unknown"
+        return f"API error {status} {error}" if status else f"API request failed ({error}: no HTTP status)"
 
 
 def _run_cost(result: dict):

@@ -25,6 +25,8 @@ def main() -> int:
     ap.add_argument("--many-files", type=int, default=0, help="create and report this many files under gen/")
     ap.add_argument("--done", default="DONE", help="the completion line")
     ap.add_argument("--ask", default=None, help="a question to print and wait for an answer to")
+    ap.add_argument("--ask-again", action="store_true", help="ask the --ask question again after each answer")
+    ap.add_argument("--line", action="append", default=[], help="print this line first (e.g. a retry notice)")
     ap.add_argument("--exit", type=int, default=0, help="exit code after the work")
     ap.add_argument("--kill-self", default=None, help="die by this signal instead of finishing")
     ap.add_argument("--hang", action="store_true", help="never finish")
@@ -83,6 +85,8 @@ def main() -> int:
         out(f"task digest: {len(data)} {hashlib.sha256(data).hexdigest()}\n")
     else:
         out(f"working on: {task}\n")
+    for line in args.line:
+        out(line + "\n")
     if args.signal_fifo:
         with open(args.signal_fifo, "w") as fh:
             fh.write("go\n")
@@ -91,10 +95,12 @@ def main() -> int:
             fh.read()
     if args.echo_env:
         out(f"env {args.echo_env}={os.environ.get(args.echo_env, '')}\n")
-    if args.ask:
+    while args.ask:
         out(args.ask)
-        answer = sys.stdin.readline().strip()
-        out(f"\ngot answer: {answer}\n")
+        answer = sys.stdin.readline()
+        out(f"\ngot answer: {answer.strip()}\n")
+        if not (args.ask_again and answer):
+            break
     if args.flood:
         flood(args.flood, args.flood_style)
     many = [f"gen/generated-file-{i:05d}.txt" for i in range(args.many_files)]
