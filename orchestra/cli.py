@@ -440,6 +440,19 @@ def show(run_id, workdir, as_json):
     click.echo(f"\nTotal cost: {_cost(r.get('total_cost_usd'))}   Time: {_duration(r.get('duration_s') or 0)}")
 
 
+@cli.command("mcp")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False),
+              help="Config file (default: ./orchestra.yaml, then ~/.config/orchestra/config.yaml, then the shipped one).")
+def mcp_cmd(config_path):
+    """Serve orchestra's tools (delegate, wait, status, result, cancel, agents) to an MCP client on stdin/stdout,
+    for the directory it is started in. Set-up: claude mcp add orchestra -- orchestra mcp"""
+    try:  # here, not at the top: it takes most of a second to import, and only this command needs it
+        from .mcp_server import serve
+    except ImportError as exc:
+        raise OrchestraError(f"orchestra mcp needs the MCP Python SDK (`pip install mcp`, Python 3.10+): {exc}") from None
+    serve(Path.cwd(), config_path)
+
+
 @cli.command()
 @click.option("--config", "config_path", type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True)

@@ -1,0 +1,418 @@
+"""`orchestra mcp`: an MCP server on stdio through which a running agent delegates to another.
+
+The calling agent is the primary (it wrote the task); each `delegate` starts a detached
+`orchestra delegate --no-analyze` (jobs.py) and waits for it a while. Nothing lives in this
+process: a run goes on when the server goes, and every answer is read from the run's record,
+so a server started again (or the CLI: `orchestra wait/status/show`) answers the same.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from pathlib import Path
+from typing import Optional
+
+import anyio
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp_types import CallToolResult, TextContent
+
+from . import jobs
+from .config import Config, load_config
+from .delegate import ERRORS_SHOWN, FILES_SHOWN, _clip, installed
+from .errors import OrchestraError
+from .history import run_agents
+from .session import argv_problem
+from .summary import RUNNING
+
+WAIT_DEFAULT = 45.0  # seconds: under the 60 s a client gives a tool call by default (Codex)
+WAIT_MAX = 3600.0
+PROGRESS_EVERY = 5.0  # seconds between progress notifications while waiting
+TEXT_MAX = 4000  # characters of the text a model gets for one run, whatever the secondaries did
+REPLY_MAX = 1000
+REQUESTS_DIR = Path(".orchestra") / "mcp-requests"  # request_id -> run id, one file each
+CLAIM_WAIT = 30.0  # seconds a retried delegate waits for the call that claimed its request_id to start the run
+
+INSTRUCTIONS = (
+    "Orchestra hands a coding task to another terminal coding agent (Droid, Aider, Claude Code, ...) working in "
+    "this directory, records it, and returns a summary you can trust: status, files changed (git's view), "
+    "errors, cost, time. Call agents() to see who is installed; delegate(task) to hand over a self-contained "
+    "task; wait(run_id) if delegate says the run is still going."
+)
+
+DELEGATE_DOC = """Hand a self-contained coding task to another coding agent (the secondary), which does it in this \
+working directory while you wait, and get back its summary: status (completed, failed, timeout, ...) and why, the \
+files it modified (as git sees them), its errors, cost, tokens, duration, its reply, and where a person can watch or \
+replay it.
+
+Delegate when a part of your work can be done on its own by someone else: write the task as a brief the other \
+agent can act on without your context (what to build, which files, how to check it). Do not delegate something \
+you still need to decide.
+
+to: an agent name from agents(), or "auto" (the routing rules pick one from the task's words).
+wait_s: how long this call waits for the run (default 45 s). If the run is not over by then, you get \
+{run_id, status: "running"}: the run goes on, and you call wait(run_id) (as many times as needed) to get the \
+summary. Nothing is lost if a call times out.
+request_id: any string unique to this task; calling delegate again with the same request_id (a retry) never \
+starts a second run, it returns the one already started."""
+
+WAIT_DOC = """Wait up to wait_s seconds (default 45) for a delegated run to end, and return its summary (status and \
+why, files modified, errors, cost, tokens, duration, the secondary's reply). If it is still going when wait_s \
+passes, you get status "running" with what the agent is doing now: call wait again."""
+
+STATUS_DOC = """What delegated runs are doing now, without waiting: each agent's phase (starting, working, idle, \
+exiting, done), elapsed time, cost so far and latest output line. Without run_id: every run under way here."""
+
+RESULT_DOC = """A run's summary as it is recorded now (also for a run started by an earlier session or from the \
+command line), without waiting. Status "running" means it is not over: use wait."""
+
+CANCEL_DOC = """Stop a delegated run (as Ctrl-C would): its agents are ended, what they wrote stays, and the \
+summary says "interrupted"."""
+
+AGENTS_DOC = """Which coding agents can be delegated to here: installed or not, whether their API key variable is \
+set, the routing rules that "auto" follows, and how a person watches or replays a run."""
+
+
+def serve(workdir: Path, config_path: Optional[str] = None) -> None:
+    """Serve the tools on stdin/stdout until the client closes them."""
+    build(workdir, config_path).run()
+
+
+def build(workdir: Path, config_path: Optional[str] = None) -> MCPServer:
+    workdir = Path(workdir).resolve()
+    server = MCPServer("orchestra", instructions=INSTRUCTIONS, log_level="WARNING")
+
+    def config() -> Config:
+        try:
+            return load_config(config_path, workdir)  # read at each call: an edited config counts at once
+        except OrchestraError as exc:
+            raise ToolError(str(exc)) from None
+
+    @server.tool(description=DELEGATE_DOC)
+    async def delegate(task: str, ctx: Context, to: str = "auto", wait_s: float = WAIT_DEFAULT,
+                       request_id: Optional[str] = None) -> CallToolResult:
+        cfg = config()
+        check_delegation(cfg, task, to)
+        argv = ["delegate", "--task", task, "--to", to, "--no-analyze", "--workdir", str(workdir)]
+        if config_path:
+            argv += ["--config", str(Path(config_path).resolve())]
+        run_id = await anyio.to_thread.run_sync(start_once, workdir, argv, request_id)
+        return await _wait(ctx, workdir, run_id, wait_s)
+
+    @server.tool(description=WAIT_DOC)
+    async def wait(run_id: str, ctx: Context, wait_s: float = WAIT_DEFAULT) -> CallToolResult:
+        return await _wait(ctx, workdir, run_id, wait_s)
+
+    @server.tool(description=STATUS_DOC)
+    async def status(run_id: Optional[str] = None) -> CallToolResult:
+        runs = await anyio.to_thread.run_sync(_call, jobs.status, workdir, run_id)
+        if not runs:
+            return _result("No delegated run is under way in this directory.", {"runs": []})
+        return _result("\n".join(live_text(r) for r in runs), {"runs": [live_data(r) for r in runs]})
+
+    @server.tool(description=RESULT_DOC)
+    async def result(run_id: str) -> CallToolResult:
+        return summary_result(await anyio.to_thread.run_sync(_call, jobs.result, workdir, run_id))
+
+    @server.tool(description=CANCEL_DOC)
+    async def cancel(run_id: str) -> CallToolResult:
+        return summary_result(await anyio.to_thread.run_sync(_call, jobs.cancel, workdir, run_id))
+
+    @server.tool(description=AGENTS_DOC)
+    async def agents() -> CallToolResult:
+        data = agents_data(config())
+        return _result(agents_text(data), data)
+
+    return server
+
+
+def _call(fn, *args):
+    try:
+        return fn(*args)
+    except OrchestraError as exc:
+        raise ToolError(str(exc)) from None
+
+
+def check_delegation(cfg: Config, task: str, to: str) -> None:
+    """What the model can fix, said before anything starts."""
+    if not task.strip():
+        raise ToolError("The task is empty: say what the other agent should do (what to build, which files, "
+                        "how to check it).")
+    problem = argv_problem(task)
+    if problem:
+        raise ToolError(problem[0].upper() + problem[1:] + ".")
+    if to != "auto":
+        ready = [name for name in routable(cfg) if installed(cfg, name)]
+        if to not in cfg.agents:
+            raise ToolError(f"No agent named {to!r}. Installed: {', '.join(ready) or 'none'}; or to=\"auto\".")
+        if not installed(cfg, to):
+            raise ToolError(f"Agent {to!r} is not installed here. Installed: {', '.join(ready) or 'none'}; "
+                            "or to=\"auto\".")
+
+
+def routable(cfg: Config) -> list[str]:
+    """The profiles a task can go to: real agents (a replay profile, whose command is orchestra's own, is a demo)."""
+    return [name for name, p in cfg.agents.items() if not (p.binary or p.command[0]).startswith("{")]
+
+
+# -- one run per request_id ------------------------------------------------------------------------------------
+
+
+def start_once(workdir: Path, argv: list[str], request_id: Optional[str]) -> str:
+    """jobs.start, except that a request_id seen before returns the run it started. The claim is a file
+    created with O_EXCL (one caller wins, whichever process it is in), holding `pending PID` until the run
+    id replaces it; a claim whose process is gone before that is taken over."""
+    if not request_id:
+        return _call(jobs.start, workdir, argv)
+    folder = workdir / REQUESTS_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    claim = folder / hashlib.sha256(request_id.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+    deadline = time.monotonic() + CLAIM_WAIT
+    while True:
+        try:
+            fd = os.open(claim, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            held = _read(claim)
+            if held.startswith("run "):
+                return held[4:].strip()
+            pid = held[len("pending "):].strip() if held.startswith("pending ") else ""
+            if held and not (pid.isdigit() and _alive(int(pid))):
+                _remove(claim)  # its caller died before starting the run: try again
+                continue
+            if time.monotonic() > deadline:
+                raise ToolError(f"request_id {request_id!r} is being started by another call that has not "
+                                "finished yet; call delegate again with it in a moment")
+            time.sleep(0.05)  # the other call is inside jobs.start, which returns within a second or two
+            continue
+        with os.fdopen(fd, "w") as fh:
+            fh.write(f"pending {os.getpid()}\n")
+        break
+    try:
+        run_id = _call(jobs.start, workdir, argv)
+    except BaseException:
+        _remove(claim)  # nothing started: a retry may try again
+        raise
+    tmp = claim.with_name(claim.name + f".{os.getpid()}.tmp")
+    tmp.write_text(f"run {run_id}\n")
+    os.replace(tmp, claim)
+    return run_id
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError:
+        return ""
+
+
+def _remove(path: Path) -> None:
+    try:
+        path.unlink()
+    except OSError:
+        pass
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
+
+
+# -- waiting ---------------------------------------------------------------------------------------------------
+
+
+async def _wait(ctx: Context, workdir: Path, run_id: str, wait_s: float) -> CallToolResult:
+    if not 0 <= wait_s < float("inf"):  # nan too
+        raise ToolError(f"wait_s must be a number of seconds, 0 or more; got {wait_s}")
+    wait_s = min(wait_s, WAIT_MAX)
+    began = time.monotonic()
+
+    async def report(record: dict) -> None:
+        elapsed = time.monotonic() - began
+        await ctx.report_progress(elapsed, None, progress_line(record))
+
+    first = await anyio.to_thread.run_sync(_call, jobs.result, workdir, run_id)
+    if first.get("status") == RUNNING:
+        await report(first)  # at once: a client sees the run id before the first period passes
+
+    def progress(record: dict) -> None:
+        try:
+            anyio.from_thread.run(report, record)
+        except Exception:  # the client went away: the run goes on, and so does this wait
+            pass
+
+    record = await anyio.to_thread.run_sync(
+        lambda: _call(jobs.wait, workdir, run_id, wait_s, progress, PROGRESS_EVERY), abandon_on_cancel=True)
+    return summary_result(record)
+
+
+def progress_line(record: dict) -> str:
+    agents = [a for a in run_agents(record) if a.get("status") == RUNNING] or run_agents(record)
+    if not agents:
+        return f"run {record.get('run_id')}: starting"
+    a = agents[-1]
+    latest = _clip(" ".join(str(a.get("latest") or "").split()), 160)
+    return (f"{a.get('agent')} {a.get('phase') or a.get('status')} {_seconds(a.get('duration_s'))}"
+            + (f": {latest}" if latest else ""))
+
+
+# -- what the model gets ----------------------------------------------------------------------------------------
+
+
+def summary_result(record: dict) -> CallToolResult:
+    if record.get("status") == RUNNING:
+        data = live_data(record)
+        data["next"] = f"call wait(run_id=\"{record['run_id']}\") to keep waiting for its summary"
+        text = (f"Run {record['run_id']} is still going ({live_text(record)}). It goes on without you: "
+                f"call wait(run_id=\"{record['run_id']}\") to keep waiting for its summary, status() to look "
+                "in on it, cancel() to stop it.")
+        return _result(text, data)
+    data = summary_data(record)
+    return _result(summary_text(data), data)
+
+
+def summary_data(record: dict) -> dict:
+    """The run's summary, each part bounded as the block a primary gets is (delegate.summary_block)."""
+    secondaries = [a for a in run_agents(record) if a.get("role") != "primary"]
+    share = max(300, (TEXT_MAX - 600) // max(1, len(secondaries)))
+    return {
+        "run_id": record.get("run_id"),
+        "status": record.get("status"),
+        "reason": _clip(str(record.get("reason") or ""), 500),
+        "cost_usd": record.get("total_cost_usd"),
+        "duration_s": record.get("duration_s"),
+        "agents": [_agent_data(a, share) for a in secondaries],
+        "watch": f"tmux attach -t {record['tmux_session']}" if record.get("tmux_session") else None,
+        "replay": f"orchestra replay {record.get('run_id')}",
+        "record": f".orchestra/runs/{record.get('run_id')}/run.json",
+    }
+
+
+def _agent_data(a: dict, share: int) -> dict:
+    files = [str(f) for f in a.get("files_modified") or []]
+    errors = [str(e) for e in a.get("errors") or []]
+    return {
+        "agent": a.get("agent"), "status": a.get("status"), "reason": _clip(str(a.get("reason") or ""), 500),
+        "files_modified": [_clip(f, 200) for f in files[:FILES_SHOWN]],
+        "files_more": max(0, len(files) - FILES_SHOWN),
+        "errors": [_clip(e, 300) for e in errors[:ERRORS_SHOWN]],
+        "errors_more": max(0, len(errors) - ERRORS_SHOWN),
+        "cost_usd": a.get("cost_usd"), "cost_source": a.get("cost_source"),
+        "tokens": a.get("tokens"), "duration_s": a.get("duration_s"),
+        "branch": a.get("branch"),
+        "reply": _clip(" ".join(str(a.get("reply") or "").split()), min(REPLY_MAX, share // 2)),
+        "transcript": a.get("transcript"),
+    }
+
+
+def summary_text(data: dict) -> str:
+    head = f"Run {data['run_id']}: {data['status']}" + (f" ({data['reason']})" if data["reason"] else "") + "."
+    parts = [head]
+    share = (TEXT_MAX - len(head) - 400) // max(1, len(data["agents"]))
+    for a in data["agents"]:
+        files = ", ".join(a["files_modified"]) or "none"
+        if a["files_more"]:
+            files += f" and {a['files_more']} more (all: {data['record']})"
+        errors = "; ".join(a["errors"]) or "none"
+        if a["errors_more"]:
+            errors += f" and {a['errors_more']} more (all: {data['record']})"
+        tokens = a["tokens"] or {}
+        lines = [
+            f"{a['agent']}: {a['status']}" + (f" ({a['reason']})" if a["reason"] else ""),
+            f"files modified: {files}",
+            f"errors: {errors}",
+            f"cost: {_money(a['cost_usd'], a['cost_source'])}; tokens: {tokens.get('input')} in, "
+            f"{tokens.get('output')} out; duration: {_seconds(a['duration_s'])}",
+        ]
+        if a["branch"]:
+            lines.append(f"branch: {a['branch']}")
+        if a["reply"]:
+            lines.append(f"its reply: {a['reply']}")
+        parts.append(_clip("\n".join(lines), share))
+    tail = [f"Total cost: {_money(data['cost_usd'])}; time: {_seconds(data['duration_s'])}."]
+    if data["watch"]:
+        tail.append(f"For the person: watch with `{data['watch']}`, replay with `{data['replay']}`; "
+                    f"the whole record: {data['record']}.")
+    else:
+        tail.append(f"For the person: replay with `{data['replay']}`; the whole record: {data['record']}.")
+    return "\n".join(parts + tail)
+
+
+def live_data(record: dict) -> dict:
+    return {
+        "run_id": record.get("run_id"), "status": record.get("status"),
+        "reason": _clip(str(record.get("reason") or ""), 500),
+        "elapsed_s": record.get("duration_s"), "cost_usd": record.get("total_cost_usd"),
+        "agents": [{"agent": a.get("agent"), "role": a.get("role"), "status": a.get("status"),
+                    "phase": a.get("phase"), "elapsed_s": a.get("duration_s"), "cost_usd": a.get("cost_usd"),
+                    "latest": _clip(" ".join(str(a.get("latest") or "").split()), 200)}
+                   for a in run_agents(record)],
+        "watch": f"tmux attach -t {record['tmux_session']}" if record.get("tmux_session") else None,
+    }
+
+
+def live_text(record: dict) -> str:
+    data = live_data(record)
+    agents = "; ".join(f"{a['agent']} {a['phase'] or a['status']}, {_seconds(a['elapsed_s'])}, cost "
+                       f"{_money(a['cost_usd'])}" + (f", latest: {a['latest']}" if a["latest"] else "")
+                       for a in data["agents"]) or "no agent started yet"
+    text = f"{data['run_id']} {data['status']}: {agents}"
+    if data["reason"] and data["status"] != RUNNING:
+        text += f" ({data['reason']})"
+    return text + (f"; watch: {data['watch']}" if data["watch"] else "")
+
+
+def agents_data(cfg: Config) -> dict:
+    rows = []
+    for name in routable(cfg):
+        p = cfg.agents[name]
+        rows.append({"agent": name, "installed": installed(cfg, name),
+                     "binary": p.binary or p.command[0], "install": p.install or None,
+                     "api_key_env": p.api_key_env,
+                     "api_key_set": bool(p.api_key_env and os.environ.get(p.api_key_env))})
+    return {
+        "agents": rows,
+        "routing": {"rules": [{"name": r.name, "agent": r.agent, "words": r.words} for r in cfg.rules],
+                    "default": cfg.default_agent,
+                    "how": "to=\"auto\": the first rule with one of its words in the task (whole words, any case) "
+                           "whose agent is installed; else the default"},
+        "watch": "each run has a tmux session: tmux attach -t orchestra-<run_id>; in a terminal, `orchestra status` "
+                 "shows every run under way and `orchestra replay <run_id>` plays a finished one",
+        "config": str(cfg.path),
+    }
+
+
+def agents_text(data: dict) -> str:
+    lines = []
+    for a in data["agents"]:
+        if not a["installed"]:
+            state = f"not installed ({a['binary']}" + (f"; {a['install']}" if a["install"] else "") + ")"
+        elif a["api_key_env"] and not a["api_key_set"]:
+            state = f"installed, but {a['api_key_env']} is not set"
+        else:
+            state = "installed"
+        lines.append(f"- {a['agent']}: {state}")
+    rules = "; ".join(f"{r['name']} -> {r['agent']} ({', '.join(r['words'])})" for r in data["routing"]["rules"])
+    lines.append(f"Routing for to=\"auto\": {rules or 'no rules'}; default {data['routing']['default']}. "
+                 f"{data['routing']['how']}.")
+    lines.append(f"Watching: {data['watch']}.")
+    return "Agents:\n" + "\n".join(lines)
+
+
+def _result(text: str, data: dict) -> CallToolResult:
+    return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=data)
+
+
+def _money(value, source: Optional[str] = None) -> str:
+    if value is None:
+        return "unknown"
+    return f"${value:.4f}" + (" (estimated from tokens)" if source == "estimated" else "")
+
+
+def _seconds(value) -> str:
+    return f"{value:.1f}s" if isinstance(value, (int, float)) else "?"

@@ -1,0 +1,112 @@
+"""The real Claude Code as the primary, delegating through `orchestra mcp` to the real Droid.
+
+Both run against one scripted model server, each with its own HOME: Claude's requests are told
+from Droid's by the tools they offer (Claude's ToolSearch and Write, Droid's Create). Claude's
+script plays a model that delegates: MCP tools are deferred in Claude Code 2.1.328, so it first
+loads the tool with ToolSearch, then calls mcp__orchestra__delegate, then answers.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import MARK
+from test_real_agents import USER_PY, git, need, write_config
+from tests.support.agents import agents_dir, claude_setup, init_git_repo
+from tests.support.model_server import ModelServer, Rule, offers_tool, text, tool_call, write_file_rules
+from tests.support.model_script import When
+
+pytestmark = pytest.mark.real_agent
+
+BRIEF = "Create models/user.py with a User class that has a name."
+CLAUDE_FINAL = "Droid created models/user.py; the delegated task is done."
+DELEGATE = "mcp__orchestra__delegate"
+
+
+@pytest.fixture
+def repo(tmp_path):
+    path = init_git_repo(tmp_path / "repo")
+    (path / "README.md").write_text("# project\n")
+    (path / "models").mkdir()
+    (path / "models" / "__init__.py").write_text("")
+    git(path, "add", "-A")
+    git(path, "commit", "-qm", "start")
+    return path
+
+
+def last_tool_result(req) -> str:
+    """The text of the tool result the request ends with ("" if it ends otherwise)."""
+    if not req.messages or not isinstance(req.messages[-1].get("content"), list):
+        return ""
+    parts = []
+    for block in req.messages[-1]["content"]:
+        if isinstance(block, dict) and block.get("type") == "tool_result":
+            content = block.get("content")
+            if isinstance(content, str):
+                parts.append(content)
+            else:
+                parts += [c.get("text", "") for c in content or [] if isinstance(c, dict)]
+    return "\n".join(parts)
+
+
+def claude_primary_rules(request_id: str) -> list[Rule]:
+    claude = offers_tool("Write") & ~offers_tool("Create")  # Droid offers a ToolSearch too
+    delegated = When(lambda r: '"run_id"' in last_tool_result(r), "delegate's result")
+    return [
+        Rule(claude & delegated, text(CLAUDE_FINAL), name="claude-final"),
+        Rule(claude & offers_tool(DELEGATE),
+             tool_call(DELEGATE, {"task": BRIEF, "to": "droid", "request_id": request_id}), name="claude-delegates"),
+        Rule(claude & ~offers_tool(DELEGATE),
+             tool_call("ToolSearch", {"query": f"select:{DELEGATE}", "max_results": 5}), name="claude-loads-tool"),
+    ]
+
+
+def test_claude_delegates_to_droid_through_orchestra_mcp_and_gets_the_summary(tmp_path, repo, tmux_sessions):
+    need("claude", "droid")
+    rules = claude_primary_rules("user-model-1") + write_file_rules("droid", repo, "models/user.py", USER_PY,
+                                                                    "Created models/user.py.")
+    with ModelServer(rules) as srv:
+        cfg = write_config(tmp_path, repo, srv.url, ["droid"])
+        claude = claude_setup(tmp_path / "home-claude", repo, srv.url)
+        env = dict(claude.env)
+        # what orchestra's server and its worker need from the test's environment: the agents' cache
+        # (HOME is Claude's own here), the tests' own tmux server, and the mark that finds leftovers
+        env.update({"ORCHESTRA_AGENTS_DIR": str(agents_dir()),
+                    "TMUX_TMPDIR": os.environ["TMUX_TMPDIR"], MARK: os.environ[MARK]})
+        mcp_config = tmp_path / "mcp.json"
+        mcp_config.write_text(json.dumps({"mcpServers": {"orchestra": {
+            "command": sys.executable, "args": ["-m", "orchestra", "mcp", "--config", str(cfg)]}}}))
+        done = subprocess.run(
+            claude.command("-p", "--output-format", "stream-json", "--verbose", "--mcp-config", str(mcp_config),
+                           "--strict-mcp-config", "--allowedTools", f"{DELEGATE},mcp__orchestra__wait", "--",
+                           "Add a User model; hand the work to another agent."),
+            cwd=repo, env=env, capture_output=True, text=True, timeout=180)
+        requests = srv.requests.snapshot()
+    events = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    runs_dir = repo / ".orchestra" / "runs"
+    runs = sorted(runs_dir.iterdir()) if runs_dir.is_dir() else []
+    for run in runs:
+        tmux_sessions.append(f"orchestra-{run.name}")
+    # Claude loaded the deferred tool, called it, and its model was given orchestra's summary
+    seen = [last_tool_result(r) for r in requests if '"run_id"' in last_tool_result(r)]
+    assert seen, [r.summary() for r in requests] + [done.stdout[-3000:], done.stderr[-2000:]]
+    # Claude Code 2.1.328 gives its model the tool's structured content (JSON), not its text
+    result = json.loads(seen[-1])
+    assert result["status"] == "completed", result
+    droid = result["agents"][0]
+    assert droid["agent"] == "droid" and droid["status"] == "completed"
+    assert droid["files_modified"] == ["models/user.py"] and droid["tokens"]["output"] > 0
+    assert result["watch"] == f"tmux attach -t orchestra-{runs[0].name}"
+    assert (repo / "models" / "user.py").read_text() == USER_PY
+    assert len(runs) == 1  # one run
+    record = json.loads((runs[0] / "run.json").read_text())
+    assert record["status"] == "completed" and record["secondaries"][0]["agent"] == "droid"
+    assert record["task"] == BRIEF and record["primary"] is None  # the calling agent was the primary
+    # and Claude's own reply came back
+    final = [e for e in events if e.get("type") == "result"]
+    assert final and final[-1]["result"] == CLAUDE_FINAL and done.returncode == 0, done.stdout[-3000:]
