@@ -31,6 +31,7 @@ WAIT_MAX = 3600.0
 PROGRESS_EVERY = 5.0  # seconds between progress notifications while waiting
 TEXT_MAX = 4000  # characters of the text a model gets for one run, whatever the secondaries did
 REPLY_MAX = 1000
+AGENTS_BUDGET = 32000  # characters of the structured result's agents, shared among them
 REQUESTS_DIR = Path(".orchestra") / "mcp-requests"  # request_id -> run id, one file each
 CLAIM_WAIT = 30.0  # seconds a retried delegate waits for the call that claimed its request_id to start the run
 
@@ -252,13 +253,14 @@ async def _wait(ctx: Context, workdir: Path, run_id: str, wait_s: float) -> Call
 
 
 def progress_line(record: dict) -> str:
+    """One line: the run, the agent at work, its phase, how long, its latest line."""
     agents = [a for a in run_agents(record) if a.get("status") == RUNNING] or run_agents(record)
     if not agents:
-        return f"run {record.get('run_id')}: starting"
+        return f"run {record.get('run_id')}: starting, {_seconds(record.get('duration_s'))}"
     a = agents[-1]
     latest = _clip(" ".join(str(a.get("latest") or "").split()), 160)
-    return (f"{a.get('agent')} {a.get('phase') or a.get('status')} {_seconds(a.get('duration_s'))}"
-            + (f": {latest}" if latest else ""))
+    return (f"run {record.get('run_id')}: {a.get('agent')} {a.get('phase') or a.get('status')}, "
+            f"{_seconds(a.get('duration_s'))}" + (f": {latest}" if latest else ""))
 
 
 # -- what the model gets ----------------------------------------------------------------------------------------
@@ -279,33 +281,37 @@ def summary_result(record: dict) -> CallToolResult:
 def summary_data(record: dict) -> dict:
     """The run's summary, each part bounded as the block a primary gets is (delegate.summary_block)."""
     secondaries = [a for a in run_agents(record) if a.get("role") != "primary"]
-    share = max(300, (TEXT_MAX - 600) // max(1, len(secondaries)))
     return {
         "run_id": record.get("run_id"),
         "status": record.get("status"),
         "reason": _clip(str(record.get("reason") or ""), 500),
         "cost_usd": record.get("total_cost_usd"),
         "duration_s": record.get("duration_s"),
-        "agents": [_agent_data(a, share) for a in secondaries],
+        "agents": [_agent_data(a, len(secondaries)) for a in secondaries],
         "watch": f"tmux attach -t {record['tmux_session']}" if record.get("tmux_session") else None,
         "replay": f"orchestra replay {record.get('run_id')}",
         "record": f".orchestra/runs/{record.get('run_id')}/run.json",
     }
 
 
-def _agent_data(a: dict, share: int) -> dict:
+def _agent_data(a: dict, n: int) -> dict:
+    """One agent's part, smaller as there are more agents (delegate --parallel 64): a whole result stays
+    within about 50 KB, under what clients pass on (Claude Code: 25,000 tokens)."""
     files = [str(f) for f in a.get("files_modified") or []]
     errors = [str(e) for e in a.get("errors") or []]
+    budget = max(400, AGENTS_BUDGET // max(1, n))
+    n_files, n_errors = max(3, FILES_SHOWN // n), max(1, ERRORS_SHOWN // n)
     return {
-        "agent": a.get("agent"), "status": a.get("status"), "reason": _clip(str(a.get("reason") or ""), 500),
-        "files_modified": [_clip(f, 200) for f in files[:FILES_SHOWN]],
-        "files_more": max(0, len(files) - FILES_SHOWN),
-        "errors": [_clip(e, 300) for e in errors[:ERRORS_SHOWN]],
-        "errors_more": max(0, len(errors) - ERRORS_SHOWN),
+        "agent": a.get("agent"), "status": a.get("status"),
+        "reason": _clip(str(a.get("reason") or ""), min(500, budget // 4)),
+        "files_modified": [_clip(f, min(200, budget // 10)) for f in files[:n_files]],
+        "files_more": max(0, len(files) - n_files),
+        "errors": [_clip(e, min(300, budget // 8)) for e in errors[:n_errors]],
+        "errors_more": max(0, len(errors) - n_errors),
         "cost_usd": a.get("cost_usd"), "cost_source": a.get("cost_source"),
         "tokens": a.get("tokens"), "duration_s": a.get("duration_s"),
         "branch": a.get("branch"),
-        "reply": _clip(" ".join(str(a.get("reply") or "").split()), min(REPLY_MAX, share // 2)),
+        "reply": _clip(" ".join(str(a.get("reply") or "").split()), min(REPLY_MAX, budget // 4)),
         "transcript": a.get("transcript"),
     }
 
@@ -315,25 +321,26 @@ def summary_text(data: dict) -> str:
     parts = [head]
     share = (TEXT_MAX - len(head) - 400) // max(1, len(data["agents"]))
     for a in data["agents"]:
-        files = ", ".join(a["files_modified"]) or "none"
-        if a["files_more"]:
-            files += f" and {a['files_more']} more (all: {data['record']})"
-        errors = "; ".join(a["errors"]) or "none"
-        if a["errors_more"]:
-            errors += f" and {a['errors_more']} more (all: {data['record']})"
+        # counts first: what a cut section keeps
+        n_files, n_errors = len(a["files_modified"]) + a["files_more"], len(a["errors"]) + a["errors_more"]
+        files = ", ".join(a["files_modified"]) + (" ..." if a["files_more"] else "")
+        errors = "; ".join(a["errors"]) + (" ..." if a["errors_more"] else "")
         tokens = a["tokens"] or {}
         lines = [
-            f"{a['agent']}: {a['status']}" + (f" ({a['reason']})" if a["reason"] else ""),
-            f"files modified: {files}",
-            f"errors: {errors}",
-            f"cost: {_money(a['cost_usd'], a['cost_source'])}; tokens: {tokens.get('input')} in, "
-            f"{tokens.get('output')} out; duration: {_seconds(a['duration_s'])}",
+            f"{a['agent']}: {a['status']}" + (f" ({_clip(a['reason'], share // 4)})" if a["reason"] else ""),
+            f"cost: {_money(a['cost_usd'], a['cost_source'])}; tokens: {_count(tokens.get('input'))} in, "
+            f"{_count(tokens.get('output'))} out; duration: {_seconds(a['duration_s'])}",
+            _clip(f"files modified ({n_files}): {files or 'none'}", share // 3),
+            _clip(f"errors ({n_errors}): {errors or 'none'}", share // 4),
         ]
         if a["branch"]:
             lines.append(f"branch: {a['branch']}")
         if a["reply"]:
             lines.append(f"its reply: {a['reply']}")
+        lines.append(f"transcript: {a['transcript']}")
         parts.append(_clip("\n".join(lines), share))
+    if any(a["files_more"] or a["errors_more"] for a in data["agents"]):
+        parts.append(f"(Lists cut short end in '...'; all of them: {data['record']}.)")
     tail = [f"Total cost: {_money(data['cost_usd'])}; time: {_seconds(data['duration_s'])}."]
     if data["watch"]:
         tail.append(f"For the person: watch with `{data['watch']}`, replay with `{data['replay']}`; "
@@ -412,6 +419,10 @@ def _money(value, source: Optional[str] = None) -> str:
     if value is None:
         return "unknown"
     return f"${value:.4f}" + (" (estimated from tokens)" if source == "estimated" else "")
+
+
+def _count(value) -> str:
+    return str(value) if isinstance(value, int) else "unknown"
 
 
 def _seconds(value) -> str:

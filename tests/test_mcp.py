@@ -1,0 +1,267 @@
+"""`orchestra mcp`: the protocol on stdio, runs that outlive the server, one run per request_id, tool errors.
+
+The secondary is the toy agent (tests/agents/toy_agent.py); it waits on a FIFO where a test needs
+a run that is still going. The real Claude Code as the client: test_mcp_real.py.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import TOY
+from orchestra.session import MAX_ARG_BYTES
+
+mcp = pytest.importorskip("mcp")  # a dependency; its absence is an install problem, said here plainly
+from mcp import Client  # noqa: E402
+from mcp.client.stdio import StdioServerParameters  # noqa: E402
+
+from orchestra.mcp_server import TEXT_MAX, summary_result  # noqa: E402
+
+TOOLS = {"delegate", "wait", "status", "result", "cancel", "agents"}
+
+
+def config(tmp_path: Path, *worker_args: str) -> Path:
+    path = tmp_path / "orchestra.yaml"
+    path.write_text(yaml.safe_dump({
+        "agents": {"worker": {"command": [sys.executable, str(TOY), "--task", "{task}", *worker_args],
+                              "completion": "^DONE", "timeout": 60, "linger": 0.5, "kill_grace": 1}},
+        "routing": {"rules": [], "default": "worker"}}))
+    return path
+
+
+@pytest.fixture
+def project(tmp_path):
+    """The directory served; whatever runs a test started there are ended with it, and their tmux sessions."""
+    from conftest import tmux
+    from orchestra import jobs
+
+    path = tmp_path / "project"
+    path.mkdir()
+    yield path
+    for run_id in runs_of(path):
+        if jobs.result(path, run_id).get("status") == "running":
+            jobs.cancel(path, run_id)
+        tmux("kill-session", "-t", f"=orchestra-{run_id}")
+
+
+@pytest.fixture
+def gate(tmp_path):
+    """A FIFO the toy worker blocks on until the test opens it: a run that is still going."""
+    path = tmp_path / "gate"
+    os.mkfifo(path)
+    yield path
+    release(path)  # whatever happened, no worker stays blocked
+
+
+def release(fifo: Path, wait: bool = False) -> None:
+    """Let the worker blocked on fifo go on (an open and a close: it reads the end); wait=True blocks until
+    the worker has opened it, else nothing happens when nobody waits on it yet."""
+    try:
+        fd = os.open(fifo, os.O_WRONLY if wait else os.O_WRONLY | os.O_NONBLOCK)
+    except OSError:
+        return
+    os.close(fd)
+
+
+class RawServer:
+    """`orchestra mcp` driven with plain JSON-RPC lines, as a client that is not the SDK would."""
+
+    def __init__(self, cwd: Path, cfg: Path):
+        self.proc = subprocess.Popen([sys.executable, "-m", "orchestra", "mcp", "--config", str(cfg)], cwd=cwd,
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.next_id = 0
+        self.buffer = b""
+
+    def send(self, method: str, params: dict | None = None, notify: bool = False) -> int:
+        msg = {"jsonrpc": "2.0", "method": method, "params": params or {}}
+        if not notify:
+            self.next_id += 1
+            msg["id"] = self.next_id
+        self.proc.stdin.write(json.dumps(msg).encode() + b"\n")
+        self.proc.stdin.flush()
+        return self.next_id
+
+    def read(self, timeout: float = 30) -> dict:
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self.buffer:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([self.proc.stdout], [], [], left)[0]:
+                raise TimeoutError(f"no message from the server in {timeout}s; stderr: {self.stderr()}")
+            chunk = os.read(self.proc.stdout.fileno(), 65536)
+            if not chunk:
+                raise EOFError(f"the server closed its output; stderr: {self.stderr()}")
+            self.buffer += chunk
+        line, self.buffer = self.buffer.split(b"\n", 1)
+        return json.loads(line)
+
+    def answer(self, request_id: int, seen: list | None = None) -> dict:
+        """The response to request_id; notifications before it go to seen."""
+        while True:
+            msg = self.read()
+            if msg.get("id") == request_id:
+                return msg
+            if seen is not None:
+                seen.append(msg)
+
+    def initialize(self) -> dict:
+        reply = self.answer(self.send("initialize", {
+            "protocolVersion": "2025-06-18", "capabilities": {},
+            "clientInfo": {"name": "test", "version": "1"}}))
+        self.send("notifications/initialized", notify=True)
+        return reply
+
+    def stderr(self) -> str:
+        if self.proc.poll() is None:
+            return "(still running)"
+        return self.proc.stderr.read().decode(errors="replace")[-2000:]
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.stdin.close()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        for f in (self.proc.stdout, self.proc.stderr):
+            f.close()
+
+
+def sdk_client(cwd: Path, cfg: Path) -> Client:
+    params = StdioServerParameters(command=sys.executable, args=["-m", "orchestra", "mcp", "--config", str(cfg)],
+                                   cwd=str(cwd), env=dict(os.environ))
+    return Client(params)
+
+
+def runs_of(project: Path) -> list[str]:
+    folder = project / ".orchestra" / "runs"
+    return sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+
+
+def test_initialize_tools_list_tools_call_and_progress_over_plain_json_rpc(tmp_path, project, gate):
+    server = RawServer(project, config(tmp_path, "--wait-fifo", str(gate), "--files", "a.py"))
+    try:
+        init = server.initialize()["result"]
+        assert init["serverInfo"]["name"] == "orchestra" and "tools" in init["capabilities"]
+        tools = {t["name"]: t for t in server.answer(server.send("tools/list"))["result"]["tools"]}
+        assert set(tools) == TOOLS
+        assert "call wait(run_id)" in tools["delegate"]["description"]  # a model learns it may have to wait
+        assert tools["delegate"]["inputSchema"]["required"] == ["task"]
+        call = server.send("tools/call", {"name": "delegate", "arguments": {"task": "make a.py", "to": "worker"},
+                                          "_meta": {"progressToken": "p1"}})
+        first = server.read()  # sent as soon as the run is under way
+        assert first["method"] == "notifications/progress" and first["params"]["progressToken"] == "p1"
+        run_id = runs_of(project)[0]
+        assert first["params"]["message"].startswith(f"run {run_id}: "), first
+        release(gate, wait=True)
+        reply = server.answer(call)["result"]
+    finally:
+        server.close()
+    assert not reply.get("isError"), reply
+    data = reply["structuredContent"]
+    assert data["run_id"] == run_id and data["status"] == "completed"
+    assert data["agents"][0]["files_modified"] == ["a.py"] and data["agents"][0]["agent"] == "worker"
+    text = reply["content"][0]["text"]
+    assert f"Run {run_id}: completed." in text and "files modified (1): a.py" in text
+
+
+def test_a_run_goes_on_when_the_server_is_killed_and_a_new_server_returns_its_summary(
+        tmp_path, project, gate):
+    cfg = config(tmp_path, "--wait-fifo", str(gate), "--files", "a.py")
+    server = RawServer(project, cfg)
+    try:
+        server.initialize()
+        reply = server.answer(server.send("tools/call", {"name": "delegate", "arguments": {
+            "task": "make a.py", "to": "worker", "wait_s": 0}}))["result"]
+        assert reply["structuredContent"]["status"] == "running"
+        run_id = reply["structuredContent"]["run_id"]
+        assert f'call wait(run_id="{run_id}")' in reply["content"][0]["text"]
+        server.proc.kill()  # the client's server dies in the middle of the delegation
+        server.proc.wait()
+    finally:
+        server.close()
+    release(gate, wait=True)  # the run was not stopped with it: its agent goes on and finishes
+
+    async def again():
+        async with sdk_client(project, cfg) as client:
+            waited = await client.call_tool("wait", {"run_id": run_id, "wait_s": 60})
+            return waited, await client.call_tool("result", {"run_id": run_id})
+
+    waited, result = asyncio.run(again())
+    assert waited.structured_content["status"] == "completed", waited
+    assert result.structured_content["status"] == "completed"
+    assert result.structured_content["agents"][0]["files_modified"] == ["a.py"]
+    assert (project / "a.py").exists()
+
+
+def test_a_retried_delegate_with_the_same_request_id_starts_one_run(tmp_path, project, gate):
+    cfg = config(tmp_path, "--wait-fifo", str(gate))
+
+    async def calls():
+        async with sdk_client(project, cfg) as client:
+            args = {"task": "make a.py", "to": "worker", "wait_s": 0, "request_id": "task-7"}
+            both = await asyncio.gather(client.call_tool("delegate", args), client.call_tool("delegate", args))
+            later = await client.call_tool("delegate", args)
+            other = await client.call_tool("delegate", {**args, "request_id": "task-8"})
+            cancelled = [await client.call_tool("cancel", {"run_id": run_id}) for run_id in runs_of(project)]
+            return both, later, other, cancelled
+
+    (a, b), later, other, cancelled = asyncio.run(calls())
+    ids = {r.structured_content["run_id"] for r in (a, b, later)}
+    assert len(ids) == 1, ids  # at the same time or later: one run
+    assert other.structured_content["run_id"] not in ids
+    assert len(runs_of(project)) == 2
+    assert [c.structured_content["status"] for c in cancelled] == ["interrupted", "interrupted"]
+
+
+def test_bad_input_is_a_tool_error_that_says_what_to_do(tmp_path, project):
+    cfg = config(tmp_path)
+
+    async def calls():
+        async with sdk_client(project, cfg) as client:
+            return [await client.call_tool(name, args) for name, args in (
+                ("delegate", {"task": "  ", "to": "worker"}),
+                ("delegate", {"task": "x", "to": "nobody"}),
+                ("delegate", {"task": "x" * (MAX_ARG_BYTES + 1), "to": "worker"}),
+                ("result", {"run_id": "20990101-000000-abcdef"}),
+                ("result", {"run_id": "../../etc"}),
+            )]
+
+    empty, unknown, too_long, no_run, not_an_id = asyncio.run(calls())
+    for reply in (empty, unknown, too_long, no_run, not_an_id):
+        assert reply.is_error
+    assert "task is empty" in empty.content[0].text
+    assert "No agent named 'nobody'" in unknown.content[0].text and "Installed: worker" in unknown.content[0].text
+    assert f"{MAX_ARG_BYTES + 1} bytes" in too_long.content[0].text and "file" in too_long.content[0].text
+    assert "no run '20990101-000000-abcdef'" in no_run.content[0].text
+    assert "not a run id" in not_an_id.content[0].text
+    assert runs_of(project) == []  # nothing was started
+
+
+@pytest.mark.parametrize("secondaries", [1, 8, 64])
+def test_the_summary_a_model_gets_is_bounded_whatever_the_secondaries_did(secondaries):
+    agent = {"agent": "worker", "role": "secondary-1", "status": "failed", "reason": "r" * 10_000,
+             "files_modified": [f"gen/{'d' * 300}/file-{i}.py" for i in range(50_000)],
+             "errors": ["e" * 100_000] * 1000, "reply": "y" * 1_000_000, "cost_usd": 1.5, "cost_source": "reported",
+             "tokens": {"input": 1, "output": 2}, "duration_s": 3.0, "transcript": "t.cast"}
+    record = {"run_id": "20261129-000000-abcdef", "status": "partial", "reason": "x" * 10_000,
+              "secondaries": [dict(agent, role=f"secondary-{i}") for i in range(1, secondaries + 1)],
+              "total_cost_usd": 12.0, "duration_s": 4.0, "tmux_session": "orchestra-20261129-000000-abcdef"}
+    result = summary_result(record)
+    text = result.content[0].text
+    assert len(text) <= TEXT_MAX, len(text)
+    assert "tmux attach -t orchestra-20261129-000000-abcdef" in text and text.count("worker: failed") == secondaries
+    if secondaries <= 8:  # with more, each gets a line's worth: its status, and the record for the rest
+        assert "files modified (50000): gen/" in text and "errors (1000): eee" in text
+    assert len(json.dumps(result.structured_content)) < 50_000
+    assert result.structured_content["agents"][0]["files_more"] >= 49_980
