@@ -8,7 +8,7 @@ timed) in a temporary directory gets `tools/call delegate` over plain JSON-RPC; 
 `sh -c 'date +%s.%N > STAMP; echo DONE'`, so the time measured is from writing the call to the
 server's stdin to the stamp its first command writes: the MCP server's work, jobs.start (a new
 orchestra process: Python's start, orchestra's imports, the config), the run's set-up (its folder,
-live record, tmux session and window unless --no-tmux) and the spawn. The call's answer (the
+live record, tmux session and window when tmux is installed) and the spawn. The call's answer (the
 summary, once the secondary is done) is read too, and the runs' tmux sessions are closed.
 
 Beside it, in the same directory and with the same config:
