@@ -96,6 +96,7 @@ def test_claude_delegates_to_droid_through_orchestra_mcp_and_gets_the_summary(tm
     seen = [last_tool_result(r) for r in requests if '"run_id"' in last_tool_result(r)]
     assert seen, [r.summary() for r in requests] + [done.stdout[-3000:], done.stderr[-2000:]]
     # Claude Code 2.1.328 gives its model the tool's structured content (JSON), not its text
+    (tmp_path / "tool-result.json").write_text(seen[-1])  # what the model saw, kept for a look
     result = json.loads(seen[-1])
     assert result["status"] == "completed", result
     droid = result["agents"][0]
