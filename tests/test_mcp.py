@@ -9,7 +9,6 @@ import asyncio
 import json
 import os
 import select
-import signal
 import subprocess
 import sys
 import time
@@ -21,11 +20,10 @@ import yaml
 from conftest import TOY
 from orchestra.session import MAX_ARG_BYTES
 
-mcp = pytest.importorskip("mcp")  # a dependency; its absence is an install problem, said here plainly
-from mcp import Client  # noqa: E402
-from mcp.client.stdio import StdioServerParameters  # noqa: E402
+from mcp import Client
+from mcp.client.stdio import StdioServerParameters
 
-from orchestra.mcp_server import TEXT_MAX, summary_result  # noqa: E402
+from orchestra.mcp_server import PROGRESS_EVERY, TEXT_MAX, summary_result
 
 TOOLS = {"delegate", "wait", "status", "result", "cancel", "agents"}
 
@@ -163,6 +161,10 @@ def test_initialize_tools_list_tools_call_and_progress_over_plain_json_rpc(tmp_p
         assert first["method"] == "notifications/progress" and first["params"]["progressToken"] == "p1"
         run_id = runs_of(project)[0]
         assert first["params"]["message"].startswith(f"run {run_id}: "), first
+        then = server.read(timeout=PROGRESS_EVERY + 30)  # and every PROGRESS_EVERY seconds while it works
+        assert then["method"] == "notifications/progress" and then["params"]["progress"] > first["params"]["progress"]
+        assert "worker working" in then["params"]["message"], then  # the agent, its phase, its latest line
+        assert then["params"]["message"].endswith("working on: make a.py"), then
         release(gate, wait=True)
         reply = server.answer(call)["result"]
     finally:
