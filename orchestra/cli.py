@@ -61,7 +61,7 @@ def _detach(workdir: str, as_json: bool) -> None:
     """Start this very command again in the background (without --detach) and say its run id."""
     from .jobs import start
 
-    run_id = start(Path(workdir), [a for a in sys.argv[1:] if a != "--detach"])
+    run_id = start(Path(workdir), [a for a in sys.argv[1:] if a != "--detach"], cwd=Path.cwd())
     if as_json:
         click.echo(json.dumps({"run_id": run_id, "status": "running"}))
     else:

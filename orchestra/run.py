@@ -1,6 +1,7 @@
 """A run: its id, its folder under .orchestra/runs/, its tmux session, its secrets; and `orchestra run`."""
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import secrets as _random
@@ -23,6 +24,9 @@ RUNS_DIR = Path(".orchestra") / "runs"
 # One empty file per run under way, named for it: what `orchestra status` reads, however many runs are done
 LIVE_DIR = Path(".orchestra") / "live"
 LIVE_EVERY = 1.0  # seconds: the live record's latest lines and costs are rewritten at most this often
+# Held (flock) by the run's orchestra process until its final record is written, and let go by the
+# kernel if that process dies: one event, on Linux and macOS alike, for "the run has ended".
+LOCK = "run.lock"
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 # Every agent of a run gets this variable in its environment, and so does everything it starts:
 # how a run finds what its agents left running outside their process groups (Run.end_stragglers).
@@ -137,6 +141,7 @@ class Run:
         self._final = False
         self._live_failed = False
         self.live_marker = self.workdir / LIVE_DIR / self.id
+        self._lock = hold_lock(self.dir / LOCK)  # released once the final record is written: what wait() waits on
         try:
             self.live_marker.parent.mkdir(parents=True, exist_ok=True)
             self.live_marker.touch()
@@ -330,6 +335,9 @@ class Run:
                 self.live_marker.unlink()
             except OSError:
                 pass
+            if self._lock is not None:
+                os.close(self._lock)  # (releases it)
+                self._lock = None
         self.saved = path
         return path
 
@@ -339,6 +347,20 @@ class Run:
 
     def elapsed(self) -> float:
         return round(time.monotonic() - self.started, 3)
+
+
+def hold_lock(path: Path) -> Optional[int]:
+    """An exclusive lock on path, held as long as the returned fd is open (none if it cannot be had)."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)  # not inherited by the agents (PEP 446)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
 
 
 def _write_atomically(path: Path, text: str) -> None:
