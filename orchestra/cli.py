@@ -402,6 +402,7 @@ def runs(workdir, as_json):
 def show(run_id, workdir, as_json):
     """Print one run's summary and its transcripts."""
     from .history import load_run, run_agents
+    from .summary import describe_ended_by
     from .worktree import BranchReport
 
     r = load_run(Path(workdir), run_id)
@@ -422,6 +423,8 @@ def show(run_id, workdir, as_json):
             click.echo(f"\n[{role}] {a.get('agent', '?')}: {a.get('status', '?')}, "
                        f"{_duration(a.get('duration_s') or 0)}, cost {_cost(a.get('cost_usd'), a.get('cost_source', ''))}")
         click.echo(f"   transcript: {a.get('transcript')}  (orchestra replay {r['run_id']} --agent {role})")
+        if a.get("status") not in ("incomplete", "running", "lost"):
+            click.echo(f"   ended by: {describe_ended_by(a.get('ended_by'))}")
         for path in a.get("files_modified") or []:
             click.echo(f"   • {path}")
         for err in (a.get("errors") or [])[:5]:

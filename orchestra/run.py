@@ -468,7 +468,7 @@ def summarize_session(run: Run, s: AgentSession, role: str, git: Optional[GitSna
     # --json and the summary a primary is given alike.
     mask = run.redactor.text
     summary = AgentSummary(
-        agent=s.profile.name, role=role, status=r.status, reason=mask(r.reason),
+        agent=s.profile.name, role=role, status=r.status, reason=mask(r.reason), ended_by=r.ended_by,
         files_modified=list(seen) if seen is not None else inside,
         files_claimed=inside, files_seen_by_git=seen, files_outside_workdir=outside,
         errors=[mask(e) for e in r.parsed.errors] + ([s.cast.error] if s.cast is not None and s.cast.error else []),
