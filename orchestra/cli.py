@@ -459,14 +459,16 @@ def doctor(config_path, as_json):
         for a in report["agents"]:
             mark = "✅" if a["installed"] else "❌"
             where = f"{a['path']} ({a['version'] or 'version unknown'})" if a["installed"] else f"not found — {a['install']}"
+            if a["tested_version"]:
+                where += f"; tested with {a['tested_version']}"
             key = ""
             if a["api_key_env"]:
                 key = f"; {a['api_key_env']} {'is set' if a['api_key_set'] else 'is NOT set'}"
             click.echo(f"{mark} {a['agent']:<12} {a['binary']:<14} {where}{key}")
         t = report["tmux"]
         click.echo(("✅" if t["installed"] else "❌") + f" tmux         {t['version'] or 'not found: runs go headless'}")
-        for problem in report["problems"]:
-            click.echo(f"⚠️  {problem}")
+        for line in report["warnings"] + report["problems"]:
+            click.echo(f"⚠️  {line}")
     sys.exit(1 if report["problems"] else 0)
 
 

@@ -176,6 +176,8 @@ def delegate(config: Config, plan: Plan, workdir: Path, tmux: bool = True, event
     if plan.merge:
         repo.ready_to_merge()
     run = Run(config, workdir, plan.task, tmux=tmux, say=events.say, run_id=run_id)
+    run.check_versions(([plan.primary] if plan.analyze else [])
+                       + [config.profile(name) for name in sorted(set(plan.slots)) if name != "auto"])
     flow = _Flow(run, plan, events, repo)
     return run.conduct(flow.go, flow.fail, flow.summary)
 
