@@ -2,7 +2,8 @@
 
 Each agent runs with a temporary HOME of its own (set in its profile's env), in a
 temporary git repository; only the config and environment variables differ from a
-user's setup. Skipped, with the reason, when scripts/install-agents could not install one.
+user's setup. Skipped, with the reason, when scripts/install-agents could not install one; in CI
+(CI=true) failed instead, naming the missing binary and the install log (tests/support/ci.py).
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from tests.support.agents import (ANTHROPIC_TEST_KEY, OPENAI_TEST_KEY, aider_set
                                   find_agent, init_git_repo)
 from tests.support.model_server import (ModelServer, Rule, error, has_tool_result, last_user_text_contains,
                                         offers_tool, text, tool_call, write_file_rules)
+from tests.support.ci import missing_reason
 from tests.support.model_script import aider_whole_file_rules
 
 pytestmark = pytest.mark.real_agent
@@ -33,7 +35,7 @@ PRIMARY_REPLY = "The secondary created models/user.py; the task is done. Check t
 def need(*names: str) -> None:
     missing = [n for n in names if find_agent(n) is None]
     if missing:
-        pytest.skip(f"not installed: {', '.join(missing)} (scripts/install-agents installs them)")
+        pytest.skip(missing_reason(missing))  # in CI: a failure (conftest.py)
 
 
 @pytest.fixture
