@@ -27,12 +27,17 @@ def _echo(text: str, **kwargs) -> None:
 
 
 def main() -> None:
+    from .jobs import become_worker, tell_starter
+
+    global _worker_run_id
+    _worker_run_id = become_worker()  # started by --detach (or `orchestra mcp`): the run id it must use
     try:
         cli(standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
         sys.exit(130)
     except click.ClickException as exc:
+        tell_starter(exc.format_message())
         exc.show()
         sys.exit(exc.exit_code)
     except click.exceptions.Exit as exc:
@@ -42,8 +47,27 @@ def main() -> None:
         _echo(f"⛔ interrupted ({exc}){saved}", err=True)
         sys.exit(exc.exit_code)
     except OrchestraError as exc:
+        tell_starter(str(exc))
         _echo(f"❌ {exc}", err=True)
         sys.exit(2)
+
+
+_worker_run_id: Optional[str] = None
+DETACH_HELP = ("Run in the background (a process of its own that outlives this terminal); print the run id "
+               "at once. Then: orchestra status / wait / cancel RUN_ID.")
+
+
+def _detach(workdir: str, as_json: bool) -> None:
+    """Start this very command again in the background (without --detach) and say its run id."""
+    from .jobs import start
+
+    run_id = start(Path(workdir), [a for a in sys.argv[1:] if a != "--detach"])
+    if as_json:
+        click.echo(json.dumps({"run_id": run_id, "status": "running"}))
+    else:
+        click.echo(f"🎼 Started in the background: run {run_id}")
+        click.echo(f"   orchestra status {run_id}  |  orchestra wait {run_id}  |  orchestra cancel {run_id}")
+    sys.exit(0)
 
 
 @click.group()
@@ -131,7 +155,8 @@ def _print_agent(a: dict) -> None:
 @click.option("--workdir", type=click.Path(file_okay=False, exists=True), default=".", help="Where the agent works.")
 @click.option("--no-tmux", is_flag=True, help="Do not open tmux windows.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def run(agent_name, ad_hoc, done_regex, prompt_regex, task, timeout, config_path, workdir, no_tmux, as_json):
+@click.option("--detach", is_flag=True, help=DETACH_HELP)
+def run(agent_name, ad_hoc, done_regex, prompt_regex, task, timeout, config_path, workdir, no_tmux, as_json, detach):
     """Run one agent on a task and print its summary."""
     from .run import run_agent
 
@@ -149,11 +174,13 @@ def run(agent_name, ad_hoc, done_regex, prompt_regex, task, timeout, config_path
     if task is None and (profile.takes_task_in_argv or profile.prompt is not None):
         raise click.UsageError(f"agent '{profile.name}' needs --task")
     _check_not_blank(task)
+    if detach:
+        _detach(workdir, as_json)
     say = (lambda line: None) if as_json else _say
     status = StatusLine(sys.stdout.isatty() and not as_json)
     try:
         summary, agent = run_agent(config, profile, task if task is not None else "", Path(workdir),
-                                   tmux=not no_tmux, say=say, status_line=status)
+                                   tmux=not no_tmux, say=say, status_line=status, run_id=_worker_run_id)
     finally:
         status.clear()
     data = agent.to_dict()
@@ -282,7 +309,9 @@ def summarize(agent_name, file, config_path, as_json):
 @click.option("--workdir", type=click.Path(file_okay=False, exists=True), default=".", help="Where the agents work.")
 @click.option("--no-tmux", is_flag=True, help="Do not open tmux windows.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run's summary as JSON.")
-def delegate(primary, secondaries, parallel, merge, task, no_analyze, demo, config_path, workdir, no_tmux, as_json):
+@click.option("--detach", is_flag=True, help=DETACH_HELP)
+def delegate(primary, secondaries, parallel, merge, task, no_analyze, demo, config_path, workdir, no_tmux, as_json,
+             detach):
     """The primary agent delegates a task to one or several secondaries and gets their summary back."""
     from .delegate import Events, Plan, delegate as run_delegate
 
@@ -305,10 +334,13 @@ def delegate(primary, secondaries, parallel, merge, task, no_analyze, demo, conf
         status.clear()
         say(line)
 
+    if detach:
+        _detach(workdir, as_json)
     if not as_json:
         click.echo("🎼 Orchestra - delegating task..." + (" (demo: replaying recorded sessions)" if demo else ""))
     try:
-        summary = run_delegate(config, plan, Path(workdir), tmux=not no_tmux, events=Events(say_clearing, status))
+        summary = run_delegate(config, plan, Path(workdir), tmux=not no_tmux, events=Events(say_clearing, status),
+                               run_id=_worker_run_id)
     finally:
         status.clear()
     data = summary.to_dict()
@@ -401,14 +433,21 @@ def runs(workdir, as_json):
 @click.option("--json", "as_json", is_flag=True)
 def show(run_id, workdir, as_json):
     """Print one run's summary and its transcripts."""
-    from .history import load_run, run_agents
-    from .summary import describe_ended_by
-    from .worktree import BranchReport
+    from .history import load_run
 
     r = load_run(Path(workdir), run_id)
     if as_json:
         click.echo(json.dumps(r, indent=2, ensure_ascii=False))
         return
+    _print_record(r)
+
+
+def _print_record(r: dict) -> None:
+    """A run's record as `show` prints it."""
+    from .history import run_agents
+    from .summary import describe_ended_by
+    from .worktree import BranchReport
+
     click.echo(f"Run {r['run_id']}: {r.get('status', '?')}" + (f" ({r['reason']})" if r.get("reason") else ""))
     incomplete = r.get("status") == "incomplete"
     click.echo(f"Task: {r.get('task') or '(not recorded)'}")
@@ -441,6 +480,68 @@ def show(run_id, workdir, as_json):
         click.echo(f"\nWhat it left running, its worktrees and its tmux session: orchestra clean {r['run_id']}")
         return
     click.echo(f"\nTotal cost: {_cost(r.get('total_cost_usd'))}   Time: {_duration(r.get('duration_s') or 0)}")
+
+
+def _exit_code(record: dict) -> int:
+    """delegate's exit status, for a run's record: 0 completed (and nothing stopped a merge), else 1."""
+    return 0 if record.get("status") == "completed" and not record.get("merge_stopped") else 1
+
+
+@cli.command("wait")
+@click.argument("run_id")
+@click.option("--timeout", type=float, default=None, help="Give up after this many seconds (exit 124, status running).")
+@click.option("--workdir", type=click.Path(file_okay=False, exists=True), default=".")
+@click.option("--json", "as_json", is_flag=True)
+def wait_cmd(run_id, timeout, workdir, as_json):
+    """Wait for a run (one started with --detach) to end; print its summary, with delegate's exit status."""
+    from .jobs import wait
+
+    if timeout is not None and not 0 <= timeout < float("inf"):
+        raise click.BadParameter(f"expected a number of seconds, 0 or more, got {timeout}", param_hint="--timeout")
+    record = wait(Path(workdir), run_id, float("inf") if timeout is None else timeout)
+    if as_json:
+        click.echo(json.dumps(record, indent=2, ensure_ascii=False))
+    elif record.get("status") == "running":
+        click.echo(f"⏳ run {run_id} is still running after {_duration(timeout or 0)} (orchestra status {run_id})")
+    else:
+        _print_record(record)
+    sys.exit(124 if record.get("status") == "running" else _exit_code(record))
+
+
+@cli.command("status")
+@click.argument("run_id", required=False)
+@click.option("--workdir", type=click.Path(file_okay=False, exists=True), default=".")
+@click.option("--json", "as_json", is_flag=True)
+def status_cmd(run_id, workdir, as_json):
+    """The runs under way in this directory (or one run): each agent's phase, time, cost so far, latest line."""
+    from .history import run_agents
+    from .jobs import status
+
+    records = status(Path(workdir), run_id)
+    if as_json:
+        click.echo(json.dumps(records if run_id is None else records[0], indent=2, ensure_ascii=False))
+        return
+    if not records:
+        click.echo("No run under way in this directory (orchestra runs lists the past ones).")
+    for r in records:
+        click.echo(f"{r['run_id']}  {r.get('status', '?')}  {_duration(r.get('duration_s') or 0)}  "
+                   f"{(r.get('task') or '')[:60]}" + (f"\n   {r['reason']}" if r.get("status") == "lost" else ""))
+        for a in run_agents(r):
+            phase = a.get("phase") or a.get("status", "?")
+            cost = f"${a['cost_usd']:.4f}" if isinstance(a.get("cost_usd"), (int, float)) else "cost -"
+            click.echo(f"   [{a.get('role', '?')}] {a.get('agent', '?')}: {phase}, "
+                       f"{_duration(a.get('duration_s') or 0)}, {cost} │ {(a.get('latest') or '')[:100]}")
+
+
+@cli.command("cancel")
+@click.argument("run_id")
+@click.option("--workdir", type=click.Path(file_okay=False, exists=True), default=".")
+def cancel_cmd(run_id, workdir):
+    """End a run under way as Ctrl-C would: its agents are ended and its record says interrupted."""
+    from .jobs import cancel
+
+    record = cancel(Path(workdir), run_id)
+    click.echo(f"⛔ run {run_id}: {record.get('status')}" + (f" ({record['reason']})" if record.get("reason") else ""))
 
 
 @cli.command()

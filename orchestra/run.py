@@ -268,9 +268,12 @@ class Run:
         (commit the secondaries' work) and the record are not cut short. Raises the Interrupted,
         once the record is written."""
         interrupted: Optional[Interrupted] = None
+        from .jobs import tell_starter  # (jobs reads runs: imported here, not at the top)
+
         with StopSignals() as signals:
             try:
                 try:
+                    tell_starter("started")  # detached: the starter may return; a cancel (SIGINT) is handled
                     work()
                 except Interrupted as exc:
                     interrupted = exc
@@ -366,10 +369,11 @@ def _write_atomically(path: Path, text: str) -> None:
 
 def process_started(pid: int) -> Optional[int]:
     """When a process started (clock ticks since boot, from /proc), to tell it from a later one given
-    the same pid; None where /proc has no such thing."""
+    the same pid; None where /proc has no such thing; -1 for one that has ended (a zombie)."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as fh:
-            return int(fh.read().rsplit(b")", 1)[1].split()[19])
+            fields = fh.read().rsplit(b")", 1)[1].split()
+        return -1 if fields[0] in (b"Z", b"X") else int(fields[19])
     except (OSError, ValueError, IndexError):
         return None
 
@@ -384,10 +388,8 @@ def process_alive(pid: Optional[int], started: Optional[int] = None) -> bool:
         return False
     except PermissionError:
         pass  # there, but another user's
-    if started is not None:
-        now = process_started(pid)
-        return now is None or now == started
-    return True
+    now = process_started(pid)
+    return now != -1 and (now is None or started is None or now == started)
 
 
 def end_processes(pids: list[int]) -> list[str]:

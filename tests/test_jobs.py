@@ -1,0 +1,115 @@
+"""A live run record from a run's start, and runs in the background: --detach, status, wait, cancel, lost."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+
+from conftest import orchestra
+from test_faults import all_gone, config, wait_for, wait_for_file
+
+from orchestra import jobs
+
+
+def test_the_record_is_live_from_the_start_and_a_reader_never_sees_half_of_it(workdir):
+    pidfile = workdir / "pids"
+    cfg = config(workdir / "o.yaml", toy=["--task", "{task}", "--flood", "2", "--pidfile", str(pidfile)])
+    proc = subprocess.Popen([sys.executable, "-m", "orchestra", "run", "--agent", "toy", "--task", "t",
+                             "--config", str(cfg), "--no-tmux"], cwd=workdir, stdout=subprocess.DEVNULL)
+    wait_for_file(pidfile)
+    record = next((workdir / ".orchestra" / "runs").iterdir()) / "run.json"
+    seen, broken = [], []
+
+    def read_all_the_time():
+        while proc.poll() is None:
+            try:
+                seen.append(json.loads(record.read_text()))
+            except ValueError as exc:
+                broken.append(exc)
+
+    reader = threading.Thread(target=read_all_the_time)
+    reader.start()
+    proc.wait(timeout=60)
+    reader.join()
+    live = [r for r in seen if r["status"] == "running"]
+    assert not broken and live and seen[-1]["status"] == "completed"
+    assert live[-1]["pid"] == proc.pid and live[-1]["secondaries"][0]["agent"] == "toy"
+    assert {"starting", "working"} & {r["secondaries"][0]["phase"] for r in live}
+    assert json.loads(record.read_text())["pid"] == proc.pid  # the final record keeps it
+
+
+def test_a_detached_run_says_its_id_at_once_and_wait_gives_its_summary(workdir):
+    started = orchestra("delegate", "--demo", "--task", "Add a User model", "--detach", "--json", cwd=workdir)
+    assert started.returncode == 0, started.stderr
+    said = json.loads(started.stdout)
+    assert said["status"] == "running"
+    done = orchestra("wait", said["run_id"], "--json", cwd=workdir)
+    record = json.loads(done.stdout)
+    assert done.returncode == 0 and record["status"] == "completed" and record["summary_returned_to_primary"]
+    assert (workdir / ".orchestra" / "runs" / said["run_id"] / "orchestra.log").exists()
+    os.system(f"tmux kill-session -t =orchestra-{said['run_id']} 2>/dev/null")
+
+
+def test_a_detached_worker_has_a_session_of_its_own_and_no_terminal(workdir):
+    pidfile = workdir / "pids"
+    cfg = config(workdir / "o.yaml", slow=["--task", "{task}", "--hang", "--pidfile", str(pidfile)])
+    run_id = jobs.start(workdir, ["run", "--agent", "slow", "--task", "t", "--config", str(cfg), "--no-tmux"])
+    worker = jobs.status(workdir, run_id)[0]["pid"]
+    agent = int(wait_for_file(pidfile))
+    with open(f"/proc/{worker}/stat") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    assert int(fields[3]) == worker and int(fields[4]) == 0  # its own session leader; no controlling tty
+    assert jobs.cancel(workdir, run_id)["status"] == "interrupted"
+    assert all_gone([agent])
+
+
+def test_wait_gives_up_at_its_timeout_with_124_and_cancel_ends_the_run_as_ctrl_c_would(workdir):
+    pidfile = workdir / "pids"
+    cfg = config(workdir / "o.yaml", slow=["--task", "{task}", "--hang", "--spawn-child", "--pidfile", str(pidfile)])
+    started = orchestra("run", "--agent", "slow", "--task", "t", "--config", str(cfg), "--no-tmux", "--detach",
+                        "--json", cwd=workdir)
+    run_id = json.loads(started.stdout)["run_id"]
+    pids = [int(p) for p in wait_for_file(pidfile).split()]
+    waited = orchestra("wait", run_id, "--timeout", "0.5", "--json", cwd=workdir)
+    assert waited.returncode == 124 and json.loads(waited.stdout)["status"] == "running"
+    listed = orchestra("status", cwd=workdir)
+    assert run_id in listed.stdout and "[agent] slow: working" in listed.stdout, listed.stdout
+    cancelled = orchestra("cancel", run_id, cwd=workdir)
+    assert cancelled.returncode == 0 and "interrupted" in cancelled.stdout, cancelled.stderr
+    assert all_gone(pids)
+    assert json.loads(orchestra("show", run_id, "--json", cwd=workdir).stdout)["status"] == "interrupted"
+    assert "No run under way" in orchestra("status", cwd=workdir).stdout
+
+
+def test_a_worker_killed_outright_is_lost_and_its_transcript_still_plays(workdir):
+    pidfile = workdir / "pids"
+    cfg = config(workdir / "o.yaml", slow=["--task", "{task}", "--hang", "--pidfile", str(pidfile)])
+    run_id = jobs.start(workdir, ["run", "--agent", "slow", "--task", "t", "--config", str(cfg), "--no-tmux"])
+    agent = int(wait_for_file(pidfile))
+    worker = jobs.status(workdir, run_id)[0]["pid"]
+    wait_for(lambda: "working on: t" in (workdir / ".orchestra" / "runs" / run_id / "slow.cast").read_text())
+    waiting = threading.Thread(target=lambda: seen.append(jobs.wait(workdir, run_id, 30)))
+    seen: list = []
+    waiting.start()
+    os.kill(worker, signal.SIGKILL)
+    waiting.join(timeout=10)
+    assert seen and seen[0]["status"] == "lost", seen  # wait ends with the worker, not at its timeout
+    listed = orchestra("status", run_id, cwd=workdir)
+    assert "lost" in listed.stdout and f"pid {worker}" in listed.stdout
+    played = orchestra("replay", run_id, "--agent", "agent", "--speed", "0", cwd=workdir)
+    assert played.returncode == 0 and "working on: t" in played.stdout
+    assert all_gone([agent])  # a hangup when its terminal went with the worker
+
+
+def test_a_detached_run_that_cannot_start_says_why_and_leaves_no_run(workdir):
+    import yaml
+
+    cfg = workdir / "o.yaml"
+    cfg.write_text(yaml.safe_dump({"agents": {"ghost": {"command": ["no-such-agent-cli", "{task}"],
+                                                        "install": "npm install ghost-cli"}}}))
+    failed = orchestra("run", "--agent", "ghost", "--task", "t", "--config", str(cfg), "--detach", cwd=workdir)
+    # found by the worker, before its run started: said by the command that started it
+    assert failed.returncode == 2 and "'no-such-agent-cli' was not found" in failed.stderr, failed.stderr
+    assert "npm install ghost-cli" in failed.stderr
+    assert not list((workdir / ".orchestra" / "runs").iterdir())
