@@ -12,7 +12,7 @@ from .errors import OrchestraError
 from .parsers import make_parser
 from .redact import Redactor, secrets_from_env
 from .run import RUNS_DIR, process_alive
-from .session import ENDED_LINE
+from .session import ENDED_KEPT, ENDED_LINE
 from .stream import Stream
 from .summary import LOST, RUNNING, AgentSummary, cost_of, split_paths
 from .transcript import event_bytes, read_cast
@@ -157,7 +157,7 @@ def summarize_file(config: Config, profile: Profile, path: Path) -> AgentSummary
         if found:
             completed = True
             start = lines.rfind("\n", 0, found.start()) + 1
-            line = lines[start:(lines.find("\n", found.end()) + 1 or len(lines))][:2000].strip()
+            line = lines[start:min(lines.find("\n", found.end()) + 1 or len(lines), start + ENDED_KEPT)].strip()
 
     try:
         if _is_cast(path):

@@ -67,6 +67,7 @@ STARTING, WORKING, IDLE, EXITING, DONE = "starting", "working", "idle", "exiting
 ENDED_BY = ("completion", "error_pattern", "exit", "timeout", "interrupted", "waiting_for_input", "max_retries",
             "auto_answer_loop", "exit_after_completion", "line_too_long", "closed_terminal")
 ENDED_LINE = 200  # characters of the line that decided, kept in the summary
+ENDED_KEPT = 10 * ENDED_LINE  # ...of which this many are kept until masked (a result line may be 16 MB)
 
 
 @dataclass
@@ -86,9 +87,8 @@ class Outcome:
 def decided(status: str, reason: str, signal: str, since: float, pattern: Optional[re.Pattern] = None,
             line: Optional[str] = None) -> Outcome:
     """An outcome and what decided it; `since`: when the read, deadline or exit that carried it came."""
-    # the line's start is enough, and a 16 MB line is not copied whole
     return Outcome(status, reason, signal, pattern.pattern if pattern is not None else None,
-                   line[:ENDED_LINE * 10] if line is not None else None,
+                   line[:ENDED_KEPT] if line is not None else None,
                    round(max(0.0, time.monotonic() - since) * 1000, 3))
 
 
@@ -447,9 +447,10 @@ class AgentSession:
             self.type_message(self.task, self.read_at)
         elif found.index < len(p.errors):
             self._turn_over(decided("failed", f"error pattern matched: {text[:500]}", "error_pattern",
-                                    self.read_at, p.errors[found.index], _line_of(found.match)))
+                                    self.read_at, p.errors[found.index], _line_of(found.match, ENDED_KEPT)))
         elif found.index == len(p.errors):
-            self._turn_over(decided("completed", "", "completion", self.read_at, p.completion, _line_of(found.match)))
+            self._turn_over(decided("completed", "", "completion", self.read_at, p.completion,
+                                    _line_of(found.match, ENDED_KEPT)))
         else:
             self._retried(found)
 
@@ -805,10 +806,10 @@ def _line_span(match: re.Match) -> tuple[int, int]:
     return text.rfind("\n", 0, match.start()) + 1, (text.find("\n", match.end()) + 1) or len(text)
 
 
-def _line_of(match: re.Match) -> str:
-    """The whole line a match is in: a pattern may match only its `(y/n)`."""
+def _line_of(match: re.Match, limit: Optional[int] = None) -> str:
+    """The whole line a match is in (a pattern may match only its `(y/n)`), or its first `limit` characters."""
     start, end = _line_span(match)
-    return match.string[start:end].strip()
+    return match.string[start:end if limit is None else min(end, start + limit)].strip()
 
 
 def _unspawnable(argv: list[str], env: dict, workdir: Path, task_in_argv: bool) -> str:
