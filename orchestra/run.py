@@ -136,6 +136,7 @@ class Run:
         self.sessions: list[AgentSession] = []
         self.roles: dict[int, str] = {}  # id(session) -> its role
         self.results: dict[int, AgentSummary] = {}  # id(session) -> its summary, once it has one
+        self.versions_said: set[str] = set()  # the profiles whose CLI's version was checked
         self.pid, self.pid_started = os.getpid(), process_started(os.getpid())
         self._live_at = 0.0
         self._final = False
@@ -163,9 +164,20 @@ class Run:
             self.viewer = None
             return ViewerWindow()
 
+    def check_versions(self, profiles: list[Profile]) -> None:
+        """Say once per profile and run when its CLI is another version than the profile was tested with
+        (its output format may differ); nothing is refused."""
+        for profile in profiles:
+            if profile.version and profile.name not in self.versions_said:
+                self.versions_said.add(profile.name)
+                drift = agents.drift(profile, {**self.env, **profile.env})
+                if drift:
+                    self.warn(f"⚠️  {drift}")
+
     def session(self, profile: Profile, window: str, task: str, keep_alive: bool = False,
                 workdir: Optional[Path] = None, argv: Optional[dict] = None,
                 command: Optional[list] = None, role: Optional[str] = None) -> AgentSession:
+        self.check_versions([profile])  # one chosen on the way (routed): before it starts
         env = dict(self.env)
         env.update(profile.env)
         env[RUN_MARK] = self.mark
@@ -492,7 +504,7 @@ def summarize_session(run: Run, s: AgentSession, role: str, git: Optional[GitSna
     # --json and the summary a primary is given alike.
     mask = run.redactor.text
     summary = AgentSummary(
-        agent=s.profile.name, role=role, status=r.status, reason=mask(r.reason),
+        agent=s.profile.name, role=role, status=r.status, reason=mask(r.reason), ended_by=r.ended_by,
         files_modified=list(seen) if seen is not None else inside,
         files_claimed=inside, files_seen_by_git=seen, files_outside_workdir=outside,
         errors=[mask(e) for e in r.parsed.errors] + ([s.cast.error] if s.cast is not None and s.cast.error else []),
@@ -518,6 +530,7 @@ def run_agent(config: Config, profile: Profile, task: str, workdir: Path, tmux: 
     if problem:
         raise OrchestraError(f"agent '{profile.name}': {problem}")
     run = Run(config, workdir, task, tmux=tmux, say=say, run_id=run_id)
+    run.check_versions([profile])
     git = GitSnapshot.take(run.workdir)
     s = run.session(profile, profile.name, task, role="agent")
     stop: list[str] = []  # the status and reason the run was stopped with, if it was
