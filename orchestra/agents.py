@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import subprocess
+from functools import lru_cache
 from pathlib import Path
 from typing import Mapping, Optional
 
@@ -37,6 +40,34 @@ def require(binary: str, agent: str, install_hint: str = "", env: Optional[Mappi
         problem = f"'{binary}' was not found (looked in {agents_dir() / 'bin'} and PATH)"
     hint = f"; install it with: {install_hint}" if install_hint else ""
     raise OrchestraError(f"agent '{agent}': {problem}{hint}")
+
+
+VERSION = re.compile(r"\b\d+(?:\.\d+)+(?:-[0-9A-Za-z.]+)?")
+
+
+@lru_cache(maxsize=64)
+def version_of(path: str, args: tuple = ("--version",)) -> Optional[str]:
+    """The first line a program prints for --version. Asked once per program and process: a node CLI takes
+    a second to say it."""
+    try:
+        done = subprocess.run([path, *args], capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    out = (done.stdout or done.stderr).strip().splitlines()
+    return out[0][:80] if out else None
+
+
+def drift(profile, env: Optional[Mapping[str, str]] = None) -> str:
+    """A warning when the installed CLI is another version than the one the profile's parser and patterns
+    were tested with (its `version:`), or "" (same version, none named, not installed, or none printed)."""
+    found = programs(profile)
+    path = which(found[0], env) if profile.version and found else None
+    line = version_of(path) if path else None
+    installed = VERSION.search(line) if line else None
+    if installed is None or installed.group(0) == profile.version:
+        return ""
+    return (f"agent '{profile.name}': {found[0]} {installed.group(0)} is installed, its profile was tested with "
+            f"{profile.version} (field 'version'): its output may differ, and its summary with it")
 
 
 def programs(profile) -> list[str]:

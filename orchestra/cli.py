@@ -61,7 +61,7 @@ def _detach(workdir: str, as_json: bool) -> None:
     """Start this very command again in the background (without --detach) and say its run id."""
     from .jobs import start
 
-    run_id = start(Path(workdir), [a for a in sys.argv[1:] if a != "--detach"])
+    run_id = start(Path(workdir), [a for a in sys.argv[1:] if a != "--detach"], cwd=Path.cwd())
     if as_json:
         click.echo(json.dumps({"run_id": run_id, "status": "running"}))
     else:
@@ -445,6 +445,7 @@ def show(run_id, workdir, as_json):
 def _print_record(r: dict) -> None:
     """A run's record as `show` prints it."""
     from .history import run_agents
+    from .summary import describe_ended_by
     from .worktree import BranchReport
 
     click.echo(f"Run {r['run_id']}: {r.get('status', '?')}" + (f" ({r['reason']})" if r.get("reason") else ""))
@@ -461,6 +462,8 @@ def _print_record(r: dict) -> None:
             click.echo(f"\n[{role}] {a.get('agent', '?')}: {a.get('status', '?')}, "
                        f"{_duration(a.get('duration_s') or 0)}, cost {_cost(a.get('cost_usd'), a.get('cost_source', ''))}")
         click.echo(f"   transcript: {a.get('transcript')}  (orchestra replay {r['run_id']} --agent {role})")
+        if a.get("status") not in ("incomplete", "running", "lost"):
+            click.echo(f"   ended by: {describe_ended_by(a.get('ended_by'))}")
         for path in a.get("files_modified") or []:
             click.echo(f"   • {path}")
         for err in (a.get("errors") or [])[:5]:
@@ -570,14 +573,16 @@ def doctor(config_path, as_json):
         for a in report["agents"]:
             mark = "✅" if a["installed"] else "❌"
             where = f"{a['path']} ({a['version'] or 'version unknown'})" if a["installed"] else f"not found — {a['install']}"
+            if a["tested_version"]:
+                where += f"; tested with {a['tested_version']}"
             key = ""
             if a["api_key_env"]:
                 key = f"; {a['api_key_env']} {'is set' if a['api_key_set'] else 'is NOT set'}"
             click.echo(f"{mark} {a['agent']:<12} {a['binary']:<14} {where}{key}")
         t = report["tmux"]
         click.echo(("✅" if t["installed"] else "❌") + f" tmux         {t['version'] or 'not found: runs go headless'}")
-        for problem in report["problems"]:
-            click.echo(f"⚠️  {problem}")
+        for line in report["warnings"] + report["problems"]:
+            click.echo(f"⚠️  {line}")
     sys.exit(1 if report["problems"] else 0)
 
 

@@ -38,6 +38,7 @@ class Profile:
     parser: str = "generic"
     binary: Optional[str] = None
     install: str = ""
+    version: Optional[str] = None  # the CLI's version its parser and patterns were tested with
     workdir: Optional[str] = None
     env: dict[str, str] = field(default_factory=dict)
     api_key_env: Optional[str] = None
@@ -284,6 +285,10 @@ class _Validator:
             raise self.fail(f"{where}, field 'parser'", f"unknown parser '{prof.parser}' (known: {', '.join(sorted(PARSERS))})")
         prof.binary = self.string(body, "binary", where, None)
         prof.install = self.string(body, "install", where, "")
+        if isinstance(body.get("version"), (int, float)) and not isinstance(body.get("version"), bool):
+            raise self.fail(f"{where}, field 'version'", f"expected a string, got the number {body['version']!r} "
+                                                         f"(quote it: version: \"{body['version']}\")")
+        prof.version = self.string(body, "version", where, None)
         prof.workdir = self.string(body, "workdir", where, None)
         prof.api_key_env = self.string(body, "api_key_env", where, None)
         prof.submit = self.string(body, "submit", where, prof.submit)

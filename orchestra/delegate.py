@@ -22,7 +22,7 @@ from .errors import OrchestraError
 from .router import Route, route
 from .run import Run, check_ready, summarize_session
 from .session import IDLE, AgentSession, drive, task_problem
-from .summary import AgentSummary, GitSnapshot, RunSummary, total_cost
+from .summary import AgentSummary, GitSnapshot, RunSummary, describe_ended_by, total_cost
 from .worktree import BranchReport, Repo, Tree
 
 # One line: typed into an interactive agent, a newline would send the message early.
@@ -115,6 +115,7 @@ def summary_block(secondaries: list[AgentSummary], branches: Optional[dict[str, 
         lines = [
             f"[{s.role}: {s.agent}]",
             f"status: {s.status}" + (f" ({_clip(s.reason, 500)})" if s.reason else ""),
+            "ended by: " + describe_ended_by(s.ended_by, line=False, limit=80),
             f"files: {files}",
             f"errors: {errors}",
             f"cost: {cost}",
@@ -175,6 +176,8 @@ def delegate(config: Config, plan: Plan, workdir: Path, tmux: bool = True, event
     if plan.merge:
         repo.ready_to_merge()
     run = Run(config, workdir, plan.task, tmux=tmux, say=events.say, run_id=run_id)
+    run.check_versions(([plan.primary] if plan.analyze else [])
+                       + [config.profile(name) for name in sorted(set(plan.slots)) if name != "auto"])
     flow = _Flow(run, plan, events, repo)
     return run.conduct(flow.go, flow.fail, flow.summary)
 
@@ -453,6 +456,7 @@ def merge_turns(first: AgentSummary, turn: AgentSummary) -> AgentSummary:
     first.reply_transcript = turn.transcript
     if turn.status != "completed":
         first.reason = f"reply turn {turn.status}: {turn.reason}"
+    first.ended_by = turn.ended_by  # the last wait
     return first
 
 

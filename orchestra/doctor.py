@@ -2,20 +2,10 @@
 from __future__ import annotations
 
 import os
-import subprocess
-from typing import Optional
 
 from . import agents
+from .agents import version_of
 from .config import Config
-
-
-def version_of(path: str, args: tuple = ("--version",)) -> Optional[str]:
-    try:
-        done = subprocess.run([path, *args], capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    out = (done.stdout or done.stderr).strip().splitlines()
-    return out[0][:80] if out else None
 
 
 def diagnose(config: Config) -> dict:
@@ -27,7 +17,8 @@ def diagnose(config: Config) -> dict:
         path = agents.which(binary)
         rows.append({
             "agent": name, "binary": binary, "installed": path is not None, "path": path,
-            "version": version_of(path) if path else None, "install": profile.install,
+            "version": version_of(path) if path else None, "tested_version": profile.version,
+            "drift": agents.drift(profile) if path else "", "install": profile.install,
             "api_key_env": profile.api_key_env,
             "api_key_set": bool(profile.api_key_env and os.environ.get(profile.api_key_env)),
         })
@@ -46,4 +37,5 @@ def diagnose(config: Config) -> dict:
         "tmux": {"installed": tmux is not None, "path": tmux, "version": version_of(tmux, ("-V",)) if tmux else None},
         "agents_dir": str(agents.agents_dir()),
         "problems": problems,
+        "warnings": [r["drift"] for r in rows if r["drift"]],  # said, not a reason to fail
     }

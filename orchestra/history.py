@@ -10,7 +10,9 @@ from typing import Optional
 from .config import Config, Profile
 from .errors import OrchestraError
 from .parsers import make_parser
+from .redact import Redactor, secrets_from_env
 from .run import RUNS_DIR, process_alive
+from .session import ENDED_KEPT, ENDED_LINE
 from .stream import Stream
 from .summary import LOST, RUNNING, AgentSummary, cost_of, split_paths
 from .transcript import event_bytes, read_cast
@@ -146,12 +148,16 @@ def summarize_file(config: Config, profile: Profile, path: Path) -> AgentSummary
     """Parse a saved transcript (asciicast, JSON lines or raw terminal output) like a live stream."""
     stream = Stream(make_parser(profile.parser, profile))
     completed = profile.completion is None
+    line = None  # the completion line
 
     def feed(data: bytes, final: bool = False) -> None:
-        nonlocal completed
+        nonlocal completed, line
         _, lines = stream.feed(data, final)
-        if not completed and lines and profile.completion.search(lines):
+        found = profile.completion.search(lines) if not completed and lines else None
+        if found:
             completed = True
+            start = lines.rfind("\n", 0, found.start()) + 1
+            line = lines[start:min(lines.find("\n", found.end()) + 1 or len(lines), start + ENDED_KEPT)].strip()
 
     try:
         if _is_cast(path):
@@ -166,16 +172,23 @@ def summarize_file(config: Config, profile: Profile, path: Path) -> AgentSummary
         raise OrchestraError(f"{path}: cannot read: {exc}") from None
     feed(b"", final=True)
     parsed = stream.parser.result()
-    inside, outside = split_paths(parsed.files, Path.cwd())
+    # the agent's paths are its own working directory's, which its init event may name: not this one
+    inside, outside = split_paths(parsed.files, Path(parsed.cwd) if parsed.cwd else Path.cwd())
     cost, source = cost_of(parsed, profile.name, config)
     if parsed.is_error:
         status, reason = "failed", "the agent reported an error"
-    elif completed:
+    elif completed or parsed.is_error is False:  # no completion line, but the agent's own verdict
         status, reason = "completed", ""
     else:
         status, reason = "failed", "the transcript has no completion pattern (cut short?)"
+    # a transcript is not waited for: what ended it is its completion line, or its end
+    ended_by = {"signal": "completion" if line is not None else "exit", "decided_ms": None,
+                "pattern": profile.completion.pattern if line is not None else None,
+                "line": Redactor(secrets_from_env(os.environ, [profile.api_key_env])).text(line)[:ENDED_LINE]
+                if line is not None else None}
     return AgentSummary(
-        agent=profile.name, role="transcript", status=status, reason=reason, files_modified=inside, files_claimed=inside,
+        agent=profile.name, role="transcript", status=status, reason=reason, ended_by=ended_by,
+        files_modified=inside, files_claimed=inside,
         files_outside_workdir=outside, errors=list(parsed.errors), cost_usd=cost, cost_source=source,
         tokens={"input": parsed.tokens_in, "output": parsed.tokens_out}, transcript=str(path),
         session_id=parsed.session_id, last_lines=list(stream.last_lines), reply=parsed.reply[-4000:],

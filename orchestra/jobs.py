@@ -14,19 +14,21 @@ that dies and is started again.
 """
 from __future__ import annotations
 
+import fcntl
 import os
 import select
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Callable, Optional
 
 from .errors import OrchestraError
 from .history import load_run
-from .run import LIVE_DIR, RUNS_DIR, new_run_id
+from .run import LIVE_DIR, LOCK, RUNS_DIR, new_run_id
 from .summary import RUNNING
 
 # Given to a worker: "<run id>:<fd of the pipe to its starter>"; taken out of its environment at once,
@@ -69,9 +71,9 @@ def tell_starter(message: str) -> None:
 # -- the starter's side --------------------------------------------------------------------------
 
 def start(workdir: Path, argv: list[str], env: Optional[dict] = None, cwd: Optional[Path] = None) -> str:
-    """Start `orchestra <argv>` detached (run from cwd, this process's by default: argv's paths are
-    read from there), its run in workdir; return its run id once its live record exists. Raises
-    OrchestraError with the worker's own message if it failed before its run started."""
+    """Start `orchestra <argv>` detached, its run in workdir; return its run id once its live record
+    exists. It is started in cwd (workdir unless said: argv's relative paths, --workdir too, are read
+    from there). Raises OrchestraError with the worker's own message if it failed before its run started."""
     workdir = Path(workdir).resolve()
     runs = workdir / RUNS_DIR
     try:
@@ -88,7 +90,7 @@ def start(workdir: Path, argv: list[str], env: Optional[dict] = None, cwd: Optio
         raise OrchestraError(f"cannot keep a run's record in {runs}: {exc.strerror or exc}") from None
     read, write = os.pipe()
     try:
-        subprocess.Popen([sys.executable, "-m", "orchestra", *argv], cwd=cwd or os.getcwd(),
+        subprocess.Popen([sys.executable, "-m", "orchestra", *argv], cwd=cwd or workdir,
                          env={**(os.environ if env is None else env), WORKER_ENV: f"{run_id}:{write}"},
                          stdin=subprocess.DEVNULL, stdout=log, stderr=log, pass_fds=(write,),
                          start_new_session=True)  # its own session: no terminal, no hangup when ours goes
@@ -112,17 +114,43 @@ def wait(workdir: Path, run_id: str, timeout: float, progress: Optional[Callable
     """The run's record once it has ended, or its live record (status running) when timeout passes first."""
     deadline = time.monotonic() + max(0.0, timeout)
     record = load_run(workdir, run_id)
+    if record.get("status") != RUNNING:
+        return record
+    ended = _ending(Path(workdir) / RUNS_DIR / run_id / LOCK, record["pid"])
     while record.get("status") == RUNNING:
         left = deadline - time.monotonic()
         if left <= 0:
             return record
         step = min(left, every) if progress else left
-        if _exit_within(record["pid"], step):
+        if ended.wait(None if step == float("inf") else step):
             return load_run(workdir, run_id)  # its final record (or lost, if it died without one)
         record = load_run(workdir, run_id)
         if progress and record.get("status") == RUNNING and time.monotonic() < deadline:
             progress(record)
     return record
+
+
+def _ending(lock: Path, pid: int) -> threading.Event:
+    """An event set when the run has ended: its lock let go (the final record written, or its process
+    dead), or for a run without one, its process gone. A thread blocks on it, so a wait that gives up
+    leaves nothing to undo (the thread ends with the run)."""
+    ended = threading.Event()
+
+    def follow() -> None:
+        try:
+            fd = os.open(lock, os.O_RDONLY)
+        except OSError:
+            while not _exit_within(pid, 3600):
+                pass
+        else:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH)
+            finally:
+                os.close(fd)
+        ended.set()
+
+    threading.Thread(target=follow, name=f"orchestra-wait-{pid}", daemon=True).start()
+    return ended
 
 
 def status(workdir: Path, run_id: Optional[str] = None) -> list[dict]:

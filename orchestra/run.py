@@ -1,6 +1,7 @@
 """A run: its id, its folder under .orchestra/runs/, its tmux session, its secrets; and `orchestra run`."""
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import secrets as _random
@@ -23,6 +24,9 @@ RUNS_DIR = Path(".orchestra") / "runs"
 # One empty file per run under way, named for it: what `orchestra status` reads, however many runs are done
 LIVE_DIR = Path(".orchestra") / "live"
 LIVE_EVERY = 1.0  # seconds: the live record's latest lines and costs are rewritten at most this often
+# Held (flock) by the run's orchestra process until its final record is written, and let go by the
+# kernel if that process dies: one event, on Linux and macOS alike, for "the run has ended".
+LOCK = "run.lock"
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 # Every agent of a run gets this variable in its environment, and so does everything it starts:
 # how a run finds what its agents left running outside their process groups (Run.end_stragglers).
@@ -132,11 +136,13 @@ class Run:
         self.sessions: list[AgentSession] = []
         self.roles: dict[int, str] = {}  # id(session) -> its role
         self.results: dict[int, AgentSummary] = {}  # id(session) -> its summary, once it has one
+        self.versions_said: set[str] = set()  # the profiles whose CLI's version was checked
         self.pid, self.pid_started = os.getpid(), process_started(os.getpid())
         self._live_at = 0.0
         self._final = False
         self._live_failed = False
         self.live_marker = self.workdir / LIVE_DIR / self.id
+        self._lock = hold_lock(self.dir / LOCK)  # released once the final record is written: what wait() waits on
         try:
             self.live_marker.parent.mkdir(parents=True, exist_ok=True)
             self.live_marker.touch()
@@ -158,9 +164,20 @@ class Run:
             self.viewer = None
             return ViewerWindow()
 
+    def check_versions(self, profiles: list[Profile]) -> None:
+        """Say once per profile and run when its CLI is another version than the profile was tested with
+        (its output format may differ); nothing is refused."""
+        for profile in profiles:
+            if profile.version and profile.name not in self.versions_said:
+                self.versions_said.add(profile.name)
+                drift = agents.drift(profile, {**self.env, **profile.env})
+                if drift:
+                    self.warn(f"⚠️  {drift}")
+
     def session(self, profile: Profile, window: str, task: str, keep_alive: bool = False,
                 workdir: Optional[Path] = None, argv: Optional[dict] = None,
                 command: Optional[list] = None, role: Optional[str] = None) -> AgentSession:
+        self.check_versions([profile])  # one chosen on the way (routed): before it starts
         env = dict(self.env)
         env.update(profile.env)
         env[RUN_MARK] = self.mark
@@ -330,6 +347,9 @@ class Run:
                 self.live_marker.unlink()
             except OSError:
                 pass
+            if self._lock is not None:
+                os.close(self._lock)  # (releases it)
+                self._lock = None
         self.saved = path
         return path
 
@@ -339,6 +359,20 @@ class Run:
 
     def elapsed(self) -> float:
         return round(time.monotonic() - self.started, 3)
+
+
+def hold_lock(path: Path) -> Optional[int]:
+    """An exclusive lock on path, held as long as the returned fd is open (none if it cannot be had)."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)  # not inherited by the agents (PEP 446)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
 
 
 def _write_atomically(path: Path, text: str) -> None:
@@ -470,7 +504,7 @@ def summarize_session(run: Run, s: AgentSession, role: str, git: Optional[GitSna
     # --json and the summary a primary is given alike.
     mask = run.redactor.text
     summary = AgentSummary(
-        agent=s.profile.name, role=role, status=r.status, reason=mask(r.reason),
+        agent=s.profile.name, role=role, status=r.status, reason=mask(r.reason), ended_by=r.ended_by,
         files_modified=list(seen) if seen is not None else inside,
         files_claimed=inside, files_seen_by_git=seen, files_outside_workdir=outside,
         errors=[mask(e) for e in r.parsed.errors] + ([s.cast.error] if s.cast is not None and s.cast.error else []),
@@ -496,6 +530,7 @@ def run_agent(config: Config, profile: Profile, task: str, workdir: Path, tmux: 
     if problem:
         raise OrchestraError(f"agent '{profile.name}': {problem}")
     run = Run(config, workdir, task, tmux=tmux, say=say, run_id=run_id)
+    run.check_versions([profile])
     git = GitSnapshot.take(run.workdir)
     s = run.session(profile, profile.name, task, role="agent")
     stop: list[str] = []  # the status and reason the run was stopped with, if it was

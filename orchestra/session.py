@@ -24,7 +24,7 @@ import signal
 import sys
 import termios
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterable, Optional
@@ -63,10 +63,33 @@ QUESTION_LINES = 10  # how far back a menu's selected item and its question may 
 STARTING, WORKING, IDLE, EXITING, DONE = "starting", "working", "idle", "exiting", "done"
 
 
+# What ended the wait for an agent (its summary's `ended_by`): a pattern on a line, an event, orchestra.
+ENDED_BY = ("completion", "error_pattern", "exit", "timeout", "interrupted", "waiting_for_input", "max_retries",
+            "auto_answer_loop", "exit_after_completion", "line_too_long", "closed_terminal")
+ENDED_LINE = 200  # characters of the line that decided, kept in the summary
+ENDED_KEPT = 10 * ENDED_LINE  # ...of which this many are kept until masked (a result line may be 16 MB)
+
+
 @dataclass
 class Outcome:
     status: str  # completed, failed, timeout, waiting_for_input, crashed, interrupted
     reason: str = ""
+    signal: str = "interrupted"  # what ended the wait: one of ENDED_BY
+    pattern: Optional[str] = None  # the regex that matched, its source
+    line: Optional[str] = None  # the line it matched (not masked yet: see AgentSession.result)
+    decided_ms: Optional[float] = None  # from the event that carried it (a read, a deadline, the exit) to now
+
+    def ended_by(self, mask: Callable[[str], str]) -> dict:
+        line = mask(self.line)[:ENDED_LINE] if self.line is not None else None
+        return {"signal": self.signal, "pattern": self.pattern, "line": line, "decided_ms": self.decided_ms}
+
+
+def decided(status: str, reason: str, signal: str, since: float, pattern: Optional[re.Pattern] = None,
+            line: Optional[str] = None) -> Outcome:
+    """An outcome and what decided it; `since`: when the read, deadline or exit that carried it came."""
+    return Outcome(status, reason, signal, pattern.pattern if pattern is not None else None,
+                   line[:ENDED_KEPT] if line is not None else None,
+                   round(max(0.0, time.monotonic() - since) * 1000, 3))
 
 
 @dataclass
@@ -81,6 +104,7 @@ class SessionResult:
     last_lines: list[str] = field(default_factory=list)
     viewer_skipped: int = 0
     started_at: str = ""  # wall clock, UTC, to the millisecond
+    ended_by: Optional[dict] = None  # see Outcome.ended_by
 
 
 class AgentSession:
@@ -136,6 +160,8 @@ class AgentSession:
         self.asked: dict[str, list[float]] = {}  # question line -> when it was answered lately
         self.answered = ("", "")  # the last line answered (by an auto-answer or the task), and what was sent
         self.last_output = 0.0  # when the agent last wrote something
+        self.read_at = 0.0  # when the read being handled was taken: what a decision on it is timed from
+        self.exit_seen = 0.0  # when its exit was seen (its pidfd)
         self.quiet_checked = 0.0  # the last_output whose quiet time was judged
         self.retries: dict[str, int] = {}  # what the agent retried (its parser's words) -> how often
         self.retry_streak = 0  # retries in a row, with nothing else printed between them
@@ -245,18 +271,19 @@ class AgentSession:
         self.outbuf += (text + submit).encode("utf-8")
         self._flush_out()
 
-    def type_message(self, text: str) -> None:
+    def type_message(self, text: str, since: Optional[float] = None) -> None:
         """Type a task or a turn's message at the agent's prompt, whole, or end the turn failed, saying why.
 
         A terminal in canonical (line) mode keeps 4095 bytes of a line and drops the rest without
-        a word; a TUI in raw mode takes any length. So the mode is read when the text is typed."""
+        a word; a TUI in raw mode takes any length. So the mode is read when the text is typed.
+        since: when the read that showed the prompt was taken (else: now)."""
         size = len((text + self.profile.submit).encode("utf-8", "surrogateescape"))
         if size > LINE_MAX_BYTES and self.fd >= 0 and _canonical(self.fd):
-            self.outcome = Outcome("failed", (
+            self.outcome = decided("failed", (
                 f"the text to type is {size} bytes with its Enter, and the agent reads its input a line at a "
                 f"time (its terminal is in canonical mode), which keeps at most {LINE_MAX_BYTES} bytes of a line: "
                 "it would get the text cut, so it was not typed. Put {task_file} (or {task}) in the profile's "
-                "command to give it the task whole"))
+                "command to give it the task whole"), "line_too_long", since or time.monotonic())
             self._begin_exit(ask=False)
             return
         self.send(text)
@@ -322,6 +349,7 @@ class AgentSession:
             return
         self.child.isalive()  # reaps it and records the exit status
         self.exited = True
+        self.exit_seen = time.monotonic()
         self._signal_group(signal.SIGKILL)  # anything it left behind in its group
         if not self.eof:
             self.on_readable()  # what it wrote last
@@ -334,12 +362,14 @@ class AgentSession:
         self.deadline = time.monotonic() + DRAIN_GRACE
 
     def on_time(self, now: float) -> None:
-        if now >= self._quiet_until:
+        quiet_until = self._quiet_until
+        if now >= quiet_until:
             self.quiet_checked = self.last_output  # judged once; new output arms it again
-            question = self.question()
+            question, shape, line = self._asked()
             if question:
-                self.outcome = Outcome("waiting_for_input", f"waiting for input: {question} (nothing more for "
-                                       f"{self.profile.input_wait:g}s: field 'input_wait'; not answered blindly)")
+                self.outcome = decided("waiting_for_input", f"waiting for input: {question} (nothing more for "
+                                       f"{self.profile.input_wait:g}s: field 'input_wait'; not answered blindly)",
+                                       "waiting_for_input", quiet_until, shape, line)
                 self._begin_exit(ask=False)
                 return
         if now < self.deadline:
@@ -354,7 +384,7 @@ class AgentSession:
     # -- reading ------------------------------------------------------------
 
     def _handle(self, data: bytes, final: bool = False) -> None:
-        now = time.monotonic()
+        now = self.read_at = time.monotonic()
         # patterns and parsers see what the agent wrote; what is stored and shown is masked
         text, lines = self.stream.feed(data, final)
         plain = self.stream.plain
@@ -400,8 +430,9 @@ class AgentSession:
             answer = p.auto_answers[found.index]
             question, now = _line_of(found.match), time.monotonic()
             if self._looping(question, now):
-                self.outcome = Outcome("failed", f"auto-answer loop: {question[-300:]} (answered more than "
-                                                 f"{LOOP_ANSWERS} times in {LOOP_WINDOW:g}s)")
+                self.outcome = decided("failed", f"auto-answer loop: {question[-300:]} (answered more than "
+                                                 f"{LOOP_ANSWERS} times in {LOOP_WINDOW:g}s)",
+                                       "auto_answer_loop", self.read_at, answer.pattern, question)
                 self._begin_exit(ask=False)
                 return
             if len(self.answers) < MAX_ANSWERS:
@@ -413,11 +444,13 @@ class AgentSession:
             self._answering(_line_of(found.match), self.task)
             self.searcher.consume_all()
             self.phase = WORKING
-            self.type_message(self.task)
+            self.type_message(self.task, self.read_at)
         elif found.index < len(p.errors):
-            self._turn_over(Outcome("failed", f"error pattern matched: {text[:500]}"))
+            self._turn_over(decided("failed", f"error pattern matched: {text[:500]}", "error_pattern",
+                                    self.read_at, p.errors[found.index], _line_of(found.match, ENDED_KEPT)))
         elif found.index == len(p.errors):
-            self._turn_over(Outcome("completed"))
+            self._turn_over(decided("completed", "", "completion", self.read_at, p.completion,
+                                    _line_of(found.match, ENDED_KEPT)))
         else:
             self._retried(found)
 
@@ -449,8 +482,9 @@ class AgentSession:
         self.last_retry = what
         limit = self.profile.max_retries
         if limit is not None and self.retry_streak > limit:
-            self.outcome = Outcome("failed", f"{what}: retried {self.retry_streak} times in a row, more than "
-                                             f"max_retries ({limit})")
+            self.outcome = decided("failed", f"{what}: retried {self.retry_streak} times in a row, more than "
+                                             f"max_retries ({limit})", "max_retries", self.read_at,
+                                   self.profile.retry, line)
             self._begin_exit(ask=False)
 
     @property
@@ -463,19 +497,24 @@ class AgentSession:
 
     def question(self) -> str:
         """The question or menu the agent showed last, if its last output looks like one, or ""."""
+        return self._asked()[0]
+
+    def _asked(self) -> tuple[str, Optional[re.Pattern], str]:
+        """question(), the pattern that told it is one (MENU or QUESTION) and the line it matched."""
         tail = self.searcher.tail.strip()
         lines = [line.strip() for line in self.stream.last_lines[-QUESTION_LINES:]] + ([tail] if tail else [])
         lines = lines[-QUESTION_LINES:]
         answered, sent = self.answered
         if (not lines or lines[-1].startswith(("{", "[")) or (len(answered) > 2 and lines[-1].startswith(answered))
                 or (sent and lines[-1].endswith(sent))):
-            return ""  # a JSON event is never a question; the one answered last (and its echo) is not one now
+            return "", None, ""  # a JSON event is never a question; the one answered last (and its echo) is not one now
         menu = next((i for i, line in enumerate(lines) if MENU.match(line)), None)
         if menu is None and not QUESTION.search(lines[-1]):
-            return ""
+            return "", None, ""
         first = menu if menu is not None else len(lines) - 1
         asked = [i for i, line in enumerate(lines[:first + 1]) if "?" in line]
-        return " | ".join(line[:120] for line in lines[asked[-1] if asked else first:])[:500]
+        return (" | ".join(line[:120] for line in lines[asked[-1] if asked else first:])[:500],
+                *((MENU, lines[menu]) if menu is not None else (QUESTION, lines[-1])))
 
     def _on_eof(self) -> None:
         self.eof = True
@@ -501,7 +540,7 @@ class AgentSession:
         reason = f"no completion within {self.profile.timeout:g}s"
         if waiting:
             reason += f"; waiting for input: {waiting}"
-        self.outcome = Outcome("timeout", reason)
+        self.outcome = decided("timeout", reason, "timeout", self.deadline)
         self._begin_exit(ask=False)
 
     def close(self) -> None:
@@ -520,7 +559,7 @@ class AgentSession:
         if self.phase == DONE or self.child is None:
             return
         if self.phase in (STARTING, WORKING):
-            self.outcome = Outcome(status, reason)
+            self.outcome = decided(status, reason, "interrupted", time.monotonic())
         self.abort_deadline = time.monotonic() + (0 if at_once else self.profile.kill_grace)
         self._signal_group(signal.SIGKILL if at_once else signal.SIGTERM)
 
@@ -554,8 +593,9 @@ class AgentSession:
     def _escalate(self) -> None:
         if self.outcome is None and self.eof:  # it closed its terminal, unfinished, and stayed: say so
             unfinished = " without printing its completion pattern" if self.profile.completion else ""
-            self.outcome = Outcome("failed", f"it closed its terminal{unfinished} and did not exit; "
-                                             f"orchestra ended it after {self.profile.kill_grace:g}s")
+            self.outcome = decided("failed", f"it closed its terminal{unfinished} and did not exit; "
+                                             f"orchestra ended it after {self.profile.kill_grace:g}s",
+                                   "closed_terminal", min(self.deadline, time.monotonic()))
         if self.escalation:
             self._signal_group(self.escalation.pop(0))
         self.deadline = time.monotonic() + self.profile.kill_grace
@@ -581,13 +621,16 @@ class AgentSession:
         if self.outcome is None:
             self.outcome = self._exit_outcome()
         elif self.outcome.status == "completed" and self.parser.result().is_error:
-            self.outcome = Outcome("failed", "the agent reported an error: " + (self.parser.result().errors or ["(no text)"])[-1])
+            self.outcome = replace(self.outcome, status="failed", reason="the agent reported an error: "
+                                   + (self.parser.result().errors or ["(no text)"])[-1])
         elif self.outcome.status == "completed" and not self.signalled and self.child is not None:
             # an exit of its own after its completion line is its last word; one that follows
             # orchestra's SIGTERM or SIGKILL (after linger) is not
             ended = self._exit_outcome()
             if ended.status == "crashed":
-                self.outcome = Outcome("failed", f"{ended.reason} after printing its completion line")
+                self.outcome = replace(self.outcome, status="failed", signal="exit_after_completion",
+                                       reason=f"{ended.reason} after printing its completion line",
+                                       decided_ms=ended.decided_ms)
         self.phase = DONE
         self.ended_at = time.monotonic()
         self.window.close()
@@ -604,15 +647,18 @@ class AgentSession:
 
     def _exit_outcome(self) -> Outcome:
         code, sig = self.child.exitstatus, self.child.signalstatus
+        status, reason = "failed", "exited without printing its completion pattern"
         if sig is not None:
-            return Outcome("crashed", f"killed by {signal.Signals(sig).name}")
-        if code:
-            return Outcome("crashed", f"exited with code {code}")
-        if self.profile.completion is None:
-            return Outcome("completed")
-        if self.parser.result().is_error:
-            return Outcome("failed", "the agent reported an error")
-        return Outcome("failed", "exited without printing its completion pattern")
+            status, reason = "crashed", f"killed by {signal.Signals(sig).name}"
+        elif code:
+            status, reason = "crashed", f"exited with code {code}"
+        elif self.profile.completion is None:
+            status, reason = "completed", ""
+        elif self.parser.result().is_error:
+            reason = "the agent reported an error"
+        elif self.parser.result().is_error is False:  # no completion line, but its own verdict: success
+            status, reason = "completed", ""
+        return decided(status, reason, "exit", self.exit_seen or time.monotonic())
 
     def result(self) -> SessionResult:
         outcome = self.outcome or Outcome("interrupted", "did not finish")
@@ -635,6 +681,7 @@ class AgentSession:
             viewer_skipped=getattr(self.window, "skipped_total", 0),
             started_at=datetime.fromtimestamp(self.started_wall, timezone.utc).isoformat(timespec="milliseconds")
             if self.started_wall else "",
+            ended_by=outcome.ended_by(self.redactor.text),
         )
 
     # -- writing ------------------------------------------------------------
@@ -759,10 +806,10 @@ def _line_span(match: re.Match) -> tuple[int, int]:
     return text.rfind("\n", 0, match.start()) + 1, (text.find("\n", match.end()) + 1) or len(text)
 
 
-def _line_of(match: re.Match) -> str:
-    """The whole line a match is in: a pattern may match only its `(y/n)`."""
+def _line_of(match: re.Match, limit: Optional[int] = None) -> str:
+    """The whole line a match is in (a pattern may match only its `(y/n)`), or its first `limit` characters."""
     start, end = _line_span(match)
-    return match.string[start:end].strip()
+    return match.string[start:end if limit is None else min(end, start + limit)].strip()
 
 
 def _unspawnable(argv: list[str], env: dict, workdir: Path, task_in_argv: bool) -> str:

@@ -26,6 +26,8 @@ class AgentSummary:
     role: str
     status: str
     reason: str = ""
+    # what ended the wait: {"signal", "pattern", "line" (masked, 200 characters), "decided_ms"} (session.Outcome)
+    ended_by: Optional[dict] = None
     files_modified: list[str] = field(default_factory=list)
     files_claimed: list[str] = field(default_factory=list)
     files_seen_by_git: Optional[list[str]] = None
@@ -80,6 +82,21 @@ class RunSummary:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def describe_ended_by(ended: Optional[dict], line: bool = True, limit: int = 200) -> str:
+    """ended_by in words: `completion /"type":"result"/ (decided in 0.42 ms) on: {"type":"result",...`."""
+    if not isinstance(ended, dict):  # a run recorded before it was kept, or damaged
+        return "not recorded"
+    text = str(ended.get("signal") or "?")
+    if ended.get("pattern"):
+        pattern = str(ended["pattern"])
+        text += f" /{pattern if len(pattern) <= limit else pattern[:limit] + '...'}/"
+    if isinstance(ended.get("decided_ms"), (int, float)):
+        text += f" (decided in {ended['decided_ms']:g} ms)"
+    if line and ended.get("line"):
+        text += f" on: {ended['line']}"
+    return text
 
 
 def cost_of(parsed: Parsed, agent: str, config: Optional[Config]) -> tuple[Optional[float], str]:

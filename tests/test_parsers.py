@@ -1,4 +1,5 @@
 """Each agent's parser on its recorded output, whole and cut into random reads."""
+import dataclasses
 import json
 import random
 from pathlib import Path
@@ -127,3 +128,68 @@ def test_summarize_never_shows_a_traceback(tmp_path, content):
         done = orchestra("summarize", "--agent", agent, str(path), cwd=tmp_path)
         assert "Traceback" not in done.stderr, done.stderr
         assert done.returncode in (0, 1, 2)
+
+
+# -- the agent's own verdict and its own working directory (issue 14, item 6) -------------------------
+
+def summarize_json(agent: str, path: Path, cwd: Path) -> dict:
+    done = orchestra("summarize", "--agent", agent, str(path), "--json", cwd=cwd)
+    assert "Traceback" not in done.stderr, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_summarize_takes_droids_own_verdict_from_its_single_json_object(tmp_path):
+    # `droid exec -o json` prints one `result` object and no `completion` event (the profile's pattern)
+    assert summarize_json("droid", OUT / "droid-json.stdout", tmp_path)["status"] == "completed"
+    failed = tmp_path / "droid-json-error.stdout"
+    failed.write_text((OUT / "droid-json.stdout").read_text().replace('"is_error":false', '"is_error":true'))
+    assert summarize_json("droid", failed, tmp_path)["status"] == "failed"
+
+
+def test_without_a_verdict_or_a_completion_line_a_transcript_is_still_cut_short(tmp_path):
+    cut = tmp_path / "cut.stdout"
+    cut.write_text("".join((OUT / "droid-stream-json.stdout").read_text().splitlines(True)[:3]))
+    data = summarize_json("droid", cut, tmp_path)
+    assert data["status"] == "failed" and "no completion pattern" in data["reason"]
+
+
+@pytest.mark.parametrize("agent, name", [("claude", "claude-stream-json.stdout"),
+                                         ("droid", "droid-stream-json.stdout"),
+                                         ("cursor", "cursor-stream-json.constructed.jsonl")])
+def test_parsers_record_the_working_directory_the_agent_reports(agent, name):
+    first = json.loads((OUT / name).read_text().splitlines()[0])
+    assert parse(agent, (OUT / name).read_bytes(), seed=1).cwd == first["cwd"]
+
+
+@pytest.mark.parametrize("agent, name, path", [("claude", "claude-stream-json.stdout", "models/user.py"),
+                                               ("droid", "droid-stream-json.stdout", "models/user.py"),
+                                               ("cursor", "cursor-stream-json.constructed.jsonl", "src/Navbar.tsx")])
+def test_absolute_paths_under_the_agents_own_directory_are_its_files_wherever_summarized(tmp_path, agent, name,
+                                                                                          path):
+    data = summarize_json(agent, OUT / name, tmp_path)
+    assert (data["files_modified"], data["files_outside_workdir"]) == ([path], [])
+
+
+def test_a_path_outside_the_agents_reported_directory_is_still_outside(tmp_path):
+    events = [{"type": "system", "subtype": "init", "cwd": "/work/project", "session_id": "s"},
+              {"type": "tool_call", "toolName": "Create", "parameters": {"file_path": "/etc/passwd"}},
+              {"type": "tool_call", "toolName": "Create", "parameters": {"file_path": "../elsewhere.py"}},
+              {"type": "completion", "finalText": "done"}]
+    out = tmp_path / "droid.jsonl"
+    out.write_text("".join(json.dumps(e) + "\n" for e in events))
+    data = summarize_json("droid", out, tmp_path)
+    assert (data["files_modified"], data["files_outside_workdir"]) == ([], ["/etc/passwd", "../elsewhere.py"])
+
+
+def test_a_live_agent_that_exits_0_with_its_own_verdict_of_success_but_no_completion_line_completed(tmp_path):
+    from conftest import toy
+    from orchestra.session import AgentSession, drive
+
+    result = '{"type":"result","subtype":"success","is_error":false,"result":"done"}'
+    prof = dataclasses.replace(CFG.profile("droid"), command=toy("--task", "{task}", "--done", result), binary=None,
+                               timeout=20)
+    s = AgentSession(prof, "t", tmp_path, tmp_path / "t.cast")
+    s.start()
+    drive([s])
+    r = s.result()
+    assert (r.status, r.ended_by["signal"]) == ("completed", "exit"), r.reason

@@ -2,7 +2,8 @@
 
 Each agent runs with a temporary HOME of its own (set in its profile's env), in a
 temporary git repository; only the config and environment variables differ from a
-user's setup. Skipped, with the reason, when scripts/install-agents could not install one.
+user's setup. Skipped, with the reason, when scripts/install-agents could not install one; in CI
+(CI=true) failed instead, naming the missing binary and the install log (tests/support/ci.py).
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from tests.support.agents import (ANTHROPIC_TEST_KEY, OPENAI_TEST_KEY, aider_set
                                   find_agent, init_git_repo)
 from tests.support.model_server import (ModelServer, Rule, error, has_tool_result, last_user_text_contains,
                                         offers_tool, text, tool_call, write_file_rules)
+from tests.support.ci import missing_reason
 from tests.support.model_script import aider_whole_file_rules
 
 pytestmark = pytest.mark.real_agent
@@ -33,7 +35,7 @@ PRIMARY_REPLY = "The secondary created models/user.py; the task is done. Check t
 def need(*names: str) -> None:
     missing = [n for n in names if find_agent(n) is None]
     if missing:
-        pytest.skip(f"not installed: {', '.join(missing)} (scripts/install-agents installs them)")
+        pytest.skip(missing_reason(missing))  # in CI: a failure (conftest.py)
 
 
 @pytest.fixture
@@ -158,6 +160,8 @@ def test_claude_delegates_to_aider_which_commits(tmp_path, repo, tmux_sessions):
     assert aider["files_modified"] == ["models/user.py"] and aider["files_claimed"] == ["models/user.py"]
     assert aider["cost_source"] == "reported" and aider["cost_usd"] > 0
     assert aider["tokens"]["input"] > 0
+    assert aider["ended_by"]["signal"] == "exit"  # its profile has no completion pattern
+    assert "its profile was tested with" not in done.stderr
     assert "feat: add models/user.py" in git(repo, "log", "--format=%s", "-1")  # aider's commit is seen
     assert run["summary_returned_to_primary"] is True
 
@@ -181,6 +185,8 @@ def test_run_droid_alone_reports_the_file_and_tokens(tmp_path, repo):
     assert done.returncode == 0, agent
     assert agent["files_modified"] == ["models/user.py"] and agent["exit_code"] == 0
     assert agent["tokens"]["output"] > 0
+    assert agent["ended_by"]["signal"] == "completion" and '"type":"completion"' in agent["ended_by"]["line"]
+    assert "its profile was tested with" not in done.stderr  # the shipped version: the installed one
 
 
 def test_a_refused_key_stops_claude_at_once_instead_of_retrying_for_minutes(tmp_path, repo):
@@ -190,6 +196,8 @@ def test_a_refused_key_stops_claude_at_once_instead_of_retrying_for_minutes(tmp_
         done, agent = orchestra(cfg, repo, "run", "--agent", "claude", "--task", "hello", "--no-tmux", timeout=60)
     assert done.returncode == 1
     assert agent["status"] == "failed" and "api_retry" in agent["reason"] and "401" in agent["reason"]
+    assert agent["ended_by"]["signal"] == "error_pattern" and "api_retry" in agent["ended_by"]["pattern"]
+    assert "its profile was tested with" not in done.stderr
     assert agent["duration_s"] < 10  # Claude Code alone would retry for about three minutes
 
 
@@ -204,6 +212,7 @@ def test_claude_retrying_an_overloaded_api_fails_after_max_retries_naming_them(t
     assert done.returncode == 1 and agent["status"] == "failed", agent
     assert agent["reason"] == "API error 529 overloaded: retried 2 times in a row, more than max_retries (1)"
     assert "API error 529 overloaded: retried 2 times" in agent["errors"]
+    assert agent["ended_by"]["signal"] == "max_retries" and '"error_status":529' in agent["ended_by"]["line"]
 
 
 def test_claude_tui_in_an_untrusted_folder_stops_as_waiting_for_input_with_its_menu(tmp_path, repo):
@@ -218,6 +227,7 @@ def test_claude_tui_in_an_untrusted_folder_stops_as_waiting_for_input_with_its_m
                                 timeout=60)
     assert done.returncode == 1 and agent["status"] == "waiting_for_input", agent  # not `timeout` after 120 s
     assert "trust?" in agent["reason"] and "Yes, I trust this folder" in agent["reason"], agent["reason"]
+    assert agent["ended_by"]["signal"] == "waiting_for_input" and "Enter to confirm" in agent["ended_by"]["line"]
 
 
 def test_droid_api_error_is_reported_with_its_own_text(tmp_path, repo):

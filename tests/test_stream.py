@@ -291,3 +291,19 @@ def test_an_unterminated_escape_string_swallows_at_most_a_bounded_piece(text, se
     streamed = "".join(c.feed(piece) for piece in cuts(text, random.Random(seed)))  # before any flush
     assert "DONE\n" in streamed
     assert streamed + c.flush() == expected
+
+
+@pytest.mark.parametrize("pattern, literal", [
+    ('"type":"result"', '"type":"result"'), ("^DONE$", "DONE"), (".*DONE", "DONE"), ("(a|b)cde", "cde"),
+    ('"subtype":"api_retry".*"error_status":40[13]', '"subtype":"api_retry"'), ("done|DONE", ""), ("(?i)done", ""),
+])
+def test_a_pattern_is_tried_only_on_lines_holding_a_literal_every_match_has(pattern, literal):
+    """A pattern like .*DONE costs the square of a line's length where it fails: a 16 MB line must
+    not be handed to it unless its literal is there."""
+    from orchestra.searcher import needle
+
+    compiled = re.compile(pattern, re.M)
+    assert needle(compiled) == literal
+    for text in ["xx DONE", "cde", 'a "subtype":"api_retry" "error_status":401', "nothing"]:
+        if compiled.search(text):
+            assert literal in text

@@ -7,6 +7,7 @@ spawns anything and never sees the whole transcript at once.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -25,6 +26,11 @@ class Parsed:
     reply_parts: list[str] = field(default_factory=list, repr=False)  # the agent's answer text, newest last
     is_error: Optional[bool] = None  # the agent's own verdict, where it gives one
     model: Optional[str] = None
+    cwd: Optional[str] = None  # the working directory the agent reports (its init event): its paths' root
+
+    def set_cwd(self, value: Any) -> None:
+        if isinstance(value, str) and os.path.isabs(value):
+            self.cwd = value
 
     def add_file(self, path: str) -> None:
         path = path.strip().strip("'\"`")

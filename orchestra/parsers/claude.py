@@ -20,6 +20,7 @@ class ClaudeParser(JsonLinesParser):
             p.session_id = event["session_id"]
         if kind == "system" and event.get("subtype") == "init":
             p.model = event.get("model") or p.model
+            p.set_cwd(event.get("cwd"))
         elif kind == "assistant":
             for block in (event.get("message") or {}).get("content") or []:
                 if not isinstance(block, dict):

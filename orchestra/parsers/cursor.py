@@ -20,6 +20,7 @@ class CursorParser(JsonLinesParser):
             p.session_id = event["session_id"]
         if kind == "system":
             p.model = event.get("model") or p.model
+            p.set_cwd(event.get("cwd"))
         elif kind == "tool_call" and event.get("subtype") == "completed":
             call = event.get("tool_call") or {}
             for key, body in call.items():

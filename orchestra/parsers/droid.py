@@ -25,6 +25,7 @@ class DroidParser(JsonLinesParser):
             p.session_id = event["session_id"]
         if kind == "system":
             p.model = event.get("model") or p.model
+            p.set_cwd(event.get("cwd"))
         elif kind == "tool_call":
             path = tool_file(str(event.get("toolName", "")), event.get("parameters"))
             if path:
