@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 import time
 from pathlib import Path
 from typing import Optional
 
 import anyio
+import anyio.lowlevel
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import CallToolResult, TextContent
@@ -98,7 +100,7 @@ def build(workdir: Path, config_path: Optional[str] = None) -> MCPServer:
         argv = ["delegate", "--task", task, "--to", to, "--no-analyze", "--workdir", str(workdir)]
         if config_path:
             argv += ["--config", str(Path(config_path).resolve())]
-        run_id = await anyio.to_thread.run_sync(start_once, workdir, argv, request_id)
+        run_id = await off_loop(start_once, workdir, argv, request_id)
         return await _wait(ctx, workdir, run_id, wait_s)
 
     @server.tool(description=WAIT_DOC)
@@ -107,18 +109,18 @@ def build(workdir: Path, config_path: Optional[str] = None) -> MCPServer:
 
     @server.tool(description=STATUS_DOC)
     async def status(run_id: Optional[str] = None) -> CallToolResult:
-        runs = await anyio.to_thread.run_sync(_call, jobs.status, workdir, run_id)
+        runs = await off_loop(jobs.status, workdir, run_id)
         if not runs:
             return _result("No delegated run is under way in this directory.", {"runs": []})
         return _result("\n".join(live_text(r) for r in runs), {"runs": [live_data(r) for r in runs]})
 
     @server.tool(description=RESULT_DOC)
     async def result(run_id: str) -> CallToolResult:
-        return summary_result(await anyio.to_thread.run_sync(_call, jobs.result, workdir, run_id))
+        return summary_result(await off_loop(jobs.result, workdir, run_id))
 
     @server.tool(description=CANCEL_DOC)
     async def cancel(run_id: str) -> CallToolResult:
-        return summary_result(await anyio.to_thread.run_sync(_call, jobs.cancel, workdir, run_id))
+        return summary_result(await off_loop(jobs.cancel, workdir, run_id))
 
     @server.tool(description=AGENTS_DOC)
     async def agents() -> CallToolResult:
@@ -230,26 +232,42 @@ def _alive(pid: int) -> bool:
 async def _wait(ctx: Context, workdir: Path, run_id: str, wait_s: float) -> CallToolResult:
     if not 0 <= wait_s < float("inf"):  # nan too
         raise ToolError(f"wait_s must be a number of seconds, 0 or more; got {wait_s}")
-    wait_s = min(wait_s, WAIT_MAX)
     began = time.monotonic()
+    deadline = began + min(wait_s, WAIT_MAX)
+    record = await off_loop(jobs.result, workdir, run_id)
+    while record.get("status") == RUNNING:
+        # at once (a client sees the run id before the first period passes), then every PROGRESS_EVERY s
+        await ctx.report_progress(time.monotonic() - began, None, progress_line(record))
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        # jobs.wait returns as the worker exits, whatever the slice
+        record = await off_loop(jobs.wait, workdir, run_id, min(left, PROGRESS_EVERY))
+    return summary_result(record)
 
-    async def report(record: dict) -> None:
-        elapsed = time.monotonic() - began
-        await ctx.report_progress(elapsed, None, progress_line(record))
 
-    first = await anyio.to_thread.run_sync(_call, jobs.result, workdir, run_id)
-    if first.get("status") == RUNNING:
-        await report(first)  # at once: a client sees the run id before the first period passes
+async def off_loop(fn, *args):
+    """fn(*args) in a daemon thread, an OrchestraError made a ToolError. Not anyio's worker threads:
+    the interpreter waits for those at exit, and a client that closes the server in the middle of a
+    wait would find it still there until the wait ended."""
+    done, box = anyio.Event(), {}
+    token = anyio.lowlevel.current_token()
 
-    def progress(record: dict) -> None:
+    def target() -> None:
         try:
-            anyio.from_thread.run(report, record)
-        except Exception:  # the client went away: the run goes on, and so does this wait
+            box["value"] = _call(fn, *args)
+        except BaseException as exc:  # handed to the waiting task
+            box["error"] = exc
+        try:
+            anyio.from_thread.run_sync(done.set, token=token)
+        except RuntimeError:  # the server has gone meanwhile
             pass
 
-    record = await anyio.to_thread.run_sync(
-        lambda: _call(jobs.wait, workdir, run_id, wait_s, progress, PROGRESS_EVERY), abandon_on_cancel=True)
-    return summary_result(record)
+    threading.Thread(target=target, daemon=True, name=f"orchestra-{fn.__name__}").start()
+    await done.wait()
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
 
 
 def progress_line(record: dict) -> str:

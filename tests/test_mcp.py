@@ -206,6 +206,24 @@ def test_a_run_goes_on_when_the_server_is_killed_and_a_new_server_returns_its_su
     assert (project / "a.py").exists()
 
 
+def test_the_server_ends_when_its_client_closes_it_mid_wait_and_the_run_goes_on(tmp_path, project, gate):
+    server = RawServer(project, config(tmp_path, "--wait-fifo", str(gate), "--files", "a.py"))
+    try:
+        server.initialize()
+        server.send("tools/call", {"name": "delegate", "arguments": {"task": "make a.py", "to": "worker", "wait_s": 600},
+                                   "_meta": {"progressToken": 1}})
+        assert server.read()["method"] == "notifications/progress"  # the run is under way, the call waits
+        server.proc.stdin.close()  # the client goes (Claude Code quits)
+        server.proc.wait(timeout=10)  # and so does the server, not 600 s later
+    finally:
+        server.close()
+    run_id = runs_of(project)[0]
+    release(gate, wait=True)
+    done = subprocess.run([sys.executable, "-m", "orchestra", "wait", run_id, "--timeout", "60", "--json"],
+                          cwd=project, capture_output=True, text=True, timeout=90)
+    assert json.loads(done.stdout)["status"] == "completed" and (project / "a.py").exists()
+
+
 def test_a_retried_delegate_with_the_same_request_id_starts_one_run(tmp_path, project, gate):
     cfg = config(tmp_path, "--wait-fifo", str(gate))
 
