@@ -97,6 +97,7 @@ def build(workdir: Path, config_path: Optional[str] = None) -> MCPServer:
                        request_id: Optional[str] = None) -> CallToolResult:
         cfg = config()
         check_delegation(cfg, task, to)
+        check_wait(wait_s)
         argv = ["delegate", "--task", task, "--to", to, "--no-analyze", "--workdir", str(workdir)]
         if config_path:
             argv += ["--config", str(Path(config_path).resolve())]
@@ -229,9 +230,13 @@ def _alive(pid: int) -> bool:
 # -- waiting ---------------------------------------------------------------------------------------------------
 
 
-async def _wait(ctx: Context, workdir: Path, run_id: str, wait_s: float) -> CallToolResult:
+def check_wait(wait_s: float) -> None:
     if not 0 <= wait_s < float("inf"):  # nan too
         raise ToolError(f"wait_s must be a number of seconds, 0 or more; got {wait_s}")
+
+
+async def _wait(ctx: Context, workdir: Path, run_id: str, wait_s: float) -> CallToolResult:
+    check_wait(wait_s)
     began = time.monotonic()
     deadline = began + min(wait_s, WAIT_MAX)
     record = await off_loop(jobs.result, workdir, run_id)

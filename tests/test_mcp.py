@@ -253,16 +253,18 @@ def test_bad_input_is_a_tool_error_that_says_what_to_do(tmp_path, project):
                 ("delegate", {"task": "  ", "to": "worker"}),
                 ("delegate", {"task": "x", "to": "nobody"}),
                 ("delegate", {"task": "x" * (MAX_ARG_BYTES + 1), "to": "worker"}),
+                ("delegate", {"task": "x", "to": "worker", "wait_s": -1}),
                 ("result", {"run_id": "20990101-000000-abcdef"}),
                 ("result", {"run_id": "../../etc"}),
             )]
 
-    empty, unknown, too_long, no_run, not_an_id = asyncio.run(calls())
-    for reply in (empty, unknown, too_long, no_run, not_an_id):
+    empty, unknown, too_long, bad_wait, no_run, not_an_id = asyncio.run(calls())
+    for reply in (empty, unknown, too_long, bad_wait, no_run, not_an_id):
         assert reply.is_error
     assert "task is empty" in empty.content[0].text
     assert "No agent named 'nobody'" in unknown.content[0].text and "Installed: worker" in unknown.content[0].text
     assert f"{MAX_ARG_BYTES + 1} bytes" in too_long.content[0].text and "file" in too_long.content[0].text
+    assert "wait_s must be a number of seconds, 0 or more; got -1" in bad_wait.content[0].text
     assert "no run '20990101-000000-abcdef'" in no_run.content[0].text
     assert "not a run id" in not_an_id.content[0].text
     assert runs_of(project) == []  # nothing was started
