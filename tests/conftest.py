@@ -88,6 +88,26 @@ def toy(*args: str) -> list[str]:
     return [sys.executable, str(TOY), *args]
 
 
+def toy_profile(*args: str, **fields):
+    """A profile running the toy agent with args; fields change its defaults."""
+    import re
+
+    from orchestra.config import Profile
+
+    fields.setdefault("completion", re.compile(r"^DONE", re.M))
+    fields.setdefault("timeout", 20)
+    fields.setdefault("kill_grace", 0.5)
+    fields.setdefault("linger", 0.3)
+    return Profile(name="toy", command=toy(*args), **fields)
+
+
+needs_git = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, check=True).stdout.strip()
+
+
 def orchestra(*args: str, cwd=None, env=None, timeout=60, input=None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "orchestra", *args], cwd=cwd, env=env, input=input,
                           capture_output=True, text=True, timeout=timeout)

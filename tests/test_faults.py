@@ -499,7 +499,7 @@ def test_a_run_whose_orchestra_was_killed_is_listed_shown_replayed_and_cleaned(w
     assert re.search(rf"^{rid} +incomplete +toy ", listed.stdout, re.M), listed.stdout + listed.stderr
     shown = orchestra("show", rid, cwd=workdir)
     assert shown.returncode == 0 and f"Run {rid}: incomplete (no run.json" in shown.stdout, shown.stderr
-    assert f"[toy] toy: incomplete" in shown.stdout and f"orchestra replay {rid} --agent toy" in shown.stdout
+    assert "[toy] toy: incomplete" in shown.stdout and f"orchestra replay {rid} --agent toy" in shown.stdout
     played = orchestra("replay", rid, "--agent", "toy", "--speed", "0", cwd=workdir)
     assert played.returncode == 0 and "working on: t" in played.stdout, played.stderr
     cleaned = orchestra("clean", rid, cwd=workdir)

@@ -3,18 +3,12 @@ import re
 
 import pytest
 
-from conftest import orchestra, toy
+from conftest import orchestra, toy, toy_profile as profile
 from orchestra.config import AutoAnswer, Profile
 from orchestra import session
 from orchestra.session import AgentSession, drive
 
 
-def profile(*args, **fields) -> Profile:
-    fields.setdefault("completion", re.compile(r"^DONE", re.M))
-    fields.setdefault("timeout", 20)
-    fields.setdefault("kill_grace", 0.5)
-    fields.setdefault("linger", 0.3)
-    return Profile(name="toy", command=toy(*args), **fields)
 
 
 def run(prof, tmp_path, task="the task"):

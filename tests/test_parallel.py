@@ -14,14 +14,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import TOY, orchestra, tmux
+from conftest import TOY, git, needs_git, orchestra, tmux
 
-pytestmark = pytest.mark.skipif(subprocess.run(["git", "--version"], capture_output=True).returncode != 0,
-                                reason="git is not installed")
-
-
-def git(repo: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, check=True).stdout.strip()
+pytestmark = needs_git
 
 
 @pytest.fixture

@@ -4,18 +4,14 @@ import re
 import time
 
 
-from conftest import toy
+from conftest import toy_profile
 from orchestra.config import AutoAnswer, Profile
 from orchestra.session import AgentSession, drive
 from orchestra.transcript import read_cast
 
 
 def profile(*args, **fields) -> Profile:
-    fields.setdefault("completion", re.compile(r"^DONE", re.M))
-    fields.setdefault("timeout", 5)
-    fields.setdefault("kill_grace", 1)
-    fields.setdefault("linger", 0.3)
-    return Profile(name="toy", command=toy(*args), **fields)
+    return toy_profile(*args, **{"timeout": 5, "kill_grace": 1, **fields})
 
 
 def run(prof, tmp_path, task="the task", **kw):

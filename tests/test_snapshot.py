@@ -7,14 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from conftest import git, needs_git
 from orchestra.summary import GitSnapshot
 
-pytestmark = pytest.mark.skipif(subprocess.run(["git", "--version"], capture_output=True).returncode != 0,
-                                reason="git is not installed")
-
-
-def git(repo: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, check=True).stdout.strip()
+pytestmark = needs_git
 
 
 @pytest.fixture
