@@ -15,8 +15,8 @@ import sys
 import pytest
 
 from conftest import MARK
-from test_real_agents import USER_PY, git, need, write_config
-from tests.support.agents import agents_dir, claude_setup, init_git_repo
+from test_real_agents import USER_PY, need, repo, write_config  # noqa: F401 (repo: its fixture)
+from tests.support.agents import agents_dir, claude_setup
 from tests.support.model_server import ModelServer, Rule, offers_tool, text, tool_call, write_file_rules
 from tests.support.model_script import When
 
@@ -25,17 +25,6 @@ pytestmark = pytest.mark.real_agent
 BRIEF = "Create models/user.py with a User class that has a name."
 CLAUDE_FINAL = "Droid created models/user.py; the delegated task is done."
 DELEGATE = "mcp__orchestra__delegate"
-
-
-@pytest.fixture
-def repo(tmp_path):
-    path = init_git_repo(tmp_path / "repo")
-    (path / "README.md").write_text("# project\n")
-    (path / "models").mkdir()
-    (path / "models" / "__init__.py").write_text("")
-    git(path, "add", "-A")
-    git(path, "commit", "-qm", "start")
-    return path
 
 
 def last_tool_result(req) -> str:
