@@ -26,14 +26,14 @@ from .delegate import ERRORS_SHOWN, FILES_SHOWN, _clip, installed
 from .errors import OrchestraError
 from .history import run_agents
 from .session import argv_problem
-from .summary import RUNNING
+from .summary import RUNNING, describe_ended_by
 
 WAIT_DEFAULT = 45.0  # seconds: under the 60 s a client gives a tool call by default (Codex)
 WAIT_MAX = 3600.0
 PROGRESS_EVERY = 5.0  # seconds between progress notifications while waiting
 TEXT_MAX = 4000  # characters of the text a model gets for one run, whatever the secondaries did
 REPLY_MAX = 1000
-AGENTS_BUDGET = 32000  # characters of the structured result's agents, shared among them
+AGENTS_BUDGET = 30000  # characters of the structured result's agents, shared among them
 REQUESTS_DIR = Path(".orchestra") / "mcp-requests"  # request_id -> run id, one file each
 CLAIM_WAIT = 30.0  # seconds a retried delegate waits for the call that claimed its request_id to start the run
 
@@ -334,6 +334,7 @@ def _agent_data(a: dict, n: int) -> dict:
         "cost_usd": a.get("cost_usd"), "cost_source": a.get("cost_source"),
         "tokens": a.get("tokens"), "duration_s": a.get("duration_s"),
         "branch": a.get("branch"),
+        "ended_by": describe_ended_by(a.get("ended_by"), line=False, limit=80) if a.get("ended_by") else None,
         "reply": _clip(" ".join(str(a.get("reply") or "").split()), min(REPLY_MAX, budget // 4)),
         "transcript": a.get("transcript"),
     }
@@ -356,6 +357,8 @@ def summary_text(data: dict) -> str:
             _clip(f"files modified ({n_files}): {files or 'none'}", share // 3),
             _clip(f"errors ({n_errors}): {errors or 'none'}", share // 4),
         ]
+        if a["ended_by"]:
+            lines.append(f"ended by: {a['ended_by']}")
         if a["branch"]:
             lines.append(f"branch: {a['branch']}")
         if a["reply"]:
