@@ -201,17 +201,28 @@ def _ad_hoc_profile(cmd: str, done: Optional[str], prompt: Optional[str]) -> Pro
 @click.option("--tmux", "to_tmux", is_flag=True, help="Play into a new tmux window instead of this terminal.")
 @click.option("--agent", "role", default=None, help="With a RUN_ID: which agent's transcript (e.g. primary, secondary-1).")
 @click.option("--max-delay", type=float, default=2.0, show_default=True, help="Cap any single pause (seconds).")
-def replay(target, speed, to_tmux, role, max_delay):
+@click.option("--rendered/--raw", "rendered", default=None,
+              help="Its parser's readable rendering, or the raw bytes (default: what its window showed).")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False),
+              help="Config file (for a transcript that does not say which parser reads it).")
+def replay(target, speed, to_tmux, role, max_delay, rendered, config_path):
     """Play a transcript (FILE.cast or RUN_ID) to the terminal or into tmux."""
     from .history import find_transcript
-    from .replay import play
+    from .transcript import read_cast
+    from .views import RENDERED, Renderer, can_render, cast_view
 
     for value, name in ((speed, "--speed"), (max_delay, "--max-delay")):
         if not 0 <= value < float("inf"):  # nan too
             raise click.BadParameter(f"expected a number of 0 or more, got {value}", param_hint=name)
     path = find_transcript(Path.cwd(), target, role)
+    parser, view = cast_view(read_cast(path).header, _config(config_path) if rendered or config_path else None)
+    renderer = None
+    if rendered or (rendered is None and view == RENDERED):
+        if not can_render(parser):
+            raise OrchestraError(f"{path}: no rendering for this transcript (its agent's parser "
+                                 f"{'is not known' if parser is None else repr(parser) + ' draws none'}): use --raw")
+        renderer = Renderer(parser)
     if to_tmux:
-        from .transcript import read_cast
         from .viewer import TmuxViewer
 
         if not TmuxViewer.available():
@@ -227,7 +238,7 @@ def replay(target, speed, to_tmux, role, max_delay):
             viewer.close()
             raise OrchestraError(str(exc)) from None
         click.echo(f"▶️  Replaying {path} — watch: {viewer.attach_command}")
-        play(path, window.write, speed, max_delay=max_delay)
+        _play(path, window.write, speed, max_delay, renderer)
         viewer.close()
         return
     out = sys.stdout.buffer
@@ -242,7 +253,24 @@ def replay(target, speed, to_tmux, role, max_delay):
         except OSError as exc:
             raise OrchestraError(f"cannot write the replay to standard output: {exc}") from None
 
-    play(path, write, speed, max_delay=max_delay)
+    _play(path, write, speed, max_delay, renderer)
+
+
+def _play(path: Path, write, speed: float, max_delay: float, renderer=None) -> None:
+    """Play a transcript's bytes, or (renderer) what its parser draws of them, and what was typed to it."""
+    from .replay import play
+
+    if renderer is None:
+        play(path, write, speed, max_delay=max_delay)
+        return
+
+    def draw(data: bytes) -> None:
+        drawn = renderer.feed(data)
+        if drawn:
+            write(drawn.encode())
+
+    play(path, draw, speed, wait_input=lambda typed: write(renderer.sent(typed).encode()), max_delay=max_delay)
+    write(renderer.feed(b"", final=True).encode())
 
 
 @cli.command()
