@@ -164,9 +164,19 @@ def run(agent_name, ad_hoc, done_regex, prompt_regex, task, timeout, config_path
         click.echo(f"💰 Cost: {_cost(agent.cost_usd, agent.cost_source)}")
         click.echo(f"⏱️  Time: {_duration(agent.duration_s)}")
         click.echo(f"   Transcript: {agent.transcript}")
-        if summary.tmux_session:
-            click.echo(f"   Watch: tmux attach -t {summary.tmux_session}")
+        _print_watch(summary, workdir)
     sys.exit(0 if agent.status == "completed" else 1)
+
+
+def _print_watch(summary, workdir: str) -> None:
+    """Where to watch the run: its tmux session, and its page when `orchestra web` serves the directory."""
+    from .web import web_url
+
+    if summary.tmux_session:
+        click.echo(f"   Watch: tmux attach -t {summary.tmux_session}")
+    url = web_url(Path(workdir), summary.run_id)
+    if url:
+        click.echo(f"   Web: {url}")
 
 
 def _check_not_blank(task: Optional[str]) -> None:
@@ -350,8 +360,7 @@ def delegate(primary, secondaries, parallel, merge, task, no_analyze, demo, conf
         click.echo(f"💰 Cost: {_cost(summary.total_cost_usd)}")
         click.echo(f"⏱️  Time: {_duration(summary.duration_s)}")
         click.echo(f"   Run: {summary.run_id} (orchestra show {summary.run_id})")
-        if summary.tmux_session:
-            click.echo(f"   Watch: tmux attach -t {summary.tmux_session}")
+        _print_watch(summary, workdir)
         if summary.worktrees:
             click.echo(f"   Worktrees: orchestra clean {summary.run_id} removes them (branches with unmerged work stay)")
     sys.exit(0 if summary.status == "completed" and not summary.merge_stopped else 1)
@@ -466,6 +475,54 @@ def show(run_id, workdir, as_json):
         click.echo(f"\nWhat it left running, its worktrees and its tmux session: orchestra clean {r['run_id']}")
         return
     click.echo(f"\nTotal cost: {_cost(r.get('total_cost_usd'))}   Time: {_duration(r.get('duration_s') or 0)}")
+
+
+@cli.command()
+@click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True, help="0: any free port.")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to serve on; one that is not loopback needs --token.")
+@click.option("--workdir", type=click.Path(file_okay=False, exists=True), default=".", help="Whose runs to show.")
+@click.option("--token", default=None, help="The token every request must carry (default: a random one).")
+def web(port, host, workdir, token):
+    """Serve this directory's runs in a browser: live terminals, records and playback (read-only)."""
+    import secrets
+    import signal
+
+    from .web import announce, withdraw
+    from .web.server import bind, is_loopback, serve
+
+    loopback = is_loopback(host)
+    if not loopback and not token:
+        raise click.UsageError(f"--host {host} is not a loopback address: anyone who can reach it could try the "
+                               "server, so give an explicit --token (long and random)")
+    if token is not None and len(token) < 16:
+        raise click.BadParameter("at least 16 characters", param_hint="--token")
+    token = token or secrets.token_urlsafe(24)
+    sock = bind(host, port)
+    shown = f"[{host.strip('[]')}]" if ":" in host else host
+    url = f"http://{shown}:{sock.getsockname()[1]}/?token={token}"
+    root = Path(workdir).resolve()
+
+    def ready() -> None:
+        try:
+            announce(root, url)
+        except OSError as exc:
+            _echo(f"⚠️  cannot write {root / '.orchestra' / 'web.json'} ({exc.strerror or exc}): run and delegate "
+                  "will not print this address", err=True)
+        _echo(f"🌐 Orchestra web: {url}\n   Runs of {root}; Ctrl-C to stop.")
+        sys.stdout.flush()
+
+    def stop(signum, frame):
+        raise SystemExit(0)
+
+    # uvicorn stops on SIGINT and SIGTERM, then raises the signal again for the handler it found: this
+    # one, so web.json is removed and the exit is quiet
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, stop)
+    try:
+        serve(root, sock, token, loopback, on_ready=ready)
+    finally:
+        withdraw(root)
 
 
 @cli.command()

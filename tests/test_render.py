@@ -25,7 +25,7 @@ def drawn(parser: str, fixture: str) -> str:
 def test_claude_events_are_drawn_as_text_tool_calls_with_their_targets_results_and_the_result_line():
     text = drawn("claude", "claude-stream-json.stdout")
     assert "▸ Write /tmp/orch-claude-stream-json-4xjvt9v1/repo/models/user.py" in text
-    assert "⎿ File created successfully" in text
+    assert "└ File created successfully" in text
     assert "Done: created models/user.py with a User class." in text
     assert "■ completed · 2 turns · $0.0385 · 0.2s" in text
     assert '{"type"' not in text
@@ -112,7 +112,7 @@ def test_a_json_agents_tmux_window_reads_like_a_log_and_its_transcript_keeps_the
     tmux_sessions.append(agent["tmux_target"].split(":")[0])
     screen = wait_for_pane(agent["tmux_target"], "■ completed")
     assert "▸ Create routers/users.py" in screen
-    assert "⎿ {\"success\":true,\"file_path\":\"routers/users.py\"}" in screen
+    assert "└ {\"success\":true,\"file_path\":\"routers/users.py\"}" in screen
     assert '"type":"tool_call"' not in screen
     coloured = tmux("capture-pane", "-p", "-e", "-t", agent["tmux_target"]).stdout
     assert "\x1b[36m▸ \x1b[1mCreate" in coloured

@@ -53,10 +53,10 @@ def tool(name: Any, params: Any = None, what: str = "") -> str:
 
 
 def result(text: Any, error: bool = False) -> str:
-    """  ⎿ the tool's result, on one line (an error in red)."""
+    """  └ the tool's result, on one line (an error in red)."""
     if error:
-        return f"  {RED}⎿ ✗ {short(text)}{RESET}\r\n"
-    return f"  {DIM}⎿ {short(text)}{RESET}\r\n"
+        return f"  {RED}└ ✗ {short(text)}{RESET}\r\n"
+    return f"  {DIM}└ {short(text)}{RESET}\r\n"
 
 
 def text(value: Any) -> str:
