@@ -101,6 +101,14 @@ def write_config(path: Path, agents: dict, extra: str = "") -> Path:
     return path
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """item.rep_setup / rep_call: how each phase went, for fixtures that act on a failure (a screenshot)."""
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, "rep_" + report.when, report)
+
+
 def pytest_terminal_summary(terminalreporter):
     """Say how many real-agent tests ran, and why any were skipped."""
     counts = {"passed": 0, "failed": 0, "skipped": 0}

@@ -18,6 +18,7 @@ import html
 import ipaddress
 import json
 import socket
+import sys
 from pathlib import Path
 from typing import Callable, Optional
 from urllib.parse import parse_qs, quote, urlsplit
@@ -75,6 +76,9 @@ class Guard:
         elif scope["type"] == "websocket" and "origin" in headers and urlsplit(headers["origin"]).netloc != host:
             why = "a WebSocket from another origin is refused"
         if why:
+            if scope["type"] == "websocket" and "origin" in headers:
+                print(f"orchestra web: refused a WebSocket from {headers['origin'][:200]}: {why}", file=sys.stderr,
+                      flush=True)
             if scope["type"] == "websocket":
                 await receive()  # websocket.connect; a close before accepting is a 403 to the client
                 await send({"type": "websocket.close", "code": 1008, "reason": why})

@@ -143,6 +143,7 @@ function runPage() {
         `/cast/${encodeURIComponent(runId)}/${encodeURIComponent(a.cast)}.cast` + query(view),
         c.term, {fit: "width", idleTimeLimit: 2, speed: c.speed, poster: "npt:99999", terminalFontSize: "13px"});
     }
+    c.term.player = c.player;  // for scripts (and tests) driving the page: pause, seek, getCurrentTime
     c.term.dataset.mode = live ? "live" : "playback";
     c.term.dataset.view = c.view;
   }
