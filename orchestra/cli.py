@@ -191,9 +191,19 @@ def run(agent_name, ad_hoc, done_regex, prompt_regex, task, timeout, config_path
         click.echo(f"💰 Cost: {_cost(agent.cost_usd, agent.cost_source)}")
         click.echo(f"⏱️  Time: {_duration(agent.duration_s)}")
         click.echo(f"   Transcript: {agent.transcript}")
-        if summary.tmux_session:
-            click.echo(f"   Watch: tmux attach -t {summary.tmux_session}")
+        _print_watch(summary, workdir)
     sys.exit(0 if agent.status == "completed" else 1)
+
+
+def _print_watch(summary, workdir: str) -> None:
+    """Where to watch the run: its tmux session, and its page when `orchestra web` serves the directory."""
+    from .web import web_url
+
+    if summary.tmux_session:
+        click.echo(f"   Watch: tmux attach -t {summary.tmux_session}")
+    url = web_url(Path(workdir), summary.run_id)
+    if url:
+        click.echo(f"   Web: {url}")
 
 
 def _check_not_blank(task: Optional[str]) -> None:
@@ -228,17 +238,28 @@ def _ad_hoc_profile(cmd: str, done: Optional[str], prompt: Optional[str]) -> Pro
 @click.option("--tmux", "to_tmux", is_flag=True, help="Play into a new tmux window instead of this terminal.")
 @click.option("--agent", "role", default=None, help="With a RUN_ID: which agent's transcript (e.g. primary, secondary-1).")
 @click.option("--max-delay", type=float, default=2.0, show_default=True, help="Cap any single pause (seconds).")
-def replay(target, speed, to_tmux, role, max_delay):
+@click.option("--rendered/--raw", "rendered", default=None,
+              help="Its parser's readable rendering, or the raw bytes (default: what its window showed).")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False),
+              help="Config file (for a transcript that does not say which parser reads it).")
+def replay(target, speed, to_tmux, role, max_delay, rendered, config_path):
     """Play a transcript (FILE.cast or RUN_ID) to the terminal or into tmux."""
     from .history import find_transcript
-    from .replay import play
+    from .transcript import read_cast
+    from .views import RENDERED, Renderer, can_render, cast_view
 
     for value, name in ((speed, "--speed"), (max_delay, "--max-delay")):
         if not 0 <= value < float("inf"):  # nan too
             raise click.BadParameter(f"expected a number of 0 or more, got {value}", param_hint=name)
     path = find_transcript(Path.cwd(), target, role)
+    parser, view = cast_view(read_cast(path).header, _config(config_path) if rendered or config_path else None)
+    renderer = None
+    if rendered or (rendered is None and view == RENDERED):
+        if not can_render(parser):
+            raise OrchestraError(f"{path}: no rendering for this transcript (its agent's parser "
+                                 f"{'is not known' if parser is None else repr(parser) + ' draws none'}): use --raw")
+        renderer = Renderer(parser)
     if to_tmux:
-        from .transcript import read_cast
         from .viewer import TmuxViewer
 
         if not TmuxViewer.available():
@@ -254,7 +275,7 @@ def replay(target, speed, to_tmux, role, max_delay):
             viewer.close()
             raise OrchestraError(str(exc)) from None
         click.echo(f"▶️  Replaying {path} — watch: {viewer.attach_command}")
-        play(path, window.write, speed, max_delay=max_delay)
+        _play(path, window.write, speed, max_delay, renderer)
         viewer.close()
         return
     out = sys.stdout.buffer
@@ -269,7 +290,24 @@ def replay(target, speed, to_tmux, role, max_delay):
         except OSError as exc:
             raise OrchestraError(f"cannot write the replay to standard output: {exc}") from None
 
-    play(path, write, speed, max_delay=max_delay)
+    _play(path, write, speed, max_delay, renderer)
+
+
+def _play(path: Path, write, speed: float, max_delay: float, renderer=None) -> None:
+    """Play a transcript's bytes, or (renderer) what its parser draws of them, and what was typed to it."""
+    from .replay import play
+
+    if renderer is None:
+        play(path, write, speed, max_delay=max_delay)
+        return
+
+    def draw(data: bytes) -> None:
+        drawn = renderer.feed(data)
+        if drawn:
+            write(drawn.encode())
+
+    play(path, draw, speed, wait_input=lambda typed: write(renderer.sent(typed).encode()), max_delay=max_delay)
+    write(renderer.feed(b"", final=True).encode())
 
 
 @cli.command()
@@ -354,8 +392,7 @@ def delegate(primary, secondaries, parallel, merge, task, no_analyze, demo, conf
         click.echo(f"💰 Cost: {_cost(summary.total_cost_usd)}")
         click.echo(f"⏱️  Time: {_duration(summary.duration_s)}")
         click.echo(f"   Run: {summary.run_id} (orchestra show {summary.run_id})")
-        if summary.tmux_session:
-            click.echo(f"   Watch: tmux attach -t {summary.tmux_session}")
+        _print_watch(summary, workdir)
         if summary.worktrees:
             click.echo(f"   Worktrees: orchestra clean {summary.run_id} removes them (branches with unmerged work stay)")
     sys.exit(0 if summary.status == "completed" and not summary.merge_stopped else 1)
@@ -555,6 +592,54 @@ def mcp_cmd(config_path):
     except ImportError as exc:
         raise OrchestraError(f"orchestra mcp needs the MCP Python SDK (`pip install mcp`, Python 3.10+): {exc}") from None
     serve(Path.cwd(), config_path)
+
+
+@cli.command()
+@click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True, help="0: any free port.")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to serve on; one that is not loopback needs --token.")
+@click.option("--workdir", type=click.Path(file_okay=False, exists=True), default=".", help="Whose runs to show.")
+@click.option("--token", default=None, help="The token every request must carry (default: a random one).")
+def web(port, host, workdir, token):
+    """Serve this directory's runs in a browser: live terminals, records and playback (read-only)."""
+    import secrets
+    import signal
+
+    from .web import announce, withdraw
+    from .web.server import bind, is_loopback, serve
+
+    loopback = is_loopback(host)
+    if not loopback and not token:
+        raise click.UsageError(f"--host {host} is not a loopback address: anyone who can reach it could try the "
+                               "server, so give an explicit --token (long and random)")
+    if token is not None and len(token) < 16:
+        raise click.BadParameter("at least 16 characters", param_hint="--token")
+    token = token or secrets.token_urlsafe(24)
+    sock = bind(host, port)
+    shown = f"[{host.strip('[]')}]" if ":" in host else host
+    url = f"http://{shown}:{sock.getsockname()[1]}/?token={token}"
+    root = Path(workdir).resolve()
+
+    def ready() -> None:
+        try:
+            announce(root, url)
+        except OSError as exc:
+            _echo(f"⚠️  cannot write {root / '.orchestra' / 'web.json'} ({exc.strerror or exc}): run and delegate "
+                  "will not print this address", err=True)
+        _echo(f"🌐 Orchestra web: {url}\n   Runs of {root}; Ctrl-C to stop.")
+        sys.stdout.flush()
+
+    def stop(signum, frame):
+        raise SystemExit(0)
+
+    # uvicorn stops on SIGINT and SIGTERM, then raises the signal again for the handler it found: this
+    # one, so web.json is removed and the exit is quiet
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, stop)
+    try:
+        serve(root, sock, token, loopback, on_ready=ready)
+    finally:
+        withdraw(root)
 
 
 @cli.command()

@@ -19,6 +19,7 @@ except ImportError:  # pragma: no cover
 DATA_DIR = Path(__file__).resolve().parent / "data"
 SHIPPED_CONFIG = DATA_DIR / "config.yaml"
 
+VIEWS = ("raw", "rendered")
 DEFAULT_DELEGATE_START = r"^\s*DELEGATE:[ \t]*"
 DEFAULT_DELEGATE_END = r"^\s*END(?: DELEGATE)?\s*$"
 
@@ -63,6 +64,7 @@ class Profile:
     input_wait: float = 15.0  # quiet this long after what looks like a question: waiting_for_input
     retry: Optional[re.Pattern] = None  # a line that means the agent retries a failed request
     max_retries: Optional[int] = None  # retries in a row tolerated before `failed` (None: no limit)
+    view: str = "raw"  # what its tmux window (and the web view) shows: raw bytes, or its parser's rendering
 
     @property
     def takes_task_in_argv(self) -> bool:
@@ -328,6 +330,12 @@ class _Validator:
             if prof.retry is None:
                 raise self.fail(f"{where}, field 'max_retries'", "needs a 'retry' pattern (what a retry looks like)")
             prof.max_retries = value
+        prof.view = self.string(body, "view", where, prof.view)
+        if prof.view not in VIEWS:
+            raise self.fail(f"{where}, field 'view'", f"expected one of {', '.join(VIEWS)}, got {prof.view!r}")
+        if prof.view == "rendered" and PARSERS[prof.parser].render is None:
+            raise self.fail(f"{where}, field 'view'", f"parser '{prof.parser}' has no rendering (its agent's output "
+                            "is not JSON events): use view: raw")
         prof.cols = self.size(body, "cols", where, prof.cols)
         prof.rows = self.size(body, "rows", where, prof.rows)
         return prof

@@ -5,7 +5,7 @@ The flow of every read:
     pty fd --os.read--> UTF-8 decode --> strip escapes --> searcher (prompt, completion,
                |                                           errors, questions)
                |                                       --> parser (files, errors, cost)
-               +--> redact --> tmux window (raw bytes, for a person)
+               +--> redact --> tmux window (raw bytes, or the parser's rendering of its lines)
                           +--> asciicast "o" event (flushed)
 
 pexpect owns the child (pty, size, environment, exit status); orchestra reads
@@ -35,6 +35,7 @@ from . import agents
 from .config import DATA_DIR, Profile
 from .errors import OrchestraError
 from .parsers import Parsed, make_parser
+from .parsers import render as draw
 from .redact import Redactor
 from .searcher import multiline
 from .stream import Stream
@@ -125,6 +126,10 @@ class AgentSession:
         self.argv_values = argv_values or {}
         self.command_override: Optional[list] = None  # e.g. the profile's resume command
         self.parser = make_parser(profile.parser, profile)
+        # a rendered window shows what the parser draws of the lines it parses anyway (no second parse)
+        self.rendered_view = profile.view == "rendered" and self.parser.render is not None
+        if self.rendered_view:
+            self.parser.rendering()
         self.stream = Stream(self.parser)
         self._shown_decoder = codecs.getincrementaldecoder("utf-8")("replace")  # for the masked bytes
         self.searcher = self.stream.searcher
@@ -222,7 +227,9 @@ class AgentSession:
             _write_private(self.task_file, self.task or "")
         shown = " ".join(self.redactor.text(a) for a in ([self.profile.name] if self.task_in_argv else argv))
         self.cast = CastWriter(self.transcript_path, self.profile.cols, self.profile.rows,
-                               title=f"orchestra: {self.profile.name}", command=shown)
+                               title=f"orchestra: {self.profile.name}", command=shown,
+                               orchestra={"agent": self.profile.name, "parser": self.profile.parser,
+                                          "view": "rendered" if self.rendered_view else "raw"})
         parent = os.getpid()
         try:
             self.child = pexpect.spawn(binary, argv[1:], cwd=str(self.workdir), env=env, echo=False,
@@ -268,6 +275,8 @@ class AgentSession:
             self.searcher.consume_all()
             submit = ""
         self.cast.input(self.redactor.text(text + submit))
+        if self.rendered_view and text.strip():
+            self.window.write(draw.sent(self.redactor.text(text)).encode())
         self.outbuf += (text + submit).encode("utf-8")
         self._flush_out()
 
@@ -396,7 +405,12 @@ class AgentSession:
                 text, plain = self._shown_decoder.decode(shown, final), False
             # (else: plain ASCII, unchanged; the decoder holds nothing and would give it back as is)
             data = shown
-        self.window.write(data)
+        if self.rendered_view:
+            drawn = self.parser.take_rendered()
+            if drawn:
+                self.window.write(self.redactor.text(drawn).encode())
+        else:
+            self.window.write(data)
         self.cast.output(text, now, plain)
         if self.pending_submit and not self.outbuf:
             echoed = self.searcher.search(self.echo)

@@ -59,7 +59,8 @@ class CastWriter:
     """Never raises on a failed write (a full disk, a removed folder): the agent it records goes on,
     and is ended as usual. The first error is kept in `error`, and nothing more is written."""
 
-    def __init__(self, path: Union[str, Path], width: int, height: int, title: str = "", command: str = ""):
+    def __init__(self, path: Union[str, Path], width: int, height: int, title: str = "", command: str = "",
+                 orchestra: Optional[dict] = None):
         self.path = Path(path)
         self.error: Optional[str] = None
         self.fd: Optional[int] = None
@@ -80,6 +81,8 @@ class CastWriter:
             header["title"] = title
         if command:
             header["command"] = command
+        if orchestra:  # whose it is and how its window shows it (players ignore keys they do not know)
+            header["orchestra"] = orchestra
         self._write(json.dumps(header).encode() + b"\n")
 
     def __enter__(self) -> "CastWriter":

@@ -123,10 +123,12 @@ def write_config(path: Path, agents: dict, extra: str = "") -> Path:
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
-    """In CI (CI=true) a real-agent test that skips fails instead, saying why (tests/support/ci.py)."""
+    """item.rep_setup / rep_call: how each phase went, for fixtures that act on a failure (a screenshot).
+    In CI (CI=true) a real-agent test that skips fails instead, saying why (tests/support/ci.py)."""
     from tests.support.ci import skip_fails
 
     report = (yield).get_result()
+    setattr(item, "rep_" + report.when, report)
     if report.skipped and item.get_closest_marker("real_agent") is not None:
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
         failure = skip_fails(reason.removeprefix("Skipped: "))

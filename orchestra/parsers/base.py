@@ -9,7 +9,9 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Callable, Optional
+
+from . import render
 
 MAX_REPLY = 64 * 1024  # the reply text kept for briefs and for the primary
 MAX_ERRORS = 50
@@ -59,10 +61,23 @@ class Parsed:
 
 class Parser:
     name = "base"
+    # render(event) -> str: a readable drawing of one of the agent's events (parsers/render.py), for
+    # parsers of JSON events; None: the agent's window shows its raw bytes, always
+    render: Optional[Callable[[dict], str]] = None
 
     def __init__(self, profile: Any = None):
         self.profile = profile
         self.parsed = Parsed()
+        self.rendered: Optional[list[str]] = None  # the drawing of what was fed, once rendering() was called
+
+    def rendering(self) -> "Parser":
+        """Draw what is fed from now on (take it with take_rendered()): the same events, parsed once."""
+        self.rendered = []
+        return self
+
+    def take_rendered(self) -> str:
+        out, self.rendered = "".join(self.rendered or ()), []
+        return out
 
     def feed(self, lines: str) -> None:
         """lines: one or more complete lines, each ending in a newline."""
@@ -86,20 +101,37 @@ class JsonLinesParser(Parser):
     """For agents that print one JSON object per line; other lines are noise."""
 
     def feed(self, lines: str) -> None:
+        drawn = self.rendered
+        if "{" not in lines:
+            self.text(lines)
+            if drawn is not None:
+                drawn.append(render.lines(lines))
+            return
         for line in lines.splitlines():
-            line = line.strip()
-            if not line.startswith("{"):
+            stripped = line.strip()
+            event = None
+            if stripped.startswith("{"):
+                try:
+                    event = json.loads(stripped)
+                except ValueError:
+                    pass
+            if not isinstance(event, dict):
+                if drawn is not None and stripped:
+                    drawn.append(render.lines(line))  # not an event (a wrapper's message): as it is
                 continue
             try:
-                event = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(event, dict):
+                self.event(event)
+            except (TypeError, AttributeError, ValueError, KeyError) as exc:
+                # a line of the right type with the wrong shape: note it, keep reading
+                self.parsed.add_error(f"unreadable {event.get('type', 'event')!s:.40} event: {exc}")
+            if drawn is not None:
                 try:
-                    self.event(event)
-                except (TypeError, AttributeError, ValueError, KeyError) as exc:
-                    # a line of the right type with the wrong shape: note it, keep reading
-                    self.parsed.add_error(f"unreadable {event.get('type', 'event')!s:.40} event: {exc}")
+                    drawn.append(type(self).render(event))
+                except (TypeError, AttributeError, ValueError, KeyError):
+                    drawn.append(render.note(stripped[:200]))
+
+    def text(self, lines: str) -> None:
+        """Lines with no JSON event in them: noise, unless the agent also prints plain text."""
 
     def event(self, event: dict) -> None:
         raise NotImplementedError

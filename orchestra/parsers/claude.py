@@ -4,7 +4,49 @@ from __future__ import annotations
 import json
 import re
 
+from . import render as draw
 from .base import JsonLinesParser, Parser, add_tokens, tool_file
+
+
+def render(event: dict) -> str:
+    """One stream-json event as a person reads it (see parsers/render.py)."""
+    kind, sub = event.get("type"), event.get("subtype")
+    if kind == "system" and sub == "init":
+        return draw.note(f"● claude · {event.get('model') or '?'} · {event.get('cwd') or ''}")
+    if kind == "system" and sub == "api_retry":
+        status = event.get("error_status")
+        what = f"API error {status} {event.get('error') or ''}" if status else f"API request failed ({event.get('error')})"
+        delay = draw.seconds(event.get("retry_delay_ms"))
+        return draw.retry(f"retry {event.get('attempt', '?')} of {event.get('max_retries', '?')}: {what.strip()}"
+                          + (f" (next in {delay:.1f}s)" if delay is not None else ""))
+    if kind == "assistant":
+        out = []
+        for block in (event.get("message") or {}).get("content") or []:
+            if not isinstance(block, dict):
+                continue
+            if block.get("type") == "text":
+                out.append(draw.text(block.get("text")))
+            elif block.get("type") == "tool_use":
+                out.append(draw.tool(block.get("name", "?"), block.get("input")))
+            elif block.get("type") == "thinking" and block.get("thinking"):
+                out.append(draw.note("✻ " + draw.short(block["thinking"], 200)))
+        return "".join(out)
+    if kind == "user":
+        out = []
+        for block in (event.get("message") or {}).get("content") or []:
+            if isinstance(block, dict) and block.get("type") == "tool_result":
+                content = block.get("content")
+                if isinstance(content, list):  # [{"type": "text", "text": ...}]
+                    content = "\n".join(str(c.get("text", "")) for c in content if isinstance(c, dict))
+                out.append(draw.result(content, bool(block.get("is_error"))))
+        return "".join(out)
+    if kind == "result":
+        ok = not event.get("is_error") and sub in (None, "success")
+        status = event.get("api_error_status")
+        detail = "" if ok else f"{'API error ' + str(status) + ': ' if status else ''}{event.get('result') or sub}"
+        return draw.done(ok, "completed" if ok else f"failed ({sub or 'error'})", event.get("num_turns"),
+                         _run_cost(event), draw.seconds(event.get("duration_ms")), detail=detail)
+    return ""
 
 
 class ClaudeParser(JsonLinesParser):
@@ -12,6 +54,7 @@ class ClaudeParser(JsonLinesParser):
     --output-format json prints only the result object: the same code reads it."""
 
     name = "claude"
+    render = staticmethod(render)
 
     def event(self, event: dict) -> None:
         p = self.parsed

@@ -3,20 +3,44 @@ from __future__ import annotations
 
 import re
 
+from . import render as draw
 from .base import JsonLinesParser, add_tokens, tool_file
+
+
+def render(event: dict) -> str:
+    """One `-o stream-json` event as a person reads it (see parsers/render.py)."""
+    kind = event.get("type")
+    if kind == "system":
+        return draw.note(f"● droid · {event.get('model') or '?'} · {event.get('cwd') or ''}")
+    if kind == "message":
+        if event.get("role") == "user":
+            return draw.sent(str(event.get("text", "")))
+        return draw.text(event.get("text"))
+    if kind == "tool_call":
+        return draw.tool(event.get("toolName") or event.get("toolId") or "?", event.get("parameters"))
+    if kind == "tool_result":
+        return draw.result(event.get("value"), bool(event.get("isError")))
+    if kind in ("completion", "result"):
+        ok = not event.get("is_error")
+        usage = event.get("usage") or {}
+        return draw.done(ok, "completed" if ok else "failed", event.get("numTurns", event.get("num_turns")), None,
+                         draw.seconds(event.get("durationMs", event.get("duration_ms"))),
+                         (usage.get("input_tokens"), usage.get("output_tokens")),
+                         detail="" if ok else str(event.get("result") or ""))
+    if kind == "error":
+        return draw.error(event.get("message") or event.get("error") or event)
+    return ""
 
 
 class DroidParser(JsonLinesParser):
     name = "droid"
+    render = staticmethod(render)
     TEXT_FILE = re.compile(r"^\s*(?:Created|Modified|Edited|Wrote)\s+(?:file\s+)?(\S+)\s*$", re.M)
 
-    def feed(self, lines: str) -> None:
-        if "{" not in lines:  # plain `droid exec` text
-            for m in self.TEXT_FILE.finditer(lines):
-                self.parsed.add_file(m.group(1))
-            self.parsed.add_reply(lines)
-            return
-        super().feed(lines)
+    def text(self, lines: str) -> None:  # plain `droid exec` text
+        for m in self.TEXT_FILE.finditer(lines):
+            self.parsed.add_file(m.group(1))
+        self.parsed.add_reply(lines)
 
     def event(self, event: dict) -> None:
         p = self.parsed

@@ -1,0 +1,270 @@
+"""orchestra web, measured: a table, not a timed test.
+
+    python bench/web.py [--agents 8] [--seconds 10] [--runs 1000] [--mb 200]
+
+1. Lag: N agents (`orchestra run --cmd`, each printing a stamped line every 50 ms) live at once, each
+   watched on its run page in chromium; for each line, from the agent writing it (its stamp) to the
+   page's terminal holding it (a MutationObserver in the page): p50, p99, max.
+2. The runs page of a directory with 1,000 runs (copies of a demo run's record): from navigation to
+   1,000 rows in the table, with a server that has read nothing yet, then again.
+3. The server's memory (VmRSS) while one transcript grows to --mb MB, streamed live to a client
+   (raw, then rendered): it should not grow with the transcript.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from orchestra.run import process_started  # noqa: E402
+
+TOKEN = "bench-token-0123456789abcdef"
+AGENT = r"""
+import sys, time
+n, every = int(sys.argv[1]), 0.05
+for i in range(n):
+    print(f"tick {i} {time.time():.6f}", flush=True)
+    time.sleep(every)
+print("BENCH-DONE", flush=True)
+"""
+
+
+def start_server(workdir: Path) -> tuple[subprocess.Popen, str]:
+    proc = subprocess.Popen([sys.executable, "-m", "orchestra", "web", "--port", "0", "--workdir", str(workdir),
+                             "--token", TOKEN], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    return proc, proc.stdout.readline().split()[-1]
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    proc.wait(10)
+
+
+def rss_kb(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as fh:
+        return next(int(line.split()[1]) for line in fh if line.startswith("VmRSS:"))
+
+
+def lag(browser, agents: int, seconds: float) -> list[float]:
+    work = Path(tempfile.mkdtemp(prefix="orchestra-bench-web-"))
+    agent = work / "agent.py"
+    agent.write_text(AGENT)
+    server, url = start_server(work)
+    base = url.split("/?")[0]
+    runs_dir = work / ".orchestra" / "runs"
+    procs, pages = [], []
+    try:
+        gate = work / "gate"
+        os.mkfifo(gate)
+        for _ in range(agents):
+            before = set(os.listdir(runs_dir)) if runs_dir.exists() else set()
+            # each agent waits on the gate until every page watches it, then all start at once
+            cmd = f"sh -c 'read _ < {gate}; exec {sys.executable} {agent} {int(seconds / 0.05)}'"
+            procs.append(subprocess.Popen([sys.executable, "-m", "orchestra", "run", "--cmd", cmd, "--done",
+                                           "^BENCH-DONE", "--task", "bench", "--no-tmux"], cwd=work,
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            while not runs_dir.exists() or len(set(os.listdir(runs_dir)) - before) == 0:
+                time.sleep(0.01)
+            run_id = (set(os.listdir(runs_dir)) - before).pop()
+            while not list((runs_dir / run_id).glob("*.cast")):
+                time.sleep(0.01)
+            page = browser.new_page(viewport={"width": 1300, "height": 900})
+            page.goto(f"{base}/run/{run_id}?token={TOKEN}")
+            page.wait_for_selector('.term[data-mode="live"] .ap-term', timeout=30000)
+            page.evaluate("""() => {
+                window.lags = []; const seen = new Set();
+                const term = document.querySelector('.term');
+                new MutationObserver(() => {
+                    const now = Date.now() / 1000;
+                    for (const m of term.textContent.matchAll(/tick (\\d+) (\\d+\\.\\d+)/g)) {
+                        if (!seen.has(m[1])) { seen.add(m[1]); window.lags.push(now - Number(m[2])); }
+                    }
+                }).observe(term, {subtree: true, childList: true, characterData: true});
+            }""")
+            pages.append(page)
+        with open(gate, "w") as fh:  # a reader per agent: each gets its line, all start
+            fh.write("go\n" * agents)
+        for p in procs:
+            p.wait(seconds + 60)
+        lags = []
+        for page in pages:
+            lags += page.evaluate("() => window.lags")
+            page.close()
+        return lags
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.terminate()
+        stop(server)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def lag_socket(agents: int, seconds: float) -> list[float]:
+    """The same lag to a WebSocket client of the server's (no browser): the server's own part of it."""
+    import re
+    import threading
+
+    from websockets.sync.client import connect
+
+    work = Path(tempfile.mkdtemp(prefix="orchestra-bench-web-"))
+    agent = work / "agent.py"
+    agent.write_text(AGENT)
+    server, url = start_server(work)
+    host = url.split("//")[1].split("/")[0]
+    runs_dir, gate = work / ".orchestra" / "runs", work / "gate"
+    os.mkfifo(gate)
+    procs, casts, lags = [], [], []
+    try:
+        for _ in range(agents):
+            before = set(os.listdir(runs_dir)) if runs_dir.exists() else set()
+            cmd = f"sh -c 'read _ < {gate}; exec {sys.executable} {agent} {int(seconds / 0.05)}'"
+            procs.append(subprocess.Popen([sys.executable, "-m", "orchestra", "run", "--cmd", cmd, "--done",
+                                           "^BENCH-DONE", "--task", "bench", "--no-tmux"], cwd=work,
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            while not runs_dir.exists() or not set(os.listdir(runs_dir)) - before:
+                time.sleep(0.01)
+            run_id = (set(os.listdir(runs_dir)) - before).pop()
+            while not list((runs_dir / run_id).glob("*.cast")):
+                time.sleep(0.01)
+            casts.append((run_id, next((runs_dir / run_id).glob("*.cast")).stem))
+
+        def client(run_id: str, name: str) -> None:
+            with connect(f"ws://{host}/ws/cast/{run_id}/{name}?token={TOKEN}",
+                         subprotocols=["v2.asciicast"]) as ws:
+                ws.recv(timeout=30)
+                for message in ws:
+                    now = time.time()
+                    lags.extend(now - float(s) for s in re.findall(r"tick \d+ (\d+\.\d+)", json.loads(message)[2]))
+
+        threads = [threading.Thread(target=client, args=c) for c in casts]
+        for t in threads:
+            t.start()
+        time.sleep(1)  # the clients connected
+        with open(gate, "w") as fh:
+            fh.write("go\n" * agents)
+        for p in procs:
+            p.wait(seconds + 60)
+        for t in threads:
+            t.join(30)
+        return sorted(lags)
+    finally:
+        stop(server)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def runs_page(browser, count: int) -> tuple[float, float]:
+    work = Path(tempfile.mkdtemp(prefix="orchestra-bench-web-"))
+    try:
+        subprocess.run([sys.executable, "-m", "orchestra", "delegate", "--demo", "--task", "a run", "--no-tmux"],
+                       cwd=work, capture_output=True, check=True)
+        runs = work / ".orchestra" / "runs"
+        (model,) = list(runs.iterdir())
+        record = json.loads((model / "run.json").read_text())
+        for i in range(count - 1):
+            run_id = f"2026{i // 40000 + 1:02d}{i // 1440 % 28 + 1:02d}-{i // 60 % 24:02d}{i % 60:02d}00-{i:06x}"
+            folder = runs / run_id
+            folder.mkdir()
+            (folder / "run.json").write_text(json.dumps({**record, "run_id": run_id, "task": f"task number {i}"}))
+        server, url = start_server(work)
+        try:
+            times = []
+            for _ in range(2):
+                page = browser.new_page(viewport={"width": 1300, "height": 900})
+                start = time.perf_counter()
+                page.goto(url)
+                page.wait_for_function(f"() => document.querySelectorAll('#runs tbody tr').length >= {count}",
+                                       timeout=60000, polling="raf")
+                times.append(time.perf_counter() - start)
+                page.close()
+            return times[0], times[1]
+        finally:
+            stop(server)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def memory(mb: int, view: str) -> list[tuple[int, int]]:
+    from websockets.sync.client import connect
+
+    work = Path(tempfile.mkdtemp(prefix="orchestra-bench-web-"))
+    run_id = "20261129-120000-abcdef"
+    folder = work / ".orchestra" / "runs" / run_id
+    folder.mkdir(parents=True)
+    (folder / "run.json").write_text(json.dumps({
+        "run_id": run_id, "status": "running", "pid": os.getpid(), "pid_started": process_started(os.getpid()),
+        "task": "grow", "secondaries": [{"agent": "demo-droid", "role": "secondary-1", "status": "running",
+                                         "transcript": f".orchestra/runs/{run_id}/secondary-1.cast"}]}))
+    cast = folder / "secondary-1.cast"
+    header = {"version": 2, "width": 120, "height": 40, "orchestra": {"parser": "droid", "view": "rendered"}}
+    line = json.dumps({"type": "tool_call", "toolName": "Execute", "parameters": {"command": "x" * 200}})
+    chunk = (line + "\r\n") * 16  # about 4 KB an event, as a pty read gives
+    server, url = start_server(work)
+    host = url.split("//")[1].split("/")[0]
+    samples = []
+    try:
+        with open(cast, "wb") as fh:
+            fh.write(json.dumps(header).encode() + b"\n")
+            fh.flush()
+            with connect(f"ws://{host}/ws/cast/{run_id}/secondary-1?token={TOKEN}&view={view}",
+                         max_size=None, subprotocols=["v2.asciicast"]) as ws:
+                ws.recv(timeout=10)
+                samples.append((0, rss_kb(server.pid)))
+                written, step = 0, mb * 1024 * 1024 // 8
+                for k in range(1, 9):
+                    event = (json.dumps([float(k), "o", chunk]) + "\n").encode()
+                    while written < k * step:
+                        fh.write(event * 64)
+                        written += len(event) * 64
+                    fh.write((json.dumps([k + 0.5, "o", f"step {k}\r\n"]) + "\n").encode())  # the step's last event
+                    fh.flush()
+                    while json.loads(ws.recv(timeout=60))[0] < k + 0.5:  # until the client has had it all
+                        pass
+                    samples.append((written // (1024 * 1024), rss_kb(server.pid)))
+        return samples
+    finally:
+        stop(server)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--agents", type=int, default=8)
+    ap.add_argument("--seconds", type=float, default=10)
+    ap.add_argument("--runs", type=int, default=1000)
+    ap.add_argument("--mb", type=int, default=200)
+    args = ap.parse_args()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
+        lags = sorted(lag(browser, args.agents, args.seconds))
+        cold, warm = runs_page(browser, args.runs)
+        browser.close()
+    print("| measure | result | target |")
+    print("| --- | --- | --- |")
+    for what, got in ((f"on the page (chromium, a tab per run), {args.agents} agents live", lags),
+                      (f"to a WebSocket client (no browser), {args.agents} agents live",
+                       lag_socket(args.agents, args.seconds))):
+        p99 = got[min(len(got) - 1, int(len(got) * 0.99))]
+        print(f"| line written -> {what} ({len(got)} lines) | p50 {statistics.median(got) * 1000:.1f} ms, "
+              f"p99 {p99 * 1000:.1f} ms, max {got[-1] * 1000:.1f} ms | p99 < 100 ms |")
+    print(f"| runs page, {args.runs} runs, to every row shown | {cold:.2f} s (first load), "
+          f"{warm:.2f} s (second load) | < 1 s |")
+    for view in ("raw", "rendered"):
+        samples = memory(args.mb, view)
+        shown = ", ".join(f"{m} MB: {kb / 1024:.1f}" for m, kb in samples)
+        print(f"| server RSS (MB) as a transcript grows, streamed live {view} | {shown} | flat |")
+
+
+if __name__ == "__main__":
+    main()

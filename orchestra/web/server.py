@@ -1,0 +1,265 @@
+"""The web server of `orchestra web`: Starlette on uvicorn, read-only, behind a token.
+
+Pages: `/` (the runs) and `/run/<id>` (one run: a terminal per agent). Their data come over
+WebSockets that the server feeds by polling the run folders: `/ws/runs` (rows, as they change),
+`/ws/run/<id>` (the record, as it changes) and `/ws/cast/<id>/<name>` (an agent's transcript from
+its first byte, then as it grows, in asciinema's live v2.asciicast protocol). A finished
+transcript plays from `/cast/<id>/<name>.cast` (raw, or rendered as it is sent).
+
+Every request and WebSocket needs the token (403 without); a WebSocket whose Origin is not this
+server is refused; served on a loopback address, a request must name a loopback host (a DNS
+rebinding page cannot reach it). What a browser sends on a WebSocket is read and dropped.
+"""
+from __future__ import annotations
+
+import asyncio
+import hmac
+import html
+import ipaddress
+import json
+import socket
+import sys
+from pathlib import Path
+from typing import Callable, Optional
+from urllib.parse import parse_qs, quote, urlsplit
+
+from starlette.applications import Starlette
+from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response, StreamingResponse
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from ..config import DATA_DIR
+from ..errors import OrchestraError
+from ..views import RAW, RENDERED
+from .feeds import CastTail, RunsIndex, agent_running, cast_path, rendered_cast, run_page
+
+STATIC = DATA_DIR / "web"
+TAIL_EVERY = 0.02  # seconds between two looks at a transcript that has nothing new: the page's lag
+RECORD_EVERY = 0.25  # ... at a run's record (its page's status, files, cost)
+RUNS_EVERY = 0.5  # ... at the run folders (the runs page)
+ALIVE_EVERY = 0.5  # how often a live transcript's stream asks whether its agent is done
+CSP = ("default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self' 'unsafe-inline'; "
+       "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
+HEADERS = [(b"cache-control", b"no-store"), (b"referrer-policy", b"no-referrer"),
+           (b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY"),
+           (b"content-security-policy", CSP.encode())]
+
+
+def is_loopback(host: str) -> bool:
+    host = host.strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class Guard:
+    """ASGI middleware: the token on every request and WebSocket, a WebSocket's Origin, the Host."""
+
+    def __init__(self, app, token: str, loopback: bool):
+        self.app, self.token, self.loopback = app, token, loopback
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] not in ("http", "websocket"):
+            return await self.app(scope, receive, send)
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        given = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("token", [""])[0]
+        host = headers.get("host", "")
+        why = ""
+        if not hmac.compare_digest(given.encode(), self.token.encode()):
+            why = "a token is needed: use the URL orchestra web printed"
+        elif self.loopback and not is_loopback(urlsplit(f"//{host}").hostname or ""):
+            why = "this server answers requests for a loopback address only"
+        elif scope["type"] == "websocket" and "origin" in headers and urlsplit(headers["origin"]).netloc != host:
+            why = "a WebSocket from another origin is refused"
+        if why:
+            if scope["type"] == "websocket" and "origin" in headers:
+                print(f"orchestra web: refused a WebSocket from {headers['origin'][:200]}: {why}", file=sys.stderr,
+                      flush=True)
+            if scope["type"] == "websocket":
+                await receive()  # websocket.connect; a close before accepting is a 403 to the client
+                await send({"type": "websocket.close", "code": 1008, "reason": why})
+            else:
+                await send({"type": "http.response.start", "status": 403, "headers": [
+                    (b"content-type", b"text/plain; charset=utf-8"), *HEADERS]})
+                await send({"type": "http.response.body", "body": f"403 Forbidden: {why}\n".encode()})
+            return
+
+        async def guarded_send(message):
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), *HEADERS]}
+            await send(message)
+
+        await self.app(scope, receive, guarded_send if scope["type"] == "http" else send)
+
+
+def make_app(workdir: Path, token: str, loopback: bool = True):
+    workdir = Path(workdir).resolve()
+    index = RunsIndex(workdir, every=RUNS_EVERY / 2)
+    index.scan()  # every record read once before the first page asks (1,000 runs: about 0.5 s here)
+
+    def page(name: str):
+        text = (STATIC / name).read_text(encoding="utf-8").replace("__TOKEN__", html.escape(quote(token, safe="")))
+
+        async def handler(request):
+            return HTMLResponse(text)
+        return handler
+
+    async def api_runs(request):
+        index.scan()
+        return JSONResponse(sorted(index.rows.values(), key=lambda r: r["run_id"], reverse=True))
+
+    async def api_run(request):
+        try:
+            return JSONResponse(run_page(workdir, request.path_params["run_id"]))
+        except OrchestraError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=404)
+
+    async def cast_file(request):
+        try:
+            path = cast_path(workdir, request.path_params["run_id"], request.path_params["name"])
+        except OrchestraError as exc:
+            return Response(str(exc), status_code=404)
+        if request.query_params.get("view") == RENDERED:
+            return StreamingResponse(rendered_cast(path), media_type="application/x-asciicast")
+        return FileResponse(path, media_type="application/x-asciicast")
+
+    async def ws_runs(ws: WebSocket):
+        async def feed(send):
+            sent: dict = {}
+            first = True
+            while True:
+                index.scan()
+                changed, gone = index.since(sent)
+                if first or changed or gone:
+                    await send(json.dumps({"runs": changed, "gone": gone, "all": first}))
+                first = False
+                await asyncio.sleep(RUNS_EVERY)
+        await serve_socket(ws, feed)
+
+    async def ws_run(ws: WebSocket):
+        run_id = ws.path_params["run_id"]
+
+        async def feed(send):
+            last = None
+            while True:
+                try:
+                    record = run_page(workdir, run_id)
+                except OrchestraError as exc:
+                    record = {"error": str(exc)}
+                if record != last:
+                    await send(json.dumps(record))
+                    last = record
+                await asyncio.sleep(RECORD_EVERY)
+        await serve_socket(ws, feed)
+
+    async def ws_cast(ws: WebSocket):
+        run_id, name = ws.path_params["run_id"], ws.path_params["name"]
+        view = RENDERED if ws.query_params.get("view") == RENDERED else RAW
+        try:
+            tail = CastTail(cast_path(workdir, run_id, name), view)
+        except (OrchestraError, OSError, ValueError):
+            await ws.close(code=1008)
+            return
+
+        async def feed(send):
+            await send(json.dumps(tail.start()))
+            loop = asyncio.get_running_loop()
+            asked = 0.0
+            while True:
+                events = tail.read()
+                for event in events:
+                    await send(json.dumps(event))
+                if events:
+                    continue  # more may be there already (a long transcript is sent a chunk at a time)
+                now = loop.time()
+                if now - asked >= ALIVE_EVERY:
+                    asked = now
+                    if not agent_running(workdir, run_id, name):
+                        for event in tail.read() + tail.finish():  # what came just before it ended
+                            await send(json.dumps(event))
+                        return  # then closed with 1000: the player says the stream ended
+                await asyncio.sleep(TAIL_EVERY)
+
+        try:
+            await serve_socket(ws, feed, subprotocol="v2.asciicast")
+        finally:
+            tail.close()
+
+    routes = [
+        Route("/", page("runs.html")),
+        Route("/run/{run_id}", page("run.html")),
+        Route("/api/runs", api_runs),
+        Route("/api/run/{run_id}", api_run),
+        Route("/cast/{run_id}/{name}.cast", cast_file),
+        WebSocketRoute("/ws/runs", ws_runs),
+        WebSocketRoute("/ws/run/{run_id}", ws_run),
+        WebSocketRoute("/ws/cast/{run_id}/{name}", ws_cast),
+        Mount("/static", StaticFiles(directory=str(STATIC)), name="static"),
+    ]
+    return Guard(Starlette(routes=routes), token, loopback)
+
+
+async def serve_socket(ws: WebSocket, feed: Callable, subprotocol: Optional[str] = None) -> None:
+    """Accept, then run feed(send) until it returns (close 1000) or the browser goes; what the browser
+    sends is read and dropped (read-only), which is also how its going is noticed at once."""
+    await ws.accept(subprotocol=subprotocol)
+
+    async def drain():
+        while (await ws.receive())["type"] != "websocket.disconnect":
+            pass
+
+    sender = asyncio.ensure_future(feed(ws.send_text))
+    receiver = asyncio.ensure_future(drain())
+    try:
+        done, _ = await asyncio.wait({sender, receiver}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (sender, receiver):
+            task.cancel()
+    if sender in done and sender.exception() is None:
+        try:
+            await ws.close(code=1000)
+        except (RuntimeError, WebSocketDisconnect):
+            pass
+    elif sender in done and not isinstance(sender.exception(), (WebSocketDisconnect, OSError, RuntimeError)):
+        raise sender.exception()
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """The listening socket, bound here so a port in use is a clear error and port 0 picks one."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host.strip("[]"), port))
+    except OSError as exc:
+        sock.close()
+        raise OrchestraError(f"cannot serve on {host}:{port}: {exc.strerror or exc} (--port N for another port, "
+                             "--port 0 for any free one)") from None
+    sock.listen(128)
+    sock.set_inheritable(True)
+    return sock
+
+
+def serve(workdir: Path, sock: socket.socket, token: str, loopback: bool,
+          on_ready: Callable[[], None] = lambda: None) -> None:
+    """Run the server on sock until SIGINT or SIGTERM."""
+    import uvicorn
+
+    app = make_app(workdir, token, loopback)
+    config = uvicorn.Config(app, log_level="warning", lifespan="off", timeout_graceful_shutdown=1,
+                            ws_ping_interval=20, ws_ping_timeout=20)
+    server = uvicorn.Server(config)
+
+    async def run():
+        task = asyncio.ensure_future(server.serve(sockets=[sock]))
+        while not server.started and not task.done():
+            await asyncio.sleep(0.01)
+        if server.started:
+            on_ready()
+        await task
+
+    asyncio.run(run())

@@ -1,0 +1,132 @@
+"""A readable window: JSON agents' events drawn by their parsers, in tmux, in replays; the transcript stays raw."""
+import json
+import re
+import shutil
+import sys
+import time
+
+import pytest
+
+from conftest import ROOT, orchestra, tmux, write_config
+from orchestra.config import ConfigError, load_config, parse_config
+from orchestra.parsers import make_parser
+
+OUTPUTS = ROOT / "fixtures" / "outputs"
+DROID_CAST = ROOT / "fixtures" / "droid-secondary.cast"
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def drawn(parser: str, fixture: str) -> str:
+    p = make_parser(parser).rendering()
+    p.feed((OUTPUTS / fixture).read_text())
+    return ANSI.sub("", p.take_rendered())
+
+
+def test_claude_events_are_drawn_as_text_tool_calls_with_their_targets_results_and_the_result_line():
+    text = drawn("claude", "claude-stream-json.stdout")
+    assert "▸ Write /tmp/orch-claude-stream-json-4xjvt9v1/repo/models/user.py" in text
+    assert "└ File created successfully" in text
+    assert "Done: created models/user.py with a User class." in text
+    assert "■ completed · 2 turns · $0.0385 · 0.2s" in text
+    assert '{"type"' not in text
+    assert all(line.endswith("\r") for line in text.split("\n")[:-1])  # CR LF: a browser's terminal too
+
+
+def test_claude_retries_are_drawn_apart_in_yellow():
+    p = make_parser("claude").rendering()
+    p.feed((OUTPUTS / "claude-401-stream-json.stdout").read_text())
+    out = p.take_rendered()
+    assert "\x1b[33m↻ retry 2 of 10: API error 401 authentication_failed (next in 1.1s)" in out
+
+
+def test_droid_errors_are_drawn_in_red_and_its_tool_calls_with_their_files():
+    p = make_parser("droid").rendering()
+    p.feed((OUTPUTS / "droid-401-stream-json.stdout").read_text())
+    assert "\x1b[31m\x1b[1m✗ Exec failed" in p.take_rendered()
+    text = drawn("droid", "droid-stream-json.stdout")
+    assert "▸ Create /tmp/orch-droid-stream-json-fpnlbnbk/repo/models/user.py" in text
+    assert "■ completed · 2 turns · 6774 in / 63 out tokens · 0.2s" in text
+
+
+def test_cursor_tool_calls_and_result_are_drawn():
+    text = drawn("cursor", "cursor-stream-json.constructed.jsonl")
+    assert "▸ edit /work/project/src/Navbar.tsx" in text
+    assert "linesAdded 24" in text
+    assert "■ completed · 2104 in / 311 out tokens · 5.2s" in text
+
+
+def test_rendering_leaves_what_the_parser_finds_unchanged():
+    for parser, fixture in (("claude", "claude-stream-json.stdout"), ("droid", "droid-stream-json.stdout"),
+                            ("cursor", "cursor-stream-json.constructed.jsonl"), ("droid", "droid-text.stdout")):
+        plain, drawing = make_parser(parser), make_parser(parser).rendering()
+        for p in (plain, drawing):
+            p.feed((OUTPUTS / fixture).read_text())
+        assert plain.result() == drawing.result()
+
+
+def test_a_line_that_is_not_an_event_is_drawn_as_it_is():
+    p = make_parser("claude").rendering()
+    p.feed('claude.sh: claude not found\n{"type":"result","subtype":"success","num_turns":1}\n')
+    assert p.take_rendered().startswith("claude.sh: claude not found\r\n")
+
+
+def test_view_rendered_needs_a_parser_that_draws(tmp_path):
+    with pytest.raises(ConfigError, match=r"agent 'a', field 'view'.*parser 'aider' has no rendering"):
+        parse_config("agents:\n  a: {command: [x], parser: aider, view: rendered}\n", tmp_path / "c.yaml")
+    with pytest.raises(ConfigError, match=r"field 'view'.*expected one of raw, rendered"):
+        parse_config("agents:\n  a: {command: [x], view: pretty}\n", tmp_path / "c.yaml")
+
+
+def test_the_shipped_json_agents_are_rendered_and_the_others_raw():
+    views = {name: p.view for name, p in load_config().agents.items()}
+    assert {views[a] for a in ("claude", "droid", "cursor", "demo-claude", "demo-droid")} == {"rendered"}
+    assert views["aider"] == views["claude-tui"] == "raw"
+
+
+def test_replay_shows_the_rendering_or_the_raw_bytes(workdir):
+    rendered = orchestra("replay", str(DROID_CAST), "--speed", "0", "--rendered")
+    assert rendered.returncode == 0, rendered.stderr
+    assert "▸ \x1b[1mCreate\x1b[0m\x1b[36m routers/users.py" in rendered.stdout
+    assert '"type":"tool_call"' not in rendered.stdout
+    raw = orchestra("replay", str(DROID_CAST), "--speed", "0", "--raw")
+    assert '"type":"tool_call"' in raw.stdout
+
+
+def test_replay_of_a_transcript_whose_parser_draws_nothing_says_use_raw(workdir):
+    cast = workdir / "t.cast"
+    cast.write_text(json.dumps({"version": 2, "width": 80, "height": 24, "orchestra": {"parser": "aider"}})
+                    + '\n[0.1, "o", "hello\\r\\n"]\n')
+    done = orchestra("replay", str(cast), "--rendered")
+    assert done.returncode == 2
+    assert "no rendering for this transcript" in done.stderr and "use --raw" in done.stderr
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+def test_a_json_agents_tmux_window_reads_like_a_log_and_its_transcript_keeps_the_raw_events(workdir, tmux_sessions):
+    config = write_config(workdir / "c.yaml", {"replayed": {
+        "command": [sys.executable, "-m", "orchestra.replay", str(DROID_CAST), "--speed", "0"],
+        "completion": '"type":"completion"', "parser": "droid", "view": "rendered", "timeout": 60}})
+    done = orchestra("run", "--agent", "replayed", "--task", "t", "--config", str(config), "--json", cwd=workdir)
+    assert done.returncode == 0, done.stderr
+    agent = json.loads(done.stdout)
+    tmux_sessions.append(agent["tmux_target"].split(":")[0])
+    screen = wait_for_pane(agent["tmux_target"], "■ completed")
+    assert "▸ Create routers/users.py" in screen
+    assert "└ {\"success\":true,\"file_path\":\"routers/users.py\"}" in screen
+    assert '"type":"tool_call"' not in screen
+    coloured = tmux("capture-pane", "-p", "-e", "-t", agent["tmux_target"]).stdout
+    assert "\x1b[36m▸ \x1b[1mCreate" in coloured
+    cast = (workdir / agent["transcript"]).read_text()
+    assert '\\"type\\":\\"tool_call\\"' in cast  # the record is the agent's bytes
+    assert json.loads(cast.split("\n", 1)[0])["orchestra"] == {"agent": "replayed", "parser": "droid",
+                                                               "view": "rendered"}
+
+
+def wait_for_pane(target: str, text: str, timeout: float = 10.0) -> str:
+    deadline = time.monotonic() + timeout
+    while True:
+        screen = tmux("capture-pane", "-p", "-J", "-S", "-", "-t", target).stdout
+        if text in screen or time.monotonic() > deadline:
+            assert text in screen, f"{target} did not show {text!r}; it shows:\n{screen}"
+            return screen
+        time.sleep(0.01)

@@ -1,0 +1,187 @@
+"""orchestra web without a browser: the token, the Origin check, what it reads, web.json."""
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+
+import pytest
+
+from conftest import ROOT, orchestra
+from orchestra.web import WEB_JSON, announce, web_url
+from orchestra.web.feeds import CastTail, RunsIndex
+
+TOKEN = "tests-token-0123456789abcdef"
+DROID_CAST = ROOT / "fixtures" / "droid-secondary.cast"
+
+
+class WebServer:
+    """`orchestra web` in a process of its own, on a free port; ended by the test's teardown."""
+
+    def __init__(self, workdir, *args: str):
+        self.proc = subprocess.Popen([sys.executable, "-m", "orchestra", "web", "--port", "0", "--workdir",
+                                      str(workdir), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        line = self.proc.stdout.readline()  # the URL, once it serves
+        if "http://" not in line:
+            self.stop()
+            raise AssertionError(f"orchestra web did not start: {line}{self.proc.stderr.read()}")
+        self.url = line.split()[-1]
+        self.base = self.url.split("/?")[0]
+        self.host = self.base.split("//")[1]
+
+    def stop(self) -> str:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        return self.proc.stderr.read()
+
+
+@pytest.fixture
+def server(workdir):
+    s = WebServer(workdir, "--token", TOKEN)
+    yield s
+    s.stop()
+
+
+def get(url: str, headers=None) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=10) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def ws_open(url: str, origin=None):
+    """Open a WebSocket and read its first message; the HTTP status when the server refuses the upgrade."""
+    import websockets
+    from websockets.sync.client import connect
+
+    try:
+        with connect(url, origin=origin, open_timeout=10) as ws:
+            return 101, ws.recv(timeout=10)
+    except websockets.exceptions.InvalidStatus as exc:
+        return exc.response.status_code, None
+
+
+def test_every_request_without_the_token_gets_403(server, workdir):
+    orchestra("delegate", "--demo", "--task", "t", "--no-tmux", cwd=workdir)
+    run_id = os.listdir(workdir / ".orchestra" / "runs")[0]
+    for path in ("/", f"/run/{run_id}", "/api/runs", "/static/app.js", "/static/vendor/asciinema-player.min.js",
+                 f"/cast/{run_id}/primary.cast"):
+        assert get(server.base + path)[0] == 403, path
+        assert get(server.base + path + "?token=wrong-token-0123456789")[0] == 403, path
+        assert get(server.base + path + "?token=" + TOKEN)[0] == 200, path
+    assert ws_open(f"ws://{server.host}/ws/runs")[0] == 403
+
+
+def test_a_websocket_from_a_foreign_origin_is_refused(server):
+    status, first = ws_open(f"ws://{server.host}/ws/runs?token={TOKEN}", origin=f"http://{server.host}")
+    assert status == 101 and json.loads(first)["all"] is True
+    for origin in ("http://evil.example", f"http://localhost:{server.host.split(':')[1]}", "null"):
+        assert ws_open(f"ws://{server.host}/ws/runs?token={TOKEN}", origin=origin)[0] == 403, origin
+
+
+def test_a_request_naming_another_host_is_refused(server):
+    # a DNS rebinding page: its own name, resolved to 127.0.0.1, with a stolen or guessed token
+    assert get(f"{server.base}/?token={TOKEN}", headers={"Host": "rebind.example:80"})[0] == 403
+    assert get(f"{server.base}/?token={TOKEN}", headers={"Host": "localhost"})[0] == 200
+
+
+def test_a_host_that_is_not_loopback_needs_an_explicit_token(workdir):
+    done = orchestra("web", "--host", "0.0.0.0", "--port", "0", "--workdir", str(workdir))
+    assert done.returncode == 2
+    assert "--host 0.0.0.0 is not a loopback address" in done.stderr and "--token" in done.stderr
+
+
+def test_a_port_in_use_is_a_clear_error(server, workdir):
+    port = server.host.split(":")[1]
+    done = orchestra("web", "--port", port, "--workdir", str(workdir), "--token", TOKEN)
+    assert done.returncode == 2
+    assert f"cannot serve on 127.0.0.1:{port}" in done.stderr and "--port" in done.stderr
+
+
+def test_run_and_delegate_print_the_web_address_while_a_server_serves_the_directory(server, workdir):
+    done = orchestra("delegate", "--demo", "--task", "t", "--no-tmux", cwd=workdir)
+    run_id = os.listdir(workdir / ".orchestra" / "runs")[0]
+    assert f"   Web: {server.base}/run/{run_id}?token={TOKEN}" in done.stdout
+    status, page = get(f"{server.base}/run/{run_id}?token={TOKEN}")
+    assert status == 200 and "app.js" in page
+
+
+def test_a_web_json_left_by_a_server_that_is_gone_is_ignored(workdir):
+    announce(workdir, "http://127.0.0.1:9/?token=x")
+    assert web_url(workdir) == "http://127.0.0.1:9/?token=x"
+    info = json.loads((workdir / WEB_JSON).read_text())
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (workdir / WEB_JSON).write_text(json.dumps({**info, "pid": dead.pid}))
+    assert web_url(workdir) is None
+    done = orchestra("delegate", "--demo", "--task", "t", "--no-tmux", cwd=workdir)
+    assert "Web:" not in done.stdout
+
+
+def test_the_server_removes_its_web_json_when_it_stops(workdir):
+    s = WebServer(workdir, "--token", TOKEN)
+    assert json.loads((workdir / WEB_JSON).read_text())["url"] == s.url
+    assert (workdir / WEB_JSON).stat().st_mode & 0o077 == 0  # the URL holds the token
+    s.stop()
+    assert not (workdir / WEB_JSON).exists()
+
+
+def test_a_live_transcript_is_sent_from_its_first_byte_then_as_it_grows(tmp_path):
+    cast = tmp_path / "secondary-1.cast"
+    cast.write_text(json.dumps({"version": 2, "width": 100, "height": 30}) + "\n" + '[0.1, "o", "first\\r\\n"]\n')
+    tail = CastTail(cast)
+    assert tail.start() == {"version": 2, "width": 100, "height": 30}
+    assert tail.read() == [[0.1, "o", "first\r\n"]]
+    assert tail.read() == []
+    with open(cast, "a") as fh:
+        fh.write('[0.2, "o", "sec')  # an event still being written is not sent half
+        fh.flush()
+        assert tail.read() == []
+        fh.write('ond\\r\\n"]\n[0.3, "i", "typed"]\n[0.4, "o", "third\\r\\n"]\n')
+    assert tail.read() == [[0.4, "o", "second\r\nthird\r\n"]]
+    tail.close()
+
+
+def test_a_rendered_transcript_is_sent_as_its_parser_draws_it(tmp_path):
+    header = json.loads(DROID_CAST.read_text().split("\n", 1)[0])
+    cast = tmp_path / "secondary-1.cast"
+    cast.write_text(json.dumps({**header, "orchestra": {"parser": "droid", "view": "rendered"}}) + "\n"
+                    + DROID_CAST.read_text().split("\n", 1)[1])
+    tail = CastTail(cast, "rendered")
+    text = "".join(e[2] for e in tail.read() + tail.finish())
+    assert "▸ \x1b[1mCreate\x1b[0m\x1b[36m routers/users.py" in text and '"type"' not in text
+    tail.close()
+
+
+def test_the_runs_index_finds_new_runs_and_rereads_only_changed_records(workdir):
+    index = RunsIndex(workdir)
+    index.scan()
+    sent: dict = {}
+    assert index.since(sent) == ([], [])
+    orchestra("delegate", "--demo", "--task", "first", "--no-tmux", cwd=workdir)
+    index.scan()
+    rows, gone = index.since(sent)
+    assert [r["task"] for r in rows] == ["first"] and rows[0]["status"] == "completed" and not gone
+    assert rows[0]["files"] == ["models/user.py", "schemas/user.py", "routers/users.py"]
+    index.scan()
+    assert index.since(sent) == ([], [])
+
+
+def test_a_running_record_whose_orchestra_is_gone_shows_as_lost(workdir):
+    folder = workdir / ".orchestra" / "runs" / "20261129-120000-abcdef"
+    folder.mkdir(parents=True)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (folder / "run.json").write_text(json.dumps({"run_id": folder.name, "status": "running", "pid": dead.pid,
+                                                 "task": "t", "secondaries": []}))
+    index = RunsIndex(workdir)
+    index.scan()
+    assert index.rows[folder.name]["status"] == "lost"

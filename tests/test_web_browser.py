@@ -1,0 +1,206 @@
+"""orchestra web in a real browser: Debian's chromium driven by Playwright (never a downloaded browser).
+
+A failing test saves a screenshot under its tmp dir and prints the path. In CI (CI=true) a browser that
+cannot run fails the test, naming what is missing; elsewhere the tests are skipped.
+"""
+import contextlib
+import http.server
+import json
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, orchestra, write_config
+from test_web import TOKEN, WebServer
+
+CHROMIUM = "/usr/bin/chromium"
+DROID_CAST = ROOT / "fixtures" / "droid-secondary.cast"
+WAIT_MS = 30000  # for what the page shows; a loaded 2-core machine can be slow to start chromium
+
+
+def missing() -> str:
+    if not os.path.exists(CHROMIUM):
+        return f"{CHROMIUM} is missing (apt-get install chromium; scripts/test installs it)"
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "playwright is not installed (pip install -e '.[test]')"
+    return ""
+
+
+@pytest.fixture(scope="module")
+def browser():
+    why = missing()
+    if why:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"browser tests cannot run: {why}")
+        pytest.skip(why)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, request, tmp_path):
+    context = browser.new_context(viewport={"width": 1300, "height": 1000})
+    pg = context.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    yield pg
+    report = getattr(request.node, "rep_call", None)
+    if report is not None and report.failed:
+        shot = tmp_path / "failure.png"
+        pg.screenshot(path=str(shot), full_page=True)
+        print(f"\nscreenshot of the failing page: {shot}\npage errors: {errors}")
+    context.close()
+
+
+@pytest.fixture
+def server(workdir):
+    s = WebServer(workdir, "--token", TOKEN)
+    yield s
+    s.stop()
+
+
+class GatedRun:
+    """`orchestra run` of an agent that writes a line, waits for the test, writes another, waits again,
+    then replays a recorded Droid session (JSON events, rendered): the test decides when it moves on."""
+
+    def __init__(self, workdir: Path):
+        self.gates = [workdir / "gate-1", workdir / "gate-2"]
+        for gate in self.gates:
+            os.mkfifo(gate)
+        script = ('echo "first line from the agent"; read _ < "$1"; echo "second line, written live"; '
+                  'read _ < "$2"; exec "$3" -m orchestra.replay "$4" --speed 0')
+        config = write_config(workdir / "web.yaml", {"gated": {
+            "command": ["sh", "-c", script, "gated", *map(str, self.gates), sys.executable, str(DROID_CAST), "{task}"],
+            "completion": '"type":"completion"', "parser": "droid", "view": "rendered", "timeout": 90}})
+        self.proc = subprocess.Popen([sys.executable, "-m", "orchestra", "run", "--agent", "gated", "--task",
+                                      "watch me work", "--config", str(config), "--no-tmux", "--json"],
+                                     cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.open = 0
+
+    def release(self) -> None:
+        with open(self.gates[self.open], "w") as fh:  # blocks until the agent reads: it is waiting there
+            fh.write("go\n")
+        self.open += 1
+
+    def finish(self) -> dict:
+        while self.open < len(self.gates):
+            self.release()
+        out, err = self.proc.communicate(timeout=60)
+        assert self.proc.returncode == 0, err
+        return json.loads(out)
+
+
+@pytest.fixture
+def gated(workdir):
+    run = GatedRun(workdir)
+    yield run
+    if run.proc.poll() is None:
+        run.finish()
+
+
+def terminal(page, cast: str) -> str:
+    """The terminal's text: its lines one after another, each padded to the terminal's width (the player puts
+    each run of one style in an element of its own, and symbols such as ▸ and ■ in a layer apart)."""
+    return page.text_content(f'article[data-cast="{cast}"] .term')
+
+
+def wait_terminal(page, cast: str, text: str) -> None:
+    page.wait_for_function(
+        "([cast, text]) => (document.querySelector(`article[data-cast='${cast}'] .term`) || {}).textContent?.includes(text)",
+        arg=[cast, text], timeout=WAIT_MS)
+
+
+def test_the_runs_page_shows_a_running_replay_agent_and_flips_it_to_completed(server, gated, page):
+    page.goto(server.url)
+    row = page.wait_for_selector('tr[data-status="running"]', timeout=WAIT_MS)  # it appears by itself
+    assert "gated" in row.inner_text() and "watch me work" in row.inner_text()
+    agent = gated.finish()
+    page.wait_for_selector(f'tr[data-run-id="{agent["run_id"]}"][data-status="completed"]', timeout=WAIT_MS)
+    assert "3: models/user.py" in page.inner_text(f'tr[data-run-id="{agent["run_id"]}"]')
+
+
+def test_a_line_the_agent_writes_appears_in_its_terminal_and_its_tool_calls_are_rendered(server, gated, workdir, page):
+    runs = workdir / ".orchestra" / "runs"
+    page.goto(server.url)
+    link = page.wait_for_selector('tr[data-status="running"] a', timeout=WAIT_MS)
+    link.click()
+    wait_terminal(page, "gated", "first line from the agent")  # from the transcript's first byte
+    assert page.get_attribute('article[data-cast="gated"] .term', "data-mode") == "live"
+    gated.release()
+    wait_terminal(page, "gated", "second line, written live")  # as it happens
+    gated.release()
+    wait_terminal(page, "gated", "Create routers/users.py")  # the rendering, as in its tmux window
+    wait_terminal(page, "gated", "completed · 4 turns · 15123 in / 387 out tokens")
+    assert '"type":"tool_call"' not in terminal(page, "gated")
+    gated.finish()
+    page.wait_for_selector('article[data-cast="gated"][data-status="completed"]', timeout=WAIT_MS)
+    assert "routers/users.py" in page.inner_text('article[data-cast="gated"] ul.files')
+    page.select_option('article[data-cast="gated"] select.view', "raw")  # the bytes the agent wrote
+    wait_terminal(page, "gated", '"type":"completion"')
+    assert len(os.listdir(runs)) == 1
+
+
+def test_a_past_run_plays_back_with_pause_and_seek(server, workdir, page):
+    done = orchestra("delegate", "--demo", "--task", "a past run", "--no-tmux", "--json", cwd=workdir)
+    run_id = json.loads(done.stdout)["run_id"]
+    page.goto(f"{server.base}/run/{run_id}?token={TOKEN}")
+    page.wait_for_selector('body[data-status="completed"]', timeout=WAIT_MS)
+    assert "The secondary created models/user.py" in page.inner_text("#reply")  # the primary's reply
+    term = 'article[data-cast="secondary-1"] .term'
+    assert page.get_attribute(term, "data-mode") == "playback"
+    wait_terminal(page, "secondary-1", "completed · 4 turns")  # its last frame, before it is played
+    page.select_option('article[data-cast="secondary-1"] select.speed', "0.5")
+    page.click(f"{term} .ap-player")  # play
+    page.wait_for_function(f"() => document.querySelector('{term}').player.getCurrentTime() > 0", timeout=WAIT_MS)
+    page.evaluate(f"async () => {{ const p = document.querySelector('{term}').player; await p.pause(); await p.seek(0.05); }}")
+    page.wait_for_function(f"() => document.querySelector('{term}').player.getCurrentTime() < 0.1", timeout=WAIT_MS)
+    assert "completed · 4 turns" not in terminal(page, "secondary-1")  # back at its start
+
+
+def test_without_the_token_the_browser_gets_403_and_a_foreign_origin_websocket_is_refused(server, page):
+    assert page.goto(server.base + "/").status == 403
+    assert page.goto(server.url).status == 200
+    page.wait_for_selector(".conn.ok", timeout=WAIT_MS)  # its own WebSocket opened
+    with foreign_site() as elsewhere:  # another origin on this machine (chromium keeps remote ones off loopback)
+        page.goto(elsewhere)
+        outcome = page.evaluate("""(url) => new Promise((done) => {
+            const ws = new WebSocket(url);
+            ws.onopen = () => done("opened");
+            ws.onclose = (e) => done("refused " + e.code);
+        })""", f"ws://{server.host}/ws/runs?token={TOKEN}")
+    assert outcome.startswith("refused"), outcome
+    assert f"refused a WebSocket from {elsewhere.rstrip('/')}" in server.stop()  # by the server, for its origin
+
+
+@contextlib.contextmanager
+def foreign_site():
+    """A page of another origin, served on 127.0.0.1 by the test."""
+    class Page(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("content-type", "text/html")
+            self.end_headers()
+            self.wfile.write(b"<html><body>another site</body></html>")
+
+        def log_message(self, *args):
+            pass
+
+    site = http.server.HTTPServer(("127.0.0.1", 0), Page)
+    thread = threading.Thread(target=site.serve_forever)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{site.server_address[1]}/"
+    finally:
+        site.shutdown()
+        thread.join()
+        site.server_close()
