@@ -15,14 +15,19 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-AGENTS = ("claude", "droid", "aider")
+AGENTS = ("claude", "droid", "aider", "codex", "gemini")
 
 # Fake keys, shaped like real ones; the scripted server accepts anything.
 ANTHROPIC_TEST_KEY = "sk-ant-api03-orchestra-test-key-0123456789abcdefghij"
 OPENAI_TEST_KEY = "sk-orchestra-test-key-0123456789"
+GEMINI_TEST_KEY = "AIzaSy-orchestra-test-key-0123456789"
 
 DROID_MODEL = "claude-sonnet-4-5"
 AIDER_MODEL = "openai/gpt-4o-mini"
+# A model Codex CLI 0.169.0 has metadata for: with an unknown one it warns ("Defaulting to
+# fallback metadata") and offers no apply_patch tool, only shell commands.
+CODEX_MODEL = "gpt-5.5"
+GEMINI_MODEL = "gemini-2.5-flash"
 
 # Inherited from the caller's environment; everything else is dropped so that
 # no ANTHROPIC_*/OPENAI_*/FACTORY_* or config-dir variable leaks in.
@@ -188,6 +193,52 @@ def aider_setup(home: Path, workdir: Path, openai_url: str, api_key: str = OPENA
     return AgentSetup("aider", find_agent("aider"), home, env, argv)
 
 
+def codex_setup(home: Path, workdir: Path, openai_url: str, api_key: str = OPENAI_TEST_KEY,
+                model: str = CODEX_MODEL) -> AgentSetup:
+    """Codex CLI: a provider of its own at the server's Responses API (`wire_api = "chat"` is
+    refused by 0.169.0), its key in OPENAI_API_KEY.
+
+    Plugins off: otherwise every start runs `git ls-remote` on a GitHub repository (no network
+    here). TMPDIR is HOME/tmp (base_env); what it still leaves is /tmp/codex-daemon-<uid>, an
+    empty folder made whenever it runs a tool in its sandbox, whatever TMPDIR says.
+    """
+    (home / ".codex").mkdir(parents=True, exist_ok=True)
+    (home / ".codex" / "config.toml").write_text(
+        f'model = "{model}"\n'
+        'model_provider = "scripted"\n'
+        "\n[model_providers.scripted]\n"
+        'name = "scripted"\n'
+        f'base_url = "{openai_url}"\n'
+        'wire_api = "responses"\n'
+        'env_key = "OPENAI_API_KEY"\n'
+        "\n[features]\n"
+        "plugins = false\n"
+        "remote_plugin = false\n"
+    )
+    env = base_env(home)
+    env["OPENAI_API_KEY"] = api_key
+    return AgentSetup("codex", find_agent("codex"), home, env)
+
+
+def gemini_setup(home: Path, workdir: Path, base_url: str, api_key: str = GEMINI_TEST_KEY,
+                 model: str = GEMINI_MODEL) -> AgentSetup:
+    """Gemini CLI: the server as its Gemini API, an API-key login, no usage statistics.
+
+    Without `selectedType` the base URL switches it to an auth type it then rejects ("Invalid
+    auth method selected.", exit 41); usage statistics would look up play.googleapis.com.
+    argv: the model (without one it first asks a routing model), --yolo (else no file tools are
+    offered), --skip-trust (else an untrusted folder exits 55).
+    """
+    _write_json(home / ".gemini" / "settings.json", {
+        "security": {"auth": {"selectedType": "gemini-api-key"}},
+        "privacy": {"usageStatisticsEnabled": False},
+    })
+    env = base_env(home)
+    env.update({"GOOGLE_GEMINI_BASE_URL": base_url, "GEMINI_API_KEY": api_key})
+    return AgentSetup("gemini", find_agent("gemini"), home, env,
+                      ["--output-format", "stream-json", "-m", model, "--yolo", "--skip-trust"])
+
+
 def agent_setup(name: str, home: Path, workdir: Path, server_url: str) -> AgentSetup:
     """Dispatch on the agent name; `server_url` is ModelServer.url (no /v1)."""
     if name == "claude":
@@ -196,4 +247,8 @@ def agent_setup(name: str, home: Path, workdir: Path, server_url: str) -> AgentS
         return droid_setup(home, workdir, server_url)
     if name == "aider":
         return aider_setup(home, workdir, f"{server_url}/v1")
+    if name == "codex":
+        return codex_setup(home, workdir, f"{server_url}/v1")
+    if name == "gemini":
+        return gemini_setup(home, workdir, server_url)
     raise ValueError(f"unknown agent {name!r}; expected one of {AGENTS}")
