@@ -17,8 +17,9 @@ import pytest
 import yaml
 
 from orchestra.config import SHIPPED_CONFIG
-from tests.support.agents import (ANTHROPIC_TEST_KEY, OPENAI_TEST_KEY, aider_setup, claude_setup, codex_setup,
-                                  droid_setup, find_agent, gemini_setup, init_git_repo)
+from tests.support.agents import (ANTHROPIC_TEST_KEY, OPENAI_TEST_KEY, aider_setup, claude_setup,
+                                  codex_daemon_dir_removed, codex_setup, droid_setup, find_agent, gemini_setup,
+                                  init_git_repo)
 from tests.support.model_server import (ModelServer, Rule, error, has_tool_result, last_user_text_contains,
                                         offers_tool, text, tool_call, write_file_rules)
 from tests.support.model_script import aider_whole_file_rules
@@ -306,20 +307,10 @@ def test_claude_splits_the_task_between_droid_and_aider_working_at_once_in_workt
 
 # -- Codex CLI and Gemini CLI ----------------------------------------------------------------
 
-CODEX_DAEMON_DIR = Path("/tmp") / f"codex-daemon-{os.getuid()}"
-
-
 @pytest.fixture
 def codex_leftovers():
-    """Codex CLI 0.169.0 makes an empty /tmp/codex-daemon-<uid> whenever it runs a tool in its
-    sandbox, whatever TMPDIR says; a test that made it removes it."""
-    existed = CODEX_DAEMON_DIR.exists()
-    yield
-    if not existed and CODEX_DAEMON_DIR.is_dir():
-        try:
-            CODEX_DAEMON_DIR.rmdir()
-        except OSError:  # not empty: something else uses it
-            pass
+    with codex_daemon_dir_removed():
+        yield
 
 
 def codex_primary_rules() -> list[Rule]:

@@ -8,10 +8,12 @@ touched. Facts behind the settings are in shared/AGENTS.md.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -237,6 +239,21 @@ def gemini_setup(home: Path, workdir: Path, base_url: str, api_key: str = GEMINI
     env.update({"GOOGLE_GEMINI_BASE_URL": base_url, "GEMINI_API_KEY": api_key})
     return AgentSetup("gemini", find_agent("gemini"), home, env,
                       ["--output-format", "stream-json", "-m", model, "--yolo", "--skip-trust"])
+
+
+@contextlib.contextmanager
+def codex_daemon_dir_removed() -> Iterator[None]:
+    """Codex CLI 0.169.0 makes an empty /tmp/codex-daemon-<uid> whenever it runs a tool in its
+    sandbox (bwrap mounts over it), whatever TMPDIR says; remove it afterwards if it was not
+    there before and is still empty."""
+    path = Path("/tmp") / f"codex-daemon-{os.getuid()}"
+    existed = path.exists()
+    try:
+        yield
+    finally:
+        if not existed and path.is_dir():
+            with contextlib.suppress(OSError):  # not empty: something else uses it
+                path.rmdir()
 
 
 def agent_setup(name: str, home: Path, workdir: Path, server_url: str) -> AgentSetup:
