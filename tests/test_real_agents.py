@@ -1,4 +1,4 @@
-"""The real Claude Code, Droid, Aider, Codex and Gemini CLIs, driven by orchestra against a scripted model server.
+"""The real Claude Code, Droid, Aider, Codex, Gemini and OpenCode CLIs, driven by orchestra against a scripted model server.
 
 Each agent runs with a temporary HOME of its own (set in its profile's env), in a
 temporary git repository; only the config and environment variables differ from a
@@ -18,8 +18,8 @@ import yaml
 
 from orchestra.config import SHIPPED_CONFIG
 from tests.support.agents import (ANTHROPIC_TEST_KEY, OPENAI_TEST_KEY, aider_setup, claude_setup,
-                                  codex_daemon_dir_removed, codex_setup, droid_setup, find_agent, gemini_setup,
-                                  init_git_repo)
+                                  codex_setup, droid_setup, find_agent, gemini_setup, init_git_repo,
+                                  opencode_setup, tmp_leftovers_removed)
 from tests.support.model_server import (ModelServer, Rule, error, has_tool_result, last_user_text_contains,
                                         offers_tool, text, tool_call, write_file_rules)
 from tests.support.model_script import aider_whole_file_rules
@@ -77,6 +77,7 @@ def write_config(tmp_path: Path, repo: Path, url: str, names: list[str]) -> Path
         "aider": lambda: aider_setup(tmp_path / "home-aider", repo, f"{url}/v1"),
         "codex": lambda: codex_setup(tmp_path / "home-codex", repo, f"{url}/v1"),
         "gemini": lambda: gemini_setup(tmp_path / "home-gemini", repo, url),
+        "opencode": lambda: opencode_setup(tmp_path / "home-opencode", repo, f"{url}/v1"),
     }
     for name in names:
         setup = setups[name]()
@@ -308,8 +309,8 @@ def test_claude_splits_the_task_between_droid_and_aider_working_at_once_in_workt
 # -- Codex CLI and Gemini CLI ----------------------------------------------------------------
 
 @pytest.fixture
-def codex_leftovers():
-    with codex_daemon_dir_removed():
+def tmp_leftovers():
+    with tmp_leftovers_removed():
         yield
 
 
@@ -323,7 +324,7 @@ def codex_primary_rules() -> list[Rule]:
     ]
 
 
-def test_run_codex_alone_creates_the_file_that_git_sees(tmp_path, repo, codex_leftovers):
+def test_run_codex_alone_creates_the_file_that_git_sees(tmp_path, repo, tmp_leftovers):
     need("codex")
     with ModelServer(write_file_rules("codex", repo, "models/user.py", USER_PY, "Created models/user.py.")) as srv:
         cfg = write_config(tmp_path, repo, srv.url, ["codex"])
@@ -342,7 +343,7 @@ def test_run_codex_alone_creates_the_file_that_git_sees(tmp_path, repo, codex_le
 
 
 def test_codex_as_the_primary_delegates_to_gemini_and_gets_the_summary_back_by_resuming(
-        tmp_path, repo, tmux_sessions, codex_leftovers):
+        tmp_path, repo, tmux_sessions, tmp_leftovers):
     need("codex", "gemini")
     rules = codex_primary_rules() + write_file_rules("gemini", repo, "models/user.py", USER_PY, "Created models/user.py.")
     with ModelServer(rules) as srv:
@@ -403,3 +404,28 @@ def test_a_refused_key_fails_gemini_with_its_own_text(tmp_path, repo):
         done, agent = orchestra(cfg, repo, "run", "--agent", "gemini", "--task", "hello", "--no-tmux", timeout=60)
     assert done.returncode == 1 and agent["status"] == "failed", agent
     assert any("401" in e and "invalid api key" in e for e in agent["errors"]), agent["errors"]
+
+
+def test_run_opencode_alone_creates_the_file_that_git_sees(tmp_path, repo, tmp_leftovers):
+    need("opencode")
+    with ModelServer(write_file_rules("opencode", repo, "models/user.py", USER_PY, "Created models/user.py.")) as srv:
+        cfg = write_config(tmp_path, repo, srv.url, ["opencode"])
+        done, agent = orchestra(cfg, repo, "run", "--agent", "opencode", "--task", "Create models/user.py",
+                                "--no-tmux")
+        requests = srv.requests.model_calls()
+    assert done.returncode == 0, agent
+    assert (repo / "models" / "user.py").read_text() == USER_PY
+    assert agent["status"] == "completed" and agent["exit_code"] == 0
+    assert agent["files_modified"] == ["models/user.py"] and agent["files_claimed"] == ["models/user.py"]
+    assert agent["session_id"] and agent["tokens"]["input"] > 0 and agent["tokens"]["output"] > 0
+    assert "Created models/user.py." in agent["reply"]
+    assert {r.api for r in requests} == {"openai"} and any(r.last_message_is_tool_result for r in requests)
+
+
+def test_a_refused_key_fails_opencode_with_its_own_text(tmp_path, repo, tmp_leftovers):
+    need("opencode")
+    with ModelServer(error(401, "invalid api key")) as srv:
+        cfg = write_config(tmp_path, repo, srv.url, ["opencode"])
+        done, agent = orchestra(cfg, repo, "run", "--agent", "opencode", "--task", "hello", "--no-tmux", timeout=90)
+    assert done.returncode == 1 and agent["status"] == "failed", agent
+    assert "API error 401: invalid api key" in agent["errors"], agent["errors"]

@@ -9,10 +9,11 @@ from .cursor import CursorParser
 from .droid import DroidParser
 from .gemini import GeminiParser
 from .generic import GenericParser
+from .opencode import OpenCodeParser
 
 PARSERS: dict[str, type] = {cls.name: cls for cls in (
     GenericParser, ClaudeParser, ClaudeScreenParser, DroidParser, AiderParser, CursorParser, CodexParser,
-    GeminiParser)}
+    GeminiParser, OpenCodeParser)}
 
 
 def make_parser(name: str, profile=None) -> Parser:

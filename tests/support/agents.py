@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-AGENTS = ("claude", "droid", "aider", "codex", "gemini")
+AGENTS = ("claude", "droid", "aider", "codex", "gemini", "opencode")
 
 # Fake keys, shaped like real ones; the scripted server accepts anything.
 ANTHROPIC_TEST_KEY = "sk-ant-api03-orchestra-test-key-0123456789abcdefghij"
@@ -201,8 +201,7 @@ def codex_setup(home: Path, workdir: Path, openai_url: str, api_key: str = OPENA
     refused by 0.169.0), its key in OPENAI_API_KEY.
 
     Plugins off: otherwise every start runs `git ls-remote` on a GitHub repository (no network
-    here). TMPDIR is HOME/tmp (base_env); what it still leaves is /tmp/codex-daemon-<uid>, an
-    empty folder made whenever it runs a tool in its sandbox, whatever TMPDIR says.
+    here). TMPDIR is HOME/tmp (base_env); what it still leaves in /tmp: see TMP_LEFTOVERS.
     """
     (home / ".codex").mkdir(parents=True, exist_ok=True)
     (home / ".codex" / "config.toml").write_text(
@@ -241,19 +240,45 @@ def gemini_setup(home: Path, workdir: Path, base_url: str, api_key: str = GEMINI
                       ["--output-format", "stream-json", "-m", model, "--yolo", "--skip-trust"])
 
 
+# Empty folders two CLIs make in /tmp whatever TMPDIR says: Codex CLI 0.169.0 whenever it runs
+# a tool in its sandbox (bwrap mounts over it), OpenCode 1.18.33 at every start.
+TMP_LEFTOVERS = (Path("/tmp") / f"codex-daemon-{os.getuid()}", Path("/tmp") / "opencode")
+
+
 @contextlib.contextmanager
-def codex_daemon_dir_removed() -> Iterator[None]:
-    """Codex CLI 0.169.0 makes an empty /tmp/codex-daemon-<uid> whenever it runs a tool in its
-    sandbox (bwrap mounts over it), whatever TMPDIR says; remove it afterwards if it was not
-    there before and is still empty."""
-    path = Path("/tmp") / f"codex-daemon-{os.getuid()}"
-    existed = path.exists()
+def tmp_leftovers_removed() -> Iterator[None]:
+    """Remove TMP_LEFTOVERS afterwards: those that were not there before and are still empty."""
+    existed = {path for path in TMP_LEFTOVERS if path.exists()}
     try:
         yield
     finally:
-        if not existed and path.is_dir():
-            with contextlib.suppress(OSError):  # not empty: something else uses it
-                path.rmdir()
+        for path in TMP_LEFTOVERS:
+            if path not in existed and path.is_dir():
+                with contextlib.suppress(OSError):  # not empty: something else uses it
+                    path.rmdir()
+
+
+def opencode_setup(home: Path, workdir: Path, openai_url: str, api_key: str = OPENAI_TEST_KEY,
+                   model: str = "gpt-4o-mini") -> AgentSetup:
+    """OpenCode: an OpenAI-compatible provider of its own at the server's chat completions.
+
+    At every start it fails to fetch its model list from the internet ("Failed to fetch
+    models.dev", in its log only) and goes on with the configured provider.
+    """
+    _write_json(home / ".config" / "opencode" / "opencode.json", {
+        "provider": {"scripted": {
+            "npm": "@ai-sdk/openai-compatible",
+            "name": "scripted",
+            "options": {"baseURL": openai_url, "apiKey": "{env:OPENAI_API_KEY}"},
+            "models": {model: {"name": model, "tool_call": True}},
+        }},
+        "model": f"scripted/{model}",
+        "autoupdate": False,
+        "share": "disabled",
+    })
+    env = base_env(home)
+    env["OPENAI_API_KEY"] = api_key
+    return AgentSetup("opencode", find_agent("opencode"), home, env)
 
 
 def agent_setup(name: str, home: Path, workdir: Path, server_url: str) -> AgentSetup:
@@ -268,4 +293,6 @@ def agent_setup(name: str, home: Path, workdir: Path, server_url: str) -> AgentS
         return codex_setup(home, workdir, f"{server_url}/v1")
     if name == "gemini":
         return gemini_setup(home, workdir, server_url)
+    if name == "opencode":
+        return opencode_setup(home, workdir, f"{server_url}/v1")
     raise ValueError(f"unknown agent {name!r}; expected one of {AGENTS}")

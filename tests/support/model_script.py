@@ -464,7 +464,7 @@ def always_error(status: int, message: str = "") -> Script:
 # The file-writing tool each agent offers, and whether it wants absolute paths.
 # Claude Code's Write and Droid's Create both take {file_path, content}; both
 # reject or misplace relative paths, so the builders always send absolute ones.
-WRITE_TOOLS = {"claude": "Write", "droid": "Create", "gemini": "write_file"}
+WRITE_TOOLS = {"claude": "Write", "droid": "Create", "gemini": "write_file", "opencode": "write"}
 
 
 def write_file_rules(
@@ -477,7 +477,7 @@ def write_file_rules(
 ) -> list[Rule]:
     """Rules for one turn that creates `rel_path` and ends with `final_text`.
 
-    agent: "claude", "droid", "aider", "codex" or "gemini". `task_contains` restricts
+    agent: "claude", "droid", "aider", "codex", "gemini" or "opencode". `task_contains` restricts
     the file write to requests whose last user text contains it, so later turns of the
     same conversation can be scripted with rules placed before these.
     """
@@ -490,9 +490,10 @@ def write_file_rules(
     write_when = offers_tool(tool) & ~has_tool_result()
     if task_contains:
         write_when = write_when & last_user_text_contains(task_contains)
+    path_key = "filePath" if agent == "opencode" else "file_path"
     return [
         Rule(offers_tool(tool) & has_tool_result(), text(final_text), name="final-text"),
-        Rule(write_when, tool_call(tool, {"file_path": abs_path, "content": content}),
+        Rule(write_when, tool_call(tool, {path_key: abs_path, "content": content}),
              name=f"{tool}-{rel_path}"),
     ]
 
