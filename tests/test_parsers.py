@@ -184,6 +184,37 @@ def test_a_failed_gemini_write_is_no_file_claim():
     assert p.files == ["/w/b.py"] and p.errors == ["tool t1: path outside workspace"]
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_opencode_run_json_session_file_reply_and_tokens(seed):
+    data = (OUT / "opencode-run-json.stdout").read_bytes()
+    events = [json.loads(line) for line in data.splitlines()]
+    p = parse("opencode", data, seed)
+    assert p.session_id == events[0]["sessionID"]
+    assert [Path(f).as_posix().endswith("/models/user.py") for f in p.files] == [True]  # its write tool
+    assert p.reply == "Created models/user.py.\n"
+    steps = [e["part"]["tokens"] for e in events if e["type"] == "step_finish"]
+    assert len(steps) == 2  # one step per model call: the tool call, then the text
+    assert (p.tokens_in, p.tokens_out) == (sum(t["input"] for t in steps), sum(t["output"] for t in steps))
+    assert p.cost_usd is None  # it reports 0 for a model it has no price for: not a cost
+    assert p.is_error is False and p.errors == []
+
+
+def test_opencode_resumed_session_keeps_its_id():
+    first = parse("opencode", (OUT / "opencode-run-json.stdout").read_bytes())
+    p = parse("opencode", (OUT / "opencode-resume-run-json.stdout").read_bytes())
+    assert p.session_id == first.session_id and p.reply == "I created models/user.py.\n" and p.files == []
+
+
+def test_opencode_refused_key_is_its_error_event():
+    text = (OUT / "opencode-401-run-json.stdout").read_text()
+    p = parse("opencode", text.encode())
+    assert p.is_error is True and p.errors == ["API error 401: invalid api key"]
+    opencode = CFG.agents["opencode"]
+    assert any(e.search(text) for e in opencode.errors) and opencode.completion is None  # its exit ends the task
+    done = (OUT / "opencode-run-json.stdout").read_text()
+    assert not any(e.search(done) for e in opencode.errors)
+
+
 def test_summarize_reads_the_codex_and_gemini_recordings(tmp_path):
     for agent, cast, files in (("gemini", "gemini-secondary.cast", ["models/user.py"]),
                                ("codex", "codex-primary.cast", []),
@@ -223,7 +254,7 @@ def test_summarize_reads_a_cast_and_raw_output_into_the_schema(tmp_path):
 def test_summarize_never_shows_a_traceback(tmp_path, content):
     path = tmp_path / "bad.cast"
     path.write_bytes(content)
-    for agent in ("claude", "droid", "aider", "cursor", "codex", "gemini"):
+    for agent in ("claude", "droid", "aider", "cursor", "codex", "gemini", "opencode"):
         done = orchestra("summarize", "--agent", agent, str(path), cwd=tmp_path)
         assert "Traceback" not in done.stderr, done.stderr
         assert done.returncode in (0, 1, 2)
