@@ -13,8 +13,10 @@ import pytest
 
 from tests.support.model_server import (
     ModelServer,
+    Reply,
     Rule,
     Script,
+    ToolCall,
     Usage,
     always_error,
     error,
@@ -139,6 +141,136 @@ def test_openai_streaming(include_usage: bool) -> None:
     assert chunks[-1]["usage"]["completion_tokens"] > 0
     if include_usage:
         assert chunks[-1]["choices"] == []  # OpenAI's shape: a usage-only last chunk
+
+
+# -- OpenAI Responses API (Codex CLI) ------------------------------------------
+
+
+def responses_body(*items: dict, **extra: Any) -> dict:
+    return {"model": "gpt-5.5", "stream": True, "instructions": "be brief",
+            "tools": [{"type": "function", "name": "exec_command", "parameters": {}},
+                      {"type": "custom", "name": "apply_patch"}],
+            "input": [{"type": "message", "role": "developer", "content": [{"type": "input_text", "text": "rules"}]},
+                      *items], **extra}
+
+
+def user_item(value: str) -> dict:
+    return {"type": "message", "role": "user", "content": [{"type": "input_text", "text": value}]}
+
+
+def test_responses_stream_a_text_then_completed_with_usage() -> None:
+    with ModelServer(text("A reply long enough to come in several pieces.", usage=Usage(120, 9))) as srv:
+        resp = post(srv, "/v1/responses", responses_body(user_item("hello")))
+        events = sse_events(resp.read())
+    assert resp.status == 200 and (resp.getheader("content-type") or "").startswith("text/event-stream")
+    data = [json.loads(d) for _, d in events]
+    assert all(d["type"] == e for (e, _), d in zip(events, data))  # `event:` names the data's type
+    kinds = [d["type"] for d in data]
+    assert kinds[:3] == ["response.created", "response.in_progress", "response.output_item.added"]
+    assert kinds[-2:] == ["response.output_item.done", "response.completed"]
+    assert "".join(d["delta"] for d in data if d["type"] == "response.output_text.delta") == \
+        "A reply long enough to come in several pieces."
+    assert kinds.count("response.output_text.delta") > 1
+    item = data[-2]["item"]
+    assert item["type"] == "message" and item["role"] == "assistant"
+    assert item["content"][0] == {"type": "output_text", "text": "A reply long enough to come in several pieces.",
+                                  "annotations": []}
+    usage = data[-1]["response"]["usage"]
+    assert (usage["input_tokens"], usage["output_tokens"], usage["total_tokens"]) == (120, 9, 129)
+    assert [d["sequence_number"] for d in data] == list(range(len(data)))
+    logged = srv.requests[0]
+    assert logged.api == "responses" and logged.model == "gpt-5.5" and logged.stream
+    assert logged.last_user_text == "hello" and logged.system_text == "be brief\nrules"
+    assert logged.tool_names == ["exec_command", "apply_patch"]
+
+
+def test_responses_function_and_freeform_tool_calls() -> None:
+    reply = Reply(tool_calls=(ToolCall("exec_command", {"cmd": "ls"}), ToolCall("apply_patch", "*** Begin Patch\n")))
+    with ModelServer(reply) as srv:
+        data = [json.loads(d) for _, d in sse_events(post(srv, "/v1/responses", responses_body(user_item("go"))).read())]
+    done = [d["item"] for d in data if d["type"] == "response.output_item.done"]
+    assert [i["type"] for i in done] == ["function_call", "custom_tool_call"]
+    assert done[0]["name"] == "exec_command" and json.loads(done[0]["arguments"]) == {"cmd": "ls"}
+    assert done[1]["name"] == "apply_patch" and done[1]["input"] == "*** Begin Patch\n"
+    assert all(i["call_id"].startswith("call_") for i in done)
+    assert data[-1]["response"]["output"] == done
+
+
+def test_responses_tool_output_is_read_as_a_tool_result() -> None:
+    call = {"type": "custom_tool_call", "name": "apply_patch", "call_id": "call_1", "input": "*** Begin Patch"}
+    output = {"type": "custom_tool_call_output", "call_id": "call_1", "output": "Success. Updated A models/user.py"}
+    with ModelServer(write_file_rules("codex", "/unused", "models/user.py", "x = 1\n", "Created it.")) as srv:
+        first = [json.loads(d) for _, d in sse_events(
+            post(srv, "/v1/responses", responses_body(user_item("Create models/user.py"))).read())]
+        second = [json.loads(d) for _, d in sse_events(
+            post(srv, "/v1/responses", responses_body(user_item("Create models/user.py"), call, output)).read())]
+    patch = next(d["item"] for d in first if d["type"] == "response.output_item.done")
+    assert patch["input"] == "*** Begin Patch\n*** Add File: models/user.py\n+x = 1\n*** End Patch\n"
+    assert next(d["item"] for d in second if d["type"] == "response.output_item.done")["content"][0]["text"] == \
+        "Created it."
+    assert [r.rule for r in srv.requests] == ["apply_patch-models/user.py", "final-text"]
+    assert srv.requests[1].last_message_is_tool_result and "Updated A models/user.py" in srv.requests[1].text
+
+
+def test_responses_error_is_an_openai_error_object() -> None:
+    with ModelServer(always_error(401, "invalid api key")) as srv:
+        resp = post(srv, "/v1/responses", responses_body(user_item("hi")))
+        data = json.loads(resp.read())
+    assert resp.status == 401 and data["error"]["message"] == "invalid api key"
+
+
+# -- Gemini API (Gemini CLI) ---------------------------------------------------
+
+
+def gemini_body(*contents: dict) -> dict:
+    return {"systemInstruction": {"role": "user", "parts": [{"text": "be brief"}]},
+            "tools": [{"functionDeclarations": [{"name": "write_file"}, {"name": "read_file"}]}],
+            "contents": list(contents) or [{"role": "user", "parts": [{"text": "hello"}]}]}
+
+
+GEMINI_STREAM = "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse"
+
+
+def test_gemini_stream_text_in_pieces_then_finish_and_usage() -> None:
+    with ModelServer(text("A reply long enough to come in several pieces.", usage=Usage(70, 8))) as srv:
+        resp = post(srv, GEMINI_STREAM, gemini_body(), {"x-goog-api-key": KEY})
+        chunks = [json.loads(d) for _, d in sse_events(resp.read())]
+    assert resp.status == 200 and len(chunks) > 1
+    parts = [c["candidates"][0]["content"]["parts"][0]["text"] for c in chunks]
+    assert "".join(parts) == "A reply long enough to come in several pieces."
+    assert all(c["candidates"][0]["content"]["role"] == "model" for c in chunks)
+    assert chunks[-1]["candidates"][0]["finishReason"] == "STOP" and "finishReason" not in chunks[0]["candidates"][0]
+    assert chunks[-1]["usageMetadata"] == {"promptTokenCount": 70, "candidatesTokenCount": 8, "totalTokenCount": 78}
+    logged = srv.requests[0]
+    assert (logged.api, logged.model, logged.stream) == ("gemini", "gemini-2.5-flash", True)
+    assert logged.query == {"alt": "sse"} and logged.headers["x-goog-api-key"] == "***"
+    assert logged.system_text == "be brief" and logged.last_user_text == "hello"
+    assert logged.tool_names == ["write_file", "read_file"]
+
+
+def test_gemini_write_file_call_then_text_after_the_function_response(tmp_path: Path) -> None:
+    rules = write_file_rules("gemini", tmp_path, "models/user.py", "x = 1\n", "Created it.")
+    response = {"role": "user", "parts": [{"functionResponse": {"name": "write_file", "response": {"output": "ok"}}}]}
+    call = {"role": "model", "parts": [{"functionCall": {"name": "write_file", "args": {}}}]}
+    with ModelServer(Script(rules)) as srv:
+        first = [json.loads(d) for _, d in sse_events(post(srv, GEMINI_STREAM, gemini_body()).read())]
+        second = json.loads(post(srv, "/v1beta/models/gemini-2.5-flash:generateContent",
+                                 gemini_body({"role": "user", "parts": [{"text": "go"}]}, call, response)).read())
+    (chunk,) = first
+    assert chunk["candidates"][0]["content"]["parts"] == [{"functionCall": {"name": "write_file", "args": {
+        "file_path": str(tmp_path.resolve() / "models/user.py"), "content": "x = 1\n"}}}]
+    assert second["candidates"][0]["content"]["parts"] == [{"text": "Created it."}]
+    assert not srv.requests[1].stream and srv.requests[1].last_message_is_tool_result
+
+
+def test_gemini_error_is_a_google_status_and_count_tokens_answers() -> None:
+    with ModelServer(always_error(401, "invalid api key")) as srv:
+        resp = post(srv, GEMINI_STREAM, gemini_body())
+        data = json.loads(resp.read())
+        counted = json.loads(post(srv, "/v1beta/models/gemini-2.5-flash:countTokens", gemini_body()).read())
+    assert resp.status == 401
+    assert data == {"error": {"code": 401, "message": "invalid api key", "status": "UNAUTHENTICATED"}}
+    assert counted["totalTokens"] > 0
 
 
 # -- Logging -----------------------------------------------------------------

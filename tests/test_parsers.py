@@ -98,6 +98,137 @@ def test_cursor_stream_json():
     assert (p.tokens_in, p.tokens_out) == (2104, 311) and p.is_error is False
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_codex_exec_json_thread_file_change_reply_and_usage(seed):
+    data = (OUT / "codex-exec-json.stdout").read_bytes()
+    p = parse("codex", data, seed)
+    thread = json.loads(data.splitlines()[0])["thread_id"]
+    usage = json.loads(data.splitlines()[-1])["usage"]
+    assert p.session_id == thread
+    assert [Path(f).as_posix().endswith("/models/user.py") for f in p.files] == [True]  # its file_change item
+    assert p.reply == "Created models/user.py.\n"
+    assert (p.tokens_in, p.tokens_out) == (usage["input_tokens"], usage["output_tokens"])
+    assert p.is_error is False and p.errors == []
+
+
+def test_codex_shell_command_run_is_no_file_claim_and_its_warning_no_error():
+    p = parse("codex", (OUT / "codex-shell-exec-json.stdout").read_bytes())
+    assert p.files == []  # a shell command names no file; git sees what it wrote
+    assert p.errors == [] and p.is_error is False  # "Model metadata ... not found" is a warning item
+    assert p.reply == "Created models/post.py.\n"
+
+
+def test_codex_resumed_thread_keeps_its_id_and_counts_its_own_turn():
+    first = parse("codex", (OUT / "codex-exec-json.stdout").read_bytes())
+    p = parse("codex", (OUT / "codex-resume-exec-json.stdout").read_bytes())
+    assert p.session_id == first.session_id and p.reply == "I created models/user.py.\n"
+    assert p.tokens_in > 0 and p.files == []
+
+
+def test_codex_refused_key_is_an_error_and_its_retries_are_named_alike():
+    text = (OUT / "codex-401-exec-json.stdout").read_text()
+    p = parse("codex", text.encode())
+    assert p.is_error is True
+    assert len(p.errors) == 1 and p.errors[0].startswith("unexpected status 401 Unauthorized: invalid api key")
+    retries = [line for line in text.splitlines() if "Reconnecting..." in line]
+    assert len(retries) == 5 and all(CFG.agents["codex"].retry.search(line) for line in retries)
+    assert {make_parser("codex").retry(line) for line in retries} == {"API error 401 Unauthorized"}
+    assert any(e.search(retries[0]) for e in CFG.agents["codex"].errors)  # stopped at the first
+
+
+def test_codex_patterns_on_its_real_output():
+    codex = CFG.agents["codex"]
+    done = (OUT / "codex-exec-json.stdout").read_text().splitlines()
+    assert [bool(codex.completion.search(line)) for line in done] == [False] * (len(done) - 1) + [True]
+    assert not any(e.search(line) for e in codex.errors for line in done)
+    failed = (OUT / "codex-401-exec-json.stdout").read_text().splitlines()
+    assert codex.errors[0].search(failed[-1]) and not codex.completion.search(failed[-1])
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_gemini_stream_json_session_file_reply_and_stats(seed):
+    data = (OUT / "gemini-stream-json.stdout").read_bytes()
+    p = parse("gemini", data, seed)
+    result = json.loads(data.splitlines()[-1])
+    assert p.session_id == json.loads(data.splitlines()[0])["session_id"]
+    assert [Path(f).as_posix().endswith("/models/user.py") for f in p.files] == [True]  # write_file, succeeded
+    assert p.reply == "Created models/user.py.\n"
+    assert (p.tokens_in, p.tokens_out) == (result["stats"]["input_tokens"], result["stats"]["output_tokens"])
+    assert p.is_error is False and p.errors == [] and p.model == "gemini-2.5-flash"
+
+
+def test_gemini_streamed_reply_pieces_join_into_one_line():
+    p = parse("gemini", (OUT / "gemini-resume-stream-json.stdout").read_bytes())
+    assert p.reply == "I created models/user.py.\n" and p.files == []
+
+
+def test_gemini_refused_key_is_its_result_with_status_error():
+    data = (OUT / "gemini-401-stream-json.stdout").read_bytes()
+    p = parse("gemini", data)
+    assert p.is_error is True and len(p.errors) == 1
+    assert "401" in p.errors[0] and "invalid api key" in p.errors[0]
+    last = data.decode().splitlines()[-1]
+    gemini = CFG.agents["gemini"]
+    assert gemini.completion.search(last) and any(e.search(last) for e in gemini.errors)
+    done = (OUT / "gemini-stream-json.stdout").read_text().splitlines()
+    assert not any(e.search(line) for e in gemini.errors for line in done)
+
+
+def test_a_failed_gemini_write_is_no_file_claim():
+    lines = [
+        {"type": "tool_use", "tool_name": "write_file", "tool_id": "t1", "parameters": {"file_path": "/w/a.py"}},
+        {"type": "tool_result", "tool_id": "t1", "status": "error", "error": {"message": "path outside workspace"}},
+        {"type": "tool_use", "tool_name": "write_file", "tool_id": "t2", "parameters": {"file_path": "/w/b.py"}},
+        {"type": "tool_result", "tool_id": "t2", "status": "success"},
+    ]
+    p = parse("gemini", "".join(json.dumps(x) + "\n" for x in lines).encode())
+    assert p.files == ["/w/b.py"] and p.errors == ["tool t1: path outside workspace"]
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_opencode_run_json_session_file_reply_and_tokens(seed):
+    data = (OUT / "opencode-run-json.stdout").read_bytes()
+    events = [json.loads(line) for line in data.splitlines()]
+    p = parse("opencode", data, seed)
+    assert p.session_id == events[0]["sessionID"]
+    assert [Path(f).as_posix().endswith("/models/user.py") for f in p.files] == [True]  # its write tool
+    assert p.reply == "Created models/user.py.\n"
+    steps = [e["part"]["tokens"] for e in events if e["type"] == "step_finish"]
+    assert len(steps) == 2  # one step per model call: the tool call, then the text
+    assert (p.tokens_in, p.tokens_out) == (sum(t["input"] for t in steps), sum(t["output"] for t in steps))
+    assert p.cost_usd is None  # it reports 0 for a model it has no price for: not a cost
+    assert p.is_error is False and p.errors == []
+
+
+def test_opencode_resumed_session_keeps_its_id():
+    first = parse("opencode", (OUT / "opencode-run-json.stdout").read_bytes())
+    p = parse("opencode", (OUT / "opencode-resume-run-json.stdout").read_bytes())
+    assert p.session_id == first.session_id and p.reply == "I created models/user.py.\n" and p.files == []
+
+
+def test_opencode_refused_key_is_its_error_event():
+    text = (OUT / "opencode-401-run-json.stdout").read_text()
+    p = parse("opencode", text.encode())
+    assert p.is_error is True and p.errors == ["API error 401: invalid api key"]
+    opencode = CFG.agents["opencode"]
+    assert any(e.search(text) for e in opencode.errors) and opencode.completion is None  # its exit ends the task
+    done = (OUT / "opencode-run-json.stdout").read_text()
+    assert not any(e.search(done) for e in opencode.errors)
+
+
+def test_summarize_reads_the_codex_and_gemini_recordings(tmp_path):
+    for agent, cast, files in (("gemini", "gemini-secondary.cast", ["models/user.py"]),
+                               ("codex", "codex-primary.cast", []),
+                               ("codex", "codex-primary-resume.cast", [])):
+        done = orchestra("summarize", "--agent", agent, str(ROOT / "fixtures" / cast), "--json", cwd=tmp_path)
+        data = json.loads(done.stdout)
+        assert data["status"] == "completed" and data["files_modified"] == files, (cast, data)
+        assert data["tokens"]["input"] > 0 and data["cost_source"] == "estimated"
+    assert "DELEGATE: Create models/user.py" in json.loads(
+        orchestra("summarize", "--agent", "codex", str(ROOT / "fixtures" / "codex-primary.cast"), "--json",
+                  cwd=tmp_path).stdout)["reply"]
+
+
 def test_generic_parser_survives_redraws_and_noise():
     data = (b"\x1b[2Kworking 10%\rworking 100%\r\n\x1b[32mmodified: a.py\x1b[0m\r\n"
             b"noise \x00\xff\xfe line\r\nERROR: disk full\r\nCost: $0.25\r\n")
@@ -124,7 +255,7 @@ def test_summarize_reads_a_cast_and_raw_output_into_the_schema(tmp_path):
 def test_summarize_never_shows_a_traceback(tmp_path, content):
     path = tmp_path / "bad.cast"
     path.write_bytes(content)
-    for agent in ("claude", "droid", "aider", "cursor"):
+    for agent in ("claude", "droid", "aider", "cursor", "codex", "gemini", "opencode"):
         done = orchestra("summarize", "--agent", agent, str(path), cwd=tmp_path)
         assert "Traceback" not in done.stderr, done.stderr
         assert done.returncode in (0, 1, 2)

@@ -1,4 +1,4 @@
-"""The real Claude Code, Droid and Aider CLIs, driven by orchestra against a scripted model server.
+"""The real Claude Code, Droid, Aider, Codex, Gemini and OpenCode CLIs, driven by orchestra against a scripted model server.
 
 Each agent runs with a temporary HOME of its own (set in its profile's env), in a
 temporary git repository; only the config and environment variables differ from a
@@ -18,8 +18,9 @@ import pytest
 import yaml
 
 from orchestra.config import SHIPPED_CONFIG
-from tests.support.agents import (ANTHROPIC_TEST_KEY, OPENAI_TEST_KEY, aider_setup, claude_setup, droid_setup,
-                                  find_agent, init_git_repo)
+from tests.support.agents import (ANTHROPIC_TEST_KEY, OPENAI_TEST_KEY, aider_setup, claude_setup,
+                                  codex_setup, droid_setup, find_agent, gemini_setup, init_git_repo,
+                                  opencode_setup, tmp_leftovers_removed)
 from tests.support.model_server import (ModelServer, Rule, error, has_tool_result, last_user_text_contains,
                                         offers_tool, text, tool_call, write_file_rules)
 from tests.support.ci import missing_reason
@@ -76,6 +77,9 @@ def write_config(tmp_path: Path, repo: Path, url: str, names: list[str]) -> Path
         "claude-tui": lambda: claude_setup(tmp_path / "home-claude-tui", repo, url),
         "droid": lambda: droid_setup(tmp_path / "home-droid", repo, url),
         "aider": lambda: aider_setup(tmp_path / "home-aider", repo, f"{url}/v1"),
+        "codex": lambda: codex_setup(tmp_path / "home-codex", repo, f"{url}/v1"),
+        "gemini": lambda: gemini_setup(tmp_path / "home-gemini", repo, url),
+        "opencode": lambda: opencode_setup(tmp_path / "home-opencode", repo, f"{url}/v1"),
     }
     for name in names:
         setup = setups[name]()
@@ -310,3 +314,128 @@ def test_claude_splits_the_task_between_droid_and_aider_working_at_once_in_workt
     cleaned = subprocess.run([sys.executable, "-m", "orchestra", "clean", rid], cwd=repo, capture_output=True,
                              text=True, timeout=60)
     assert cleaned.returncode == 0 and len(git(repo, "worktree", "list").splitlines()) == 1
+
+
+# -- Codex CLI and Gemini CLI ----------------------------------------------------------------
+
+@pytest.fixture
+def tmp_leftovers():
+    with tmp_leftovers_removed():
+        yield
+
+
+def codex_primary_rules() -> list[Rule]:
+    """Codex as the primary: a brief for the delegation prompt, a reply to the summary."""
+    return [
+        Rule(offers_tool("apply_patch") & last_user_text_contains("the secondary agent has finished"),
+             text(PRIMARY_REPLY), name="primary-reply"),
+        Rule(offers_tool("apply_patch") & last_user_text_contains("You are the primary agent in Orchestra"),
+             text(f"Here is the plan.\nDELEGATE: {BRIEF}\nEND"), name="primary-brief"),
+    ]
+
+
+def test_run_codex_alone_creates_the_file_that_git_sees(tmp_path, repo, tmp_leftovers):
+    need("codex")
+    with ModelServer(write_file_rules("codex", repo, "models/user.py", USER_PY, "Created models/user.py.")) as srv:
+        cfg = write_config(tmp_path, repo, srv.url, ["codex"])
+        done, agent = orchestra(cfg, repo, "run", "--agent", "codex", "--task", "Create models/user.py", "--no-tmux")
+        requests = srv.requests.model_calls()
+    assert done.returncode == 0, agent
+    assert (repo / "models" / "user.py").read_text() == USER_PY
+    assert agent["status"] == "completed" and agent["exit_code"] == 0
+    assert agent["files_modified"] == ["models/user.py"]
+    assert agent["files_seen_by_git"] == ["models/user.py"] and agent["files_claimed"] == ["models/user.py"]
+    assert agent["session_id"] and agent["tokens"]["input"] > 0 and agent["tokens"]["output"] > 0
+    assert agent["cost_source"] == "estimated"  # codex reports tokens, no cost: priced from the config
+    assert "Created models/user.py." in agent["reply"]
+    assert [r.api for r in requests] == ["responses", "responses"]
+    assert requests[-1].last_message_is_tool_result and "Create models/user.py" in requests[0].last_user_text
+
+
+def test_codex_as_the_primary_delegates_to_gemini_and_gets_the_summary_back_by_resuming(
+        tmp_path, repo, tmux_sessions, tmp_leftovers):
+    need("codex", "gemini")
+    rules = codex_primary_rules() + write_file_rules("gemini", repo, "models/user.py", USER_PY, "Created models/user.py.")
+    with ModelServer(rules) as srv:
+        cfg = write_config(tmp_path, repo, srv.url, ["codex", "gemini"])
+        done, run = orchestra(cfg, repo, "delegate", "--from", "codex", "--to", "gemini", "--task",
+                              "Add a User model to FastAPI with CRUD endpoints")
+        requests = srv.requests.model_calls()
+    if run.get("tmux_session"):
+        tmux_sessions.append(run["tmux_session"])
+    assert done.returncode == 0, (run["reason"], done.stderr)
+    assert run["brief"] == BRIEF
+    assert (repo / "models" / "user.py").read_text() == USER_PY
+    gemini = run["secondaries"][0]
+    assert (gemini["agent"], gemini["status"]) == ("gemini", "completed")
+    assert gemini["files_modified"] == ["models/user.py"] and gemini["files_claimed"] == ["models/user.py"]
+    assert gemini["tokens"]["input"] > 0 and gemini["cost_source"] == "estimated"
+    primary = run["primary"]
+    assert primary["agent"] == "codex" and primary["session_id"]
+    # the summary went back into Codex's own thread (`codex exec resume`), and its reply came back
+    assert run["summary_returned_to_primary"] is True
+    assert PRIMARY_REPLY in run["primary_reply"]
+    resumed = [r for r in requests if r.api == "responses" and "the secondary agent has finished" in r.last_user_text]
+    assert resumed and "files: models/user.py" in resumed[-1].last_user_text
+    assert "status: completed" in resumed[-1].last_user_text
+    assert any("You are the primary agent" in json.dumps(m) for m in resumed[-1].messages)  # the same thread
+    assert resumed[-1].headers.get("thread-id") == primary["session_id"]
+
+
+def test_run_gemini_alone_creates_the_file_that_git_sees(tmp_path, repo):
+    need("gemini")
+    with ModelServer(write_file_rules("gemini", repo, "models/user.py", USER_PY, "Created models/user.py.")) as srv:
+        cfg = write_config(tmp_path, repo, srv.url, ["gemini"])
+        done, agent = orchestra(cfg, repo, "run", "--agent", "gemini", "--task", "Create models/user.py", "--no-tmux")
+        requests = srv.requests.model_calls()
+    assert done.returncode == 0, agent
+    assert (repo / "models" / "user.py").read_text() == USER_PY
+    assert agent["status"] == "completed" and agent["files_modified"] == ["models/user.py"]
+    assert agent["files_seen_by_git"] == ["models/user.py"] and agent["files_claimed"] == ["models/user.py"]
+    assert agent["session_id"] and agent["tokens"]["input"] > 0 and agent["tokens"]["output"] > 0
+    assert agent["cost_source"] == "estimated" and agent["cost_usd"] > 0
+    assert "Created models/user.py." in agent["reply"]
+    assert {r.api for r in requests} == {"gemini"} and requests[-1].last_message_is_tool_result
+
+
+def test_a_refused_key_stops_codex_at_its_first_retry(tmp_path, repo):
+    need("codex")
+    with ModelServer([Rule(offers_tool("apply_patch"), error(401, "invalid api key"))]) as srv:
+        cfg = write_config(tmp_path, repo, srv.url, ["codex"])
+        done, agent = orchestra(cfg, repo, "run", "--agent", "codex", "--task", "hello", "--no-tmux", timeout=60)
+    assert done.returncode == 1 and agent["status"] == "failed", agent
+    assert "Reconnecting... 1/5" in agent["reason"] and "401" in agent["reason"]
+
+
+def test_a_refused_key_fails_gemini_with_its_own_text(tmp_path, repo):
+    need("gemini")
+    with ModelServer([Rule(offers_tool("write_file"), error(401, "invalid api key"))]) as srv:
+        cfg = write_config(tmp_path, repo, srv.url, ["gemini"])
+        done, agent = orchestra(cfg, repo, "run", "--agent", "gemini", "--task", "hello", "--no-tmux", timeout=60)
+    assert done.returncode == 1 and agent["status"] == "failed", agent
+    assert any("401" in e and "invalid api key" in e for e in agent["errors"]), agent["errors"]
+
+
+def test_run_opencode_alone_creates_the_file_that_git_sees(tmp_path, repo, tmp_leftovers):
+    need("opencode")
+    with ModelServer(write_file_rules("opencode", repo, "models/user.py", USER_PY, "Created models/user.py.")) as srv:
+        cfg = write_config(tmp_path, repo, srv.url, ["opencode"])
+        done, agent = orchestra(cfg, repo, "run", "--agent", "opencode", "--task", "Create models/user.py",
+                                "--no-tmux")
+        requests = srv.requests.model_calls()
+    assert done.returncode == 0, agent
+    assert (repo / "models" / "user.py").read_text() == USER_PY
+    assert agent["status"] == "completed" and agent["exit_code"] == 0
+    assert agent["files_modified"] == ["models/user.py"] and agent["files_claimed"] == ["models/user.py"]
+    assert agent["session_id"] and agent["tokens"]["input"] > 0 and agent["tokens"]["output"] > 0
+    assert "Created models/user.py." in agent["reply"]
+    assert {r.api for r in requests} == {"openai"} and any(r.last_message_is_tool_result for r in requests)
+
+
+def test_a_refused_key_fails_opencode_with_its_own_text(tmp_path, repo, tmp_leftovers):
+    need("opencode")
+    with ModelServer(error(401, "invalid api key")) as srv:
+        cfg = write_config(tmp_path, repo, srv.url, ["opencode"])
+        done, agent = orchestra(cfg, repo, "run", "--agent", "opencode", "--task", "hello", "--no-tmux", timeout=90)
+    assert done.returncode == 1 and agent["status"] == "failed", agent
+    assert "API error 401: invalid api key" in agent["errors"], agent["errors"]

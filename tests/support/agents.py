@@ -8,21 +8,28 @@ touched. Facts behind the settings are in shared/AGENTS.md.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-AGENTS = ("claude", "droid", "aider")
+AGENTS = ("claude", "droid", "aider", "codex", "gemini", "opencode")
 
 # Fake keys, shaped like real ones; the scripted server accepts anything.
 ANTHROPIC_TEST_KEY = "sk-ant-api03-orchestra-test-key-0123456789abcdefghij"
 OPENAI_TEST_KEY = "sk-orchestra-test-key-0123456789"
+GEMINI_TEST_KEY = "AIzaSy-orchestra-test-key-0123456789"
 
 DROID_MODEL = "claude-sonnet-4-5"
 AIDER_MODEL = "openai/gpt-4o-mini"
+# A model Codex CLI 0.169.0 has metadata for: with an unknown one it warns ("Defaulting to
+# fallback metadata") and offers no apply_patch tool, only shell commands.
+CODEX_MODEL = "gpt-5.5"
+GEMINI_MODEL = "gemini-2.5-flash"
 
 # Inherited from the caller's environment; everything else is dropped so that
 # no ANTHROPIC_*/OPENAI_*/FACTORY_* or config-dir variable leaks in.
@@ -188,6 +195,92 @@ def aider_setup(home: Path, workdir: Path, openai_url: str, api_key: str = OPENA
     return AgentSetup("aider", find_agent("aider"), home, env, argv)
 
 
+def codex_setup(home: Path, workdir: Path, openai_url: str, api_key: str = OPENAI_TEST_KEY,
+                model: str = CODEX_MODEL) -> AgentSetup:
+    """Codex CLI: a provider of its own at the server's Responses API (`wire_api = "chat"` is
+    refused by 0.169.0), its key in OPENAI_API_KEY.
+
+    Plugins off: otherwise every start runs `git ls-remote` on a GitHub repository (no network
+    here). TMPDIR is HOME/tmp (base_env); what it still leaves in /tmp: see TMP_LEFTOVERS.
+    """
+    (home / ".codex").mkdir(parents=True, exist_ok=True)
+    (home / ".codex" / "config.toml").write_text(
+        f'model = "{model}"\n'
+        'model_provider = "scripted"\n'
+        "\n[model_providers.scripted]\n"
+        'name = "scripted"\n'
+        f'base_url = "{openai_url}"\n'
+        'wire_api = "responses"\n'
+        'env_key = "OPENAI_API_KEY"\n'
+        "\n[features]\n"
+        "plugins = false\n"
+        "remote_plugin = false\n"
+    )
+    env = base_env(home)
+    env["OPENAI_API_KEY"] = api_key
+    return AgentSetup("codex", find_agent("codex"), home, env)
+
+
+def gemini_setup(home: Path, workdir: Path, base_url: str, api_key: str = GEMINI_TEST_KEY,
+                 model: str = GEMINI_MODEL) -> AgentSetup:
+    """Gemini CLI: the server as its Gemini API, an API-key login, no usage statistics.
+
+    Without `selectedType` the base URL switches it to an auth type it then rejects ("Invalid
+    auth method selected.", exit 41); usage statistics would look up play.googleapis.com.
+    argv: the model (without one it first asks a routing model), --yolo (else no file tools are
+    offered), --skip-trust (else an untrusted folder exits 55).
+    """
+    _write_json(home / ".gemini" / "settings.json", {
+        "security": {"auth": {"selectedType": "gemini-api-key"}},
+        "privacy": {"usageStatisticsEnabled": False},
+    })
+    env = base_env(home)
+    env.update({"GOOGLE_GEMINI_BASE_URL": base_url, "GEMINI_API_KEY": api_key})
+    return AgentSetup("gemini", find_agent("gemini"), home, env,
+                      ["--output-format", "stream-json", "-m", model, "--yolo", "--skip-trust"])
+
+
+# Empty folders two CLIs make in /tmp whatever TMPDIR says: Codex CLI 0.169.0 whenever it runs
+# a tool in its sandbox (bwrap mounts over it), OpenCode 1.18.33 at every start.
+TMP_LEFTOVERS = (Path("/tmp") / f"codex-daemon-{os.getuid()}", Path("/tmp") / "opencode")
+
+
+@contextlib.contextmanager
+def tmp_leftovers_removed() -> Iterator[None]:
+    """Remove TMP_LEFTOVERS afterwards: those that were not there before and are still empty."""
+    existed = {path for path in TMP_LEFTOVERS if path.exists()}
+    try:
+        yield
+    finally:
+        for path in TMP_LEFTOVERS:
+            if path not in existed and path.is_dir():
+                with contextlib.suppress(OSError):  # not empty: something else uses it
+                    path.rmdir()
+
+
+def opencode_setup(home: Path, workdir: Path, openai_url: str, api_key: str = OPENAI_TEST_KEY,
+                   model: str = "gpt-4o-mini") -> AgentSetup:
+    """OpenCode: an OpenAI-compatible provider of its own at the server's chat completions.
+
+    At every start it fails to fetch its model list from the internet ("Failed to fetch
+    models.dev", in its log only) and goes on with the configured provider.
+    """
+    _write_json(home / ".config" / "opencode" / "opencode.json", {
+        "provider": {"scripted": {
+            "npm": "@ai-sdk/openai-compatible",
+            "name": "scripted",
+            "options": {"baseURL": openai_url, "apiKey": "{env:OPENAI_API_KEY}"},
+            "models": {model: {"name": model, "tool_call": True}},
+        }},
+        "model": f"scripted/{model}",
+        "autoupdate": False,
+        "share": "disabled",
+    })
+    env = base_env(home)
+    env["OPENAI_API_KEY"] = api_key
+    return AgentSetup("opencode", find_agent("opencode"), home, env)
+
+
 def agent_setup(name: str, home: Path, workdir: Path, server_url: str) -> AgentSetup:
     """Dispatch on the agent name; `server_url` is ModelServer.url (no /v1)."""
     if name == "claude":
@@ -196,4 +289,10 @@ def agent_setup(name: str, home: Path, workdir: Path, server_url: str) -> AgentS
         return droid_setup(home, workdir, server_url)
     if name == "aider":
         return aider_setup(home, workdir, f"{server_url}/v1")
+    if name == "codex":
+        return codex_setup(home, workdir, f"{server_url}/v1")
+    if name == "gemini":
+        return gemini_setup(home, workdir, server_url)
+    if name == "opencode":
+        return opencode_setup(home, workdir, f"{server_url}/v1")
     raise ValueError(f"unknown agent {name!r}; expected one of {AGENTS}")

@@ -33,7 +33,7 @@ class LoggedRequest:
     headers: dict[str, str]
     body: Any  # parsed JSON, or None
     body_text: str  # raw body decoded as UTF-8 (for non-JSON bodies)
-    api: str | None  # "anthropic", "openai" or None (other endpoints)
+    api: str | None  # "anthropic", "openai", "responses", "gemini" or None (other endpoints)
     time: float  # seconds since the server started
     status: int | None = None  # filled in once answered
     rule: str | None = None  # name of the rule that answered
@@ -41,34 +41,48 @@ class LoggedRequest:
 
     @property
     def model(self) -> str | None:
+        if self.api == "gemini":  # /v1beta/models/<model>:streamGenerateContent
+            return self.path.rsplit("/", 1)[-1].split(":", 1)[0]
         return self.body.get("model") if isinstance(self.body, dict) else None
 
     @property
     def stream(self) -> bool:
+        if self.api == "gemini":
+            return ":streamGenerateContent" in self.path
         return bool(isinstance(self.body, dict) and self.body.get("stream"))
 
     @property
     def messages(self) -> list[dict]:
-        if isinstance(self.body, dict) and isinstance(self.body.get("messages"), list):
-            return self.body["messages"]
+        """The conversation as chat messages, whatever the dialect: Responses API `input`
+        items and Gemini `contents` are read as messages, tool results with role "tool"."""
+        body = self.body if isinstance(self.body, dict) else {}
+        if isinstance(body.get("messages"), list):
+            return body["messages"]
+        if isinstance(body.get("input"), list):
+            return [m for m in map(_responses_message, body["input"]) if m]
+        if isinstance(body.get("contents"), list):
+            return [_gemini_message(c) for c in body["contents"] if isinstance(c, dict)]
         return []
 
     @property
     def tool_names(self) -> list[str]:
-        """Names of the tools offered to the model (both API dialects)."""
+        """Names of the tools offered to the model (every API dialect)."""
         tools = self.body.get("tools") if isinstance(self.body, dict) else None
         names = []
         for tool in tools or []:
-            fn = tool.get("function") if isinstance(tool.get("function"), dict) else tool
-            if fn.get("name"):
-                names.append(fn["name"])
+            for fn in tool.get("functionDeclarations") or [tool]:  # gemini groups them
+                fn = fn.get("function") if isinstance(fn.get("function"), dict) else fn
+                if fn.get("name"):
+                    names.append(fn["name"])
         return names
 
     @property
     def system_text(self) -> str:
         parts = []
-        if isinstance(self.body, dict) and "system" in self.body:
-            parts.append(_text_of(self.body["system"]))
+        body = self.body if isinstance(self.body, dict) else {}
+        for key in ("system", "instructions", "systemInstruction", "system_instruction"):
+            if key in body:
+                parts.append(_text_of(body[key]))
         parts += [_text_of(m.get("content")) for m in self.messages if m.get("role") == "system"]
         return "\n".join(p for p in parts if p)
 
@@ -124,6 +138,37 @@ class LoggedRequest:
         )
 
 
+def _responses_message(item: Any) -> dict | None:
+    """A Responses API input item as a chat message (developer instructions as system)."""
+    if not isinstance(item, dict):
+        return None
+    kind = item.get("type", "message")
+    if kind == "message":
+        role = item.get("role")
+        return {"role": "system" if role == "developer" else role, "content": item.get("content")}
+    if kind in ("function_call", "custom_tool_call"):
+        args = item.get("arguments", item.get("input"))
+        return {"role": "assistant", "content": [{"type": "tool_use", "input": args}]}
+    if kind in ("function_call_output", "custom_tool_call_output"):
+        return {"role": "tool", "content": item.get("output")}
+    return None
+
+
+def _gemini_message(content: dict) -> dict:
+    """A Gemini `contents` entry as a chat message; one carrying function responses is a tool result."""
+    parts = [p for p in content.get("parts") or [] if isinstance(p, dict)]
+    if any("functionResponse" in p for p in parts):
+        return {"role": "tool", "content": [json.dumps(p["functionResponse"], ensure_ascii=False)
+                                            for p in parts if "functionResponse" in p]}
+    blocks: list[dict] = []
+    for part in parts:
+        if isinstance(part.get("text"), str):
+            blocks.append({"type": "text", "text": part["text"]})
+        elif isinstance(part.get("functionCall"), dict):
+            blocks.append({"type": "tool_use", "input": part["functionCall"].get("args")})
+    return {"role": "assistant" if content.get("role") == "model" else "user", "content": blocks}
+
+
 def _text_of(content: Any, tool_results: bool = True) -> str:
     """Flatten message content (string or list of blocks/parts) to text."""
     if content is None:
@@ -131,7 +176,10 @@ def _text_of(content: Any, tool_results: bool = True) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, dict):
-        content = [content]
+        if isinstance(content.get("parts"), list):  # gemini's systemInstruction
+            content = content["parts"]
+        else:
+            content = [content]
     parts = []
     for block in content:
         if isinstance(block, str):
@@ -181,7 +229,7 @@ class RequestLog:
             return self._items[index]
 
     def model_calls(self) -> list[LoggedRequest]:
-        """Requests to the messages / chat-completions endpoints only."""
+        """Requests to the model endpoints only (messages, chat completions, responses, gemini)."""
         return [r for r in self.snapshot() if r.api is not None]
 
     def wait_for(
@@ -231,7 +279,7 @@ def always() -> When:
 
 
 def api_is(name: str) -> When:
-    """name: "anthropic" or "openai"."""
+    """name: "anthropic", "openai", "responses" or "gemini"."""
     return When(lambda r: r.api == name, f"api={name}")
 
 
@@ -273,7 +321,7 @@ def is_streaming() -> When:
 @dataclass(frozen=True)
 class ToolCall:
     name: str
-    input: dict[str, Any]
+    input: dict[str, Any] | str  # a str: a freeform (custom) tool's input, e.g. Codex's apply_patch
 
 
 @dataclass(frozen=True)
@@ -339,7 +387,7 @@ def text(value: str, usage: Usage | None = None) -> Reply:
     return Reply(text=value, usage=usage)
 
 
-def tool_call(name: str, input: dict[str, Any], text: str = "") -> Reply:
+def tool_call(name: str, input: dict[str, Any] | str, text: str = "") -> Reply:
     return Reply(text=text, tool_calls=(ToolCall(name, input),))
 
 
@@ -416,7 +464,7 @@ def always_error(status: int, message: str = "") -> Script:
 # The file-writing tool each agent offers, and whether it wants absolute paths.
 # Claude Code's Write and Droid's Create both take {file_path, content}; both
 # reject or misplace relative paths, so the builders always send absolute ones.
-WRITE_TOOLS = {"claude": "Write", "droid": "Create"}
+WRITE_TOOLS = {"claude": "Write", "droid": "Create", "gemini": "write_file", "opencode": "write"}
 
 
 def write_file_rules(
@@ -429,21 +477,44 @@ def write_file_rules(
 ) -> list[Rule]:
     """Rules for one turn that creates `rel_path` and ends with `final_text`.
 
-    agent: "claude", "droid" or "aider". `task_contains` restricts the file
-    write to requests whose last user text contains it, so later turns of the
+    agent: "claude", "droid", "aider", "codex", "gemini" or "opencode". `task_contains` restricts
+    the file write to requests whose last user text contains it, so later turns of the
     same conversation can be scripted with rules placed before these.
     """
     if agent == "aider":
         return aider_whole_file_rules(rel_path, content, final_text, task_contains)
+    if agent == "codex":
+        return codex_patch_rules(rel_path, content, final_text, task_contains)
     tool = WRITE_TOOLS[agent]
     abs_path = str(Path(workdir).resolve() / rel_path)
     write_when = offers_tool(tool) & ~has_tool_result()
     if task_contains:
         write_when = write_when & last_user_text_contains(task_contains)
+    path_key = "filePath" if agent == "opencode" else "file_path"
     return [
         Rule(offers_tool(tool) & has_tool_result(), text(final_text), name="final-text"),
-        Rule(write_when, tool_call(tool, {"file_path": abs_path, "content": content}),
+        Rule(write_when, tool_call(tool, {path_key: abs_path, "content": content}),
              name=f"{tool}-{rel_path}"),
+    ]
+
+
+def add_file_patch(rel_path: str, content: str) -> str:
+    """An apply_patch input that creates `rel_path` (relative to the agent's directory)."""
+    lines = "".join(f"+{line}\n" for line in content.splitlines())
+    return f"*** Begin Patch\n*** Add File: {rel_path}\n{lines}*** End Patch\n"
+
+
+def codex_patch_rules(
+    rel_path: str, content: str, final_text: str, task_contains: str | None = None
+) -> list[Rule]:
+    """Codex CLI writes files with its freeform apply_patch tool (Responses API custom tool)."""
+    write_when = offers_tool("apply_patch") & ~has_tool_result()
+    if task_contains:
+        write_when = write_when & last_user_text_contains(task_contains)
+    return [
+        Rule(offers_tool("apply_patch") & has_tool_result(), text(final_text), name="final-text"),
+        Rule(write_when, tool_call("apply_patch", add_file_patch(rel_path, content)),
+             name=f"apply_patch-{rel_path}"),
     ]
 
 

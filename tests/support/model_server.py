@@ -1,8 +1,10 @@
 """A scripted model server for driving real agent CLIs in tests.
 
-Speaks enough of the Anthropic Messages API and the OpenAI chat-completions
-API (streaming and not) for Claude Code, Droid and Aider, answers from a
-Script (see model_script.py), and logs every request:
+Speaks enough of the Anthropic Messages API, the OpenAI chat-completions
+API (streaming and not), the OpenAI Responses API (streamed) and the Gemini
+API (generateContent, streamed and not) for Claude Code, Droid, Aider, Codex
+CLI and Gemini CLI, answers from a Script (see model_script.py), and logs
+every request:
 
     with ModelServer(write_file_rules("claude", repo, "a.py", "x = 1\\n", "Done")) as srv:
         run_agent(env={"ANTHROPIC_BASE_URL": srv.url, ...})
@@ -95,7 +97,8 @@ def usage_for(reply: Reply, req: LoggedRequest) -> Usage:
         return reply.usage
     out = estimate_tokens(reply.text) if reply.text else 0
     out += sum(estimate_tokens(c.input) + 5 for c in reply.tool_calls)
-    prompt = {k: v for k, v in (req.body or {}).items() if k in ("system", "messages")}
+    prompt = {k: v for k, v in (req.body or {}).items()
+              if k in ("system", "messages", "instructions", "input", "systemInstruction", "contents")}
     return Usage(estimate_tokens(prompt), max(1, out))
 
 
@@ -235,6 +238,118 @@ def openai_error(err: ErrorReply) -> dict[str, Any]:
     return {"error": {"message": err.text, "type": err.type, "param": None, "code": err.status}}
 
 
+def responses_usage(usage: Usage) -> dict[str, Any]:
+    return {
+        "input_tokens": usage.input_tokens,
+        "input_tokens_details": {"cached_tokens": 0},
+        "output_tokens": usage.output_tokens,
+        "output_tokens_details": {"reasoning_tokens": 0},
+        "total_tokens": usage.input_tokens + usage.output_tokens,
+    }
+
+
+def responses_events(reply: Reply, model: str, usage: Usage) -> Iterator[dict]:
+    """The SSE events of a streamed Responses API answer (OpenAI's order and fields):
+    response.created, then per output item `added`, its deltas, `done`; response.completed
+    with usage. Codex CLI takes the items from `output_item.done` and needs `completed`."""
+    response = {"id": _new_id("resp_"), "object": "response", "created_at": int(time.time()),
+                "model": model, "status": "in_progress", "output": [], "usage": None}
+    seq = iter(range(1_000_000))
+
+    def event(kind: str, **fields: Any) -> dict:
+        return {"type": kind, "sequence_number": next(seq), **fields}
+
+    yield event("response.created", response=dict(response))
+    yield event("response.in_progress", response=dict(response))
+    output: list[dict] = []
+    if reply.text:
+        item_id = _new_id("msg_")
+        index = len(output)
+        item = {"id": item_id, "type": "message", "status": "in_progress", "role": "assistant", "content": []}
+        yield event("response.output_item.added", output_index=index, item=item)
+        part = {"type": "output_text", "text": "", "annotations": []}
+        ids = {"item_id": item_id, "output_index": index, "content_index": 0}
+        yield event("response.content_part.added", **ids, part=part)
+        for piece in _pieces(reply.text):
+            yield event("response.output_text.delta", **ids, delta=piece)
+        yield event("response.output_text.done", **ids, text=reply.text)
+        part = {**part, "text": reply.text}
+        yield event("response.content_part.done", **ids, part=part)
+        item = {**item, "status": "completed", "content": [part]}
+        yield event("response.output_item.done", output_index=index, item=item)
+        output.append(item)
+    for call in reply.tool_calls:
+        index = len(output)
+        if isinstance(call.input, str):  # a freeform tool: its input is the text itself
+            item = {"id": _new_id("ctc_"), "type": "custom_tool_call", "status": "in_progress",
+                    "name": call.name, "call_id": _new_id("call_"), "input": ""}
+            yield event("response.output_item.added", output_index=index, item=item)
+            for piece in _pieces(call.input):
+                yield event("response.custom_tool_call_input.delta", item_id=item["id"], output_index=index,
+                            delta=piece)
+            yield event("response.custom_tool_call_input.done", item_id=item["id"], output_index=index,
+                        input=call.input)
+            item = {**item, "status": "completed", "input": call.input}
+            yield event("response.output_item.done", output_index=index, item=item)
+            output.append(item)
+            continue
+        args = json.dumps(call.input, ensure_ascii=False)
+        item = {"id": _new_id("fc_"), "type": "function_call", "status": "in_progress",
+                "name": call.name, "call_id": _new_id("call_"), "arguments": ""}
+        yield event("response.output_item.added", output_index=index, item=item)
+        for piece in _pieces(args):
+            yield event("response.function_call_arguments.delta", item_id=item["id"], output_index=index,
+                        delta=piece)
+        yield event("response.function_call_arguments.done", item_id=item["id"], output_index=index,
+                    arguments=args)
+        item = {**item, "status": "completed", "arguments": args}
+        yield event("response.output_item.done", output_index=index, item=item)
+        output.append(item)
+    yield event("response.completed", response={**response, "status": "completed", "output": output,
+                                                "usage": responses_usage(usage)})
+
+
+def gemini_usage(usage: Usage) -> dict[str, int]:
+    return {"promptTokenCount": usage.input_tokens, "candidatesTokenCount": usage.output_tokens,
+            "totalTokenCount": usage.input_tokens + usage.output_tokens}
+
+
+def gemini_chunks(reply: Reply, model: str, usage: Usage) -> Iterator[dict]:
+    """GenerateContentResponse objects: the text in pieces, then the function calls, the last
+    one with finishReason and usageMetadata (streamGenerateContent sends each as an SSE event)."""
+    parts: list[dict] = [{"text": p} for p in _pieces(reply.text)] if reply.text else []
+    parts += [{"functionCall": {"name": c.name, "args": c.input}} for c in reply.tool_calls]
+    parts = parts or [{"text": ""}]
+    for i, part in enumerate(parts):
+        last = i == len(parts) - 1
+        candidate: dict[str, Any] = {"content": {"role": "model", "parts": [part]}, "index": 0}
+        chunk: dict[str, Any] = {"candidates": [candidate], "modelVersion": model,
+                                 "responseId": _new_id("")}
+        if last:
+            candidate["finishReason"] = "STOP"
+            chunk["usageMetadata"] = gemini_usage(usage)
+        yield chunk
+
+
+def gemini_response(reply: Reply, model: str, usage: Usage) -> dict[str, Any]:
+    """The whole answer as one GenerateContentResponse (generateContent, not streamed)."""
+    parts: list[dict] = [{"text": reply.text}] if reply.text else []
+    parts += [{"functionCall": {"name": c.name, "args": c.input}} for c in reply.tool_calls]
+    return {"candidates": [{"content": {"role": "model", "parts": parts or [{"text": ""}]},
+                            "finishReason": "STOP", "index": 0}],
+            "usageMetadata": gemini_usage(usage), "modelVersion": model}
+
+
+# Google's RPC status names, by HTTP status.
+GEMINI_STATUS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
+                 429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE"}
+
+
+def gemini_error(err: ErrorReply) -> dict[str, Any]:
+    return {"error": {"code": err.status, "message": err.text,
+                      "status": GEMINI_STATUS.get(err.status, "UNKNOWN")}}
+
+
 def models_list() -> dict[str, Any]:
     """Both dialects' fields in one list, so either client can read it."""
     data = [_model_entry(m) for m in MODELS]
@@ -312,6 +427,10 @@ def api_of(method: str, path: str) -> str | None:
         return "anthropic"
     if path.endswith("/chat/completions"):
         return "openai"
+    if path.endswith("/responses"):
+        return "responses"
+    if path.endswith((":streamGenerateContent", ":generateContent")):
+        return "gemini"
     return None
 
 
@@ -440,6 +559,8 @@ class _Handler(BaseHTTPRequestHandler):
         path = req.path.rstrip("/")
         if req.api is not None:
             self._answer_model_call(req)
+        elif req.method == "POST" and path.endswith(":countTokens"):  # gemini
+            self._send_json(req, 200, {"totalTokens": estimate_tokens(req.body)}, "count_tokens")
         elif req.method == "POST" and path.endswith("/messages/count_tokens"):
             prompt = {k: v for k, v in (req.body or {}).items() if k in ("system", "messages", "tools")}
             self._send_json(req, 200, {"input_tokens": estimate_tokens(prompt)}, "count_tokens")
@@ -461,11 +582,20 @@ class _Handler(BaseHTTPRequestHandler):
         reply = fit_structured_output(reply, req, rule)
         model = req.model or "scripted-model"
         if isinstance(reply, ErrorReply):
-            body = anthropic_error(reply) if req.api == "anthropic" else openai_error(reply)
-            self._send_json(req, reply.status, body, rule, dict(reply.headers))
+            shape = {"anthropic": anthropic_error, "gemini": gemini_error}.get(req.api, openai_error)
+            self._send_json(req, reply.status, shape(reply), rule, dict(reply.headers))
             return
         usage = usage_for(reply, req)
-        if req.api == "anthropic":
+        if req.api == "responses":  # Codex CLI streams always
+            events = responses_events(reply, model, usage)
+            self._send_sse(req, rule, (f"event: {e['type']}\ndata: {json.dumps(e)}\n\n" for e in events))
+        elif req.api == "gemini":
+            if req.stream:
+                chunks = gemini_chunks(reply, model, usage)
+                self._send_sse(req, rule, (f"data: {json.dumps(c)}\n\n" for c in chunks))
+            else:
+                self._send_json(req, 200, gemini_response(reply, model, usage), rule)
+        elif req.api == "anthropic":
             if req.stream:
                 events = anthropic_events(reply, model, usage)
                 self._send_sse(req, rule, (f"event: {e}\ndata: {json.dumps(d)}\n\n" for e, d in events))

@@ -1,0 +1,58 @@
+"""Gemini CLI: `gemini --output-format stream-json` events (tested with 0.61.0).
+
+init {session_id, model} · message {role, content, delta} · tool_use {tool_name, tool_id, parameters}
+· tool_result {tool_id, status} · result {status: success|error, error {message}, stats {input_tokens,
+output_tokens, duration_ms}}.
+"""
+from __future__ import annotations
+
+from .base import JsonLinesParser, add_tokens, tool_file
+
+
+class GeminiParser(JsonLinesParser):
+    name = "gemini"
+
+    def __init__(self, profile=None):
+        super().__init__(profile)
+        self.pending: dict[str, str] = {}  # tool_id -> the file its call names, until it succeeds
+        self.mid_text = False  # the last reply piece was a streamed delta with no line end
+
+    def event(self, event: dict) -> None:
+        p = self.parsed
+        kind = event.get("type")
+        if event.get("session_id"):
+            p.session_id = event["session_id"]
+        if kind == "init":
+            p.model = event.get("model") or p.model
+        elif kind == "message" and event.get("role") == "assistant":
+            p.add_reply(str(event.get("content", "")))
+            self.mid_text = bool(event.get("delta"))
+            if not self.mid_text:
+                p.add_reply("\n")
+        elif kind == "tool_use":
+            self.end_text()
+            path = tool_file(str(event.get("tool_name", "")), event.get("parameters"))
+            if path:
+                self.pending[str(event.get("tool_id"))] = path
+        elif kind == "tool_result":
+            path = self.pending.pop(str(event.get("tool_id")), None)
+            if path and event.get("status") == "success":
+                p.add_file(path)
+            elif event.get("status") == "error":
+                error = event.get("error") or {}
+                p.add_error(f"tool {event.get('tool_id')}: {error.get('message') or error or 'failed'}")
+        elif kind == "result":
+            self.end_text()
+            stats = event.get("stats") or {}
+            add_tokens(p, stats.get("input_tokens", stats.get("input")), stats.get("output_tokens"))
+            p.is_error = event.get("status") != "success"
+            if p.is_error:
+                error = event.get("error") or {}
+                p.add_error(str(error.get("message") or error or event.get("status") or "error"))
+        elif kind == "error":
+            p.add_error(str(event.get("message") or event))
+
+    def end_text(self) -> None:
+        if self.mid_text:
+            self.parsed.add_reply("\n")
+            self.mid_text = False
