@@ -152,9 +152,11 @@ def test_the_demo_runs_with_no_agent_and_no_key(workdir, tmux_sessions):
     assert run["secondaries"][0]["files_modified"] == ["models/user.py", "schemas/user.py", "routers/users.py"]
     assert run["duration_s"] > 0 and run["brief"].startswith("Create a User model")
     assert run["primary"]["cost_source"] == "reported" and run["total_cost_usd"] > 0
-    for role in ("primary", "secondary-1"):
-        replay = orchestra("replay", run["run_id"], "--agent", role, "--speed", "0", cwd=workdir)
-        assert replay.returncode == 0 and '"type"' in replay.stdout
+    for role in ("primary", "secondary-1"):  # as its window showed it (rendered), and as recorded (raw)
+        shown = orchestra("replay", run["run_id"], "--agent", role, "--speed", "0", cwd=workdir)
+        raw = orchestra("replay", run["run_id"], "--agent", role, "--speed", "0", "--raw", cwd=workdir)
+        assert shown.returncode == 0 and "completed" in shown.stdout and '"type"' not in shown.stdout
+        assert raw.returncode == 0 and '"type"' in raw.stdout
 
 
 def headless_primary(reply: str, resumed_reply: str = "Looks done.") -> dict:
