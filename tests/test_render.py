@@ -180,7 +180,7 @@ def test_a_json_agents_tmux_window_reads_like_a_log_and_its_transcript_keeps_the
     cast = (workdir / agent["transcript"]).read_text()
     assert '\\"type\\":\\"tool_call\\"' in cast  # the record is the agent's bytes
     assert json.loads(cast.split("\n", 1)[0])["orchestra"] == {"agent": "replayed", "parser": "droid",
-                                                               "view": "rendered"}
+                                                               "view": "rendered", "cwd": str(workdir)}
 
 
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
