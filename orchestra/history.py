@@ -159,9 +159,13 @@ def summarize_file(config: Config, profile: Profile, path: Path) -> AgentSummary
             start = lines.rfind("\n", 0, found.start()) + 1
             line = lines[start:min(lines.find("\n", found.end()) + 1 or len(lines), start + ENDED_KEPT)].strip()
 
+    started_in = None  # the directory orchestra started the agent in, which its transcript's header names
     try:
         if _is_cast(path):
-            for ev in read_cast(path).events():
+            cast = read_cast(path)
+            own = cast.header.get("orchestra")
+            started_in = own.get("cwd") if isinstance(own, dict) else None
+            for ev in cast.events():
                 if ev.kind == "o":
                     feed(event_bytes(ev.data))
         else:
@@ -172,7 +176,10 @@ def summarize_file(config: Config, profile: Profile, path: Path) -> AgentSummary
         raise OrchestraError(f"{path}: cannot read: {exc}") from None
     feed(b"", final=True)
     parsed = stream.parser.result()
-    # the agent's paths are its own working directory's, which its init event may name: not this one
+    # the agent's paths are its own working directory's, which its init event may name, or else the
+    # transcript's header: not this one
+    if not parsed.cwd:
+        parsed.set_cwd(started_in)
     inside, outside = split_paths(parsed.files, Path(parsed.cwd) if parsed.cwd else Path.cwd())
     cost, source = cost_of(parsed, profile.name, config)
     if parsed.is_error:

@@ -229,7 +229,10 @@ class AgentSession:
         self.cast = CastWriter(self.transcript_path, self.profile.cols, self.profile.rows,
                                title=f"orchestra: {self.profile.name}", command=shown,
                                orchestra={"agent": self.profile.name, "parser": self.profile.parser,
-                                          "view": "rendered" if self.rendered_view else "raw"})
+                                          "view": "rendered" if self.rendered_view else "raw",
+                                          # the root of its paths, for `summarize` elsewhere: not every
+                                          # agent reports the directory it works in
+                                          "cwd": os.path.abspath(self.workdir)})
         parent = os.getpid()
         try:
             self.child = pexpect.spawn(binary, argv[1:], cwd=str(self.workdir), env=env, echo=False,

@@ -2,11 +2,12 @@
 import dataclasses
 import json
 import random
+import re
 from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, orchestra
+from conftest import ROOT, orchestra, toy, write_config
 from orchestra.config import SHIPPED_CONFIG, load_config
 from orchestra.parsers import make_parser
 from orchestra.stream import Stream
@@ -299,6 +300,54 @@ def test_absolute_paths_under_the_agents_own_directory_are_its_files_wherever_su
                                                                                           path):
     data = summarize_json(agent, OUT / name, tmp_path)
     assert (data["files_modified"], data["files_outside_workdir"]) == ([path], [])
+
+
+RECORDED_REPO = re.compile(r"/tmp/orchestra-record-outputs-[^/\"]+/\w+/repo")
+
+
+@pytest.mark.parametrize("agent, name", [("codex", "codex-exec-json.stdout"), ("gemini", "gemini-stream-json.stdout"),
+                                         ("opencode", "opencode-run-json.stdout")])
+def test_absolute_paths_of_an_agent_that_reports_no_directory_are_its_files_wherever_its_cast_is_summarized(
+        tmp_path, agent, name):
+    # Codex's, Gemini's and OpenCode's events name no working directory; orchestra's transcript header
+    # names the one it started the agent in. Their real output, the recorded repository made this one:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    lines = RECORDED_REPO.sub(str(repo), (OUT / name).read_text()).splitlines()
+    assert any(str(repo) + "/models/user.py" in line for line in lines)
+    shipped = CFG.agents[agent]
+    profile = {"command": toy(*[a for line in lines[:-1] for a in ("--line", line)], "--done", lines[-1]),
+               "parser": shipped.parser, "timeout": 30}
+    if shipped.completion is not None:
+        profile["completion"] = shipped.completion.pattern
+    cfg = write_config(tmp_path / "c.yaml", {agent: profile})
+    done = orchestra("run", "--agent", agent, "--task", "t", "--config", str(cfg), "--no-tmux", "--json", cwd=repo)
+    cast = repo / json.loads(done.stdout)["transcript"]
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    data = summarize_json(agent, cast, elsewhere)
+    assert (data["files_modified"], data["files_outside_workdir"]) == (["models/user.py"], [])
+    assert data["status"] == "completed"
+
+
+@pytest.mark.parametrize("agent, name, status, reason", [
+    ("codex", "codex-401-exec-json.stdout", "failed", "the agent reported an error"),  # turn.failed
+    ("gemini", "gemini-401-stream-json.stdout", "failed", "the agent reported an error"),  # result status error
+    ("opencode", "opencode-run-json.stdout", "completed", ""),  # its last step's finish: stop
+    ("opencode", "opencode-401-run-json.stdout", "failed", "the agent reported an error")])  # its error event
+def test_summarize_takes_codex_gemini_and_opencodes_own_verdict(tmp_path, agent, name, status, reason):
+    data = summarize_json(agent, OUT / name, tmp_path)
+    assert (data["status"], data["reason"]) == (status, reason)
+    completion = CFG.agents[agent].completion
+    line = (OUT / name).read_text().splitlines()[-1]
+    assert data["ended_by"]["signal"] == ("completion" if completion and completion.search(line) else "exit")
+
+
+def test_a_codex_transcript_cut_before_its_turn_ended_is_cut_short(tmp_path):
+    cut = tmp_path / "cut.stdout"
+    cut.write_text("".join((OUT / "codex-exec-json.stdout").read_text().splitlines(True)[:-1]))
+    data = summarize_json("codex", cut, tmp_path)
+    assert data["status"] == "failed" and "no completion pattern" in data["reason"]
 
 
 def test_a_path_outside_the_agents_reported_directory_is_still_outside(tmp_path):

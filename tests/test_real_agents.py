@@ -348,6 +348,8 @@ def test_run_codex_alone_creates_the_file_that_git_sees(tmp_path, repo, tmp_left
     assert agent["session_id"] and agent["tokens"]["input"] > 0 and agent["tokens"]["output"] > 0
     assert agent["cost_source"] == "estimated"  # codex reports tokens, no cost: priced from the config
     assert "Created models/user.py." in agent["reply"]
+    assert agent["ended_by"]["signal"] == "completion" and '"type":"turn.completed"' in agent["ended_by"]["line"]
+    assert "its profile was tested with" not in done.stderr  # the shipped version: the installed one
     assert [r.api for r in requests] == ["responses", "responses"]
     assert requests[-1].last_message_is_tool_result and "Create models/user.py" in requests[0].last_user_text
 
@@ -370,8 +372,10 @@ def test_codex_as_the_primary_delegates_to_gemini_and_gets_the_summary_back_by_r
     assert (gemini["agent"], gemini["status"]) == ("gemini", "completed")
     assert gemini["files_modified"] == ["models/user.py"] and gemini["files_claimed"] == ["models/user.py"]
     assert gemini["tokens"]["input"] > 0 and gemini["cost_source"] == "estimated"
+    assert gemini["ended_by"]["signal"] == "completion" and '"status":"success"' in gemini["ended_by"]["line"]
     primary = run["primary"]
     assert primary["agent"] == "codex" and primary["session_id"]
+    assert primary["ended_by"]["signal"] == "completion" and "turn.completed" in primary["ended_by"]["line"]
     # the summary went back into Codex's own thread (`codex exec resume`), and its reply came back
     assert run["summary_returned_to_primary"] is True
     assert PRIMARY_REPLY in run["primary_reply"]
@@ -395,6 +399,8 @@ def test_run_gemini_alone_creates_the_file_that_git_sees(tmp_path, repo):
     assert agent["session_id"] and agent["tokens"]["input"] > 0 and agent["tokens"]["output"] > 0
     assert agent["cost_source"] == "estimated" and agent["cost_usd"] > 0
     assert "Created models/user.py." in agent["reply"]
+    assert agent["ended_by"]["signal"] == "completion" and '"type":"result"' in agent["ended_by"]["line"]
+    assert "its profile was tested with" not in done.stderr
     assert {r.api for r in requests} == {"gemini"} and requests[-1].last_message_is_tool_result
 
 
@@ -405,6 +411,7 @@ def test_a_refused_key_stops_codex_at_its_first_retry(tmp_path, repo):
         done, agent = orchestra(cfg, repo, "run", "--agent", "codex", "--task", "hello", "--no-tmux", timeout=60)
     assert done.returncode == 1 and agent["status"] == "failed", agent
     assert "Reconnecting... 1/5" in agent["reason"] and "401" in agent["reason"]
+    assert agent["ended_by"]["signal"] == "error_pattern" and "Reconnecting... 1/5" in agent["ended_by"]["line"]
 
 
 def test_a_refused_key_fails_gemini_with_its_own_text(tmp_path, repo):
@@ -414,6 +421,8 @@ def test_a_refused_key_fails_gemini_with_its_own_text(tmp_path, repo):
         done, agent = orchestra(cfg, repo, "run", "--agent", "gemini", "--task", "hello", "--no-tmux", timeout=60)
     assert done.returncode == 1 and agent["status"] == "failed", agent
     assert any("401" in e and "invalid api key" in e for e in agent["errors"]), agent["errors"]
+    # its result line is both its completion and its error pattern: the error decides
+    assert agent["ended_by"]["signal"] == "error_pattern" and '"status":"error"' in agent["ended_by"]["line"]
 
 
 def test_run_opencode_alone_creates_the_file_that_git_sees(tmp_path, repo, tmp_leftovers):
@@ -429,6 +438,10 @@ def test_run_opencode_alone_creates_the_file_that_git_sees(tmp_path, repo, tmp_l
     assert agent["files_modified"] == ["models/user.py"] and agent["files_claimed"] == ["models/user.py"]
     assert agent["session_id"] and agent["tokens"]["input"] > 0 and agent["tokens"]["output"] > 0
     assert "Created models/user.py." in agent["reply"]
+    # no completion pattern: its exit ends the task
+    assert agent["ended_by"] == {"signal": "exit", "pattern": None, "line": None,
+                                 "decided_ms": agent["ended_by"]["decided_ms"]}
+    assert "its profile was tested with" not in done.stderr
     assert {r.api for r in requests} == {"openai"} and any(r.last_message_is_tool_result for r in requests)
 
 
@@ -439,3 +452,17 @@ def test_a_refused_key_fails_opencode_with_its_own_text(tmp_path, repo, tmp_left
         done, agent = orchestra(cfg, repo, "run", "--agent", "opencode", "--task", "hello", "--no-tmux", timeout=90)
     assert done.returncode == 1 and agent["status"] == "failed", agent
     assert "API error 401: invalid api key" in agent["errors"], agent["errors"]
+    assert agent["ended_by"]["signal"] == "error_pattern" and '"type":"error"' in agent["ended_by"]["line"]
+
+
+def test_doctor_finds_every_pinned_cli_at_the_version_its_profile_was_tested_with(tmp_path):
+    names = ["claude", "droid", "aider", "codex", "gemini", "opencode"]
+    need(*names)
+    done = subprocess.run([sys.executable, "-m", "orchestra", "doctor", "--config", str(SHIPPED_CONFIG), "--json"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    rows = {row["agent"]: row for row in json.loads(done.stdout)["agents"]}
+    for name in names:
+        row = rows[name]
+        assert row["tested_version"] and row["tested_version"] in (row["version"] or ""), row
+        assert row["drift"] == "", row
+    assert not [w for w in json.loads(done.stdout)["warnings"] if "its profile was tested with" in w]

@@ -55,9 +55,69 @@ def test_cursor_tool_calls_and_result_are_drawn():
     assert "■ completed · 2104 in / 311 out tokens · 5.2s" in text
 
 
+def test_codex_items_are_drawn_with_the_file_it_changes_and_the_command_it_runs_and_its_usage():
+    text = drawn("codex", "codex-exec-json.stdout")
+    assert "▸ add /tmp/orchestra-record-outputs-_yagq70k/codex/repo/models/user.py\r\n  └ completed" in text
+    assert "Created models/user.py.\r\n■ completed · 14482 in / 51 out tokens" in text
+    assert '{"type"' not in text
+    shell = drawn("codex", "codex-shell-exec-json.stdout")
+    assert "▸ shell /bin/bash -lc \"mkdir -p models && printf 'x = 1\\\\n' > models/post.py\"\r\n  └ exit 0" in shell
+    assert "⚠ Model metadata for `gpt-4o-mini` not found." in shell  # its warning item: the turn went on
+
+
+def test_codex_retries_are_yellow_and_its_failure_red_said_once():
+    p = make_parser("codex").rendering()
+    p.feed((OUTPUTS / "codex-401-exec-json.stdout").read_text())
+    out = p.take_rendered()
+    assert out.count("\x1b[33m↻ Reconnecting... ") == 5
+    assert "\x1b[31m\x1b[1m✗ unexpected status 401 Unauthorized: invalid api key" in out
+    assert out.endswith("\x1b[31m\x1b[1m■ failed\x1b[0m\r\n")  # its error event just said why
+    assert out.count("invalid api key, url") == 6  # 5 retries and the error, not the failure again
+
+
+def test_gemini_events_are_drawn_its_streamed_reply_on_one_line_and_its_result_with_tokens_and_time():
+    text = drawn("gemini", "gemini-stream-json.stdout")
+    assert "● gemini · gemini-2.5-flash · session da4381fc" in text
+    assert "▸ write_file /tmp/orchestra-record-outputs-_yagq70k/gemini/repo/models/user.py\r\n  └ success" in text
+    assert "Created models/user.py.\r\n■ completed · 13281 in / 61 out tokens · 0.3s\r\n" in text
+    resumed = drawn("gemini", "gemini-resume-stream-json.stdout")
+    assert "\r\nI created models/user.py.\r\n■ completed" in resumed  # two streamed pieces, one line
+
+
+def test_gemini_refused_key_is_a_red_failure_with_its_text():
+    p = make_parser("gemini").rendering()
+    p.feed((OUTPUTS / "gemini-401-stream-json.stdout").read_text())
+    out = p.take_rendered()
+    assert "\x1b[31m\x1b[1m■ failed" in out and '"message":"invalid api key"' in out
+
+
+def test_gemini_streamed_reply_is_drawn_as_it_comes_and_its_line_ended_before_a_tool_call():
+    p = make_parser("gemini").rendering()
+    p.feed('{"type":"message","role":"assistant","content":"Writing it","delta":true}\n')
+    assert p.take_rendered() == "Writing it"  # shown at once, its line left open
+    p.feed('{"type":"message","role":"assistant","content":" now.","delta":true}\n'
+           '{"type":"tool_use","tool_name":"run_shell_command","tool_id":"t","parameters":{"command":"pytest -q"}}\n')
+    assert ANSI.sub("", p.take_rendered()) == " now.\r\n▸ run_shell_command pytest -q\r\n"
+
+
+def test_opencode_tool_calls_and_its_runs_tokens_and_time_are_drawn():
+    text = drawn("opencode", "opencode-run-json.stdout")
+    assert "● opencode · session ses_dd815bfd2ffehBAIyppl64vvLt" in text
+    assert ("▸ write /tmp/orchestra-record-outputs-pzylgfw8/opencode/repo/models/user.py\r\n"
+            "  └ Wrote file successfully." in text)
+    # both steps' tokens (the tool call's and the reply's), from its first event to its last
+    assert "Created models/user.py.\r\n■ completed · 6364 in / 61 out tokens · 6.2s\r\n" in text
+    p = make_parser("opencode").rendering()
+    p.feed((OUTPUTS / "opencode-401-run-json.stdout").read_text())
+    assert "\x1b[31m\x1b[1m✗ API error 401: invalid api key" in p.take_rendered()
+
+
 def test_rendering_leaves_what_the_parser_finds_unchanged():
     for parser, fixture in (("claude", "claude-stream-json.stdout"), ("droid", "droid-stream-json.stdout"),
-                            ("cursor", "cursor-stream-json.constructed.jsonl"), ("droid", "droid-text.stdout")):
+                            ("cursor", "cursor-stream-json.constructed.jsonl"), ("droid", "droid-text.stdout"),
+                            ("codex", "codex-exec-json.stdout"), ("codex", "codex-401-exec-json.stdout"),
+                            ("gemini", "gemini-stream-json.stdout"), ("gemini", "gemini-resume-stream-json.stdout"),
+                            ("opencode", "opencode-run-json.stdout")):
         plain, drawing = make_parser(parser), make_parser(parser).rendering()
         for p in (plain, drawing):
             p.feed((OUTPUTS / fixture).read_text())
@@ -79,7 +139,8 @@ def test_view_rendered_needs_a_parser_that_draws(tmp_path):
 
 def test_the_shipped_json_agents_are_rendered_and_the_others_raw():
     views = {name: p.view for name, p in load_config().agents.items()}
-    assert {views[a] for a in ("claude", "droid", "cursor", "demo-claude", "demo-droid")} == {"rendered"}
+    assert {views[a] for a in ("claude", "droid", "cursor", "codex", "gemini", "opencode", "demo-claude",
+                               "demo-droid")} == {"rendered"}
     assert views["aider"] == views["claude-tui"] == "raw"
 
 
@@ -119,7 +180,23 @@ def test_a_json_agents_tmux_window_reads_like_a_log_and_its_transcript_keeps_the
     cast = (workdir / agent["transcript"]).read_text()
     assert '\\"type\\":\\"tool_call\\"' in cast  # the record is the agent's bytes
     assert json.loads(cast.split("\n", 1)[0])["orchestra"] == {"agent": "replayed", "parser": "droid",
-                                                               "view": "rendered"}
+                                                               "view": "rendered", "cwd": str(workdir)}
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+def test_geminis_tmux_window_shows_its_tool_call_and_its_streamed_reply_on_a_line_of_its_own(workdir, tmux_sessions):
+    config = write_config(workdir / "c.yaml", {"replayed": {
+        "command": [sys.executable, "-m", "orchestra.replay", str(ROOT / "fixtures" / "gemini-secondary.cast"),
+                    "--speed", "0"],
+        "completion": '"type":"result"', "parser": "gemini", "view": "rendered", "timeout": 60}})
+    done = orchestra("run", "--agent", "replayed", "--task", "t", "--config", str(config), "--json", cwd=workdir)
+    assert done.returncode == 0, done.stderr
+    agent = json.loads(done.stdout)
+    tmux_sessions.append(agent["tmux_target"].split(":")[0])
+    screen = wait_for_pane(agent["tmux_target"], "■ completed")
+    assert "▸ write_file models/user.py\n  └ success\nCreated models/user.py.\n■ completed · 13330 in / 60 out" in screen
+    assert "YOLO mode is enabled." in screen  # what it prints that is no event, as it is
+    assert '"type":"tool_use"' not in screen
 
 
 def wait_for_pane(target: str, text: str, timeout: float = 10.0) -> str:

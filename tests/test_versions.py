@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from conftest import orchestra, toy, write_config
+from orchestra import agents
 from orchestra.config import SHIPPED_CONFIG, load_config
 
 
@@ -39,7 +40,21 @@ def test_every_shipped_profile_of_an_installable_cli_names_its_tested_version():
     versions = {name: p.version for name, p in config.agents.items() if p.binary and name != "cursor"}
     assert versions["claude"] == versions["claude-tui"] == "2.1.328"
     assert (versions["droid"], versions["aider"]) == ("0.225.2", "0.86.2")
+    assert (versions["codex"], versions["gemini"], versions["opencode"]) == ("0.169.0", "0.61.0", "1.18.33")
     assert all(versions.values()), versions
+
+
+@pytest.mark.parametrize("agent, line", [("codex", "codex-cli 0.169.0"), ("gemini", "0.61.0"),
+                                         ("opencode", "1.18.33")])
+def test_the_new_clis_version_lines_match_their_profiles_and_another_version_drifts(tmp_path, monkeypatch,
+                                                                                   agent, line):
+    # what each CLI's --version prints, as measured; the agent cache emptied so the fake on PATH is found
+    monkeypatch.setenv("ORCHESTRA_AGENTS_DIR", str(tmp_path / "no-agents"))
+    profile = load_config(str(SHIPPED_CONFIG)).agents[agent]
+    same = {"PATH": str(fake_cli(tmp_path / "same", profile.binary, line).parent)}
+    assert agents.drift(profile, same) == ""
+    newer = {"PATH": str(fake_cli(tmp_path / "newer", profile.binary, line.replace(".", ".9", 1)).parent)}
+    assert f"its profile was tested with {profile.version} (field 'version')" in agents.drift(profile, newer)
 
 
 def test_doctor_shows_the_installed_and_tested_versions_and_warns_on_drift(workdir, tmp_path, env):

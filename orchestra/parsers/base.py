@@ -126,9 +126,13 @@ class JsonLinesParser(Parser):
                 self.parsed.add_error(f"unreadable {event.get('type', 'event')!s:.40} event: {exc}")
             if drawn is not None:
                 try:
-                    drawn.append(type(self).render(event))
+                    drawn.append(self.draw(event))
                 except (TypeError, AttributeError, ValueError, KeyError):
                     drawn.append(render.note(stripped[:200]))
+
+    def draw(self, event: dict) -> str:
+        """The event as its window shows it: `render(event)`, unless the drawing needs what came before."""
+        return type(self).render(event)
 
     def text(self, lines: str) -> None:
         """Lines with no JSON event in them: noise, unless the agent also prints plain text."""

@@ -9,14 +9,60 @@ from __future__ import annotations
 import json
 import re
 
+from . import render as draw
 from .base import JsonLinesParser, add_tokens
 
 RECONNECTING = "Reconnecting..."
 
 
+def render(event: dict) -> str:
+    """One `exec --json` event as a person reads it (see parsers/render.py). Its events carry no model,
+    working directory or time."""
+    kind = event.get("type")
+    item = event.get("item") or {}
+    what = item.get("type")
+    if kind == "thread.started":
+        return draw.note(f"● codex · thread {event.get('thread_id') or '?'}")
+    if kind == "item.started":
+        if what == "command_execution":
+            return draw.tool("shell", what=draw.short(item.get("command"), 200))
+        if what == "file_change":
+            return "".join(draw.tool(c.get("kind") or "change", what=str(c.get("path") or ""))
+                           for c in item.get("changes") or [] if isinstance(c, dict))
+        if what not in ("agent_message", "reasoning", "error"):  # an MCP call, a web search, a plan, ...
+            return draw.tool(what or "?", item)
+        return ""
+    if kind == "item.completed":
+        failed = item.get("status") in ("failed", "declined")
+        if what == "agent_message":
+            return draw.text(item.get("text"))
+        if what == "reasoning":
+            return draw.note("✻ " + draw.short(item.get("text"), 200))
+        if what == "error":  # a warning: the turn goes on
+            return draw.warning(item.get("message"))
+        if what == "command_execution":
+            code = item.get("exit_code")
+            output = str(item.get("aggregated_output") or "").strip()
+            return draw.result(output or f"exit {code}", failed or (isinstance(code, int) and code != 0))
+        if what == "file_change":
+            return draw.result(item.get("status") or "done", failed)
+        return draw.result(item.get("status") or "done", failed)
+    if kind == "turn.completed":
+        usage = event.get("usage") or {}
+        return draw.done(True, "completed", tokens=(usage.get("input_tokens"), usage.get("output_tokens")))
+    if kind == "turn.failed":
+        return draw.done(False, "failed", detail=str((event.get("error") or {}).get("message") or ""))
+    if kind == "error":
+        message = str(event.get("message") or event)
+        return draw.retry(message) if message.startswith(RECONNECTING) else draw.error(message)
+    return ""
+
+
 class CodexParser(JsonLinesParser):
     name = "codex"
+    render = staticmethod(render)
     STATUS = re.compile(r"unexpected status (\d{3})\s*([A-Za-z][A-Za-z ]*)")
+    last_error = None  # the text of the last error event drawn
 
     def event(self, event: dict) -> None:
         p = self.parsed
@@ -46,6 +92,14 @@ class CodexParser(JsonLinesParser):
             if not message.startswith(RECONNECTING):  # a retry, counted by the profile's retry pattern
                 p.is_error = True
                 p.add_error(message)
+
+    def draw(self, event: dict) -> str:
+        drawing = render(event)
+        if event.get("type") == "error":
+            self.last_error = str(event.get("message") or "")
+        elif event.get("type") == "turn.failed" and self.last_error == (event.get("error") or {}).get("message"):
+            drawing = draw.done(False, "failed")  # its error event, just drawn, said why
+        return drawing
 
     def retry(self, line: str) -> str:
         """`{"type":"error","message":"Reconnecting... 2/5 (unexpected status 401 Unauthorized: ..."}`

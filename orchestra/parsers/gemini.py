@@ -6,11 +6,45 @@ output_tokens, duration_ms}}.
 """
 from __future__ import annotations
 
+from . import render as draw
 from .base import JsonLinesParser, add_tokens, tool_file
+
+
+def render(event: dict) -> str:
+    """One stream-json event as a person reads it (see parsers/render.py); a streamed piece of the reply
+    (`delta`) is drawn without a line end: the next piece goes on with it."""
+    kind = event.get("type")
+    if kind == "init":
+        return draw.note(f"● gemini · {event.get('model') or '?'} · session {event.get('session_id') or '?'}")
+    if kind == "message":
+        content = str(event.get("content") or "")
+        if event.get("role") == "user":
+            return draw.sent(content)
+        if event.get("delta"):
+            return content.replace("\r\n", "\n").replace("\n", "\r\n")
+        return draw.text(content)
+    if kind == "tool_use":
+        return draw.tool(event.get("tool_name") or "?", event.get("parameters"))
+    if kind == "tool_result":
+        if event.get("status") == "error":
+            return draw.result((event.get("error") or {}).get("message") or "failed", True)
+        return draw.result(event.get("output") or event.get("status") or "done")
+    if kind == "error":
+        said = event.get("message") or event
+        return draw.warning(said) if event.get("severity") == "warning" else draw.error(said)
+    if kind == "result":
+        ok = event.get("status") == "success"
+        stats = event.get("stats") or {}
+        return draw.done(ok, "completed" if ok else "failed", None, None, draw.seconds(stats.get("duration_ms")),
+                         (stats.get("input_tokens"), stats.get("output_tokens")),
+                         detail="" if ok else str((event.get("error") or {}).get("message") or ""))
+    return ""
 
 
 class GeminiParser(JsonLinesParser):
     name = "gemini"
+    render = staticmethod(render)
+    mid_line = False  # the window's last drawing was a streamed reply piece with no line end
 
     def __init__(self, profile=None):
         super().__init__(profile)
@@ -51,6 +85,14 @@ class GeminiParser(JsonLinesParser):
                 p.add_error(str(error.get("message") or error or event.get("status") or "error"))
         elif kind == "error":
             p.add_error(str(event.get("message") or event))
+
+    def draw(self, event: dict) -> str:
+        drawing = render(event)
+        if not drawing:
+            return ""
+        start = "\r\n" if self.mid_line and not (event.get("type") == "message" and event.get("delta")) else ""
+        self.mid_line = not drawing.endswith("\n")
+        return start + drawing
 
     def end_text(self) -> None:
         if self.mid_text:

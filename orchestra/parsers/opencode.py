@@ -6,11 +6,55 @@ error {error: {name, data: {message, statusCode}}}. It exits when the run is ove
 """
 from __future__ import annotations
 
+from . import render as draw
 from .base import JsonLinesParser, add_tokens, tool_file
+
+
+def render(event: dict) -> str:
+    """One `run --format json` event as a person reads it (see parsers/render.py). A step's finish draws
+    that step's tokens; the parser's drawing gives the run's (OpenCodeParser.draw)."""
+    kind = event.get("type")
+    part = event.get("part") or {}
+    if kind == "text":
+        return draw.text(part.get("text"))
+    if kind == "reasoning":
+        return draw.note("✻ " + draw.short(part.get("text"), 200))
+    if kind == "tool_use":
+        state = part.get("state") or {}
+        call = draw.tool(part.get("tool") or "?", state.get("input"))
+        if state.get("status") == "error":
+            return call + draw.result(state.get("error") or "failed", True)
+        return call + draw.result(state.get("output") or state.get("title") or state.get("status") or "done")
+    if kind == "step_finish" and part.get("reason") == "stop":
+        tokens = part.get("tokens") or {}
+        cost = part.get("cost")
+        return draw.done(True, "completed", None, cost if isinstance(cost, (int, float)) and cost > 0 else None,
+                         tokens=(tokens.get("input"), tokens.get("output")))
+    if kind == "error":
+        error = event.get("error") or {}
+        data = error.get("data") or {}
+        status = data.get("statusCode")
+        return draw.error(f"{'API error ' + str(status) + ': ' if status else ''}"
+                          f"{data.get('message') or error.get('name') or 'error'}")
+    return ""
 
 
 class OpenCodeParser(JsonLinesParser):
     name = "opencode"
+    render = staticmethod(render)
+    first_at = None  # the time of its first event (ms): its events carry one each, its result no duration
+
+    def draw(self, event: dict) -> str:
+        at, head = event.get("timestamp"), ""
+        if self.first_at is None and isinstance(at, (int, float)):
+            self.first_at = at  # its run's time is counted from here (it prints no start event)
+            head = draw.note(f"● opencode · session {event.get('sessionID') or '?'}")
+        part = event.get("part") or {}
+        if event.get("type") == "step_finish" and part.get("reason") == "stop":
+            p = self.parsed  # the run so far, this step included (event() ran first)
+            seconds = (at - self.first_at) / 1000 if isinstance(at, (int, float)) and self.first_at else None
+            return head + draw.done(True, "completed", None, p.cost_usd, seconds, (p.tokens_in, p.tokens_out))
+        return head + render(event)
 
     def event(self, event: dict) -> None:
         p = self.parsed

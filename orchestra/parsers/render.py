@@ -74,6 +74,11 @@ def retry(value: str) -> str:
     return f"{YELLOW}↻ {value}{RESET}\r\n"
 
 
+def warning(value: Any) -> str:
+    """Something the agent says went wrong that does not end its turn."""
+    return f"{YELLOW}⚠ {short(value, 500)}{RESET}\r\n"
+
+
 def error(value: Any) -> str:
     return f"{RED}{BOLD}✗ {short(value, 500)}{RESET}\r\n"
 
