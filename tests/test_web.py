@@ -185,3 +185,26 @@ def test_a_running_record_whose_orchestra_is_gone_shows_as_lost(workdir):
     index = RunsIndex(workdir)
     index.scan()
     assert index.rows[folder.name]["status"] == "lost"
+
+
+def test_a_live_stream_wakes_when_its_transcript_grows_and_nothing_watches_once_none_waits(tmp_path):
+    """A stream waits on its transcript's size (one look a file every few ms, shared by its viewers),
+    not on a sleep of its own; the look stops with the last stream."""
+    from orchestra.web.server import Growth
+
+    cast = tmp_path / "secondary-1.cast"
+    cast.write_bytes(b"{}\n")
+
+    async def scenario():
+        growth = Growth(every=0.001)
+        viewers = [asyncio.ensure_future(growth.wait(str(cast), 3, timeout=60)) for _ in range(2)]
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert not any(v.done() for v in viewers)  # nothing new: they wait
+        with open(cast, "ab") as fh:
+            fh.write(b'[0.1, "o", "a line\\r\\n"]\n')
+        await asyncio.wait_for(asyncio.gather(*viewers), 30)  # woken by the growth, not the 60 s timeout
+        assert growth.waiting == {}
+        await asyncio.wait_for(growth.task, 30)  # and the watch ends with no stream left
+
+    asyncio.run(scenario())

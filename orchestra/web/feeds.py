@@ -56,6 +56,8 @@ class RunsIndex:
                     self._raw[run_id] = load_run(self.workdir, run_id)
                 except OrchestraError:
                     self._raw[run_id] = {"run_id": run_id, "status": "unreadable", "task": ""}
+            elif self._raw[run_id].get("status") != RUNNING:
+                continue  # unchanged and over: its row stands (1,000 past runs cost a stat each, no more)
             run = self._raw[run_id]
             if run.get("status") == RUNNING:  # its process may have died since: the file does not say
                 run = lost_or_live(run)

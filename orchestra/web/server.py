@@ -17,6 +17,7 @@ import hmac
 import html
 import ipaddress
 import json
+import os
 import socket
 import sys
 from pathlib import Path
@@ -25,8 +26,7 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 from starlette.applications import Starlette
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response, StreamingResponse
-from starlette.routing import Mount, Route, WebSocketRoute
-from starlette.staticfiles import StaticFiles
+from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from ..config import DATA_DIR
@@ -35,7 +35,7 @@ from ..views import RAW, RENDERED
 from .feeds import CastTail, RunsIndex, agent_running, cast_path, rendered_cast, run_page
 
 STATIC = DATA_DIR / "web"
-TAIL_EVERY = 0.02  # seconds between two looks at a transcript that has nothing new: the page's lag
+WATCH_EVERY = 0.005  # seconds between two looks at the size of the transcripts being streamed: the page's lag
 RECORD_EVERY = 0.25  # ... at a run's record (its page's status, files, cost)
 RUNS_EVERY = 0.5  # ... at the run folders (the runs page)
 ALIVE_EVERY = 0.5  # how often a live transcript's stream asks whether its agent is done
@@ -96,10 +96,46 @@ class Guard:
         await self.app(scope, receive, guarded_send if scope["type"] == "http" else send)
 
 
+class Growth:
+    """Wakes the streams waiting on a transcript when it grows. One task looks at the size of each
+    transcript a stream waits on (one os.stat a file, however many viewers) every WATCH_EVERY, and only
+    while one waits: so a line reaches the page within a few ms, and an idle server does nothing."""
+
+    def __init__(self, every: float = WATCH_EVERY):
+        self.every = every
+        self.waiting: dict[asyncio.Future, tuple[str, int]] = {}
+        self.task: Optional[asyncio.Task] = None
+
+    async def wait(self, path: str, size: int, timeout: float) -> None:
+        """Until the file at path is no longer `size` bytes long, or timeout seconds."""
+        done = asyncio.get_running_loop().create_future()
+        self.waiting[done] = (path, size)
+        if self.task is None or self.task.done():
+            self.task = asyncio.ensure_future(self._watch())
+        try:
+            await asyncio.wait({done}, timeout=timeout)
+        finally:
+            self.waiting.pop(done, None)
+
+    async def _watch(self) -> None:
+        while self.waiting:
+            sizes: dict[str, int] = {}
+            for done, (path, size) in list(self.waiting.items()):
+                if path not in sizes:
+                    try:
+                        sizes[path] = os.stat(path).st_size
+                    except OSError:
+                        sizes[path] = -1
+                if sizes[path] != size and not done.done():
+                    done.set_result(None)
+            await asyncio.sleep(self.every)
+
+
 def make_app(workdir: Path, token: str, loopback: bool = True):
     workdir = Path(workdir).resolve()
     index = RunsIndex(workdir, every=RUNS_EVERY / 2)
     index.scan()  # every record read once before the first page asks (1,000 runs: about 0.5 s here)
+    growth = Growth()
 
     def page(name: str):
         text = (STATIC / name).read_text(encoding="utf-8").replace("__TOKEN__", html.escape(quote(token, safe="")))
@@ -107,6 +143,18 @@ def make_app(workdir: Path, token: str, loopback: bool = True):
         async def handler(request):
             return HTMLResponse(text)
         return handler
+
+    # The pages' few files, read once: the first request for one does not pay for a thread pool and
+    # mimetypes' set-up (about 0.25 s here), nor any request for a look at the disk.
+    types = {".js": "text/javascript", ".css": "text/css", ".html": "text/html"}
+    static = {str(p.relative_to(STATIC)): (p.read_bytes(), types.get(p.suffix, "text/plain"))
+              for p in STATIC.rglob("*") if p.is_file()}
+
+    async def static_file(request):
+        found = static.get(request.path_params["path"])
+        if found is None:
+            return Response("not found", status_code=404)
+        return Response(found[0], media_type=found[1])
 
     async def api_runs(request):
         index.scan()
@@ -182,7 +230,7 @@ def make_app(workdir: Path, token: str, loopback: bool = True):
                         for event in tail.read() + tail.finish():  # what came just before it ended
                             await send(json.dumps(event))
                         return  # then closed with 1000: the player says the stream ended
-                await asyncio.sleep(TAIL_EVERY)
+                await growth.wait(str(tail.path), tail.fh.tell(), ALIVE_EVERY)
 
         try:
             await serve_socket(ws, feed, subprotocol="v2.asciicast")
@@ -198,7 +246,7 @@ def make_app(workdir: Path, token: str, loopback: bool = True):
         WebSocketRoute("/ws/runs", ws_runs),
         WebSocketRoute("/ws/run/{run_id}", ws_run),
         WebSocketRoute("/ws/cast/{run_id}/{name}", ws_cast),
-        Mount("/static", StaticFiles(directory=str(STATIC)), name="static"),
+        Route("/static/{path:path}", static_file),
     ]
     return Guard(Starlette(routes=routes), token, loopback)
 
