@@ -150,7 +150,7 @@ def codex_with_orchestra(tmp_path, repo, srv, cfg, tool_timeout_sec: str = "600.
     """Codex pointed at the scripted server, with orchestra's MCP server in its config.toml as the
     README says; its setup and the environment to run it with."""
     codex = codex_setup(tmp_path / "home-codex", repo, srv.openai_url)
-    # Codex hands an MCP server only HOME, LANG, PATH, SHELL, TERM, TMPDIR (and USER, LOGNAME) of its
+    # Codex hands an MCP server only HOME, LANG, PATH, SHELL, TERM and TMPDIR of its
     # environment; env_vars names more: here what orchestra's server and its worker need from the
     # test's environment (the agents' cache, the tests' own tmux server, the mark that finds leftovers)
     env = dict(codex.env, ORCHESTRA_AGENTS_DIR=str(agents_dir()), TMUX_TMPDIR=os.environ["TMUX_TMPDIR"])
