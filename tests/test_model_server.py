@@ -196,6 +196,20 @@ def test_responses_function_and_freeform_tool_calls() -> None:
     assert data[-1]["response"]["output"] == done
 
 
+def test_responses_tool_search_and_a_call_into_the_namespace_it_loaded() -> None:
+    # Codex CLI 0.169.0 defers MCP tools behind its tool_search tool (execution: client, arguments an
+    # object), then takes a call to a loaded tool as a function_call naming its namespace
+    reply = Reply(tool_calls=(ToolCall("tool_search", {"query": "orchestra delegate", "limit": 8}),
+                              ToolCall("delegate", {"task": "x"}, namespace="mcp__orchestra")))
+    with ModelServer(reply) as srv:
+        data = [json.loads(d) for _, d in sse_events(post(srv, "/v1/responses", responses_body(user_item("go"))).read())]
+    done = [d["item"] for d in data if d["type"] == "response.output_item.done"]
+    assert [i["type"] for i in done] == ["tool_search_call", "function_call"]
+    assert done[0]["execution"] == "client" and done[0]["arguments"] == {"query": "orchestra delegate", "limit": 8}
+    assert (done[1]["namespace"], done[1]["name"]) == ("mcp__orchestra", "delegate")
+    assert data[-1]["response"]["output"] == done
+
+
 def test_responses_tool_output_is_read_as_a_tool_result() -> None:
     call = {"type": "custom_tool_call", "name": "apply_patch", "call_id": "call_1", "input": "*** Begin Patch"}
     output = {"type": "custom_tool_call_output", "call_id": "call_1", "output": "Success. Updated A models/user.py"}

@@ -322,6 +322,7 @@ def is_streaming() -> When:
 class ToolCall:
     name: str
     input: dict[str, Any] | str  # a str: a freeform (custom) tool's input, e.g. Codex's apply_patch
+    namespace: str | None = None  # Responses API: the namespace of a tool loaded by tool search
 
 
 @dataclass(frozen=True)
@@ -387,8 +388,8 @@ def text(value: str, usage: Usage | None = None) -> Reply:
     return Reply(text=value, usage=usage)
 
 
-def tool_call(name: str, input: dict[str, Any] | str, text: str = "") -> Reply:
-    return Reply(text=text, tool_calls=(ToolCall(name, input),))
+def tool_call(name: str, input: dict[str, Any] | str, text: str = "", namespace: str | None = None) -> Reply:
+    return Reply(text=text, tool_calls=(ToolCall(name, input, namespace),))
 
 
 def error(status: int, message: str = "", error_type: str | None = None,

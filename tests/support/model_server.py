@@ -280,6 +280,13 @@ def responses_events(reply: Reply, model: str, usage: Usage) -> Iterator[dict]:
         output.append(item)
     for call in reply.tool_calls:
         index = len(output)
+        if call.name == "tool_search":  # Codex's tool search (`execution: client`): arguments an object
+            item = {"id": _new_id("tsc_"), "type": "tool_search_call", "status": "completed",
+                    "call_id": _new_id("call_"), "execution": "client", "arguments": call.input}
+            yield event("response.output_item.added", output_index=index, item={**item, "status": "in_progress"})
+            yield event("response.output_item.done", output_index=index, item=item)
+            output.append(item)
+            continue
         if isinstance(call.input, str):  # a freeform tool: its input is the text itself
             item = {"id": _new_id("ctc_"), "type": "custom_tool_call", "status": "in_progress",
                     "name": call.name, "call_id": _new_id("call_"), "input": ""}
@@ -296,6 +303,8 @@ def responses_events(reply: Reply, model: str, usage: Usage) -> Iterator[dict]:
         args = json.dumps(call.input, ensure_ascii=False)
         item = {"id": _new_id("fc_"), "type": "function_call", "status": "in_progress",
                 "name": call.name, "call_id": _new_id("call_"), "arguments": ""}
+        if call.namespace:
+            item["namespace"] = call.namespace
         yield event("response.output_item.added", output_index=index, item=item)
         for piece in _pieces(args):
             yield event("response.function_call_arguments.delta", item_id=item["id"], output_index=index,
