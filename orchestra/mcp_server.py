@@ -37,11 +37,12 @@ AGENTS_BUDGET = 30000  # characters of the structured result's agents, shared am
 REQUESTS_DIR = Path(".orchestra") / "mcp-requests"  # request_id -> run id, one file each
 CLAIM_WAIT = 30.0  # seconds a retried delegate waits for the call that claimed its request_id to start the run
 
+# What to do first: a client may show only the start of it (Codex 0.169.0 cuts it at 247 characters)
 INSTRUCTIONS = (
-    "Orchestra hands a coding task to another terminal coding agent (Droid, Aider, Claude Code, ...) working in "
-    "this directory, records it, and returns a summary you can trust: status, files changed (git's view), "
-    "errors, cost, time. Call agents() to see who is installed; delegate(task) to hand over a self-contained "
-    "task; wait(run_id) if delegate says the run is still going."
+    "delegate(task) hands a self-contained coding task to another coding agent in this directory; "
+    "wait(run_id) while it says running; agents() lists who is installed. Orchestra runs the other terminal "
+    "coding agent (Droid, Aider, Claude Code, ...), records it, and returns a summary you can trust: status, "
+    "files changed (git's view), errors, cost, time."
 )
 
 DELEGATE_DOC = """Hand a self-contained coding task to another coding agent (the secondary), which does it in this \
