@@ -15,7 +15,7 @@ from .run import RUNS_DIR, process_alive
 from .session import ENDED_KEPT, ENDED_LINE
 from .stream import Stream
 from .summary import LOST, RUNNING, AgentSummary, cost_of, split_paths
-from .transcript import event_bytes, read_cast
+from .transcript import event_bytes, header_of, read_cast
 from .worktree import RUN_ID
 
 CHUNK = 65536
@@ -72,7 +72,7 @@ def incomplete_run(workdir: Path, folder: Path) -> dict:
     transcripts, whose they are (their headers' titles) and how long each went on (its last event)."""
     agents = []
     for cast in sorted(folder.glob("*.cast")):
-        header = _cast_header(cast)
+        header = header_of(cast)
         title = header.get("title")
         name = title[len("orchestra: "):] if isinstance(title, str) and title.startswith("orchestra: ") else cast.stem
         stamp = header.get("timestamp")
@@ -88,15 +88,6 @@ def incomplete_run(workdir: Path, folder: Path) -> dict:
             "started_at": started.astimezone(timezone.utc).isoformat(timespec="seconds"),
             "primary": primary, "secondaries": [a for a in agents if a is not primary],
             "total_cost_usd": None, "duration_s": None}
-
-
-def _cast_header(path: Path) -> dict:
-    try:
-        with open(path, "rb") as fh:
-            header = json.loads(fh.readline(65536))
-    except (OSError, ValueError):
-        return {}
-    return header if isinstance(header, dict) else {}
 
 
 def _last_event_at(path: Path) -> float:

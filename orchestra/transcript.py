@@ -160,6 +160,16 @@ def read_cast(path: Union[str, Path]) -> Cast:
     return Cast(header, path)
 
 
+def header_of(path: Union[str, Path]) -> dict:
+    """A transcript's header, or {} when it has none that can be read (a damaged or foreign file)."""
+    try:
+        with open(path, "rb") as fh:
+            header = json.loads(fh.readline(65536))
+    except (OSError, ValueError):
+        return {}
+    return header if isinstance(header, dict) else {}
+
+
 def read_events(path: Union[str, Path]) -> Iterator[Event]:
     """Events in order; a truncated last line (a killed run) is skipped, other damage is an error."""
     with open(path, encoding="utf-8", errors="replace") as fh:

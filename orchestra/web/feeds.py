@@ -15,7 +15,7 @@ from ..errors import OrchestraError
 from ..history import load_run, lost_or_live, run_agents
 from ..run import RUNS_DIR
 from ..summary import RUNNING
-from ..transcript import event_bytes
+from ..transcript import event_bytes, header_of
 from ..views import RAW, RENDERED, Renderer, can_render, cast_view
 from ..worktree import RUN_ID
 
@@ -120,18 +120,9 @@ def run_page(workdir: Path, run_id: str) -> dict:
     for a in run_agents(run):
         name = Path(str(a.get("transcript") or "")).stem
         a["cast"] = name if name and (folder / f"{name}.cast").is_file() else None
-        parser, view = cast_view(cast_header(folder / f"{name}.cast")) if a["cast"] else (None, RAW)
+        parser, view = cast_view(header_of(folder / f"{name}.cast")) if a["cast"] else (None, RAW)
         a["view"], a["views"] = view, [RENDERED, RAW] if can_render(parser) else [RAW]
     return run
-
-
-def cast_header(path: Path) -> dict:
-    try:
-        with open(path, "rb") as fh:
-            header = json.loads(fh.readline(65536))
-    except (OSError, ValueError):
-        return {}
-    return header if isinstance(header, dict) else {}
 
 
 def cast_path(workdir: Path, run_id: str, name: str) -> Path:
