@@ -130,11 +130,21 @@ def wait(workdir: Path, run_id: str, timeout: float, progress: Optional[Callable
     return record
 
 
+_endings: dict[str, threading.Event] = {}  # lock path -> its event, while its run goes on
+_endings_guard = threading.Lock()
+
+
 def _ending(lock: Path, pid: int) -> threading.Event:
     """An event set when the run has ended: its lock let go (the final record written, or its process
     dead), or for a run without one, its process gone. A thread blocks on it, so a wait that gives up
-    leaves nothing to undo (the thread ends with the run)."""
-    ended = threading.Event()
+    leaves nothing to undo (the thread ends with the run); one thread a run, however many waits (an
+    MCP server waits in slices, between progress reports)."""
+    key = str(lock)
+    with _endings_guard:
+        ended = _endings.get(key)
+        if ended is not None:
+            return ended
+        ended = _endings[key] = threading.Event()
 
     def follow() -> None:
         try:
@@ -147,6 +157,8 @@ def _ending(lock: Path, pid: int) -> threading.Event:
                 fcntl.flock(fd, fcntl.LOCK_SH)
             finally:
                 os.close(fd)
+        with _endings_guard:
+            _endings.pop(key, None)
         ended.set()
 
     threading.Thread(target=follow, name=f"orchestra-wait-{pid}", daemon=True).start()

@@ -25,6 +25,7 @@ from .config import Config, load_config
 from .delegate import ERRORS_SHOWN, FILES_SHOWN, _clip, installed
 from .errors import OrchestraError
 from .history import run_agents
+from .run import process_alive
 from .session import argv_problem
 from .summary import RUNNING, describe_ended_by
 
@@ -182,7 +183,7 @@ def start_once(workdir: Path, argv: list[str], request_id: Optional[str]) -> str
             if held.startswith("run "):
                 return held[4:].strip()
             pid = held[len("pending "):].strip() if held.startswith("pending ") else ""
-            if held and not (pid.isdigit() and _alive(int(pid))):
+            if held and not (pid.isdigit() and process_alive(int(pid))):
                 _remove(claim)  # its caller died before starting the run: try again
                 continue
             if time.monotonic() > deadline:
@@ -216,16 +217,6 @@ def _remove(path: Path) -> None:
         path.unlink()
     except OSError:
         pass
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    return True
 
 
 # -- waiting ---------------------------------------------------------------------------------------------------

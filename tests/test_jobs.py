@@ -113,3 +113,18 @@ def test_a_detached_run_that_cannot_start_says_why_and_leaves_no_run(workdir):
     assert failed.returncode == 2 and "'no-such-agent-cli' was not found" in failed.stderr, failed.stderr
     assert "npm install ghost-cli" in failed.stderr
     assert not list((workdir / ".orchestra" / "runs").iterdir())
+
+
+def test_waiting_on_a_run_again_and_again_keeps_one_thread_on_it(workdir):
+    """An MCP server waits in slices between progress reports: a run of hours must not gather a thread a slice."""
+    pidfile = workdir / "pids"
+    cfg = config(workdir / "o.yaml", slow=["--task", "{task}", "--hang", "--pidfile", str(pidfile)])
+    run_id = jobs.start(workdir, ["run", "--agent", "slow", "--task", "t", "--config", str(cfg), "--no-tmux"])
+    agent = int(wait_for_file(pidfile))
+    for _ in range(10):
+        assert jobs.wait(workdir, run_id, 0.01)["status"] == "running"
+    followers = [t for t in threading.enumerate() if t.name.startswith("orchestra-wait-")]
+    assert len(followers) == 1
+    assert jobs.cancel(workdir, run_id)["status"] == "interrupted"
+    followers[0].join(timeout=10)
+    assert not followers[0].is_alive() and all_gone([agent])
