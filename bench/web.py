@@ -70,29 +70,35 @@ LAGS_JS = """(n) => {
 }"""
 
 
+def start_gated(work: Path, agent: Path, gate: Path, seconds: float, procs: list) -> str:
+    """`orchestra run` of one bench agent that waits on the gate (so all start at once, once watched);
+    its run id, once its transcript exists."""
+    runs_dir = work / ".orchestra" / "runs"
+    before = set(os.listdir(runs_dir)) if runs_dir.exists() else set()
+    cmd = f"sh -c 'read _ < {gate}; exec {sys.executable} {agent} {int(seconds / 0.05)}'"
+    procs.append(subprocess.Popen([sys.executable, "-m", "orchestra", "run", "--cmd", cmd, "--done",
+                                   "^BENCH-DONE", "--task", "bench", "--no-tmux"], cwd=work,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    while not runs_dir.exists() or not set(os.listdir(runs_dir)) - before:
+        time.sleep(0.01)
+    run_id = (set(os.listdir(runs_dir)) - before).pop()
+    while not list((runs_dir / run_id).glob("*.cast")):
+        time.sleep(0.01)
+    return run_id
+
+
 def lag(browser, agents: int, seconds: float) -> list[float]:
     work = Path(tempfile.mkdtemp(prefix="orchestra-bench-web-"))
     agent = work / "agent.py"
     agent.write_text(AGENT)
     server, url = start_server(work)
     base = url.split("/?")[0]
-    runs_dir = work / ".orchestra" / "runs"
     procs, pages = [], []
     try:
         gate = work / "gate"
         os.mkfifo(gate)
         for _ in range(agents):
-            before = set(os.listdir(runs_dir)) if runs_dir.exists() else set()
-            # each agent waits on the gate until every page watches it, then all start at once
-            cmd = f"sh -c 'read _ < {gate}; exec {sys.executable} {agent} {int(seconds / 0.05)}'"
-            procs.append(subprocess.Popen([sys.executable, "-m", "orchestra", "run", "--cmd", cmd, "--done",
-                                           "^BENCH-DONE", "--task", "bench", "--no-tmux"], cwd=work,
-                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-            while not runs_dir.exists() or len(set(os.listdir(runs_dir)) - before) == 0:
-                time.sleep(0.01)
-            run_id = (set(os.listdir(runs_dir)) - before).pop()
-            while not list((runs_dir / run_id).glob("*.cast")):
-                time.sleep(0.01)
+            run_id = start_gated(work, agent, gate, seconds, procs)
             page = browser.new_page(viewport={"width": 1300, "height": 900})
             page.goto(f"{base}/run/{run_id}?token={TOKEN}")
             page.wait_for_selector('.term[data-mode="live"] .ap-term', timeout=30000)
@@ -175,16 +181,7 @@ def lag_socket(agents: int, seconds: float) -> list[float]:
     procs, casts, lags = [], [], []
     try:
         for _ in range(agents):
-            before = set(os.listdir(runs_dir)) if runs_dir.exists() else set()
-            cmd = f"sh -c 'read _ < {gate}; exec {sys.executable} {agent} {int(seconds / 0.05)}'"
-            procs.append(subprocess.Popen([sys.executable, "-m", "orchestra", "run", "--cmd", cmd, "--done",
-                                           "^BENCH-DONE", "--task", "bench", "--no-tmux"], cwd=work,
-                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-            while not runs_dir.exists() or not set(os.listdir(runs_dir)) - before:
-                time.sleep(0.01)
-            run_id = (set(os.listdir(runs_dir)) - before).pop()
-            while not list((runs_dir / run_id).glob("*.cast")):
-                time.sleep(0.01)
+            run_id = start_gated(work, agent, gate, seconds, procs)
             casts.append((run_id, next((runs_dir / run_id).glob("*.cast")).stem))
 
         def client(run_id: str, name: str) -> None:

@@ -54,12 +54,13 @@ def git(path: Path, *args: str) -> str:
     return subprocess.run(["git", *args], cwd=path, capture_output=True, text=True, check=True).stdout
 
 
-def primary_rules() -> list[Rule]:
-    """Claude as the primary: a brief for the delegation prompt, a reply to the summary."""
+def primary_rules(tool: str = "Write") -> list[Rule]:
+    """A primary (told apart by a tool it offers: Claude's Write, Codex's apply_patch): a brief for the
+    delegation prompt, a reply to the summary."""
     return [
-        Rule(offers_tool("Write") & last_user_text_contains("the secondary agent has finished"),
+        Rule(offers_tool(tool) & last_user_text_contains("the secondary agent has finished"),
              text(PRIMARY_REPLY), name="primary-reply"),
-        Rule(offers_tool("Write") & last_user_text_contains("You are the primary agent in Orchestra"),
+        Rule(offers_tool(tool) & last_user_text_contains("You are the primary agent in Orchestra"),
              text(f"Here is the plan.\nDELEGATE: {BRIEF}\nEND"), name="primary-brief"),
     ]
 
@@ -324,16 +325,6 @@ def tmp_leftovers():
         yield
 
 
-def codex_primary_rules() -> list[Rule]:
-    """Codex as the primary: a brief for the delegation prompt, a reply to the summary."""
-    return [
-        Rule(offers_tool("apply_patch") & last_user_text_contains("the secondary agent has finished"),
-             text(PRIMARY_REPLY), name="primary-reply"),
-        Rule(offers_tool("apply_patch") & last_user_text_contains("You are the primary agent in Orchestra"),
-             text(f"Here is the plan.\nDELEGATE: {BRIEF}\nEND"), name="primary-brief"),
-    ]
-
-
 def test_run_codex_alone_creates_the_file_that_git_sees(tmp_path, repo, tmp_leftovers):
     need("codex")
     with ModelServer(write_file_rules("codex", repo, "models/user.py", USER_PY, "Created models/user.py.")) as srv:
@@ -357,7 +348,7 @@ def test_run_codex_alone_creates_the_file_that_git_sees(tmp_path, repo, tmp_left
 def test_codex_as_the_primary_delegates_to_gemini_and_gets_the_summary_back_by_resuming(
         tmp_path, repo, tmux_sessions, tmp_leftovers):
     need("codex", "gemini")
-    rules = codex_primary_rules() + write_file_rules("gemini", repo, "models/user.py", USER_PY, "Created models/user.py.")
+    rules = primary_rules("apply_patch") + write_file_rules("gemini", repo, "models/user.py", USER_PY, "Created models/user.py.")
     with ModelServer(rules) as srv:
         cfg = write_config(tmp_path, repo, srv.url, ["codex", "gemini"])
         done, run = orchestra(cfg, repo, "delegate", "--from", "codex", "--to", "gemini", "--task",

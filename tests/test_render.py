@@ -162,16 +162,21 @@ def test_replay_of_a_transcript_whose_parser_draws_nothing_says_use_raw(workdir)
     assert "no rendering for this transcript" in done.stderr and "use --raw" in done.stderr
 
 
-@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
-def test_a_json_agents_tmux_window_reads_like_a_log_and_its_transcript_keeps_the_raw_events(workdir, tmux_sessions):
+def replayed_in_tmux(workdir, tmux_sessions, cast, completion: str, parser: str) -> tuple[dict, str]:
+    """`orchestra run` of a recording with a rendered window: its summary, and its pane once it says completed."""
     config = write_config(workdir / "c.yaml", {"replayed": {
-        "command": [sys.executable, "-m", "orchestra.replay", str(DROID_CAST), "--speed", "0"],
-        "completion": '"type":"completion"', "parser": "droid", "view": "rendered", "timeout": 60}})
+        "command": [sys.executable, "-m", "orchestra.replay", str(cast), "--speed", "0"],
+        "completion": completion, "parser": parser, "view": "rendered", "timeout": 60}})
     done = orchestra("run", "--agent", "replayed", "--task", "t", "--config", str(config), "--json", cwd=workdir)
     assert done.returncode == 0, done.stderr
     agent = json.loads(done.stdout)
     tmux_sessions.append(agent["tmux_target"].split(":")[0])
-    screen = wait_for_pane(agent["tmux_target"], "■ completed")
+    return agent, wait_for_pane(agent["tmux_target"], "■ completed")
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+def test_a_json_agents_tmux_window_reads_like_a_log_and_its_transcript_keeps_the_raw_events(workdir, tmux_sessions):
+    agent, screen = replayed_in_tmux(workdir, tmux_sessions, DROID_CAST, '"type":"completion"', "droid")
     assert "▸ Create routers/users.py" in screen
     assert "└ {\"success\":true,\"file_path\":\"routers/users.py\"}" in screen
     assert '"type":"tool_call"' not in screen
@@ -185,15 +190,8 @@ def test_a_json_agents_tmux_window_reads_like_a_log_and_its_transcript_keeps_the
 
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
 def test_geminis_tmux_window_shows_its_tool_call_and_its_streamed_reply_on_a_line_of_its_own(workdir, tmux_sessions):
-    config = write_config(workdir / "c.yaml", {"replayed": {
-        "command": [sys.executable, "-m", "orchestra.replay", str(ROOT / "fixtures" / "gemini-secondary.cast"),
-                    "--speed", "0"],
-        "completion": '"type":"result"', "parser": "gemini", "view": "rendered", "timeout": 60}})
-    done = orchestra("run", "--agent", "replayed", "--task", "t", "--config", str(config), "--json", cwd=workdir)
-    assert done.returncode == 0, done.stderr
-    agent = json.loads(done.stdout)
-    tmux_sessions.append(agent["tmux_target"].split(":")[0])
-    screen = wait_for_pane(agent["tmux_target"], "■ completed")
+    _, screen = replayed_in_tmux(workdir, tmux_sessions, ROOT / "fixtures" / "gemini-secondary.cast",
+                                 '"type":"result"', "gemini")
     assert "▸ write_file models/user.py\n  └ success\nCreated models/user.py.\n■ completed · 13330 in / 60 out" in screen
     assert "YOLO mode is enabled." in screen  # what it prints that is no event, as it is
     assert '"type":"tool_use"' not in screen
