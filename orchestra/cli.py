@@ -27,7 +27,7 @@ def _echo(text: str, **kwargs) -> None:
 
 
 def main() -> None:
-    from .jobs import become_worker, tell_starter
+    from .runfolder import become_worker, tell_starter
 
     global _worker_run_id
     _worker_run_id = become_worker()  # started by --detach (or `orchestra mcp`): the run id it must use
@@ -42,6 +42,10 @@ def main() -> None:
         sys.exit(exc.exit_code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
+    except KeyboardInterrupt:  # Ctrl-C before a run had its folder: nothing started, nothing to record
+        tell_starter("interrupted before its run started")
+        _echo("⛔ interrupted", err=True)
+        sys.exit(130)
     except Interrupted as exc:
         saved = f"; transcripts and run.json saved in {exc.run_dir}" if exc.run_dir else ""
         _echo(f"⛔ interrupted ({exc}){saved}", err=True)
@@ -445,7 +449,7 @@ def route_cmd(task, config_path, as_json):
 @click.option("--json", "as_json", is_flag=True)
 def runs(workdir, as_json):
     """List past runs in this working directory."""
-    from .history import list_runs, run_agents
+    from .runfolder import list_runs, run_agents
 
     items = list_runs(Path(workdir))
     if as_json:
@@ -470,9 +474,9 @@ def runs(workdir, as_json):
 @click.option("--json", "as_json", is_flag=True)
 def show(run_id, workdir, as_json):
     """Print one run's summary and its transcripts."""
-    from .history import load_run
+    from .runfolder import load
 
-    r = load_run(Path(workdir), run_id)
+    r = load(Path(workdir), run_id)
     if as_json:
         click.echo(json.dumps(r, indent=2, ensure_ascii=False))
         return
@@ -481,7 +485,7 @@ def show(run_id, workdir, as_json):
 
 def _print_record(r: dict) -> None:
     """A run's record as `show` prints it."""
-    from .history import run_agents
+    from .runfolder import run_agents
     from .summary import describe_ended_by
     from .worktree import BranchReport
 
@@ -551,7 +555,7 @@ def wait_cmd(run_id, timeout, workdir, as_json):
 @click.option("--json", "as_json", is_flag=True)
 def status_cmd(run_id, workdir, as_json):
     """The runs under way in this directory (or one run): each agent's phase, time, cost so far, latest line."""
-    from .history import run_agents
+    from .runfolder import run_agents
     from .jobs import status
 
     records = status(Path(workdir), run_id)
@@ -599,15 +603,22 @@ def mcp_cmd(config_path):
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to serve on; one that is not loopback needs --token.")
 @click.option("--workdir", type=click.Path(file_okay=False, exists=True), default=".", help="Whose runs to show.")
-@click.option("--token", default=None, help="The token every request must carry (default: a random one).")
-def web(port, host, workdir, token):
+@click.option("--token", default=None, help="The token every request must carry (default: $ORCHESTRA_WEB_TOKEN, "
+              "else a random one). Other users can read it in the process list: prefer --token-file or the variable.")
+@click.option("--token-file", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="Read the token from this file (readable by you alone: mode 0600).")
+def web(port, host, workdir, token, token_file):
     """Serve this directory's runs in a browser: live terminals, records and playback (read-only)."""
     import secrets
     import signal
+    from urllib.parse import quote
 
     from .web import announce, withdraw
     from .web.server import bind, is_loopback, serve
 
+    if token_file:
+        token = _token_from_file(Path(token_file))
+    token = token or os.environ.get("ORCHESTRA_WEB_TOKEN") or None
     loopback = is_loopback(host)
     if not loopback and not token:
         raise click.UsageError(f"--host {host} is not a loopback address: anyone who can reach it could try the "
@@ -617,7 +628,7 @@ def web(port, host, workdir, token):
     token = token or secrets.token_urlsafe(24)
     sock = bind(host, port)
     shown = f"[{host.strip('[]')}]" if ":" in host else host
-    url = f"http://{shown}:{sock.getsockname()[1]}/?token={token}"
+    url = f"http://{shown}:{sock.getsockname()[1]}/?token={quote(token, safe='')}"
     root = Path(workdir).resolve()
 
     def ready() -> None:
@@ -640,6 +651,17 @@ def web(port, host, workdir, token):
         serve(root, sock, token, loopback, on_ready=ready)
     finally:
         withdraw(root)
+
+
+def _token_from_file(path: Path) -> str:
+    mode = path.stat().st_mode
+    if mode & 0o077:
+        raise click.BadParameter(f"{path} can be read by other users (mode {mode & 0o777:o}): chmod 600 {path}",
+                                 param_hint="--token-file")
+    token = path.read_text().strip()
+    if not token:
+        raise click.BadParameter(f"{path} is empty", param_hint="--token-file")
+    return token
 
 
 @cli.command()

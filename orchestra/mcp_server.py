@@ -20,20 +20,22 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import CallToolResult, TextContent
 
-from . import jobs
+from . import jobs, report
 from .config import Config, load_config
-from .delegate import ERRORS_SHOWN, FILES_SHOWN, _clip, installed
+from .delegate import installed
 from .errors import OrchestraError
-from .history import run_agents
-from .run import process_alive
+from .procs import process_alive
+from .report import ERRORS_SHOWN, FILES_SHOWN, clip, money, seconds
+from .runfolder import RUNNING, run_agents
 from .session import argv_problem
-from .summary import RUNNING, describe_ended_by
+from .summary import describe_ended_by
 
 WAIT_DEFAULT = 45.0  # seconds: under the 60 s a client gives a tool call by default (Codex)
 WAIT_MAX = 3600.0
 PROGRESS_EVERY = 5.0  # seconds between progress notifications while waiting
-TEXT_MAX = 4000  # characters of the text a model gets for one run, whatever the secondaries did
+TEXT_MAX = report.TEXT_MAX  # characters of the text a model gets for one run, whatever the secondaries did
 REPLY_MAX = 1000
+STATUS_SHOWN = 20  # runs in one status() answer
 AGENTS_BUDGET = 30000  # characters of the structured result's agents, shared among them
 REQUESTS_DIR = Path(".orchestra") / "mcp-requests"  # request_id -> run id, one file each
 CLAIM_WAIT = 30.0  # seconds a retried delegate waits for the call that claimed its request_id to start the run
@@ -115,7 +117,7 @@ def build(workdir: Path, config_path: Optional[str] = None) -> MCPServer:
         runs = await off_loop(jobs.status, workdir, run_id)
         if not runs:
             return _result("No delegated run is under way in this directory.", {"runs": []})
-        return _result("\n".join(live_text(r) for r in runs), {"runs": [live_data(r) for r in runs]})
+        return status_result(runs)
 
     @server.tool(description=RESULT_DOC)
     async def result(run_id: str) -> CallToolResult:
@@ -271,11 +273,11 @@ def progress_line(record: dict) -> str:
     """One line: the run, the agent at work, its phase, how long, its latest line."""
     agents = [a for a in run_agents(record) if a.get("status") == RUNNING] or run_agents(record)
     if not agents:
-        return f"run {record.get('run_id')}: starting, {_seconds(record.get('duration_s'))}"
+        return f"run {record.get('run_id')}: starting, {seconds(record.get('duration_s'))}"
     a = agents[-1]
-    latest = _clip(" ".join(str(a.get("latest") or "").split()), 160)
+    latest = clip(" ".join(str(a.get("latest") or "").split()), 160)
     return (f"run {record.get('run_id')}: {a.get('agent')} {a.get('phase') or a.get('status')}, "
-            f"{_seconds(a.get('duration_s'))}" + (f": {latest}" if latest else ""))
+            f"{seconds(a.get('duration_s'))}" + (f": {latest}" if latest else ""))
 
 
 # -- what the model gets ----------------------------------------------------------------------------------------
@@ -285,12 +287,13 @@ def summary_result(record: dict) -> CallToolResult:
     if record.get("status") == RUNNING:
         data = live_data(record)
         data["next"] = f"call wait(run_id=\"{record['run_id']}\") to keep waiting for its summary"
-        text = (f"Run {record['run_id']} is still going ({live_text(record)}). It goes on without you: "
-                f"call wait(run_id=\"{record['run_id']}\") to keep waiting for its summary, status() to look "
-                "in on it, cancel() to stop it.")
-        return _result(text, data)
+        # what to do first: a cut keeps it, whatever the secondaries are doing
+        text = (f"Run {record['run_id']} is still going. It goes on without you: call "
+                f"wait(run_id=\"{record['run_id']}\") to keep waiting for its summary, status() to look in on it, "
+                f"cancel() to stop it. Now: {live_text(record)}")
+        return _result(clip(text, TEXT_MAX), data)
     data = summary_data(record)
-    return _result(summary_text(data), data)
+    return _result(summary_text(record, data), data)
 
 
 def summary_data(record: dict) -> dict:
@@ -299,7 +302,7 @@ def summary_data(record: dict) -> dict:
     return {
         "run_id": record.get("run_id"),
         "status": record.get("status"),
-        "reason": _clip(str(record.get("reason") or ""), 500),
+        "reason": clip(str(record.get("reason") or ""), 500),
         "cost_usd": record.get("total_cost_usd"),
         "duration_s": record.get("duration_s"),
         "agents": [_agent_data(a, len(secondaries)) for a in secondaries],
@@ -318,64 +321,62 @@ def _agent_data(a: dict, n: int) -> dict:
     n_files, n_errors = max(3, FILES_SHOWN // n), max(1, ERRORS_SHOWN // n)
     return {
         "agent": a.get("agent"), "status": a.get("status"),
-        "reason": _clip(str(a.get("reason") or ""), min(500, budget // 4)),
-        "files_modified": [_clip(f, min(200, budget // 10)) for f in files[:n_files]],
+        "reason": clip(str(a.get("reason") or ""), min(500, budget // 4)),
+        "files_modified": [clip(f, min(200, budget // 10)) for f in files[:n_files]],
         "files_more": max(0, len(files) - n_files),
-        "errors": [_clip(e, min(300, budget // 8)) for e in errors[:n_errors]],
+        "errors": [clip(e, min(300, budget // 8)) for e in errors[:n_errors]],
         "errors_more": max(0, len(errors) - n_errors),
         "cost_usd": a.get("cost_usd"), "cost_source": a.get("cost_source"),
         "tokens": a.get("tokens"), "duration_s": a.get("duration_s"),
         "branch": a.get("branch"),
         "ended_by": describe_ended_by(a.get("ended_by"), line=False, limit=80) if a.get("ended_by") else None,
-        "reply": _clip(" ".join(str(a.get("reply") or "").split()), min(REPLY_MAX, budget // 4)),
+        "reply": clip(" ".join(str(a.get("reply") or "").split()), min(REPLY_MAX, budget // 4)),
         "transcript": a.get("transcript"),
     }
 
 
-def summary_text(data: dict) -> str:
+def summary_text(record: dict, data: dict) -> str:
+    """The words a primary gets, the same as `orchestra delegate` types into one (report.secondaries_text)."""
     head = f"Run {data['run_id']}: {data['status']}" + (f" ({data['reason']})" if data["reason"] else "") + "."
-    parts = [head]
-    share = (TEXT_MAX - len(head) - 400) // max(1, len(data["agents"]))
-    for a in data["agents"]:
-        # counts first: what a cut section keeps
-        n_files, n_errors = len(a["files_modified"]) + a["files_more"], len(a["errors"]) + a["errors_more"]
-        files = ", ".join(a["files_modified"]) + (" ..." if a["files_more"] else "")
-        errors = "; ".join(a["errors"]) + (" ..." if a["errors_more"] else "")
-        tokens = a["tokens"] or {}
-        lines = [
-            f"{a['agent']}: {a['status']}" + (f" ({_clip(a['reason'], share // 4)})" if a["reason"] else ""),
-            f"cost: {_money(a['cost_usd'], a['cost_source'])}; tokens: {_count(tokens.get('input'))} in, "
-            f"{_count(tokens.get('output'))} out; duration: {_seconds(a['duration_s'])}",
-            _clip(f"files modified ({n_files}): {files or 'none'}", share // 3),
-            _clip(f"errors ({n_errors}): {errors or 'none'}", share // 4),
-        ]
-        if a["ended_by"]:
-            lines.append(f"ended by: {a['ended_by']}")
-        if a["branch"]:
-            lines.append(f"branch: {a['branch']}")
-        if a["reply"]:
-            lines.append(f"its reply: {a['reply']}")
-        lines.append(f"transcript: {a['transcript']}")
-        parts.append(_clip("\n".join(lines), share))
-    if any(a["files_more"] or a["errors_more"] for a in data["agents"]):
-        parts.append(f"(Lists cut short end in '...'; all of them: {data['record']}.)")
-    tail = [f"Total cost: {_money(data['cost_usd'])}; time: {_seconds(data['duration_s'])}."]
+    secondaries = [a for a in run_agents(record) if a.get("role") != "primary"]
+    states = {m.get("branch"): _branch_state(m) for m in record.get("merges") or [] if isinstance(m, dict)}
+    tail = [f"Total cost: {money(data['cost_usd'])}; time: {seconds(data['duration_s'])}."]
     if data["watch"]:
         tail.append(f"For the person: watch with `{data['watch']}`, replay with `{data['replay']}`; "
                     f"the whole record: {data['record']}.")
     else:
         tail.append(f"For the person: replay with `{data['replay']}`; the whole record: {data['record']}.")
-    return "\n".join(parts + tail)
+    return report.secondaries_text(secondaries, head, tail, data["record"], branch_states=states, limit=TEXT_MAX)
+
+
+def _branch_state(merge: dict) -> Optional[str]:
+    from .worktree import BranchReport
+
+    try:
+        return BranchReport(**merge).describe()
+    except TypeError:  # a record from another version, or damaged
+        return None
+
+
+def status_result(runs: list[dict]) -> CallToolResult:
+    """The runs under way (and lost ones, once), bounded however many there are: the newest first."""
+    runs = sorted(runs, key=lambda r: str(r.get("run_id")), reverse=True)
+    shown, more = runs[:STATUS_SHOWN], max(0, len(runs) - STATUS_SHOWN)
+    head = [f"{len(runs)} runs; the newest {len(shown)} here, {more} more (in a terminal: orchestra status)"] if more else []
+    share = (TEXT_MAX - sum(len(h) + 1 for h in head)) // len(shown) - 1
+    lines = head + [clip(live_text(r), share) for r in shown]
+    data = {"runs": [live_data(r) for r in shown], "more": more}
+    return _result("\n".join(lines), data)
 
 
 def live_data(record: dict) -> dict:
     return {
         "run_id": record.get("run_id"), "status": record.get("status"),
-        "reason": _clip(str(record.get("reason") or ""), 500),
+        "reason": clip(str(record.get("reason") or ""), 500),
         "elapsed_s": record.get("duration_s"), "cost_usd": record.get("total_cost_usd"),
         "agents": [{"agent": a.get("agent"), "role": a.get("role"), "status": a.get("status"),
                     "phase": a.get("phase"), "elapsed_s": a.get("duration_s"), "cost_usd": a.get("cost_usd"),
-                    "latest": _clip(" ".join(str(a.get("latest") or "").split()), 200)}
+                    "latest": clip(" ".join(str(a.get("latest") or "").split()), 200)}
                    for a in run_agents(record)],
         "watch": f"tmux attach -t {record['tmux_session']}" if record.get("tmux_session") else None,
     }
@@ -383,8 +384,8 @@ def live_data(record: dict) -> dict:
 
 def live_text(record: dict) -> str:
     data = live_data(record)
-    agents = "; ".join(f"{a['agent']} {a['phase'] or a['status']}, {_seconds(a['elapsed_s'])}, cost "
-                       f"{_money(a['cost_usd'])}" + (f", latest: {a['latest']}" if a["latest"] else "")
+    agents = "; ".join(f"{a['agent']} {a['phase'] or a['status']}, {seconds(a['elapsed_s'])}, cost "
+                       f"{money(a['cost_usd'])}" + (f", latest: {a['latest']}" if a["latest"] else "")
                        for a in data["agents"]) or "no agent started yet"
     text = f"{data['run_id']} {data['status']}: {agents}"
     if data["reason"] and data["status"] != RUNNING:
@@ -431,17 +432,3 @@ def agents_text(data: dict) -> str:
 
 def _result(text: str, data: dict) -> CallToolResult:
     return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=data)
-
-
-def _money(value, source: Optional[str] = None) -> str:
-    if value is None:
-        return "unknown"
-    return f"${value:.4f}" + (" (estimated from tokens)" if source == "estimated" else "")
-
-
-def _count(value) -> str:
-    return str(value) if isinstance(value, int) else "unknown"
-
-
-def _seconds(value) -> str:
-    return f"{value:.1f}s" if isinstance(value, (int, float)) else "?"

@@ -36,6 +36,7 @@ from .config import DATA_DIR, Profile
 from .errors import OrchestraError
 from .parsers import Parsed, make_parser
 from .parsers import render as draw
+from .procs import wait_pidfd as wait_exit
 from .redact import Redactor
 from .searcher import multiline
 from .stream import Stream
@@ -853,11 +854,3 @@ def _pidfd(pid: int) -> int:
     except (AttributeError, OSError) as exc:  # pragma: no cover - Linux >= 5.3 has it
         raise OrchestraError(f"cannot watch process {pid}: pidfd_open failed ({exc}); Linux 5.3+ is needed") from None
 
-
-def wait_exit(pidfd: int, timeout: float) -> bool:
-    """Wait for a process to end, on its pidfd, at most timeout seconds."""
-    if pidfd < 0:
-        return True
-    p = select.poll()
-    p.register(pidfd, select.POLLIN)
-    return bool(p.poll(int(timeout * 1000)))

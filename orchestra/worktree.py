@@ -20,7 +20,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Optional
 
+from . import runfolder
 from .errors import OrchestraError
+from .procs import end_processes
 from .summary import GitSnapshot, without_ignored
 
 WORKTREES_DIR = Path(".orchestra") / "worktrees"
@@ -268,24 +270,20 @@ def commit_all(path: Path, since: str, ignore: list[str], message: str,
     return (files, None) if done.returncode == 0 else ([], f"git commit failed: {done.stderr.strip()}")
 
 
-RUN_ID = re.compile(r"\d{8}-\d{6}-[0-9a-f]{6}")  # as run.new_run_id makes them
-
-
 def clean(workdir: Path, run_id: str, force: bool = False, ignore: Optional[list[str]] = None) -> list[str]:
     """`orchestra clean RUN_ID`: end what the run left running (whatever carries its mark), remove its
     worktrees (what is uncommitted in them committed on their branches first), delete its branches
     that hold nothing unmerged, close its tmux session; say what was done. Work is never destroyed
     but with force: then worktrees go without a commit, and unmerged branches are deleted too."""
-    from .run import end_processes, left_running
     from .viewer import kill_session, session_exists
 
-    if not RUN_ID.fullmatch(run_id):
-        raise OrchestraError(f"{run_id!r} is not a run id (like 20261125-064850-c62a32; see `orchestra runs`)")
+    runfolder.check_id(run_id)
     workdir = Path(workdir).resolve()
-    pids, owners = left_running(run_id)
+    pids, owners = runfolder.left_running(run_id)
     if owners:
         raise OrchestraError(f"run {run_id} is still going (orchestra process {owners[0]}): stop it first "
                              f"(Ctrl-C where it runs, or kill {owners[0]}), then clean it")
+    runfolder.unmark_live(workdir, run_id)  # a lost run is no longer listed as under way
     said: list[str] = []
     names = end_processes(pids)
     if names:

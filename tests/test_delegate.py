@@ -38,7 +38,7 @@ def test_the_summary_block_is_one_line_with_every_field():
                      cost_usd=0.5, cost_source="reported", duration_s=3.2, last_lines=["done"])
     block = summary_block([s])
     assert "\n" not in block
-    for part in ("status: completed", "files: a.py, b.py", "errors: none", "cost: $0.5000 (reported)",
+    for part in ("status: completed", "files modified (2): a.py, b.py", "errors (0): none", "cost: $0.5000 (reported)",
                  "duration: 3.2s", "last lines: done"):
         assert part in block
 
@@ -86,7 +86,7 @@ def test_the_primary_briefs_the_secondary_and_gets_its_summary_back(workdir):
     assert run["summary_returned_to_primary"] is True
     assert "Looks done." in run["primary_reply"]
     primary_lines = run["primary"]["last_lines"]
-    assert any(line.startswith("> got: Orchestra: the secondary agent has finished.") and "files: a.py" in line
+    assert any(line.startswith("> got: Orchestra: the secondary agent has finished.") and "files modified (1): a.py" in line
                for line in primary_lines)
     saved = json.loads((workdir / ".orchestra" / "runs" / run["run_id"] / "run.json").read_text())
     assert saved["summary_returned_to_primary"] is True
@@ -182,7 +182,7 @@ def test_a_secondary_that_touched_thousands_of_files_still_gets_its_summary_to_a
     assert len(run["secondaries"][0]["files_modified"]) == 5000  # the record keeps them all
     block = json.loads((workdir / ".orchestra" / "runs" / run["run_id"] / "primary-reply.cast")
                        .read_text().splitlines()[1])[2]  # the resumed primary's first words: its argv
-    assert f"... and 4980 more (the whole list: .orchestra/runs/{run['run_id']}/run.json)" in block
+    assert f"files modified (5000; the whole list: .orchestra/runs/{run['run_id']}/run.json): " in block
     assert len(block) < SUMMARY_MAX + 100
 
 

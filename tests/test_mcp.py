@@ -282,8 +282,8 @@ def test_the_summary_a_model_gets_is_bounded_whatever_the_secondaries_did(second
     result = summary_result(record)
     text = result.content[0].text
     assert len(text) <= TEXT_MAX, len(text)
-    assert "tmux attach -t orchestra-20261129-000000-abcdef" in text and text.count("worker: failed") == secondaries
+    assert "tmux attach -t orchestra-20261129-000000-abcdef" in text and text.count("worker] status: failed") == secondaries
     if secondaries <= 8:  # with more, each gets a line's worth: its status, and the record for the rest
-        assert "files modified (50000): gen/" in text and "errors (1000): eee" in text
+        assert "files modified (50000; the whole list: " in text and "errors (1000; all of them: " in text
     assert len(json.dumps(result.structured_content)) < 50_000
     assert result.structured_content["agents"][0]["files_more"] >= 49_980
