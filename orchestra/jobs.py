@@ -27,7 +27,7 @@ from typing import Callable, Optional
 
 from . import runfolder
 from .errors import OrchestraError
-from .procs import exit_within
+from .procs import exit_within, marked
 from .runfolder import LOCK, LOG, RUNNING, WORKER_ENV
 
 CANCEL_WAIT = 30.0  # seconds cancel() waits for the worker to write its record (its agents' kill_grace)
@@ -35,12 +35,14 @@ CANCEL_WAIT = 30.0  # seconds cancel() waits for the worker to write its record 
 
 # -- the starter's side --------------------------------------------------------------------------
 
-def start(workdir: Path, argv: list[str], env: Optional[dict] = None, cwd: Optional[Path] = None) -> str:
-    """Start `orchestra <argv>` detached, its run in workdir; return its run id once its live record
-    exists. It is started in cwd (workdir unless said: argv's relative paths, --workdir too, are read
-    from there). Raises OrchestraError with the worker's own message if it failed before its run started."""
+def start(workdir: Path, argv: list[str], env: Optional[dict] = None, cwd: Optional[Path] = None,
+          run_id: Optional[str] = None) -> str:
+    """Start `orchestra <argv>` detached, its run in workdir (in the folder of run_id if given, made
+    beforehand); return its run id once its live record exists. It is started in cwd (workdir unless
+    said: argv's relative paths, --workdir too, are read from there). Raises OrchestraError with the
+    worker's own message if it failed before its run started."""
     workdir = Path(workdir).resolve()
-    run_id, run_dir = runfolder.make(workdir)
+    run_id, run_dir = runfolder.make(workdir, run_id)
     try:
         log = open(os.open(run_dir / LOG, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab")
     except OSError as exc:
@@ -51,19 +53,27 @@ def start(workdir: Path, argv: list[str], env: Optional[dict] = None, cwd: Optio
                          env={**(os.environ if env is None else env), WORKER_ENV: f"{run_id}:{write}"},
                          stdin=subprocess.DEVNULL, stdout=log, stderr=log, pass_fds=(write,),
                          start_new_session=True)  # its own session: no terminal, no hangup when ours goes
-    except OSError as exc:
+    except (OSError, ValueError) as exc:  # (ValueError: a NUL in an argument)
         os.close(read)
+        shutil.rmtree(run_dir, ignore_errors=True)
         raise OrchestraError(f"cannot start orchestra in the background: {exc}") from None
     finally:
         os.close(write)
         log.close()
-    with os.fdopen(read, "rb") as pipe:
+    with os.fdopen(read, "rb") as pipe:  # (a starter killed meanwhile: the worker goes on, found by its mark)
         said = pipe.read().decode("utf-8", "replace")  # until the worker has said it, or has exited
     if said == "started":
         return run_id
     if not (run_dir / runfolder.RECORD).exists():
         shutil.rmtree(run_dir, ignore_errors=True)  # nothing ran: no run to list
     raise OrchestraError(said or f"orchestra exited before its run started (its output: {run_dir / LOG})")
+
+
+def worker_of(run_id: str) -> Optional[int]:
+    """The pid of the worker started for run_id, if it runs: found by what start() put in its environment,
+    whatever became of the process that started it."""
+    found = marked(WORKER_ENV, f"{run_id}:", prefix=True)
+    return min(found) if found else None
 
 
 def wait(workdir: Path, run_id: str, timeout: float, progress: Optional[Callable[[dict], None]] = None,

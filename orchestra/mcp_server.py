@@ -7,8 +7,12 @@ so a server started again (or the CLI: `orchestra wait/status/show`) answers the
 """
 from __future__ import annotations
 
+import collections
 import hashlib
+import io
+import json
 import os
+import sys
 import threading
 import time
 from pathlib import Path
@@ -18,9 +22,11 @@ import anyio
 import anyio.lowlevel
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
-from mcp_types import CallToolResult, TextContent
+from mcp.server.stdio import stdio_server
+from mcp.shared.message import SessionMessage
+from mcp_types import CallToolResult, ErrorData, JSONRPCError, TextContent
 
-from . import jobs, report
+from . import jobs, report, runfolder
 from .config import Config, load_config
 from .delegate import installed
 from .errors import OrchestraError
@@ -83,7 +89,75 @@ set, the routing rules that "auto" follows, and how a person watches or replays 
 
 def serve(workdir: Path, config_path: Optional[str] = None) -> None:
     """Serve the tools on stdin/stdout until the client closes them."""
-    build(workdir, config_path).run()
+    anyio.run(serve_stdio, build(workdir, config_path))
+
+
+async def serve_stdio(server: MCPServer) -> None:
+    """The SDK's stdio transport, plus an answer to every line it cannot take (the SDK logs those and
+    says nothing, so a client would wait for ever): a line that is not JSON gets a parse error, a
+    request holding half a character (a lone UTF-16 surrogate) or not shaped as JSON-RPC gets an error
+    naming what to fix, with its id."""
+    lines: collections.deque[str] = collections.deque()
+    stdin = anyio.wrap_file(io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace"))
+
+    async def remembered():
+        async for line in stdin:
+            lines.append(line)
+            yield line
+
+    async with stdio_server(stdin=remembered()) as (read_stream, write_stream):
+        send, receive = anyio.create_memory_object_stream(0)
+
+        async def sift() -> None:
+            async with send:
+                async for item in read_stream:
+                    line = lines.popleft() if lines else ""
+                    if isinstance(item, Exception):
+                        error = refusal(line)
+                        if error is not None:
+                            await write_stream.send(SessionMessage(error))
+                        continue
+                    await send.send(item)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(sift)
+            low = server._lowlevel_server  # (the SDK's own run_stdio_async does the same, on its streams)
+            await low.run(receive, write_stream, low.create_initialization_options())
+            tg.cancel_scope.cancel()
+
+
+def refusal(line: str) -> Optional[JSONRPCError]:
+    """The JSON-RPC error for a line the SDK could not take (None for a blank line, or a notification)."""
+    if not line.strip():
+        return None
+    try:
+        message = json.loads(line)
+    except ValueError as exc:
+        return JSONRPCError(jsonrpc="2.0", id=None, error=ErrorData(
+            code=-32700, message=f"Parse error: the line is not JSON ({exc}); send one JSON-RPC message a line"))
+    request_id = message.get("id") if isinstance(message, dict) else None
+    if not isinstance(request_id, (str, int)) or isinstance(request_id, bool):
+        return None if isinstance(message, dict) and "method" in message else JSONRPCError(
+            jsonrpc="2.0", id=None, error=ErrorData(code=-32600, message="Invalid Request: not a JSON-RPC 2.0 message"))
+    where = _half_character(message)
+    if where:
+        return JSONRPCError(jsonrpc="2.0", id=request_id, error=ErrorData(
+            code=-32602, message=f"Invalid params: {where} holds half a character (a lone UTF-16 surrogate, as "
+                                 "when an emoji is cut in two): send whole characters, or leave it out"))
+    return JSONRPCError(jsonrpc="2.0", id=request_id, error=ErrorData(
+        code=-32600, message="Invalid Request: not a JSON-RPC 2.0 request (jsonrpc \"2.0\", id, method, params)"))
+
+
+def _half_character(value, path: str = "") -> str:
+    """Where in a parsed JSON value a string holds a lone surrogate (`params.arguments.task`), or ""."""
+    if isinstance(value, str):
+        return (path or "the request") if any("\ud800" <= ch <= "\udfff" for ch in value) else ""
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        found = _half_character(str(key), path or "the request") or _half_character(item, f"{path}.{key}".strip("."))
+        if found:
+            return found
+    return ""
 
 
 def build(workdir: Path, config_path: Optional[str] = None) -> MCPServer:
@@ -105,7 +179,7 @@ def build(workdir: Path, config_path: Optional[str] = None) -> MCPServer:
         argv = ["delegate", "--task", task, "--to", to, "--no-analyze", "--workdir", str(workdir)]
         if config_path:
             argv += ["--config", str(Path(config_path).resolve())]
-        run_id = await off_loop(start_once, workdir, argv, request_id)
+        run_id = await off_loop(start_once, workdir, argv, request_id, task, to)
         return await _wait(ctx, workdir, run_id, wait_s)
 
     @server.tool(description=WAIT_DOC)
@@ -147,6 +221,9 @@ def check_delegation(cfg: Config, task: str, to: str) -> None:
     if not task.strip():
         raise ToolError("The task is empty: say what the other agent should do (what to build, which files, "
                         "how to check it).")
+    if "\x00" in task:
+        raise ToolError(f"The task holds a NUL character (at character {task.index(chr(0)) + 1}), which no program "
+                        "can be given: remove it.")
     problem = argv_problem(task)
     if problem:
         raise ToolError(problem[0].upper() + problem[1:] + ".")
@@ -167,44 +244,82 @@ def routable(cfg: Config) -> list[str]:
 # -- one run per request_id ------------------------------------------------------------------------------------
 
 
-def start_once(workdir: Path, argv: list[str], request_id: Optional[str]) -> str:
-    """jobs.start, except that a request_id seen before returns the run it started. The claim is a file
-    created with O_EXCL (one caller wins, whichever process it is in), holding `pending PID` until the run
-    id replaces it; a claim whose process is gone before that is taken over."""
+def start_once(workdir: Path, argv: list[str], request_id: Optional[str], task: str = "", to: str = "") -> str:
+    """jobs.start, except that a request_id seen before returns the run it started: a retry (the same
+    task for the same agent) gets that run, whatever died when; the same id for another task is refused.
+
+    The claim is a file created with O_EXCL (one caller wins, whichever process it is in). It names the
+    run's id before the worker is started, so a server killed at any moment leaves a claim that says
+    which run is the request's: a retry finds the run's record, or its worker still starting (by its
+    mark), or, if nothing was started, starts that very run."""
     if not request_id:
         return _call(jobs.start, workdir, argv)
     folder = workdir / REQUESTS_DIR
     folder.mkdir(parents=True, exist_ok=True)
     claim = folder / hashlib.sha256(request_id.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+    asked = {"task": hashlib.sha256(task.encode("utf-8", "surrogatepass")).hexdigest(), "to": to}
     deadline = time.monotonic() + CLAIM_WAIT
     while True:
         try:
-            fd = os.open(claim, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            fd = os.open(claim, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except FileExistsError:
-            held = _read(claim)
-            if held.startswith("run "):
-                return held[4:].strip()
-            pid = held[len("pending "):].strip() if held.startswith("pending ") else ""
-            if held and not (pid.isdigit() and process_alive(int(pid))):
-                _remove(claim)  # its caller died before starting the run: try again
+            held = _claim_of(claim)
+            if held is None:  # being written (for a moment), or left empty by a caller killed then
+                if _age(claim) > 2.0:
+                    _remove(claim)
+                time.sleep(0.05)
                 continue
-            if time.monotonic() > deadline:
-                raise ToolError(f"request_id {request_id!r} is being started by another call that has not "
-                                "finished yet; call delegate again with it in a moment")
-            time.sleep(0.05)  # the other call is inside jobs.start, which returns within a second or two
-            continue
+            if (held.get("task"), held.get("to")) != (asked["task"], asked["to"]):
+                raise ToolError(f"request_id {request_id!r} was used for another task (run {held.get('run')}: "
+                                f"{held.get('what', '')!r}); a retry repeats the same task and agent. For a new task "
+                                "give a new request_id.")
+            run_id = held.get("run") or ""
+            if (workdir / runfolder.RUNS_DIR / run_id / runfolder.RECORD).exists():
+                return run_id
+            if not (workdir / runfolder.RUNS_DIR / run_id).is_dir() and not process_alive(held.get("pid")):
+                _remove(claim)  # its worker failed before its run started, and said so to its caller: try again
+                continue
+            if jobs.worker_of(run_id) or process_alive(held.get("pid")):
+                if time.monotonic() > deadline:
+                    raise ToolError(f"request_id {request_id!r}: its run {run_id} is still starting; call delegate "
+                                    "again with it in a moment")
+                time.sleep(0.05)  # its worker says it started within a second or two
+                continue
+            _write_claim(claim, {**held, "pid": os.getpid()})  # nobody started it: this call does
+            return _start_claimed(workdir, argv, claim, run_id)
         with os.fdopen(fd, "w") as fh:
-            fh.write(f"pending {os.getpid()}\n")
-        break
+            run_id, _ = runfolder.make(workdir)
+            fh.write(json.dumps({**asked, "run": run_id, "pid": os.getpid(), "what": clip(" ".join(task.split()), 80)}))
+        return _start_claimed(workdir, argv, claim, run_id)
+
+
+def _start_claimed(workdir: Path, argv: list[str], claim: Path, run_id: str) -> str:
     try:
-        run_id = _call(jobs.start, workdir, argv)
+        return _call(jobs.start, workdir, argv, None, None, run_id)
     except BaseException:
-        _remove(claim)  # nothing started: a retry may try again
+        _remove(claim)  # nothing started (jobs.start removed its folder): a retry may try again
         raise
-    tmp = claim.with_name(claim.name + f".{os.getpid()}.tmp")
-    tmp.write_text(f"run {run_id}\n")
-    os.replace(tmp, claim)
-    return run_id
+
+
+def _age(path: Path) -> float:
+    try:
+        return time.time() - path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def _claim_of(path: Path) -> Optional[dict]:
+    try:
+        held = json.loads(_read(path))
+    except ValueError:
+        return None
+    return held if isinstance(held, dict) and isinstance(held.get("run"), str) else None
+
+
+def _write_claim(path: Path, held: dict) -> None:
+    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(held))
+    os.replace(tmp, path)
 
 
 def _read(path: Path) -> str:
@@ -301,6 +416,7 @@ def summary_data(record: dict) -> dict:
     secondaries = [a for a in run_agents(record) if a.get("role") != "primary"]
     return {
         "run_id": record.get("run_id"),
+        "task": clip(" ".join(str(record.get("task") or "").split()), 300),
         "status": record.get("status"),
         "reason": clip(str(record.get("reason") or ""), 500),
         "cost_usd": record.get("total_cost_usd"),
@@ -337,7 +453,8 @@ def _agent_data(a: dict, n: int) -> dict:
 
 def summary_text(record: dict, data: dict) -> str:
     """The words a primary gets, the same as `orchestra delegate` types into one (report.secondaries_text)."""
-    head = f"Run {data['run_id']}: {data['status']}" + (f" ({data['reason']})" if data["reason"] else "") + "."
+    head = (f"Run {data['run_id']}: {data['status']}" + (f" ({data['reason']})" if data["reason"] else "") + "."
+            + (f"\nTask: {clip(data['task'], 200)}" if data["task"] else ""))
     secondaries = [a for a in run_agents(record) if a.get("role") != "primary"]
     states = {m.get("branch"): _branch_state(m) for m in record.get("merges") or [] if isinstance(m, dict)}
     tail = [f"Total cost: {money(data['cost_usd'])}; time: {seconds(data['duration_s'])}."]
