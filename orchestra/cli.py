@@ -100,7 +100,7 @@ class StatusLine:
             return
         elapsed = _duration(time.monotonic() - session.started_at)
         retrying = session.retrying
-        last = session.redactor.text(f"↻ {retrying}" if retrying else session.stream.latest)
+        last = session.redactor.text(f"↻ {retrying}" if retrying else session.latest)
         width = max(20, click.get_terminal_size()[0] - 1) if hasattr(click, "get_terminal_size") else 100
         more = f" (+{others} more)" if others else ""
         text = f"⏳ {session.profile.name}{more} {elapsed} │ {last}"[:width]
@@ -200,12 +200,14 @@ def run(agent_name, ad_hoc, done_regex, prompt_regex, task, timeout, config_path
 
 
 def _print_watch(summary, workdir: str) -> None:
-    """Where to watch the run: its tmux session, and its page when `orchestra web` serves the directory."""
+    """Where to watch the run (a summary or a record): its tmux session, and its page when `orchestra web`
+    serves the directory."""
     from .web import web_url
 
-    if summary.tmux_session:
-        click.echo(f"   Watch: tmux attach -t {summary.tmux_session}")
-    url = web_url(Path(workdir), summary.run_id)
+    record = summary if isinstance(summary, dict) else summary.to_dict()
+    if record.get("tmux_session"):
+        click.echo(f"   Watch: tmux attach -t {record['tmux_session']}")
+    url = web_url(Path(workdir), record.get("run_id"))
     if url:
         click.echo(f"   Web: {url}")
 
@@ -240,7 +242,8 @@ def _ad_hoc_profile(cmd: str, done: Optional[str], prompt: Optional[str]) -> Pro
 @click.argument("target")
 @click.option("--speed", type=float, default=1.0, show_default=True, help="Timing factor; 0 = as fast as possible.")
 @click.option("--tmux", "to_tmux", is_flag=True, help="Play into a new tmux window instead of this terminal.")
-@click.option("--agent", "role", default=None, help="With a RUN_ID: which agent's transcript (e.g. primary, secondary-1).")
+@click.option("--agent", "role", default=None, help="With a RUN_ID: which agent's transcript (a role: primary, "
+              "secondary-1, primary-reply; or an agent: droid). Default: all of them, in the order they started.")
 @click.option("--max-delay", type=float, default=2.0, show_default=True, help="Cap any single pause (seconds).")
 @click.option("--rendered/--raw", "rendered", default=None,
               help="Its parser's readable rendering, or the raw bytes (default: what its window showed).")
@@ -248,39 +251,21 @@ def _ad_hoc_profile(cmd: str, done: Optional[str], prompt: Optional[str]) -> Pro
               help="Config file (for a transcript that does not say which parser reads it).")
 def replay(target, speed, to_tmux, role, max_delay, rendered, config_path):
     """Play a transcript (FILE.cast or RUN_ID) to the terminal or into tmux."""
-    from .history import find_transcript
-    from .transcript import read_cast
-    from .views import RENDERED, Renderer, can_render, cast_view
+    from .history import find_transcripts
 
     for value, name in ((speed, "--speed"), (max_delay, "--max-delay")):
         if not 0 <= value < float("inf"):  # nan too
             raise click.BadParameter(f"expected a number of 0 or more, got {value}", param_hint=name)
-    path = find_transcript(Path.cwd(), target, role)
-    parser, view = cast_view(read_cast(path).header, _config(config_path) if rendered or config_path else None)
-    renderer = None
-    if rendered or (rendered is None and view == RENDERED):
-        if not can_render(parser):
-            raise OrchestraError(f"{path}: no rendering for this transcript (its agent's parser "
-                                 f"{'is not known' if parser is None else repr(parser) + ' draws none'}): use --raw")
-        renderer = Renderer(parser)
+    found = find_transcripts(Path.cwd(), target, role)
+    try:  # a recording whose header names no parser is read by the profile its title names
+        config = _config(config_path)
+    except OrchestraError:
+        if config_path:
+            raise
+        config = None
+    plays = [(what, path, _renderer(path, rendered, config)) for what, path in found]  # each checked first
     if to_tmux:
-        from .viewer import TmuxViewer
-
-        if not TmuxViewer.available():
-            raise OrchestraError("tmux is not installed: install it to replay into a window, or leave out --tmux "
-                                 "to play to this terminal")
-        header = read_cast(path).header
-        size = [v if isinstance(v, int) and 0 < v < 10000 else d for v, d in
-                ((header.get("width"), 120), (header.get("height"), 40))]
-        viewer = TmuxViewer(f"orchestra-replay-{path.stem}-{os.getpid()}", *size)
-        try:
-            window = viewer.open_window(path.stem)
-        except OSError as exc:
-            viewer.close()
-            raise OrchestraError(str(exc)) from None
-        click.echo(f"▶️  Replaying {path} — watch: {viewer.attach_command}")
-        _play(path, window.write, speed, max_delay, renderer)
-        viewer.close()
+        _replay_in_tmux(plays, speed, max_delay)
         return
     out = sys.stdout.buffer
 
@@ -294,7 +279,48 @@ def replay(target, speed, to_tmux, role, max_delay, rendered, config_path):
         except OSError as exc:
             raise OrchestraError(f"cannot write the replay to standard output: {exc}") from None
 
-    _play(path, write, speed, max_delay, renderer)
+    for what, path, renderer in plays:
+        if len(plays) > 1:
+            write(f"\r\n\x1b[1m── {what}: {path.name} ──\x1b[0m\r\n".encode())
+        _play(path, write, speed, max_delay, renderer)
+
+
+def _renderer(path: Path, rendered: Optional[bool], config):
+    """What draws a transcript: its parser's rendering (by default when its window showed that), or None (raw)."""
+    from .transcript import read_cast
+    from .views import RENDERED, Renderer, can_render, cast_view
+
+    parser, view = cast_view(read_cast(path).header, config)
+    if rendered or (rendered is None and view == RENDERED):
+        if not can_render(parser):
+            raise OrchestraError(f"{path}: no rendering for this transcript (its agent's parser "
+                                 f"{'is not known' if parser is None else repr(parser) + ' draws none'}): use --raw")
+        return Renderer(parser)
+    return None
+
+
+def _replay_in_tmux(plays: list, speed: float, max_delay: float) -> None:
+    """Each transcript into a window of its own, in turn, in one tmux session closed at the end."""
+    from .transcript import read_cast
+    from .viewer import TmuxViewer
+
+    if not TmuxViewer.available():
+        raise OrchestraError("tmux is not installed: install it to replay into a window, or leave out --tmux "
+                             "to play to this terminal")
+    header = read_cast(plays[0][1]).header
+    size = [v if isinstance(v, int) and 0 < v < 10000 else d for v, d in
+            ((header.get("width"), 120), (header.get("height"), 40))]
+    viewer = TmuxViewer(f"orchestra-replay-{plays[0][1].stem}-{os.getpid()}", *size)
+    try:
+        for what, path, renderer in plays:
+            try:
+                window = viewer.open_window(path.stem)
+            except OSError as exc:
+                raise OrchestraError(str(exc)) from None
+            click.echo(f"▶️  Replaying {what} ({path}) — watch: {viewer.attach_command}")
+            _play(path, window.write, speed, max_delay, renderer)
+    finally:
+        viewer.close()
 
 
 def _play(path: Path, write, speed: float, max_delay: float, renderer=None) -> None:
@@ -572,6 +598,8 @@ def status_cmd(run_id, workdir, as_json):
             cost = f"${a['cost_usd']:.4f}" if isinstance(a.get("cost_usd"), (int, float)) else "cost -"
             click.echo(f"   [{a.get('role', '?')}] {a.get('agent', '?')}: {phase}, "
                        f"{_duration(a.get('duration_s') or 0)}, {cost} │ {(a.get('latest') or '')[:100]}")
+        if r.get("status") == "running":
+            _print_watch(r, workdir)
 
 
 @cli.command("cancel")

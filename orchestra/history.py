@@ -19,22 +19,33 @@ from .transcript import event_bytes, header_of, read_cast
 CHUNK = 65536
 
 
-def find_transcript(workdir: Path, target: str, role: Optional[str] = None) -> Path:
-    """A .cast file given directly, or a run's transcript by RUN_ID (and role)."""
+def find_transcripts(workdir: Path, target: str, role: Optional[str] = None) -> list[tuple[str, Path]]:
+    """(what it is, path) for a .cast file given directly; for a RUN_ID its agents' transcripts in the
+    order they started (the primary's reply turn after the secondaries), or the one `role` names: a
+    role (primary, secondary-1), an agent (droid) or a transcript's name (primary-reply)."""
     path = Path(target)
     if path.suffix == ".cast" or path.is_file():
         if not path.is_file():
             raise OrchestraError(f"{path}: transcript not found")
-        return path
+        return [(path.stem, path)]
     run = load(workdir, target)
-    agents = run_agents(run)
+    found: list[tuple[str, str, Path]] = []  # (role, agent, path)
+    for a in run_agents(run):
+        for key in ("transcript", "reply_transcript"):
+            if a.get(key):
+                found.append((Path(a[key]).stem if key == "reply_transcript" else str(a.get("role") or Path(a[key]).stem),
+                              str(a.get("agent") or "?"), workdir / a[key]))
+    if not found:
+        raise OrchestraError(f"run {target}: its run.json names no transcript")
+    order = {"primary": 0, "primary-reply": 2}
+    found.sort(key=lambda f: order.get(f[0], 1))
     if role:
-        agents = [a for a in agents if role in (a.get("role"), a.get("agent"), Path(a.get("transcript", "")).stem)]
-    if not agents:
-        raise OrchestraError(f"run {target} has no agent '{role}'" if role else f"run {target} has no transcript")
-    if not agents[0].get("transcript"):
-        raise OrchestraError(f"run {target}: its run.json names no transcript for that agent")
-    return workdir / agents[0]["transcript"]
+        chosen = [f for f in found if role in (f[0], f[1], f[2].stem)]
+        if not chosen:
+            valid = ", ".join(dict.fromkeys(name for f in found for name in (f[0], f[2].stem)))
+            raise OrchestraError(f"run {target} has no agent '{role}': give --agent one of {valid}")
+        found = chosen[:1]
+    return [(f"{r} ({agent})", p) for r, agent, p in found]
 
 
 def summarize_file(config: Config, profile: Profile, path: Path) -> AgentSummary:
