@@ -256,6 +256,10 @@ def replay(target, speed, to_tmux, role, max_delay, rendered, config_path):
     for value, name in ((speed, "--speed"), (max_delay, "--max-delay")):
         if not 0 <= value < float("inf"):  # nan too
             raise click.BadParameter(f"expected a number of 0 or more, got {value}", param_hint=name)
+    from .runfolder import resolve
+
+    if not target.endswith(".cast") and not Path(target).is_file():
+        target = resolve(Path.cwd(), target)
     found = find_transcripts(Path.cwd(), target, role)
     try:  # a recording whose header names no parser is read by the profile its title names
         config = _config(config_path)
@@ -447,7 +451,9 @@ def clean(run_id, workdir, force, config_path):
         if config_path:
             raise
         ignore = []  # a broken config must not stop a clean-up: then everything left is committed
-    for line in clean_run(Path(workdir), run_id, force=force, ignore=ignore):
+    from .runfolder import resolve
+
+    for line in clean_run(Path(workdir), resolve(Path(workdir), run_id), force=force, ignore=ignore):
         click.echo(line)
 
 
@@ -484,14 +490,19 @@ def runs(workdir, as_json):
     if not items:
         click.echo("No runs yet in this directory (.orchestra/runs/ is empty).")
         return
-    click.echo(f"{'RUN':<24} {'STATUS':<11} {'AGENTS':<22} {'COST':>9} {'TIME':>8}  TASK")
-    for r in items:
-        names = ",".join(a.get("agent", "?") for a in run_agents(r))
-        cost = r.get("total_cost_usd")
-        took = r.get("duration_s")
-        click.echo(f"{r.get('run_id', '?'):<24} {r.get('status', '?'):<11} {names[:22]:<22} "
-                   f"{('$%.4f' % cost) if cost is not None else '-':>9} "
-                   f"{_duration(took) if isinstance(took, (int, float)) else '-':>8}  {(r.get('task') or '')[:60]}")
+    rows = []
+    for r in reversed(items):  # newest first
+        names = ",".join(str(a.get("agent") or "?") for a in run_agents(r))
+        cost, took = r.get("total_cost_usd"), r.get("duration_s")
+        rows.append((str(r.get("run_id") or "?"), str(r.get("status") or "?"), names[:30],
+                     ("$%.4f" % cost) if isinstance(cost, (int, float)) else "-",
+                     _duration(took) if isinstance(took, (int, float)) else "-",
+                     " ".join(str(r.get("task") or "").split())[:60]))
+    head = ("RUN", "STATUS", "AGENTS", "COST", "TIME", "TASK")
+    widths = [max(len(row[i]) for row in [head, *rows]) for i in range(5)]
+    for row in [head, *rows]:
+        click.echo(f"{row[0]:<{widths[0]}}  {row[1]:<{widths[1]}}  {row[2]:<{widths[2]}}  {row[3]:>{widths[3]}}  "
+                   f"{row[4]:>{widths[4]}}  {row[5]}".rstrip())
 
 
 @cli.command()
@@ -500,9 +511,9 @@ def runs(workdir, as_json):
 @click.option("--json", "as_json", is_flag=True)
 def show(run_id, workdir, as_json):
     """Print one run's summary and its transcripts."""
-    from .runfolder import load
+    from .runfolder import load, resolve
 
-    r = load(Path(workdir), run_id)
+    r = load(Path(workdir), resolve(Path(workdir), run_id))
     if as_json:
         click.echo(json.dumps(r, indent=2, ensure_ascii=False))
         return
@@ -565,6 +576,9 @@ def wait_cmd(run_id, timeout, workdir, as_json):
 
     if timeout is not None and not 0 <= timeout < float("inf"):
         raise click.BadParameter(f"expected a number of seconds, 0 or more, got {timeout}", param_hint="--timeout")
+    from .runfolder import resolve
+
+    run_id = resolve(Path(workdir), run_id)
     record = wait(Path(workdir), run_id, float("inf") if timeout is None else timeout)
     if as_json:
         click.echo(json.dumps(record, indent=2, ensure_ascii=False))
@@ -584,7 +598,9 @@ def status_cmd(run_id, workdir, as_json):
     from .runfolder import run_agents
     from .jobs import status
 
-    records = status(Path(workdir), run_id)
+    from .runfolder import resolve
+
+    records = status(Path(workdir), resolve(Path(workdir), run_id) if run_id else None)
     if as_json:
         click.echo(json.dumps(records if run_id is None else records[0], indent=2, ensure_ascii=False))
         return
@@ -609,6 +625,9 @@ def cancel_cmd(run_id, workdir):
     """End a run under way as Ctrl-C would: its agents are ended and its record says interrupted."""
     from .jobs import cancel
 
+    from .runfolder import resolve
+
+    run_id = resolve(Path(workdir), run_id)
     record = cancel(Path(workdir), run_id)
     click.echo(f"⛔ run {run_id}: {record.get('status')}" + (f" ({record['reason']})" if record.get("reason") else ""))
 

@@ -10,6 +10,7 @@ from .config import Config, Profile
 from .errors import OrchestraError
 from .parsers import make_parser
 from .redact import Redactor, secrets_from_env
+from . import runfolder
 from .runfolder import load, run_agents
 from .session import ENDED_KEPT, ENDED_LINE
 from .stream import Stream
@@ -34,7 +35,7 @@ def find_transcripts(workdir: Path, target: str, role: Optional[str] = None) -> 
         for key in ("transcript", "reply_transcript"):
             if a.get(key):
                 found.append((Path(a[key]).stem if key == "reply_transcript" else str(a.get("role") or Path(a[key]).stem),
-                              str(a.get("agent") or "?"), workdir / a[key]))
+                              str(a.get("agent") or "?"), runfolder.home(workdir) / a[key]))
     if not found:
         raise OrchestraError(f"run {target}: its run.json names no transcript")
     order = {"primary": 0, "primary-reply": 2}

@@ -254,7 +254,7 @@ def start_once(workdir: Path, argv: list[str], request_id: Optional[str], task: 
     mark), or, if nothing was started, starts that very run."""
     if not request_id:
         return _call(jobs.start, workdir, argv)
-    folder = workdir / REQUESTS_DIR
+    folder = runfolder.home(workdir) / REQUESTS_DIR
     folder.mkdir(parents=True, exist_ok=True)
     claim = folder / hashlib.sha256(request_id.encode("utf-8", "surrogatepass")).hexdigest()[:32]
     asked = {"task": hashlib.sha256(task.encode("utf-8", "surrogatepass")).hexdigest(), "to": to}
@@ -274,9 +274,9 @@ def start_once(workdir: Path, argv: list[str], request_id: Optional[str], task: 
                                 f"{held.get('what', '')!r}); a retry repeats the same task and agent. For a new task "
                                 "give a new request_id.")
             run_id = held.get("run") or ""
-            if (workdir / runfolder.RUNS_DIR / run_id / runfolder.RECORD).exists():
+            if (runfolder.folder(workdir, run_id) / runfolder.RECORD).exists():
                 return run_id
-            if not (workdir / runfolder.RUNS_DIR / run_id).is_dir() and not process_alive(held.get("pid")):
+            if not runfolder.folder(workdir, run_id).is_dir() and not process_alive(held.get("pid")):
                 _remove(claim)  # its worker failed before its run started, and said so to its caller: try again
                 continue
             if jobs.worker_of(run_id) or process_alive(held.get("pid")):

@@ -103,7 +103,8 @@ class Run:
         self.env = dict(os.environ if env is None else env)
         self.started = time.monotonic()
         self.started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        self.id, self.dir = runfolder.make(self.workdir, run_id)
+        self.home = runfolder.home(self.workdir)  # where its folder is: a repository's top, from any subdirectory
+        self.id, self.dir = runfolder.make(self.home, run_id)
         # the secrets of orchestra's environment and those a profile sets in its own `env:`
         self.mark = f"{self.id}.{os.getpid()}"
         key_vars = [p.api_key_env for p in config.agents.values()]
@@ -138,7 +139,7 @@ class Run:
 
         if self.viewer is not None:
             self.say(f"👀 Watch: tmux attach -t {self.viewer.session}")
-        url = web_url(self.workdir, self.id)
+        url = web_url(self.home, self.id)
         if url:
             self.say(f"🌐 Web: {url}")
 
@@ -216,7 +217,7 @@ class Run:
             "duration_s": round((s.ended_at or time.monotonic()) - started, 3),
             "started_at": datetime.fromtimestamp(s.started_wall, timezone.utc).isoformat(timespec="milliseconds")
             if s.started_wall else "",
-            "transcript": os.path.relpath(s.transcript_path, self.workdir), "tmux_target": s.window.target or None,
+            "transcript": os.path.relpath(s.transcript_path, self.home), "tmux_target": s.window.target or None,
             "files_modified": [], "errors": [],
         }
 
@@ -384,7 +385,7 @@ def summarize_session(run: Run, s: AgentSession, role: str, git: Optional[GitSna
         cost_usd=cost, cost_source=source,
         tokens={"input": r.parsed.tokens_in, "output": r.parsed.tokens_out},
         duration_s=r.duration_s, started_at=r.started_at, exit_code=r.exit_code, signal=r.signal,
-        transcript=os.path.relpath(s.transcript_path, run.workdir),
+        transcript=os.path.relpath(s.transcript_path, run.home),
         tmux_target=s.window.target or None, session_id=r.parsed.session_id,
         answers=[{k: mask(v) if isinstance(v, str) else v for k, v in a.items()} for a in r.answers],
         last_lines=r.last_lines, reply=mask(r.parsed.reply)[-4000:], workdir=str(s.workdir),

@@ -43,18 +43,28 @@ INCOMPLETE = ("no run.json: orchestra ended before writing it (killed, out of me
               "is still going")
 
 
+def home(workdir: Path) -> Path:
+    """Where the runs of a directory are kept: the top of the git repository it is in, so one repository has
+    one .orchestra/ whichever subdirectory a run starts from; outside a repository the directory itself."""
+    workdir = Path(workdir).resolve()
+    for folder in (workdir, *workdir.parents):
+        if (folder / ".git").exists():
+            return folder
+    return workdir
+
+
 def new_run_id() -> str:
     return datetime.now().strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
 
 
 def folder(workdir: Path, run_id: str) -> Path:
-    return Path(workdir) / RUNS_DIR / run_id
+    return home(workdir) / RUNS_DIR / run_id
 
 
 def make(workdir: Path, run_id: Optional[str] = None) -> tuple[str, Path]:
     """A new run folder (or the one named, made by the command that started this run in the background),
     readable by its owner only. Raises OrchestraError when it cannot be made."""
-    workdir = Path(workdir)
+    workdir = home(workdir)
     runs = workdir / RUNS_DIR
     try:
         runs.mkdir(parents=True, exist_ok=True)
@@ -116,7 +126,7 @@ def hold_lock(path: Path) -> Optional[int]:
 
 
 def mark_live(workdir: Path, run_id: str) -> Path:
-    marker = Path(workdir) / LIVE_DIR / run_id
+    marker = home(workdir) / LIVE_DIR / run_id
     try:
         marker.parent.mkdir(parents=True, exist_ok=True)
         marker.touch()
@@ -127,13 +137,13 @@ def mark_live(workdir: Path, run_id: str) -> Path:
 
 def unmark_live(workdir: Path, run_id: str) -> None:
     try:
-        (Path(workdir) / LIVE_DIR / run_id).unlink()
+        (home(workdir) / LIVE_DIR / run_id).unlink()
     except OSError:
         pass
 
 
 def live_ids(workdir: Path) -> list[str]:
-    live = Path(workdir) / LIVE_DIR
+    live = home(workdir) / LIVE_DIR
     try:
         return sorted(name for name in os.listdir(live) if RUN_ID.fullmatch(name))
     except OSError:
@@ -148,11 +158,35 @@ def check_id(run_id: str) -> None:
         raise OrchestraError(f"{run_id!r} is not a run id (like 20261125-064850-c62a32; see `orchestra runs`)")
 
 
+def resolve(workdir: Path, given: str) -> str:
+    """The run id a user means: `latest` (the newest run), a whole id, or the start of one that only one
+    run's id starts with."""
+    if RUN_ID.fullmatch(given):
+        return given
+    root = home(workdir) / RUNS_DIR
+    try:
+        ids = sorted(e.name for e in os.scandir(root) if RUN_ID.fullmatch(e.name) and e.is_dir())
+    except OSError:
+        ids = []
+    if given == "latest":
+        if not ids:
+            raise OrchestraError(f"no runs yet in {root}")
+        return ids[-1]
+    matches = [i for i in ids if i.startswith(given)] if given and given.replace("-", "").isalnum() else []
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        shown = ", ".join(matches[-5:]) + (" ..." if len(matches) > 5 else "")
+        raise OrchestraError(f"{given!r} is the start of {len(matches)} run ids ({shown}): give more of it")
+    check_id(given)
+    return given
+
+
 def load(workdir: Path, run_id: str) -> dict:
     """A run's record (run.json) as readers use it; for a run that has none, what its folder tells."""
     check_id(run_id)
-    workdir = Path(workdir)
-    path = folder(workdir, run_id) / RECORD
+    workdir = home(workdir)
+    path = workdir / RUNS_DIR / run_id / RECORD
     if not path.parent.is_dir():
         raise OrchestraError(f"no run '{run_id}' in {workdir / RUNS_DIR} (see `orchestra runs`)")
     if not path.exists():
@@ -174,7 +208,7 @@ def unreadable(run_id: str, why: str = "") -> dict:
 
 def list_runs(workdir: Path) -> list[dict]:
     """Every run folder, oldest first: its record, or what the folder tells without one (incomplete)."""
-    root = Path(workdir) / RUNS_DIR
+    root = home(workdir) / RUNS_DIR
     try:
         names = sorted(e.name for e in os.scandir(root) if RUN_ID.fullmatch(e.name) and e.is_dir())
     except OSError:

@@ -67,3 +67,35 @@ def test_a_fixture_transcript_replays_rendered_by_default_as_the_demo_shows_it(w
     played = orchestra("replay", str(DROID_CAST), "--speed", "0", cwd=workdir)
     assert played.returncode == 0 and "▸ \x1b[1mCreate" in played.stdout
     assert '"type":"tool_call"' not in played.stdout
+
+
+def test_from_a_subdirectory_of_a_repository_the_runs_are_the_repositorys(workdir):
+    import subprocess
+
+    subprocess.run(["git", "init", "-q"], cwd=workdir, check=True)
+    sub = workdir / "src" / "pkg"
+    sub.mkdir(parents=True)
+    done = orchestra("delegate", "--demo", "--task", "t", "--no-tmux", "--json", cwd=sub)
+    assert done.returncode == 0, done.stderr
+    run_id = json.loads(done.stdout)["run_id"]
+    assert (workdir / ".orchestra" / "runs" / run_id / "run.json").is_file()
+    assert not (sub / ".orchestra").exists()
+    for cwd in (workdir, sub, workdir / "src"):
+        assert run_id in orchestra("runs", cwd=cwd).stdout
+        assert orchestra("show", run_id, cwd=cwd).returncode == 0
+    played = orchestra("replay", run_id, "--agent", "secondary-1", "--speed", "0", cwd=workdir / "src")
+    assert played.returncode == 0 and "Create" in played.stdout, played.stderr
+
+
+def test_show_takes_latest_or_a_unique_start_of_a_run_id_and_runs_lists_newest_first(workdir):
+    ids = [json.loads(orchestra("delegate", "--demo", "--task", f"task {n}", "--no-tmux", "--json",
+                                cwd=workdir).stdout)["run_id"] for n in range(2)]
+    latest = orchestra("show", "latest", "--json", cwd=workdir)
+    assert json.loads(latest.stdout)["run_id"] == ids[-1]
+    unique = next(n for n in range(1, 23) if ids[0][:n] != ids[1][:n])
+    assert json.loads(orchestra("show", ids[0][:unique + 1], "--json", cwd=workdir).stdout)["run_id"] == ids[0]
+    both = orchestra("show", ids[0][:8], cwd=workdir)
+    assert both.returncode == 2 and "is the start of 2 run ids" in both.stderr
+    listed = orchestra("runs", cwd=workdir).stdout.splitlines()
+    assert listed[0].startswith("RUN ") and listed[1].startswith(ids[1]) and listed[2].startswith(ids[0])
+    assert len({line.index("completed") for line in listed[1:]}) == 1  # aligned

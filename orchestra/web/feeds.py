@@ -28,7 +28,7 @@ class RunsIndex:
 
     def __init__(self, workdir: Path, every: float = 0.0):
         self.workdir = Path(workdir)
-        self.root = self.workdir / RUNS_DIR
+        self.root = runfolder.home(self.workdir) / RUNS_DIR
         self.every = every  # scan() looks again at most this often
         self.scanned = float("-inf")
         self._seen: dict[str, tuple] = {}  # run id -> the stamp of what its row was made from
@@ -117,7 +117,7 @@ def run_page(workdir: Path, run_id: str) -> dict:
     """A run's record for its page, each agent with the name of its transcript in the run folder
     (`cast`) and how it can be shown (`view`, `views`)."""
     run = runfolder.load(workdir, run_id)
-    folder = Path(workdir) / RUNS_DIR / run_id
+    folder = runfolder.folder(workdir, run_id)
     for a in run_agents(run):
         name = Path(str(a.get("transcript") or "")).stem
         a["cast"] = name if name and (folder / f"{name}.cast").is_file() else None
@@ -130,7 +130,7 @@ def cast_path(workdir: Path, run_id: str, name: str) -> Path:
     """A run's transcript by its name (primary, secondary-1, ...), never a path outside its folder."""
     if not RUN_ID.fullmatch(run_id) or not name.replace("-", "").replace("_", "").isalnum():
         raise OrchestraError(f"no transcript {name!r} in run {run_id!r}")
-    path = Path(workdir) / RUNS_DIR / run_id / f"{name}.cast"
+    path = runfolder.folder(workdir, run_id) / f"{name}.cast"
     if not path.is_file():
         raise OrchestraError(f"no transcript {name!r} in run {run_id!r}")
     return path
