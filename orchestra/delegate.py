@@ -91,11 +91,12 @@ def extract_briefs(text: str, start: re.Pattern, end: re.Pattern) -> list[str]:
 
 
 def summary_block(secondaries: list[AgentSummary], branches: Optional[dict[str, BranchReport]] = None,
-                  record: str = "run.json") -> str:
+                  record: str = "run.json", merge_stopped: Optional[str] = None) -> str:
     """The block given to the primary, on one line: report.secondaries_text, as `orchestra mcp` gives it too."""
     head = SUMMARY_INTRO if len(secondaries) == 1 else SUMMARY_INTRO_MANY.format(n=len(secondaries))
     states = {name: r.describe() for name, r in (branches or {}).items()}
-    return report.secondaries_text([s.to_dict() for s in secondaries], head, [SUMMARY_ASK], record,
+    tail = [report.merge_stopped_text(merge_stopped)] if merge_stopped else []
+    return report.secondaries_text([s.to_dict() for s in secondaries], head, tail + [SUMMARY_ASK], record,
                                    branch_states=states, limit=SUMMARY_MAX, sep=" ")
 
 
@@ -318,7 +319,7 @@ class _Flow:
         # the block names run.json for what it leaves out: the live record, with the secondaries' summaries now
         self.run.write_live()
         record = os.path.relpath(self.run.dir / "run.json", primary.workdir if primary is not None else self.run.workdir)
-        block = summary_block(self.secondaries, {r.branch: r for r in self.branches}, record)
+        block = summary_block(self.secondaries, {r.branch: r for r in self.branches}, record, self.merge_stopped)
         profile = self.plan.primary
         if primary is not None and primary.phase == IDLE:
             primary.send_turn(block)  # interactive: type it in, as a person would

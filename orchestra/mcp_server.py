@@ -457,7 +457,8 @@ def summary_text(record: dict, data: dict) -> str:
             + (f"\nTask: {clip(data['task'], 200)}" if data["task"] else ""))
     secondaries = [a for a in run_agents(record) if a.get("role") != "primary"]
     states = {m.get("branch"): _branch_state(m) for m in record.get("merges") or [] if isinstance(m, dict)}
-    tail = [f"Total cost: {money(data['cost_usd'])}; time: {seconds(data['duration_s'])}."]
+    tail = [report.merge_stopped_text(str(record["merge_stopped"]))] if record.get("merge_stopped") else []
+    tail.append(f"Total cost: {money(data['cost_usd'])}; time: {seconds(data['duration_s'])}.")
     if data["watch"]:
         tail.append(f"For the person: watch with `{data['watch']}`, replay with `{data['replay']}`; "
                     f"the whole record: {data['record']}.")

@@ -43,6 +43,11 @@ def count(value) -> str:
     return str(value) if isinstance(value, int) else "unknown"
 
 
+def merge_stopped_text(why: str) -> str:
+    """A stopped --merge, said before anything else can be cut: nothing was merged from that branch on."""
+    return clip(f"The merge stopped {why}", 600)
+
+
 def agent_lines(a: dict, share: int, n: int, record: str, branch_state: Optional[str] = None) -> list[str]:
     """One secondary's part, most telling first (a cut keeps the status, what ended it, the counts)."""
     files = [str(f) for f in a.get("files_modified") or []]

@@ -214,3 +214,12 @@ def test_a_brief_of_several_lines_is_typed_whole_on_one_line(workdir):
     assert done.returncode == 0, done.stderr
     assert run["brief"] == "create a.py\nwith a User model"  # the record keeps it as written
     assert "> working on: create a.py with a User model" in run["secondaries"][0]["last_lines"]
+
+
+def test_a_stopped_merge_is_in_the_block_a_primary_gets_whatever_is_cut():
+    def huge(i):
+        return AgentSummary(agent="droid", role=f"secondary-{i}", status="completed", reason="r" * 10_000,
+                            files_modified=[f"f{n}.py" for n in range(1000)], branch=f"orchestra/x/droid-{i}")
+    why = "at orchestra/x/droid-1: a merge is in progress in /repo (left as it is); every branch is kept"
+    block = summary_block([huge(i) for i in range(8)], merge_stopped=why)
+    assert f"The merge stopped {why}" in block and len(block) <= SUMMARY_MAX
