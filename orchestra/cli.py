@@ -61,11 +61,15 @@ DETACH_HELP = ("Run in the background (a process of its own that outlives this t
                "at once. Then: orchestra status / wait / cancel RUN_ID.")
 
 
-def _detach(workdir: str, as_json: bool) -> None:
+def _detach(workdir: str, as_json: bool, task: Optional[str] = None) -> None:
     """Start this very command again in the background (without --detach) and say its run id."""
     from .jobs import start
 
-    run_id = start(Path(workdir), [a for a in sys.argv[1:] if a != "--detach"], cwd=Path.cwd())
+    argv = [a for a in sys.argv[1:] if a != "--detach"]
+    for i, a in enumerate(argv[:-1]):
+        if a == "--task" and argv[i + 1] == "-":  # read here: the worker has no standard input
+            argv[i + 1] = task or ""
+    run_id = start(Path(workdir), argv, cwd=Path.cwd())
     if as_json:
         click.echo(json.dumps({"run_id": run_id, "status": "running"}))
     else:
@@ -77,7 +81,15 @@ def _detach(workdir: str, as_json: bool) -> None:
 @click.group()
 @click.version_option(__version__, prog_name="orchestra")
 def cli() -> None:
-    """Orchestra: one terminal coding agent delegates a task to another."""
+    """Orchestra: one terminal coding agent delegates a task to another.
+
+    \b
+    Try it (no agent, no key, no network):
+      orchestra delegate --demo --task "Add a User model to FastAPI with CRUD endpoints"
+    Then, with real agents installed (orchestra doctor says which):
+      orchestra delegate --from claude --to droid --task "..."
+      orchestra runs; orchestra show latest; orchestra replay latest
+    """
 
 
 def _config(path: Optional[str], workdir: Optional[str] = None) -> Config:
@@ -131,6 +143,10 @@ def _cost(value: Optional[float], source: str = "") -> str:
     return text + (" (estimated from tokens)" if source == "estimated" else "")
 
 
+def _count(value) -> str:
+    return str(value) if isinstance(value, int) else "unknown"
+
+
 def _print_agent(a: dict) -> None:
     icon = "✅" if a["status"] == "completed" else "❌"
     n = len(a["files_modified"])
@@ -153,17 +169,22 @@ def _print_agent(a: dict) -> None:
 @click.option("--cmd", "ad_hoc", help="Ad-hoc program instead of a profile: 'PROGRAM ARGS' (split like a shell, never run by one).")
 @click.option("--done", "done_regex", help="With --cmd: the regex that means the task is done.")
 @click.option("--prompt", "prompt_regex", help="With --cmd: the regex that means the program waits for input.")
-@click.option("--task", default=None, help="The task text.")
+@click.option("--task", default=None, help="The task text, given to the agent as one argument where its profile "
+              "has {task} (never through a shell), else typed at its prompt; - reads it from standard input.")
+@click.option("--task-file", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Read the task from this file (UTF-8), for a task too long to type.")
 @click.option("--timeout", type=float, default=None, help="Seconds before the agent is stopped (default: the profile's).")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="Config file.")
 @click.option("--workdir", type=click.Path(file_okay=False, exists=True), default=".", help="Where the agent works.")
 @click.option("--no-tmux", is_flag=True, help="Do not open tmux windows.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option("--detach", is_flag=True, help=DETACH_HELP)
-def run(agent_name, ad_hoc, done_regex, prompt_regex, task, timeout, config_path, workdir, no_tmux, as_json, detach):
+def run(agent_name, ad_hoc, done_regex, prompt_regex, task, task_file, timeout, config_path, workdir, no_tmux, as_json,
+        detach):
     """Run one agent on a task and print its summary."""
     from .run import run_agent
 
+    task = _task_text(task, task_file, required=False)
     config = _config(config_path, workdir)
     if ad_hoc:
         profile = _ad_hoc_profile(ad_hoc, done_regex, prompt_regex)
@@ -179,7 +200,7 @@ def run(agent_name, ad_hoc, done_regex, prompt_regex, task, timeout, config_path
         raise click.UsageError(f"agent '{profile.name}' needs --task")
     _check_not_blank(task)
     if detach:
-        _detach(workdir, as_json)
+        _detach(workdir, as_json, task)
     say = (lambda line: None) if as_json else _say
     status = StatusLine(sys.stdout.isatty() and not as_json)
     try:
@@ -192,9 +213,11 @@ def run(agent_name, ad_hoc, done_regex, prompt_regex, task, timeout, config_path
         click.echo(json.dumps({"run_id": summary.run_id, **data}, indent=2, ensure_ascii=False))
     else:
         _print_agent(data)
-        click.echo(f"💰 Cost: {_cost(agent.cost_usd, agent.cost_source)}")
+        if agent.cost_usd is not None or profile.parser != "generic":  # a program with no notion of cost: no line
+            click.echo(f"💰 Cost: {_cost(agent.cost_usd, agent.cost_source)}")
         click.echo(f"⏱️  Time: {_duration(agent.duration_s)}")
         click.echo(f"   Transcript: {agent.transcript}")
+        click.echo(f"   Run: {summary.run_id} (orchestra show {summary.run_id})")
         _print_watch(summary, workdir)
     sys.exit(0 if agent.status == "completed" else 1)
 
@@ -210,6 +233,25 @@ def _print_watch(summary, workdir: str) -> None:
     url = web_url(Path(workdir), record.get("run_id"))
     if url:
         click.echo(f"   Web: {url}")
+
+
+def _task_text(task: Optional[str], task_file: Optional[str], required: bool) -> Optional[str]:
+    """The task from --task, from standard input (--task -), or from --task-file."""
+    if task is not None and task_file:
+        raise click.UsageError("give --task or --task-file, not both")
+    if task == "-":
+        if sys.stdin is None or sys.stdin.isatty():
+            raise click.BadParameter("- reads the task from standard input, which is a terminal here: pipe it in "
+                                     "(echo TASK | orchestra ... --task -) or use --task-file", param_hint="--task")
+        return sys.stdin.read()
+    if task_file:
+        try:
+            return Path(task_file).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise click.BadParameter(f"cannot read {task_file}: {exc}", param_hint="--task-file") from None
+    if task is None and required:
+        raise click.UsageError("give the task: --task TEXT, --task - (standard input) or --task-file FILE")
+    return task
 
 
 def _check_not_blank(task: Optional[str]) -> None:
@@ -345,15 +387,26 @@ def _play(path: Path, write, speed: float, max_delay: float, renderer=None) -> N
 
 
 @cli.command()
-@click.option("--agent", "agent_name", required=True, help="Which agent's parser to use.")
+@click.option("--agent", "agent_name", default=None,
+              help="Which agent's profile and parser read it (default: the one a transcript's header names).")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
-@click.option("--config", "config_path", type=click.Path(dir_okay=False))
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--config", "config_path", type=click.Path(dir_okay=False),
+              help="Config file (default: ./orchestra.yaml, ~/.config/orchestra/config.yaml, then the shipped one).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (for scripts) instead of text.")
 def summarize(agent_name, file, config_path, as_json):
     """Parse a saved transcript (raw output, .jsonl or .cast) into the summary schema."""
     from .history import summarize_file
 
+    from .transcript import header_of
+
     config = _config(config_path)
+    if agent_name is None:
+        title = header_of(Path(file)).get("title")
+        named = title[len("orchestra: "):] if isinstance(title, str) and title.startswith("orchestra: ") else None
+        if named not in config.agents:
+            raise click.UsageError(f"{file} does not say which agent wrote it: give --agent NAME "
+                                   f"(one of {', '.join(sorted(config.agents))})")
+        agent_name = named
     summary = summarize_file(config, config.profile(agent_name), Path(file))
     data = summary.to_dict()
     if as_json:
@@ -362,7 +415,7 @@ def summarize(agent_name, file, config_path, as_json):
         _print_agent(data)
         click.echo(f"💰 Cost: {_cost(summary.cost_usd, summary.cost_source)}")
         tokens = summary.tokens
-        click.echo(f"   Tokens: {tokens['input']} in, {tokens['output']} out")
+        click.echo(f"   Tokens: {_count(tokens['input'])} in, {_count(tokens['output'])} out")
     sys.exit(0 if summary.status == "completed" else 1)  # as `run` does: a script can tell
 
 
@@ -374,7 +427,9 @@ def summarize(agent_name, file, config_path, as_json):
               help="Run N secondaries at once (of the one --to, or auto), the primary writing one brief for each.")
 @click.option("--merge", is_flag=True, help="Several secondaries: merge the completed branches into the starting "
               "branch, one by one, stopping at the first conflict. Without it nothing is merged.")
-@click.option("--task", required=True, help="The task, in your words.")
+@click.option("--task", default=None, help="The task, in your words (- reads it from standard input).")
+@click.option("--task-file", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Read the task from this file (UTF-8), for a task too long to type.")
 @click.option("--no-analyze", is_flag=True, help="Skip the primary's analysis: the task goes to the secondary as is.")
 @click.option("--demo", is_flag=True, help="Replay recorded Claude Code and Droid sessions: no agent, no key, no network.")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="Config file.")
@@ -382,13 +437,17 @@ def summarize(agent_name, file, config_path, as_json):
 @click.option("--no-tmux", is_flag=True, help="Do not open tmux windows.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run's summary as JSON.")
 @click.option("--detach", is_flag=True, help=DETACH_HELP)
-def delegate(primary, secondaries, parallel, merge, task, no_analyze, demo, config_path, workdir, no_tmux, as_json,
-             detach):
+def delegate(primary, secondaries, parallel, merge, task, task_file, no_analyze, demo, config_path, workdir, no_tmux,
+             as_json, detach):
     """The primary agent delegates a task to one or several secondaries and gets their summary back."""
     from .delegate import Events, Plan, delegate as run_delegate
 
+    task = _task_text(task, task_file, required=True)
     _check_not_blank(task)
     config = _config(config_path, workdir)
+    for name in [primary or "", *secondaries]:
+        if name and name != "auto":
+            config.profile(name)  # a misspelt agent is said before anything, with the likely one
     if demo:
         primary = primary or config.demo_primary
         secondaries = secondaries or (config.demo_secondary,)
@@ -407,7 +466,7 @@ def delegate(primary, secondaries, parallel, merge, task, no_analyze, demo, conf
         say(line)
 
     if detach:
-        _detach(workdir, as_json)
+        _detach(workdir, as_json, task)
     if not as_json:
         click.echo("🎼 Orchestra - delegating task..." + (" (demo: replaying recorded sessions)" if demo else ""))
     try:
@@ -434,7 +493,8 @@ def delegate(primary, secondaries, parallel, merge, task, no_analyze, demo, conf
 
 @cli.command()
 @click.argument("run_id")
-@click.option("--workdir", type=click.Path(file_okay=False, exists=True), default=".")
+@click.option("--workdir", type=click.Path(file_okay=False, exists=True), default=".",
+              help="Whose runs (default: this directory; a repository's runs are kept at its top).")
 @click.option("--force", is_flag=True, help="Discard: remove worktrees without committing what is in them, and "
               "delete branches that are not merged.")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False),
@@ -458,9 +518,10 @@ def clean(run_id, workdir, force, config_path):
 
 
 @cli.command("route")
-@click.option("--task", required=True)
-@click.option("--config", "config_path", type=click.Path(dir_okay=False))
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--task", required=True, help="The task whose words the routing rules read.")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False),
+              help="Config file (default: ./orchestra.yaml, ~/.config/orchestra/config.yaml, then the shipped one).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (for scripts) instead of text.")
 def route_cmd(task, config_path, as_json):
     """Show which secondary the routing rules pick for a task, and why."""
     from .delegate import installed
@@ -477,8 +538,9 @@ def route_cmd(task, config_path, as_json):
 
 
 @cli.command()
-@click.option("--workdir", type=click.Path(file_okay=False, exists=True), default=".")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--workdir", type=click.Path(file_okay=False, exists=True), default=".",
+              help="Whose runs (default: this directory; a repository's runs are kept at its top).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (for scripts) instead of text.")
 def runs(workdir, as_json):
     """List past runs in this working directory."""
     from .runfolder import list_runs, run_agents
@@ -507,8 +569,9 @@ def runs(workdir, as_json):
 
 @cli.command()
 @click.argument("run_id")
-@click.option("--workdir", type=click.Path(file_okay=False, exists=True), default=".")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--workdir", type=click.Path(file_okay=False, exists=True), default=".",
+              help="Whose runs (default: this directory; a repository's runs are kept at its top).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (for scripts) instead of text.")
 def show(run_id, workdir, as_json):
     """Print one run's summary and its transcripts."""
     from .runfolder import load, resolve
@@ -561,15 +624,22 @@ def _print_record(r: dict) -> None:
 
 
 def _exit_code(record: dict) -> int:
-    """delegate's exit status, for a run's record: 0 completed (and nothing stopped a merge), else 1."""
+    """delegate's exit status, for a run's record: 0 completed (and nothing stopped a merge), 128 + the signal
+    for one interrupted (130: Ctrl-C or `orchestra cancel`), else 1."""
+    if record.get("status") == "interrupted":
+        import signal
+
+        named = str(record.get("reason") or "").rsplit(" ", 1)[-1]
+        return 128 + (getattr(signal, named, signal.SIGINT) if named.startswith("SIG") else signal.SIGINT)
     return 0 if record.get("status") == "completed" and not record.get("merge_stopped") else 1
 
 
 @cli.command("wait")
 @click.argument("run_id")
 @click.option("--timeout", type=float, default=None, help="Give up after this many seconds (exit 124, status running).")
-@click.option("--workdir", type=click.Path(file_okay=False, exists=True), default=".")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--workdir", type=click.Path(file_okay=False, exists=True), default=".",
+              help="Whose runs (default: this directory; a repository's runs are kept at its top).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (for scripts) instead of text.")
 def wait_cmd(run_id, timeout, workdir, as_json):
     """Wait for a run (one started with --detach) to end; print its summary, with delegate's exit status."""
     from .jobs import wait
@@ -591,8 +661,9 @@ def wait_cmd(run_id, timeout, workdir, as_json):
 
 @cli.command("status")
 @click.argument("run_id", required=False)
-@click.option("--workdir", type=click.Path(file_okay=False, exists=True), default=".")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--workdir", type=click.Path(file_okay=False, exists=True), default=".",
+              help="Whose runs (default: this directory; a repository's runs are kept at its top).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (for scripts) instead of text.")
 def status_cmd(run_id, workdir, as_json):
     """The runs under way in this directory (or one run): each agent's phase, time, cost so far, latest line."""
     from .runfolder import run_agents
@@ -620,7 +691,8 @@ def status_cmd(run_id, workdir, as_json):
 
 @cli.command("cancel")
 @click.argument("run_id")
-@click.option("--workdir", type=click.Path(file_okay=False, exists=True), default=".")
+@click.option("--workdir", type=click.Path(file_okay=False, exists=True), default=".",
+              help="Whose runs (default: this directory; a repository's runs are kept at its top).")
 def cancel_cmd(run_id, workdir):
     """End a run under way as Ctrl-C would: its agents are ended and its record says interrupted."""
     from .jobs import cancel
@@ -712,8 +784,9 @@ def _token_from_file(path: Path) -> str:
 
 
 @cli.command()
-@click.option("--config", "config_path", type=click.Path(dir_okay=False))
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--config", "config_path", type=click.Path(dir_okay=False),
+              help="Config file (default: ./orchestra.yaml, ~/.config/orchestra/config.yaml, then the shipped one).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (for scripts) instead of text.")
 def doctor(config_path, as_json):
     """Which agents are installed, which API key variables are set (never their values), and tmux."""
     from .doctor import diagnose
