@@ -704,17 +704,39 @@ def cancel_cmd(run_id, workdir):
     click.echo(f"⛔ run {run_id}: {record.get('status')}" + (f" ({record['reason']})" if record.get("reason") else ""))
 
 
-@cli.command("mcp")
+@cli.group("mcp", invoke_without_command=True)
 @click.option("--config", "config_path", type=click.Path(dir_okay=False),
               help="Config file (default: ./orchestra.yaml, then ~/.config/orchestra/config.yaml, then the shipped one).")
-def mcp_cmd(config_path):
+@click.pass_context
+def mcp_cmd(ctx, config_path):
     """Serve orchestra's tools (delegate, wait, status, result, cancel, agents) to an MCP client on stdin/stdout,
-    for the directory it is started in. Set-up: claude mcp add orchestra -- orchestra mcp"""
+    for the directory it is started in. Set-up, once: orchestra mcp install claude (or codex)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from .mcp_install import hint_for_a_terminal
+
+    hint = hint_for_a_terminal()
+    if hint:
+        _echo(hint, err=True)
     try:  # here, not at the top: it takes most of a second to import, and only this command needs it
         from .mcp_server import serve
     except ImportError as exc:
         raise OrchestraError(f"orchestra mcp needs the MCP Python SDK (`pip install mcp`, Python 3.10+): {exc}") from None
     serve(Path.cwd(), config_path)
+
+
+@mcp_cmd.command("install")
+@click.argument("client", type=click.Choice(["claude", "codex"]))
+@click.option("--scope", type=click.Choice(["user", "project", "local"]), default="user", show_default=True,
+              help="Claude Code: user (every project), project (.mcp.json here, to commit) or local (here, for you).")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False),
+              help="Config whose agents' key variables Codex is told to pass on (env_vars).")
+def mcp_install_cmd(client, scope, config_path):
+    """Add orchestra's MCP server to Claude Code or Codex, by the absolute path of this orchestra."""
+    from .mcp_install import install
+
+    for line in install(client, scope, _config(config_path), Path.cwd()):
+        click.echo(line)
 
 
 @cli.command()
