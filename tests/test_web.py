@@ -247,6 +247,8 @@ def test_a_finished_terminal_is_sized_to_the_rows_its_recording_used(tmp_path):
     with open(cast, "a") as fh:
         fh.write('[0.4, "o", "' + "\\r\\n" * 100 + '"]\n')
     assert rows_used(cast, "raw", 40, 20) == 40  # never more than the terminal has
+    header, events = DROID_CAST.read_text().split("\n", 1)
     rendered = tmp_path / "rendered.cast"
-    rendered.write_text(DROID_CAST.read_text())
+    rendered.write_text(json.dumps({**json.loads(header), "orchestra": {"parser": "droid", "view": "rendered"}}) + "\n"
+                        + events)
     assert rows_used(rendered, "rendered", 40, 120) < rows_used(rendered, "raw", 40, 120)  # as the view shows it

@@ -344,3 +344,15 @@ def test_the_runs_page_names_its_directory_and_a_long_status_stays_in_its_column
     agents = page.locator('tr[data-status="waiting_for_input"] td.agents').bounding_box()
     assert badge.bounding_box()["x"] + badge.bounding_box()["width"] <= agents["x"]
     assert badge.inner_text() == "waiting for input"
+
+
+def test_a_live_terminal_shows_down_to_its_lowest_written_row(server, gated, page, tmp_path):
+    page.goto(server.url)
+    page.wait_for_selector('tr[data-status="running"] a', timeout=WAIT_MS).click()
+    wait_terminal(page, "gated", "first line from the agent")
+    term = 'article[data-cast="gated"] .term'
+    page.wait_for_function(f"() => document.querySelector('{term}').getBoundingClientRect().height < 160",
+                           timeout=WAIT_MS)  # its 40 rows are there, the empty ones below not shown
+    shot(page, tmp_path, "live")
+    assert page.locator(f"{term}").bounding_box()["y"] > page.locator("#verdict").bounding_box()["y"]
+    gated.finish()

@@ -310,7 +310,7 @@ def _size(header: dict) -> tuple[int, int]:
 
 
 _ROW_MOVES = re.compile(r"\x1b\[(\d*)(?:;\d*)?([HfABEF])|\x1b\[[0-9;?]*[A-Za-z]|\x1b[^\[]|\r|\n|[^\x1b\r\n]+")
-ROWS_READ = 8 * 1024 * 1024  # of a transcript read to tell the rows it used; past that, all of them
+ROWS_READ = 2 * 1024 * 1024  # of a transcript read to tell the rows it used; past that, all of them
 _rows_seen: dict[tuple, tuple] = {}  # (transcript, view) -> (its size then, rows used)
 
 
