@@ -482,6 +482,7 @@ def delegate(primary, secondaries, parallel, merge, task, task_file, no_analyze,
             click.echo(f"❌ Task {summary.status}: {summary.reason}")
         if summary.merge_stopped:
             click.echo(f"❌ Merge stopped {summary.merge_stopped}")
+            _print_next_steps(data)
         click.echo(f"💰 Cost: {_cost(summary.total_cost_usd)}")
         click.echo(f"⏱️  Time: {_duration(summary.duration_s)}")
         click.echo(f"   Run: {summary.run_id} (orchestra show {summary.run_id})")
@@ -612,15 +613,23 @@ def _print_record(r: dict) -> None:
         if a.get("branch"):
             click.echo(f"   branch: {a['branch']}")
     for m in r.get("merges") or []:
-        click.echo(f"🌿 {m['branch']}: {BranchReport(**m).describe()}")
+        click.echo(f"🌿 {m.get('branch')}: {BranchReport.from_dict(m).describe(r.get('merge_stopped'))}")
     if r.get("merge_stopped"):
         click.echo(f"⛔ merge stopped {r['merge_stopped']}")
+        _print_next_steps(r)
     if r.get("primary_reply"):
         click.echo(f"\nPrimary's reply:\n{r['primary_reply']}")
     if incomplete:
         click.echo(f"\nWhat it left running, its worktrees and its tmux session: orchestra clean {r['run_id']}")
         return
     click.echo(f"\nTotal cost: {_cost(r.get('total_cost_usd'))}   Time: {_duration(r.get('duration_s') or 0)}")
+
+
+def _print_next_steps(record: dict) -> None:
+    from .worktree import next_steps
+
+    for step in next_steps(record):
+        click.echo(f"   Next: {step}")
 
 
 def _exit_code(record: dict) -> int:

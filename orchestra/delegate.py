@@ -94,7 +94,7 @@ def summary_block(secondaries: list[AgentSummary], branches: Optional[dict[str, 
                   record: str = "run.json", merge_stopped: Optional[str] = None) -> str:
     """The block given to the primary, on one line: report.secondaries_text, as `orchestra mcp` gives it too."""
     head = SUMMARY_INTRO if len(secondaries) == 1 else SUMMARY_INTRO_MANY.format(n=len(secondaries))
-    states = {name: r.describe() for name, r in (branches or {}).items()}
+    states = {name: r.describe(merge_stopped) for name, r in (branches or {}).items()}
     tail = [report.merge_stopped_text(merge_stopped)] if merge_stopped else []
     return report.secondaries_text([s.to_dict() for s in secondaries], head, tail + [SUMMARY_ASK], record,
                                    branch_states=states, limit=SUMMARY_MAX, sep=" ")

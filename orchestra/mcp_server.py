@@ -456,7 +456,8 @@ def summary_text(record: dict, data: dict) -> str:
     head = (f"Run {data['run_id']}: {data['status']}" + (f" ({data['reason']})" if data["reason"] else "") + "."
             + (f"\nTask: {clip(data['task'], 200)}" if data["task"] else ""))
     secondaries = [a for a in run_agents(record) if a.get("role") != "primary"]
-    states = {m.get("branch"): _branch_state(m) for m in record.get("merges") or [] if isinstance(m, dict)}
+    states = {m.get("branch"): _branch_state(m, record.get("merge_stopped"))
+              for m in record.get("merges") or [] if isinstance(m, dict)}
     tail = [report.merge_stopped_text(str(record["merge_stopped"]))] if record.get("merge_stopped") else []
     tail.append(f"Total cost: {money(data['cost_usd'])}; time: {seconds(data['duration_s'])}.")
     if data["watch"]:
@@ -467,11 +468,11 @@ def summary_text(record: dict, data: dict) -> str:
     return report.secondaries_text(secondaries, head, tail, data["record"], branch_states=states, limit=TEXT_MAX)
 
 
-def _branch_state(merge: dict) -> Optional[str]:
+def _branch_state(merge: dict, merge_stopped: Optional[str]) -> Optional[str]:
     from .worktree import BranchReport
 
     try:
-        return BranchReport(**merge).describe()
+        return BranchReport.from_dict(merge).describe(merge_stopped)
     except TypeError:  # a record from another version, or damaged
         return None
 

@@ -98,6 +98,34 @@ def describe_ended_by(ended: Optional[dict], line: bool = True, limit: int = 200
     return text
 
 
+# ended_by's signal said to a person, and what it means: ok (a completion), waiting (for an answer),
+# stopped (someone stopped it), error (anything else). One place, for every page that shows it.
+SIGNAL_WORDS = {
+    "completion": ("finished: its completion line appeared", "ok"),
+    "error_pattern": ("failed: an error line appeared", "error"),
+    "exit": ("its process exited before any pattern decided", "error"),
+    "timeout": ("timed out", "error"),
+    "interrupted": ("interrupted", "stopped"),
+    "waiting_for_input": ("waiting for input: it asked a question and went quiet", "waiting"),
+    "max_retries": ("gave up after its retries", "error"),
+    "auto_answer_loop": ("stopped: it asked the same question again and again", "error"),
+    "exit_after_completion": ("failed: it exited non-zero after its completion line", "error"),
+    "line_too_long": ("failed: the typed text was longer than its terminal takes in a line", "error"),
+    "closed_terminal": ("failed: it closed its terminal unfinished", "error"),
+}
+
+
+def ended_by_words(ended: Optional[dict], status: str = "") -> dict:
+    """ended_by for a page: `words` (plain), `kind` (ok, waiting, stopped, error: its colour), `line` (what
+    decided, masked) and `detail` (describe_ended_by without the line: the pattern and how soon)."""
+    if not isinstance(ended, dict):
+        return {"words": "not recorded", "kind": "unknown", "line": None, "detail": ""}
+    words, kind = SIGNAL_WORDS.get(str(ended.get("signal")), (str(ended.get("signal") or "?"), "error"))
+    if ended.get("signal") == "exit" and status == "completed":
+        words, kind = "its process exited (its work done)", "ok"
+    return {"words": words, "kind": kind, "line": ended.get("line"), "detail": describe_ended_by(ended, line=False)}
+
+
 def cost_of(parsed: Parsed, agent: str, config: Optional[Config]) -> tuple[Optional[float], str]:
     if parsed.cost_usd is not None:
         return round(parsed.cost_usd, 6), "reported"

@@ -17,7 +17,7 @@ import os
 import re
 import shutil
 import subprocess
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Optional
 
@@ -72,7 +72,41 @@ class BranchReport:
     def to_dict(self) -> dict:
         return asdict(self)
 
-    def describe(self) -> str:
+    @classmethod
+    def from_dict(cls, record: dict) -> "BranchReport":
+        """A branch as a run.json's `merges` holds it (keys this version does not know are left out)."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in record.items() if k in known})
+
+    def describe(self, merge_stopped: Optional[str] = None) -> str:
+        """Its state in words. Given the run's merge_stopped, a branch --merge left alone says it is not
+        merged and why, before what it holds."""
+        state = self._holds()
+        if merge_stopped is None or self.merged or state == "no changes":
+            return state
+        if self.status != "completed":
+            why = f"its agent's status is {self.status}"
+        elif merge_stopped.startswith(f"at {self.branch}:"):
+            why = "the merge stopped here"
+        else:
+            why = "the merge stopped before it"
+        return f"not merged ({why}): {state}"
+
+    def next_step(self, into: str) -> str:
+        """What merges it by hand (`into`: the starting branch), or "" (merged, or nothing on it)."""
+        if self.merged or not (self.commits or self.uncommitted):
+            return ""
+        if self.uncommitted:
+            return f"commit the work left in its worktree, then git merge {self.branch} into {into}"
+        step = f"git merge {self.branch}"
+        conflicts = self.conflicts or self.conflicts_with_earlier
+        if conflicts:
+            step += f", resolve the conflicts in {', '.join(conflicts)}, git commit"
+        if self.status != "completed":
+            step = f"its agent's status is {self.status}: read its work first, then {step}"
+        return step + f" (on {into})"
+
+    def _holds(self) -> str:
         if self.merged:
             return "merged"
         if self.uncommitted:
@@ -492,3 +526,16 @@ def git(cwd: Path, *args: str) -> subprocess.CompletedProcess:
     except (OSError, subprocess.TimeoutExpired) as exc:
         return subprocess.CompletedProcess(["git", *args], 127, "", str(exc))
 
+
+
+def next_steps(record: dict) -> list[str]:
+    """What is left to do by hand with a run's branches (from its run.json): one line per branch not
+    merged that holds work, naming the branch. Empty for a run without branches, or all merged."""
+    base = record.get("base") if isinstance(record.get("base"), dict) else {}
+    into = base.get("branch") or str(base.get("commit") or "the starting commit")[:12]
+    steps = []
+    for m in record.get("merges") or []:
+        step = BranchReport.from_dict(m).next_step(into)
+        if step:
+            steps.append(step)
+    return steps
