@@ -24,7 +24,7 @@ from tests.support.agents import (ANTHROPIC_TEST_KEY, OPENAI_TEST_KEY, aider_set
 from tests.support.model_server import (ModelServer, Rule, error, has_tool_result, last_user_text_contains,
                                         offers_tool, text, tool_call, write_file_rules)
 from tests.support.ci import missing_reason
-from conftest import tmux
+from conftest import wait_for_pane
 from tests.support.model_script import aider_whole_file_rules
 
 pytestmark = pytest.mark.real_agent
@@ -197,8 +197,8 @@ def test_interactive_claudes_reply_to_the_summary_is_the_models_words_alone_ever
         assert " ".join(run["primary_reply"].split()) == PRIMARY_REPLY, (i, run["primary_reply"])
         assert run["primary"]["ended_by"]["signal"] == "completion", run["primary"]["ended_by"]
     # its window keeps the conversation after /exit, not only "Resume this session with:"
-    pane = tmux("capture-pane", "-p", "-J", "-S", "-", "-t", f"={run['tmux_session']}:primary").stdout
-    assert "Resume this session with:" in pane and PRIMARY_REPLY in pane, pane
+    pane = wait_for_pane(f"={run['tmux_session']}:primary", "Resume this session with:")
+    assert PRIMARY_REPLY in pane, pane
 
 
 def test_run_droid_alone_reports_the_file_and_tokens(tmp_path, repo):
