@@ -54,10 +54,12 @@ class Screen:
         return "".join(self.grid[y]).rstrip()
 
     def lines(self) -> Iterator[str]:
-        """Every row, newest (the screen's bottom) first, then the history above it."""
+        """Every row, newest (the screen's bottom) first, then the history above it (the main screen's:
+        the alternate screen has none)."""
         for y in range(self.rows - 1, -1, -1):
             yield self.row(y)
-        yield from reversed(self.history)
+        if self.saved_main is None:
+            yield from reversed(self.history)
 
     def text(self) -> str:
         """The history and the screen, top to bottom (for a person, or a test)."""

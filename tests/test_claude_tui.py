@@ -113,3 +113,24 @@ def test_a_tool_call_and_its_result_are_not_part_of_the_reply():
                        "● The model is fine:\r\n  - it has a name\r\n\r\n✻ Baked for 2s\r\n")
     assert parser.turn_over() == "✻ Baked for 2s"
     assert parser.result().reply == "The model is fine:\n- it has a name"
+
+
+def small_screen_parser():
+    return make_parser("claude-tui", dataclasses.replace(CFG.agents["claude-tui"], cols=40, rows=6))
+
+
+def test_an_earlier_turns_end_is_not_this_turns_before_this_turns_message_is_echoed():
+    parser = small_screen_parser()
+    parser.typed("Second message")
+    parser.feed_screen("❯ First message\r\n\r\n● First reply.\r\n\r\n✻ Baked for 1s\r\n")
+    assert parser.turn_over() is None
+    parser.feed_screen("❯ Second message\r\n\r\n● Second reply.\r\n\r\n✻ Brewed for 0s")
+    assert parser.turn_over() == "✻ Brewed for 0s" and parser.result().reply == "Second reply."
+
+
+def test_a_reply_longer_than_the_alternate_screen_ends_its_turn_with_what_is_left_of_it():
+    parser = small_screen_parser()
+    parser.typed("Check")
+    parser.feed_screen("\x1b[?1049h\x1b[H❯ Check\r\n\r\n● one\r\n")
+    parser.feed_screen("  two\r\n  three\r\n  four\r\n  five\r\n\r\n✻ Baked for 2s")  # the echo is gone
+    assert parser.turn_over() == "✻ Baked for 2s" and parser.result().reply == "two\nthree\nfour\nfive"

@@ -146,6 +146,7 @@ class ClaudeScreenParser(Parser):
         self.over_pattern = getattr(profile, "completion", None) or self.OVER
         self.message: Optional[str] = None  # the echo that starts this turn; None: any message's
         self.over: Optional[str] = None
+        self.echo_seen = False
 
     def feed(self, lines: str) -> None:
         p = self.parsed
@@ -161,7 +162,7 @@ class ClaudeScreenParser(Parser):
 
     def typed(self, text: str) -> None:
         self.message = " ".join(text.split())[:self.ECHO_KEY]
-        self.over = None
+        self.over, self.echo_seen = None, False
 
     def turn_over(self) -> Optional[str]:
         return self.over
@@ -170,33 +171,41 @@ class ClaudeScreenParser(Parser):
         """The turn is over when a completion line stands below the echo of its message:
         its reply is the bulleted text between them."""
         below: list[str] = []  # the rows under the one looked at, bottom first
-        end = None
+        end, cut = None, False
         for n, row in enumerate(self.screen.lines()):
             if n > self.SCAN:
                 return
-            if row.startswith(self.ECHO) and self._echoes(row[len(self.ECHO):]):
+            if row.startswith(self.ECHO) and not row.startswith(self.ECHO + "/"):  # a message, not a menu
+                if not self._echoes(row[len(self.ECHO):]):
+                    return  # an earlier message, with no echo of this one below it: nothing of this turn
+                self.echo_seen = True
                 break
             if self.over_pattern.search(row):
                 end, below = row, []
             else:
                 below.append(row)
         else:
-            return
+            # no echo: if one was seen, a long reply pushed it off the top of an alternate screen (which
+            # keeps no rows above), and earlier turns with it: what is left is this turn's, cut at the top
+            if not self.echo_seen:
+                return
+            cut = True
         if end is not None:
             self.over = end.strip()
-            self.parsed.set_reply(self.words(below[::-1]))
+            self.parsed.set_reply(self.words(below[::-1], cut))
 
     def _echoes(self, shown: str) -> bool:
         shown = " ".join(shown.split())
         if self.message is None:
-            return not shown.startswith("/")  # a slash command's menu is not a message
+            return True
         return shown.startswith(self.message) or (len(shown) < len(self.message) and self.message.startswith(shown))
 
-    def words(self, rows: list[str]) -> str:
+    def words(self, rows: list[str], cut: bool = False) -> str:
         """The text of the bulleted blocks in rows (the echo's own rows, blank lines and
-        spinners before them are skipped); a tool call, a block with its `⎿` result, is not."""
-        blocks: list[list[str]] = []
-        inside = False
+        spinners before them are skipped); a tool call, a block with its `⎿` result, is not.
+        cut: the first rows are the rest of a block whose bullet is gone."""
+        blocks: list[list[str]] = [[]] if cut else []
+        inside = cut
         for row in rows:
             if row.startswith(self.BULLET):
                 blocks.append([row[2:]])
