@@ -123,6 +123,7 @@ class ClaudeScreenParser(Parser):
     """The interactive screen: `● Write(models/user.py)` for edits, the reply text between them."""
 
     name = "claude-tui"
+    names_files = False  # a screen, not a record: a long path is drawn cut short, a redraw may skip an edit
     TOOL = re.compile(r"^\s*●\s*(Write|Edit|MultiEdit|Update|Create)\((.+?)\)\s*$", re.M)
     ERROR = re.compile(r"^\s*(?:⎿\s*)?(API Error:.*|Error:.*)$", re.M)
     NOISE = re.compile(r"^\s*(?:[❯>│╭╰─]|esc to interrupt|\? for shortcuts)")
