@@ -183,6 +183,20 @@ def test_run_isolate_works_in_a_worktree_and_lists_exactly_its_files_and_its_bra
     orchestra("clean", run_id, cwd=repo)
 
 
+def test_delegate_isolate_with_merge_merges_its_branch_into_the_checkout(tmp_path, repo):
+    cfg = config(tmp_path, quiet=agent("a.py", names_files=False))
+    done = orchestra("delegate", "--to", "quiet", "--no-analyze", "--task", "t", "--config", cfg, "--no-tmux",
+                     "--isolate", "--merge", "--json", cwd=repo)
+    assert done.returncode == 0, done.stderr
+    record = json.loads(done.stdout)
+    branch = f"orchestra/{record['run_id']}/quiet"
+    assert record["secondaries"][0]["branch"] == branch and record["secondaries"][0]["files_modified"] == ["a.py"]
+    assert [(m["branch"], m["merged"]) for m in record["merges"]] == [(branch, True)]
+    assert (repo / "a.py").read_text() == "# written for: t\n"
+    assert git(repo, "log", "-1", "--format=%s") == f"orchestra: merge {branch} (quiet)"
+    orchestra("clean", record["run_id"], cwd=repo)
+
+
 def test_mcp_delegate_with_isolate_works_on_a_branch_of_its_own(tmp_path, repo):
     server = RawServer(repo, config(tmp_path, worker=agent("a.py")))
     try:
