@@ -240,7 +240,7 @@ class Run:
         """The other runs of this directory under way at some time during this one, whose agents may
         have written here meanwhile: those under way at its start, and those started since (a run id
         begins with the second it was made)."""
-        return sorted((self.live_before | set(runfolder.made_since(self.workdir, self.id))) - {self.id})
+        return sorted((self.live_before | set(runfolder.made_since(self.home, self.id))) - {self.id})
 
     def heartbeat(self) -> None:
         """From the loop's tick: the latest lines and costs, at most every LIVE_EVERY seconds."""
