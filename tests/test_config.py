@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestra.config import SHIPPED_CONFIG, find_config, load_config, parse_config
+from orchestra.config import SHIPPED_CONFIG, find_layers, load_config, parse_config
 from orchestra.errors import ConfigError
 
 
@@ -94,21 +94,23 @@ def test_a_bad_section_names_file_and_section(section, where):
     assert str(err.value).startswith(f"/x/orchestra.yaml: {where}")
 
 
-def test_config_is_found_in_order(tmp_path, monkeypatch):
+def test_config_files_apply_in_order_shipped_user_then_project_or_the_config_option(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
-    assert find_config(None, tmp_path) == SHIPPED_CONFIG
+    kinds = lambda *args: [(layer.kind, layer.path) for layer in find_layers(*args)]
+    assert kinds(None, tmp_path) == [("shipped", SHIPPED_CONFIG)]
     user = tmp_path / "xdg" / "orchestra" / "config.yaml"
     user.parent.mkdir(parents=True)
     user.write_text("agents: {a: {command: [p]}}\n")
-    assert find_config(None, tmp_path) == user
+    assert kinds(None, tmp_path) == [("shipped", SHIPPED_CONFIG), ("user", user)]
     local = tmp_path / "orchestra.yaml"
     local.write_text("agents: {a: {command: [p]}}\n")
-    assert find_config(None, tmp_path) == local
+    assert kinds(None, tmp_path) == [("shipped", SHIPPED_CONFIG), ("user", user), ("project", local)]
     explicit = tmp_path / "other.yaml"
-    explicit.write_text("agents: {a: {command: [p]}}\n")
-    assert find_config(str(explicit), tmp_path) == explicit
+    explicit.write_text("agents: {a: {command: [p]}}\n")  # in place of the project's
+    assert kinds(str(explicit), tmp_path) == [("shipped", SHIPPED_CONFIG), ("user", user), ("--config", explicit)]
+    assert kinds(str(SHIPPED_CONFIG), tmp_path) == [("shipped", SHIPPED_CONFIG), ("user", user)]  # once
     with pytest.raises(ConfigError, match="not found"):
-        find_config(str(tmp_path / "missing.yaml"), tmp_path)
+        find_layers(str(tmp_path / "missing.yaml"), tmp_path)
 
 
 @pytest.mark.parametrize("body, field", [

@@ -32,7 +32,8 @@ def profiles(workdir, primary_args: tuple = ()) -> str:
     agent = {"command": toy("--task", "{task}"), "completion": "^DONE", "timeout": 20, "binary": "fakecli",
              "version": "1.4.2"}
     return str(write_config(workdir / "o.yaml", {"fake": {**agent, "command": toy("--task", "{task}", *primary_args)},
-                                                 "fake-too": agent}))
+                                                 "fake-too": agent},
+                            "defaults: {primary: fake}\nrouting: {default: fake-too}\n"))
 
 
 def test_every_shipped_profile_of_an_installable_cli_names_its_tested_version():
