@@ -166,3 +166,10 @@ def test_cmd_is_split_into_arguments_as_a_shell_would_and_task_fills_its_placeho
 def test_an_unknown_placeholder_in_cmd_is_refused_naming_it(workdir, home):
     done = orchestra("run", "--cmd", "echo {tsk}", "--done", "x", "--task", "t", "--no-tmux", cwd=workdir, env=home)
     assert done.returncode == 2 and "unknown placeholder {tsk}" in done.stderr and "{task}" in done.stderr
+
+
+def test_a_project_config_with_a_mistake_is_not_trusted(workdir, home):
+    cfg = write_config(workdir / "orchestra.yaml", {"mine": {"command": ["mycli", "{tsk}"]}})
+    done = orchestra("trust", cwd=workdir, env=home)
+    assert done.returncode == 2 and f"{cfg}: agent 'mine', field 'command': unknown placeholder {{tsk}}" in done.stderr
+    assert not (Path(home["XDG_CONFIG_HOME"]) / "orchestra" / "trusted.json").exists()

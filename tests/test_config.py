@@ -235,7 +235,8 @@ def test_the_nested_repeat_message_suggests_atomic_groups_only_on_a_python_that_
             "try:\n    compile_pattern('(a+)+$')\nexcept ValueError as exc:\n    print(exc)\n")
     root = Path(__file__).resolve().parent.parent
     done = subprocess.run([pythons[-1], "-c", code], capture_output=True, text=True, timeout=60,
-                          env={"PYTHONPATH": f"{root}{os.pathsep}{tmp_path}", "PATH": os.environ["PATH"]})
+                          env={"PYTHONPATH": f"{root}{os.pathsep}{tmp_path}", "PATH": os.environ["PATH"],
+                               "PYTHONDONTWRITEBYTECODE": "1"})
     assert "nested repeat '(a+)+'" in done.stdout and "repeat once" in done.stdout, done.stdout + done.stderr
     assert "(?>" not in done.stdout  # Python 3.10 refuses atomic groups
     with pytest.raises(ValueError, match=r"\(\?>a\+\)\+"):  # and this Python (3.11+) takes them
