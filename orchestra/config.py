@@ -14,6 +14,7 @@ from typing import Any, Optional
 
 import yaml
 
+from . import trust
 from .errors import ConfigError
 
 try:
@@ -304,8 +305,6 @@ def vet(path: Path) -> tuple[Config, str]:
 def read_layer(layer: Layer, check_trust: bool = True) -> tuple[Layer, Any, str]:
     """A config file's parsed YAML and the sha256 of its bytes; a project's file only when trusted (the same
     bytes are hashed and parsed: a file changed in between cannot slip through)."""
-    from . import trust
-
     try:
         raw = layer.path.read_bytes()
     except OSError as exc:
