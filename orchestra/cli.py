@@ -604,7 +604,9 @@ def trust_cmd(file):
     for name, layer in config.sources.items():
         if layer.path == path:
             profile = config.agents[name]
-            click.echo(f"   {name}: runs {shlex.join(profile.command)}")
+            runs = [("runs", profile.command), ("resumes with", profile.resume),
+                    ("asks its version with", profile.version_command)]
+            click.echo(f"   {name}: " + "; ".join(f"{what} {shlex.join(argv)}" for what, argv in runs if argv))
 
 
 @cli.command("mcp")
