@@ -145,7 +145,7 @@ def _print_agent(a: dict) -> None:
 
 
 @cli.command()
-@click.option("--agent", "agent_name", help="Agent profile to run (see config.yaml).")
+@click.option("--agent", "agent_name", help="Agent profile to run (`orchestra doctor` lists them).")
 @click.option("--cmd", "ad_hoc", help="Ad-hoc program instead of a profile: 'PROGRAM ARGS', split into arguments "
               "as a shell would and never run by one; {task} in it becomes the task text, as one argument "
               "(e.g. --cmd 'mycli --message {task}'); without {task} or {task_file} the task is typed to it.")
