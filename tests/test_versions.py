@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from conftest import orchestra, toy, write_config
+from test_faults import wait_for_file
 from orchestra import agents
 from orchestra.config import SHIPPED_CONFIG, load_config
 
@@ -132,7 +133,8 @@ def test_doctor_prints_each_agents_row_as_soon_as_it_is_known(workdir, tmp_path,
     os.mkfifo(gate)
     fake_cli(tmp_path / "bin", "quick", "quick 1.0")
     slow = tmp_path / "bin" / "slow"
-    slow.write_text(f"#!/bin/sh\nread _ < '{gate}'\necho 'slow 1.0'\n")
+    started = tmp_path / "slow-started"
+    slow.write_text(f"#!/bin/sh\ntouch '{started}'\nread _ < '{gate}'\necho 'slow 1.0'\n")
     slow.chmod(0o755)
     cfg = write_config(workdir / "o.yaml", {"slow": cli_profile("slow", version="1.0"),
                                             "quick": cli_profile("quick", version="1.0")})
@@ -145,10 +147,12 @@ def test_doctor_prints_each_agents_row_as_soon_as_it_is_known(workdir, tmp_path,
             assert line, f"doctor ended before its quick row: {seen}"
             seen.append(line)
         assert not any(" slow " in line for line in seen)  # still asking it
+        wait_for_file(started)
     finally:
-        with open(gate, "w"):  # let the slow one answer
-            pass
-        rest = proc.communicate(timeout=30)[0]
+        if started.exists():  # let the slow one answer (it opens the gate, or is about to)
+            with open(gate, "w"):
+                pass
+        rest = proc.communicate(timeout=60)[0]
     assert "✅ slow" in rest and "(slow 1.0)" in rest
 
 
