@@ -295,6 +295,23 @@ def test_a_project_config_the_user_has_not_trusted_is_a_tool_error_until_they_do
     assert reply["structuredContent"]["agents"][0]["files_modified"] == ["a.py"]
 
 
+def test_agents_says_which_agent_is_not_logged_in_and_how_to_log_in(tmp_path, project):
+    cfg = config(tmp_path)
+    body = yaml.safe_load(cfg.read_text())
+    body["agents"]["worker"]["login"] = [{"env": "ORCHESTRA_TEST_NO_SUCH_TOKEN"}]
+    cfg.write_text(yaml.safe_dump(body))
+    server = RawServer(project, cfg)
+    try:
+        server.initialize()
+        reply = server.answer(server.send("tools/call", {"name": "agents", "arguments": {}}))["result"]
+    finally:
+        server.close()
+    row = next(a for a in reply["structuredContent"]["agents"] if a["agent"] == "worker")
+    assert row["login_missing"] == "not logged in: needs one of ORCHESTRA_TEST_NO_SUCH_TOKEN set"
+    assert "- worker: installed, but not logged in: needs one of ORCHESTRA_TEST_NO_SUCH_TOKEN set" in \
+        reply["content"][0]["text"]
+
+
 @pytest.mark.parametrize("secondaries", [1, 8, 64])
 def test_the_summary_a_model_gets_is_bounded_whatever_the_secondaries_did(secondaries):
     agent = {"agent": "worker", "role": "secondary-1", "status": "failed", "reason": "r" * 10_000,
