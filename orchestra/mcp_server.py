@@ -27,6 +27,7 @@ from mcp.shared.message import SessionMessage
 from mcp_types import CallToolResult, ErrorData, JSONRPCError, TextContent
 
 from . import jobs, report, runfolder
+from .agents import login_missing
 from .config import Config, load_config
 from .delegate import installed
 from .errors import OrchestraError
@@ -528,10 +529,12 @@ def agents_data(cfg: Config) -> dict:
     rows = []
     for name in routable(cfg):
         p = cfg.agents[name]
-        rows.append({"agent": name, "installed": installed(cfg, name),
+        ready = installed(cfg, name)
+        rows.append({"agent": name, "installed": ready,
                      "binary": p.binary or p.command[0], "install": p.install or None,
                      "api_key_env": p.api_key_env,
-                     "api_key_set": bool(p.api_key_env and os.environ.get(p.api_key_env))})
+                     "api_key_set": bool(p.api_key_env and os.environ.get(p.api_key_env)),
+                     "login_missing": login_missing(p) if ready else ""})
     return {
         "agents": rows,
         "routing": {"rules": [{"name": r.name, "agent": r.agent, "words": r.words} for r in cfg.rules],
@@ -551,6 +554,8 @@ def agents_text(data: dict) -> str:
             state = f"not installed ({a['binary']}" + (f"; {a['install']}" if a["install"] else "") + ")"
         elif a["api_key_env"] and not a["api_key_set"]:
             state = f"installed, but {a['api_key_env']} is not set"
+        elif a["login_missing"]:
+            state = f"installed, but {a['login_missing']}"
         else:
             state = "installed"
         lines.append(f"- {a['agent']}: {state}")
