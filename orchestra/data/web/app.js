@@ -122,7 +122,9 @@ function runPage() {
     for (const s of [0.5, 1, 2, 4, 8]) c.speedBox.append(el("option", {value: s, text: s + "×", selected: s === 1 ? "" : null}));
     c.speedBox.onchange = () => { c.speed = Number(c.speedBox.value); c.mode = null; update(c, c.agent, c.live); };
     c.speedLabel = el("span", {}, "speed ", c.speedBox);
-    controls.append(c.speedLabel);
+    c.earlierBox = el("button", {class: "earlier", type: "button"});
+    c.earlierBox.onclick = () => { c.earlier = !c.earlier; c.mode = null; update(c, c.agent, c.live); };
+    controls.append(c.speedLabel, " ", c.earlierBox);
     c.node = el("article", {class: "agent", "data-cast": key},
       c.title, c.facts, c.ended, c.files, c.errors, c.latest, controls, c.term);
     document.getElementById("agents").append(c.node);
@@ -130,22 +132,33 @@ function runPage() {
     return c;
   }
 
+  // A live terminal starts at a recent point of its transcript, not its first byte (the server picks
+  // it: a tab fed 20 MB at once froze for a minute); a recording first shows its last screen (a poster
+  // the server draws from that same point) and is loaded, then fed from its start, only when played.
   function player(c, a, live) {
     if (c.player) { try { c.player.dispose(); } catch (e) { /* already gone */ } }
+    c.player = c.term.player = null;
     c.term.textContent = "";
-    const view = "&view=" + encodeURIComponent(c.view);
-    if (live) {
-      c.player = AsciinemaPlayer.create(
-        {driver: "websocket", url: wsURL(`/ws/cast/${encodeURIComponent(runId)}/${encodeURIComponent(a.cast)}`, view), bufferTime: 0},
-        c.term, {fit: "width", autoPlay: true, terminalFontSize: "13px"});
-    } else {
-      c.player = AsciinemaPlayer.create(
-        `/cast/${encodeURIComponent(runId)}/${encodeURIComponent(a.cast)}.cast` + query(view),
-        c.term, {fit: "width", idleTimeLimit: 2, speed: c.speed, poster: "npt:99999", terminalFontSize: "13px"});
-    }
-    c.term.player = c.player;  // for scripts (and tests) driving the page: pause, seek, getCurrentTime
     c.term.dataset.mode = live ? "live" : "playback";
     c.term.dataset.view = c.view;
+    const view = "&view=" + encodeURIComponent(c.view);
+    const cast = `${encodeURIComponent(runId)}/${encodeURIComponent(a.cast)}`;
+    const made = c.made = (c.made || 0) + 1;  // a later call replaces this player while its poster is fetched
+    const create = (source, options) => {
+      if (made !== c.made) return;
+      c.player = AsciinemaPlayer.create(source, c.term, {fit: "width", terminalFontSize: "13px", ...options});
+      c.term.player = c.player;  // for scripts (and tests) driving the page: pause, seek, getCurrentTime
+    };
+    if (live) {
+      create({driver: "websocket", url: wsURL(`/ws/cast/${cast}`, view), bufferTime: 0}, {autoPlay: true});
+      return;
+    }
+    const recording = `/cast/${cast}.cast` + query(view);
+    const playback = {idleTimeLimit: 2, speed: c.speed};
+    fetch(`/screen/${cast}` + query(view)).then((r) => (r.ok ? r.json() : null)).catch(() => null)
+      .then((screen) => create(recording, screen ? {...playback, cols: screen.width, rows: screen.height,
+                                                    poster: "data:text/plain," + screen.text}
+                                                 : {...playback, poster: "npt:99999"}));
   }
 
   function update(c, a, live) {
@@ -163,10 +176,15 @@ function runPage() {
     c.files.replaceChildren(...(a.files_modified || []).map((f) => el("li", {text: f})));
     c.errors.replaceChildren(...(a.errors || []).map((e) => el("li", {text: e})));
     c.latest.textContent = a.status === "running" && a.latest ? "latest: " + a.latest : "";
-    c.speedLabel.hidden = live;
+    if (!live) c.earlier = false;
+    const playing = !live || c.earlier;  // the recording, or (earlier output) the recording so far
+    c.speedLabel.hidden = !playing;
+    c.earlierBox.hidden = !live;
+    c.earlierBox.textContent = c.earlier ? "back to live" : "earlier output";
+    c.earlierBox.title = c.earlier ? "" : "the recording so far: play, pause, seek";
     if (!a.cast) { c.term.textContent = "(no transcript)"; return; }
-    const mode = live ? "live" : "playback";
-    if (c.mode !== mode) { c.mode = mode; player(c, a, live); }
+    const mode = live ? (c.earlier ? "so far" : "live") : "playback";
+    if (c.mode !== mode) { c.mode = mode; player(c, a, !playing); }
   }
 
   socket("/ws/run/" + encodeURIComponent(runId), (run) => {
