@@ -229,10 +229,10 @@ def test_a_transcript_is_served_by_whatever_name_its_agent_has_and_only_if_its_r
     assert ws_open(f"ws://{server.host}/ws/cast/{run_id}/stray?token={TOKEN}", subprotocols=["v2.asciicast"])[0] == 403
 
 
-def long_cast(path, after: list[str], before: tuple[str, ...] = (), header: dict | None = None) -> None:
-    """A transcript of output events: `before`, then 2 MB of numbered lines, then `after`."""
+def long_cast(path, after: list[str], before: tuple[str, ...] = (), header: dict | None = None, mb: float = 2) -> None:
+    """A transcript of output events: `before`, then mb MB of numbered lines, then `after`."""
     line = "filler line {} with some words to make it longer\r\n"
-    filler = ["".join(line.format(n * 20 + i) for i in range(20)) for n in range(2 * 1024 * 1024 // 1000)]
+    filler = ["".join(line.format(n * 20 + i) for i in range(20)) for n in range(int(mb * 1024 * 1024 / 1000))]
     with open(path, "w") as fh:
         fh.write(json.dumps(header or {"version": 2, "width": 80, "height": 24}) + "\n")
         for n, text in enumerate([*before, *filler, *after]):
@@ -273,7 +273,7 @@ def test_a_long_live_transcript_is_streamed_from_its_last_full_screen_clear(tmp_
 
 def test_the_terminal_modes_in_force_where_a_live_stream_starts_are_set_first(tmp_path):
     cast = tmp_path / "secondary-1.cast"
-    long_cast(cast, ["the last line\r\n"], before=("\x1b[?7l\x1b[?25l\x1b[?1049h", "\x1b[1;20r\x1b[?25h"))
+    long_cast(cast, ["the last line\r\n"], before=("\x1b[?7l\x1b[?25l\x1b[?1049h", "\x1b[1;20r\x1b[?25h"), mb=0.5)
     tail = CastTail(cast)
     tail.start_recent()
     left_out, rest = streamed(tail).split("\r\n", 1)

@@ -17,11 +17,16 @@ from typing import BinaryIO
 
 LIVE_TAIL = 262144  # bytes of transcript at most before the start point a terminal is fed (about 30 ms of a player's work)
 SCAN = 1 << 20  # bytes read at a time looking back for the modes in force
+MODES_BACK = 64 << 20  # how far back at most (a fast search: about 0.1 s here)
+REGION_BACK = 1 << 20  # ... for a scroll region (a regular expression: about 8 ms a MB)
 # A full-screen clear: erase all, a terminal reset, the alternate screen entered (cleared), home and erase below.
 CLEAR = re.compile(r"\x1b\[2J|\x1bc|\x1b\[\?1049h|\x1b\[(?:1;1)?H\x1b\[0?J")
-# In the transcript's JSON text (an escape is written \u001b): a DEC mode set or reset, a scroll region
-# (DECSTBM), or a terminal reset (before which nothing is in force).
-MODE = re.compile(rb"\\u001[bB](?:\[\?([0-9;]*)([hl])|\[([0-9;]*)r|(c))")
+# In the transcript's JSON text (an escape is written \u001b, as json.dumps and asciinema write it): a DEC
+# mode set or reset, a scroll region (DECSTBM), a terminal reset (before which nothing is in force).
+PRIVATE = b"\\u001b[?"
+PRIVATE_MODE = re.compile(rb"\\u001b\[\?([0-9;]*)([hl])")
+REGION = re.compile(rb"\\u001b\[([0-9;]*)r")
+RESET = b"\\u001bc"
 KINDS = {"1049": "screen", "1047": "screen", "47": "screen", "7": "autowrap", "25": "cursor", "6": "origin"}
 ORDER = ("screen", "region", "autowrap", "cursor", "origin")  # the screen first: the others apply to it
 
@@ -67,24 +72,31 @@ def recent_start(fh: BinaryIO, body: int, size: int, clears: bool = True) -> Sta
 
 
 def modes_at(fh: BinaryIO, body: int, offset: int) -> str:
-    """What puts a fresh terminal in the modes in force at `offset` (the last setting of each before it,
-    looking back a SCAN at a time until each is found, a reset, or the first event)."""
+    """What puts a fresh terminal in the modes in force at `offset`: the last setting of each before it,
+    looking back a SCAN at a time until each is found, a terminal reset, the first event, or MODES_BACK
+    bytes (a scroll region: REGION_BACK; only it needs a costly search)."""
     found: dict[str, str] = {}
-    end = offset
-    while end > body and len(found) < len(ORDER):
-        low = max(body, end - SCAN)
+    end, floor = offset, max(body, offset - MODES_BACK)
+    while end > floor and len(found) < len(ORDER):
+        low = max(floor, end - SCAN)
         fh.seek(low)
-        data = fh.read(min(offset, end + 64) - low)  # (a sequence across `end` was seen in the chunk after)
-        for m in reversed([m for m in MODE.finditer(data) if m.start() < end - low]):
-            private, flag, region, reset = (g if g is None else g.decode() for g in m.groups())
-            if reset:
-                return _sequences(found)
-            if private is not None:
-                for param in reversed(private.split(";")):
-                    if param in KINDS:
-                        found.setdefault(KINDS[param], f"\x1b[?{param}{flag}")
-            else:
-                found.setdefault("region", f"\x1b[{region}r")
+        data = fh.read(min(offset, end + 64) - low)
+        own = end - low  # a sequence that starts at `own` or later was looked at in the chunk after
+        reset = data.rfind(RESET, 0, own + len(RESET) - 1)
+        first = max(reset, 0)
+        if offset - end < REGION_BACK and "region" not in found:
+            regions = [m for m in REGION.finditer(data, first) if m.start() < own]
+            if regions:
+                found["region"] = f"\x1b[{regions[-1].group(1).decode()}r"
+        at = own + len(PRIVATE) - 1
+        while (at := data.rfind(PRIVATE, first, at)) >= 0:  # (a few: a program sets its modes now and then)
+            m = PRIVATE_MODE.match(data, at)
+            at += len(PRIVATE) - 1  # the next one looked for starts before this one
+            for param in reversed(m.group(1).decode().split(";")) if m else ():
+                if param in KINDS:
+                    found.setdefault(KINDS[param], f"\x1b[?{param}{m.group(2).decode()}")
+        if reset >= 0:
+            break
         end = low
     return _sequences(found)
 
