@@ -296,3 +296,12 @@ def test_a_long_rendered_transcript_is_streamed_from_a_whole_json_line(tmp_path)
     text = streamed(tail) + "".join(e[2] for e in tail.finish())
     assert "▸ \x1b[1mCreate\x1b[0m\x1b[36m routers/users.py" in text and '"type"' not in text
     tail.close()
+
+
+def test_a_recording_so_far_is_served_up_to_its_last_whole_event(tmp_path):
+    from orchestra.web.feeds import recorded_cast
+
+    cast = tmp_path / "secondary-1.cast"
+    whole = json.dumps({"version": 2, "width": 80, "height": 24}) + "\n" + '[0.1, "o", "done\\r\\n"]\n' * 5000
+    cast.write_text(whole + '[0.2, "o", "being wri')  # the agent is writing its next event
+    assert b"".join(recorded_cast(cast)).decode() == whole

@@ -261,7 +261,10 @@ def last_screen(path: Path, view: str = RAW) -> dict:
         size = file_size(tail.fh)
         text = []
         while tail.fh.tell() < size:
+            read_from = tail.fh.tell()
             text += [e[2] for e in tail.read()]
+            if tail.fh.tell() == read_from:  # (cut short since it was measured)
+                break
         text += [e[2] for e in tail.finish()]
         return {"width": tail.start()["width"], "height": tail.start()["height"], "text": "".join(text)}
     finally:
