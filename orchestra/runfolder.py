@@ -48,9 +48,28 @@ def home(workdir: Path) -> Path:
     one .orchestra/ whichever subdirectory a run starts from; outside a repository the directory itself."""
     workdir = Path(workdir).resolve()
     for folder in (workdir, *workdir.parents):
+        if folder in _NOT_A_HOME:
+            break
         if (folder / ".git").exists():
             return folder
     return workdir
+
+
+def _not_homes() -> set:
+    """Folders whose repository, if they have one, is never a run's home: a home directory kept in git (its
+    dotfiles) or a stray one in the temp directory would otherwise gather the runs of every folder below."""
+    import tempfile
+
+    found = {Path("/")}
+    for folder in (os.path.expanduser("~"), tempfile.gettempdir()):
+        try:
+            found.add(Path(folder).resolve())
+        except OSError:
+            pass
+    return found
+
+
+_NOT_A_HOME = _not_homes()
 
 
 def new_run_id() -> str:

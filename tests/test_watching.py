@@ -99,3 +99,19 @@ def test_show_takes_latest_or_a_unique_start_of_a_run_id_and_runs_lists_newest_f
     listed = orchestra("runs", cwd=workdir).stdout.splitlines()
     assert listed[0].startswith("RUN ") and listed[1].startswith(ids[1]) and listed[2].startswith(ids[0])
     assert len({line.index("completed") for line in listed[1:]}) == 1  # aligned
+
+
+def test_a_repository_at_the_home_or_temp_directory_never_gathers_other_folders_runs(tmp_path, monkeypatch):
+    import tempfile
+
+    from orchestra import runfolder
+
+    home = tmp_path / "home"
+    (home / ".git").mkdir(parents=True)  # dotfiles in git
+    project = home / "code" / "project"
+    project.mkdir(parents=True)
+    monkeypatch.setattr(runfolder, "_NOT_A_HOME", {home.resolve(), runfolder.Path("/")})
+    assert runfolder.home(project) == project.resolve()
+    (home / "code" / ".git").mkdir()
+    assert runfolder.home(project) == (home / "code").resolve()
+    assert runfolder.Path(tempfile.gettempdir()).resolve() in runfolder._not_homes()
