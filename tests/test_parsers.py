@@ -134,7 +134,10 @@ def test_codex_refused_key_is_an_error_and_its_retries_are_named_alike():
     retries = [line for line in text.splitlines() if "Reconnecting..." in line]
     assert len(retries) == 5 and all(CFG.agents["codex"].retry.search(line) for line in retries)
     assert {make_parser("codex").retry(line) for line in retries} == {"API error 401 Unauthorized"}
-    assert any(e.search(retries[0]) for e in CFG.agents["codex"].errors)  # stopped at the first
+    first = make_parser("codex")
+    first.feed(retries[0] + "\n")  # stopped at the first: its parser reads the refused key there
+    assert first.parsed.api_failure.key_refused and first.parsed.api_failure.status == 401
+    assert first.parsed.api_failure.url.endswith("/v1/responses")
 
 
 def test_codex_patterns_on_its_real_output():

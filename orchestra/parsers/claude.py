@@ -64,6 +64,13 @@ class ClaudeParser(JsonLinesParser):
         if kind == "system" and event.get("subtype") == "init":
             p.model = event.get("model") or p.model
             p.set_cwd(event.get("cwd"))
+        elif kind == "system" and event.get("subtype") == "api_retry":
+            # a refused key it would retry for minutes; no HTTP status: the request never got an answer
+            status = event.get("error_status")
+            status = status if isinstance(status, int) else None
+            error = str(event.get("error") or "unknown")
+            self.api_failed(self.line, error if status else f"no HTTP answer ({error})", status,
+                            unreachable=status is None)
         elif kind == "assistant":
             for block in (event.get("message") or {}).get("content") or []:
                 if not isinstance(block, dict):
@@ -87,6 +94,8 @@ class ClaudeParser(JsonLinesParser):
                 detail = event.get("result") or event.get("subtype") or "error"
                 status = event.get("api_error_status")
                 p.add_error(f"{'API error ' + str(status) + ': ' if status else ''}{detail}")
+                if isinstance(status, int):
+                    self.api_failed(self.line, str(detail), status)
 
 
     def retry(self, line: str) -> str:
