@@ -69,3 +69,8 @@ def failure_words(failure: Optional[ApiFailure], line: str, profile: Profile, en
     if failure is None or failure.line[:len(line)] != line or not line:
         return ""
     return describe(failure, profile, env)
+
+
+def retried(what: str, count: int) -> str:
+    """"API error 529 overloaded: retried 3 times": what an agent retried, in a summary's errors."""
+    return f"{what}: retried {count} time{'s' if count != 1 else ''}"

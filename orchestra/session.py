@@ -513,8 +513,7 @@ class AgentSession:
         limit = self.profile.max_retries
         if limit is not None and self.retry_streak > limit:
             what = failures.failure_words(self.parser.parsed.api_failure, line, self.profile, self.env) or what
-            times = "time" if self.retry_streak == 1 else "times"
-            self.outcome = decided("failed", f"{what}: retried {self.retry_streak} {times} in a row, more than "
+            self.outcome = decided("failed", f"{failures.retried(what, self.retry_streak)} in a row, more than "
                                              f"max_retries ({limit})", "max_retries", self.read_at,
                                    self.profile.retry, line)
             self._begin_exit(ask=False)
@@ -696,7 +695,7 @@ class AgentSession:
         outcome = self.outcome or Outcome("interrupted", "did not finish")
         parsed = self.parser.result()
         for what, count in self.retries.items():
-            parsed.add_error(f"{what}: retried {count} time{'s' if count != 1 else ''}")
+            parsed.add_error(failures.retried(what, count))
         # masked as one block: a key that a hard wrap put on two lines is whole in it
         last_lines = [line for line in self.redactor.text("\n".join(self.stream.last_lines)).split("\n") if line]
         if outcome.status in ("crashed", "failed", "timeout", "waiting_for_input"):

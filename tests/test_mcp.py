@@ -270,6 +270,23 @@ def test_bad_input_is_a_tool_error_that_says_what_to_do(tmp_path, project):
     assert runs_of(project) == []  # nothing was started
 
 
+def test_a_delegation_whose_agent_has_no_key_is_a_tool_error_naming_the_variable(tmp_path, project, monkeypatch):
+    cfg = config(tmp_path)
+    data = yaml.safe_load(cfg.read_text())
+    data["agents"]["worker"]["api_key_env"] = "ORCHESTRA_TEST_UNSET_KEY"  # the agent `auto` routes to
+    cfg.write_text(yaml.safe_dump(data))
+    monkeypatch.delenv("ORCHESTRA_TEST_UNSET_KEY", raising=False)
+
+    async def call():
+        async with sdk_client(project, cfg) as client:
+            return await client.call_tool("delegate", {"task": "x", "to": "auto"})
+
+    reply = asyncio.run(call())
+    assert reply.is_error, reply
+    assert "agent 'worker': the API key variable ORCHESTRA_TEST_UNSET_KEY is not set" in reply.content[0].text
+    assert runs_of(project) == []  # nothing was started
+
+
 @pytest.mark.parametrize("secondaries", [1, 8, 64])
 def test_the_summary_a_model_gets_is_bounded_whatever_the_secondaries_did(secondaries):
     agent = {"agent": "worker", "role": "secondary-1", "status": "failed", "reason": "r" * 10_000,

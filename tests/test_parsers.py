@@ -376,3 +376,23 @@ def test_a_live_agent_that_exits_0_with_its_own_verdict_of_success_but_no_comple
     drive([s])
     r = s.result()
     assert (r.status, r.ended_by["signal"]) == ("completed", "exit"), r.reason
+
+
+def test_summarize_of_a_transcript_cut_short_by_a_refused_key_names_the_variable_and_the_retries():
+    from orchestra.history import summarize_file
+    agent = summarize_file(CFG, CFG.agents["claude"], OUT / "claude-401-stream-json.stdout")
+    assert agent.status == "failed" and agent.reason == "API key refused (401): check ANTHROPIC_API_KEY"
+    assert agent.errors == ["API key refused (401): check ANTHROPIC_API_KEY",
+                            "API error 401 authentication_failed: retried 6 times"]
+
+
+def test_summarize_of_a_transcript_that_stops_while_retrying_names_what_was_retried(tmp_path):
+    from orchestra.history import summarize_file
+    retry = ('{"type":"system","subtype":"api_retry","attempt":%d,"max_retries":10,"retry_delay_ms":500,'
+             '"error_status":429,"error":"rate_limit","session_id":"s"}')
+    path = tmp_path / "claude.jsonl"
+    path.write_text("".join(retry % n + "\n" for n in (1, 2, 3)))
+    agent = summarize_file(CFG, CFG.agents["claude"], path)
+    assert agent.status == "failed"
+    assert agent.reason == "the transcript ends while the agent retries: API error 429 rate_limit: retried 3 times"
+    assert agent.errors == ["API error 429 rate_limit: retried 3 times"]
