@@ -30,9 +30,15 @@ def describe(failure: ApiFailure, profile: Profile, env: Mapping[str, str], prob
         where = (profile.api_key_env if profile.api_key_env else
                  f"the key {profile.name} is configured with (its profile names no api_key_env)")
         return f"API key refused{status}: check {where}"
-    url = failure.url or (env.get(profile.base_url_env) if profile.base_url_env else None)
+    url = shown(failure.url or (env.get(profile.base_url_env) if profile.base_url_env else None) or "")
     why = (reach(url) if probe and url else "") or failure.detail or "no answer"
     return f"cannot reach the API{' at ' + url if url else ''}: {why}"
+
+
+def shown(url: str) -> str:
+    """The address without a user and password it may carry (http://user:secret@host/)."""
+    parts = urlsplit(url)
+    return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl() if "@" in parts.netloc else url
 
 
 def reach(url: str, timeout: float = PROBE_TIMEOUT) -> str:

@@ -396,3 +396,14 @@ def test_summarize_of_a_transcript_that_stops_while_retrying_names_what_was_retr
     assert agent.status == "failed"
     assert agent.reason == "the transcript ends while the agent retries: API error 429 rate_limit: retried 3 times"
     assert agent.errors == ["API error 429 rate_limit: retried 3 times"]
+
+
+def test_an_api_that_cannot_be_reached_is_named_by_its_address_without_the_password_in_it():
+    from orchestra.failures import describe
+    retry = ('{"type":"system","subtype":"api_retry","attempt":1,"max_retries":10,"retry_delay_ms":500,'
+             '"error_status":null,"error":"unknown","session_id":"s"}')
+    p = make_parser("claude")
+    p.feed(retry + "\n")
+    env = {"ANTHROPIC_BASE_URL": "http://user:hunter2-secret@127.0.0.1:9/api"}
+    assert describe(p.parsed.api_failure, CFG.agents["claude"], env, probe=False) == \
+        "cannot reach the API at http://127.0.0.1:9/api: no HTTP answer (unknown)"
