@@ -16,13 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
-from . import agents
+from . import agents, report
 from .config import Config, Profile
 from .errors import OrchestraError
 from .router import Route, route
 from .run import Run, check_ready, summarize_session
 from .session import IDLE, AgentSession, drive, task_problem
-from .summary import AgentSummary, GitSnapshot, RunSummary, describe_ended_by, total_cost
+from .summary import AgentSummary, GitSnapshot, RunSummary, total_cost
 from .worktree import BranchReport, Repo, Tree
 
 # One line: typed into an interactive agent, a newline would send the message early.
@@ -42,12 +42,7 @@ SPLIT_PROMPT = (
 SUMMARY_INTRO = "Orchestra: the secondary agent has finished. Its summary:"
 SUMMARY_INTRO_MANY = "Orchestra: the {n} secondary agents have finished, each on its own git branch. Their summaries:"
 SUMMARY_ASK = "Reply in a few lines: is the task done, and what should the user check next?"
-# The block stays this small whatever the secondaries did (thousands of files, long errors): a headless
-# primary gets it as one argument (Linux: 128 KB at most), an interactive one typed at its prompt, where
-# a terminal in line mode keeps 4095 bytes of a line.
-SUMMARY_MAX = 4000  # characters, the whole block
-FILES_SHOWN = 20
-ERRORS_SHOWN = 5
+SUMMARY_MAX = report.TEXT_MAX
 
 
 @dataclass
@@ -96,48 +91,13 @@ def extract_briefs(text: str, start: re.Pattern, end: re.Pattern) -> list[str]:
 
 
 def summary_block(secondaries: list[AgentSummary], branches: Optional[dict[str, BranchReport]] = None,
-                  record: str = "run.json") -> str:
-    """The structured block given to the primary: one section per secondary, at most SUMMARY_MAX
-    characters; what does not fit is in `record` (the run's run.json), and the block says so."""
-    branches = branches or {}
+                  record: str = "run.json", merge_stopped: Optional[str] = None) -> str:
+    """The block given to the primary, on one line: report.secondaries_text, as `orchestra mcp` gives it too."""
     head = SUMMARY_INTRO if len(secondaries) == 1 else SUMMARY_INTRO_MANY.format(n=len(secondaries))
-    cut_note = f"(Sections cut short end in '...'; the whole summary: {record}.)"
-    share = (SUMMARY_MAX - len(head) - len(cut_note) - len(SUMMARY_ASK) - 3) // max(1, len(secondaries)) - 1
-    sections = []
-    for s in secondaries:
-        cost = f"${s.cost_usd:.4f} ({s.cost_source})" if s.cost_usd is not None else "unknown"
-        files = ", ".join(_clip(f, 200) for f in s.files_modified[:FILES_SHOWN]) or "none"
-        if len(s.files_modified) > FILES_SHOWN:
-            files += f" ... and {len(s.files_modified) - FILES_SHOWN} more (the whole list: {record})"
-        errors = "; ".join(_clip(e, 300) for e in s.errors[:ERRORS_SHOWN]) or "none"
-        if len(s.errors) > ERRORS_SHOWN:
-            errors += f" ... and {len(s.errors) - ERRORS_SHOWN} more (all of them: {record})"
-        lines = [
-            f"[{s.role}: {s.agent}]",
-            f"status: {s.status}" + (f" ({_clip(s.reason, 500)})" if s.reason else ""),
-            "ended by: " + describe_ended_by(s.ended_by, line=False, limit=80),
-            f"files: {files}",
-            f"errors: {errors}",
-            f"cost: {cost}",
-            f"duration: {s.duration_s:.1f}s",
-            "last lines: " + " | ".join(line[:200] for line in s.last_lines[-5:]),
-        ]
-        if s.branch:
-            report = branches.get(s.branch)
-            lines.append(f"branch: {s.branch}" + (f" ({_clip(report.describe(), 500)})" if report else ""))
-        sections.append(_clip(" ".join(line.strip() for line in lines), share))
-    cut = [cut_note] if any(section.endswith(" ...") for section in sections) else []
-    # one line: a newline typed into an interactive agent would send the message early
-    return one_line(" ".join([head, *sections, *cut, SUMMARY_ASK]))
-
-
-def one_line(text: str) -> str:
-    """Text orchestra types for an agent: control characters (newlines too) would act, not be typed."""
-    return re.sub(r"[\x00-\x08\x0a-\x1f\x7f]+", " ", text)
-
-
-def _clip(text: str, limit: int, more: str = " ...") -> str:
-    return text if len(text) <= limit else text[:max(0, limit - len(more))] + more
+    states = {name: r.describe() for name, r in (branches or {}).items()}
+    tail = [report.merge_stopped_text(merge_stopped)] if merge_stopped else []
+    return report.secondaries_text([s.to_dict() for s in secondaries], head, tail + [SUMMARY_ASK], record,
+                                   branch_states=states, limit=SUMMARY_MAX, sep=" ")
 
 
 def check_plan(config: Config, plan: Plan) -> None:
@@ -293,7 +253,7 @@ class _Flow:
         """Spawn one secondary: in the run's workdir, or with several in its worktree."""
         profile = self.config.profile(name)
         if not profile.takes_task_in_argv:
-            brief = one_line(brief)  # typed: its line breaks would press Enter before the end
+            brief = report.one_line(brief)  # typed: its line breaks would press Enter before the end
         if tree is None:
             return self.start(profile, window, brief), None, self.git
         # a fresh worktree is clean at the starting commit: its snapshot needs no git call
@@ -378,7 +338,7 @@ class _Flow:
         # the block names run.json for what it leaves out: the live record, with the secondaries' summaries now
         self.run.write_live()
         record = os.path.relpath(self.run.dir / "run.json", primary.workdir if primary is not None else self.run.workdir)
-        block = summary_block(self.secondaries, {r.branch: r for r in self.branches}, record)
+        block = summary_block(self.secondaries, {r.branch: r for r in self.branches}, record, self.merge_stopped)
         profile = self.plan.primary
         if primary is not None and primary.phase == IDLE:
             primary.send_turn(block)  # interactive: type it in, as a person would

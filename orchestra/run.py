@@ -1,10 +1,7 @@
 """A run: its id, its folder under .orchestra/runs/, its tmux session, its secrets; and `orchestra run`."""
 from __future__ import annotations
 
-import fcntl
-import json
 import os
-import secrets as _random
 import signal
 import sys
 import time
@@ -12,26 +9,18 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Optional
 
-from . import agents
+from . import agents, runfolder
 from .config import Config, Profile
 from .errors import OrchestraError
+from .procs import end_processes, marked_pids, process_started
 from .redact import Redactor, secrets_from_env
-from .session import AgentSession, Outcome, drive, task_problem, wait_exit
-from .summary import RUNNING, AgentSummary, GitSnapshot, RunSummary, cost_of, split_paths, without_ignored
+from .runfolder import LOCK, RUN_MARK, RUNNING
+from .session import AgentSession, Outcome, drive, task_problem
+from .summary import AgentSummary, GitSnapshot, RunSummary, cost_of, split_paths, without_ignored
 from .viewer import TmuxViewer, ViewerWindow
 
-RUNS_DIR = Path(".orchestra") / "runs"
-# One empty file per run under way, named for it: what `orchestra status` reads, however many runs are done
-LIVE_DIR = Path(".orchestra") / "live"
 LIVE_EVERY = 1.0  # seconds: the live record's latest lines and costs are rewritten at most this often
-# Held (flock) by the run's orchestra process until its final record is written, and let go by the
-# kernel if that process dies: one event, on Linux and macOS alike, for "the run has ended".
-LOCK = "run.lock"
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-# Every agent of a run gets this variable in its environment, and so does everything it starts:
-# how a run finds what its agents left running outside their process groups (Run.end_stragglers).
-RUN_MARK = "ORCHESTRA_RUN"
-STRAGGLER_GRACE = 1.0  # seconds between SIGTERM and SIGKILL for them
 
 
 class Interrupted(BaseException):
@@ -49,28 +38,45 @@ class Interrupted(BaseException):
 
 
 class StopSignals:
-    """SIGINT, SIGTERM and SIGHUP (a closed terminal) during a run, from start to end.
+    """SIGINT, SIGTERM and SIGHUP (a closed terminal) during a run, from its folder's making to its end.
 
-    While its agents work, and while they are being ended, each such signal raises Interrupted
-    (a second one ends them at once). From hold() on, while the run writes its record, they are
-    ignored. The handlers from before the run come back only when it is over: no gap in which a
-    signal would kill orchestra before its record is written."""
+    Until arm(), a signal is kept for later: the run is being set up (its version checks, its first
+    windows), and arm() raises it as Interrupted inside conduct(), where it is handled like any other,
+    so a run interrupted at any moment is recorded `interrupted`. While its agents work, and while they
+    are being ended, each such signal raises Interrupted (a second one ends them at once). From hold()
+    on, while the run writes its record, they are ignored. The handlers from before the run come back
+    only when it is over: no gap in which a signal would kill orchestra before its record is written."""
 
-    def __enter__(self) -> "StopSignals":
-        self.raising = True
+    def __init__(self) -> None:
+        self.raising = False
+        self.held = False
+        self.pending: Optional[int] = None
+        self.old: dict = {}
+
+    def install(self) -> "StopSignals":
         self.old = {s: signal.signal(s, self._handler) for s in STOP_SIGNALS}
         return self
 
     def _handler(self, signum, frame) -> None:
         if self.raising:
             raise Interrupted(signum)
+        if self.pending is None and not self.held:
+            self.pending = signum
+
+    def arm(self) -> None:
+        self.raising = True
+        if self.pending is not None:
+            signum, self.pending = self.pending, None
+            raise Interrupted(signum)
 
     def hold(self) -> None:
         self.raising = False
+        self.held = True
 
-    def __exit__(self, *exc) -> None:
+    def restore(self) -> None:
         for s, h in self.old.items():
             signal.signal(s, h)
+        self.old = {}
 
 
 def to_stderr(line: str) -> None:
@@ -80,10 +86,6 @@ def to_stderr(line: str) -> None:
         sys.stderr.flush()
     except (OSError, ValueError):
         pass
-
-
-def new_run_id() -> str:
-    return datetime.now().strftime("%Y%m%d-%H%M%S-") + _random.token_hex(3)
 
 
 class Run:
@@ -101,27 +103,8 @@ class Run:
         self.env = dict(os.environ if env is None else env)
         self.started = time.monotonic()
         self.started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        runs = self.workdir / RUNS_DIR
-        try:
-            runs.mkdir(parents=True, exist_ok=True)
-            # keep .orchestra/ (runs, worktrees) out of git's view without editing the user's .gitignore
-            ignore = self.workdir / ".orchestra" / ".gitignore"
-            if not ignore.exists():
-                ignore.write_text("*\n")
-            if run_id:  # its folder made by the command that started this one in the background
-                self.id, self.dir = run_id, runs / run_id
-                self.dir.mkdir(exist_ok=True)
-            while not run_id:  # two runs started in the same second still get their own folders
-                self.id = new_run_id()
-                self.dir = runs / self.id
-                try:
-                    self.dir.mkdir()
-                    break
-                except FileExistsError:
-                    continue
-        except OSError as exc:
-            raise OrchestraError(f"cannot keep this run's record in {runs}: {exc.strerror or exc} "
-                                 "(orchestra writes transcripts and run.json there; pick another --workdir)") from None
+        self.home = runfolder.home(self.workdir)  # where its folder is: a repository's top, from any subdirectory
+        self.id, self.dir = runfolder.make(self.home, run_id)
         # the secrets of orchestra's environment and those a profile sets in its own `env:`
         self.mark = f"{self.id}.{os.getpid()}"
         key_vars = [p.api_key_env for p in config.agents.values()]
@@ -141,14 +124,24 @@ class Run:
         self._live_at = 0.0
         self._final = False
         self._live_failed = False
-        self.live_marker = self.workdir / LIVE_DIR / self.id
-        self._lock = hold_lock(self.dir / LOCK)  # released once the final record is written: what wait() waits on
-        try:
-            self.live_marker.parent.mkdir(parents=True, exist_ok=True)
-            self.live_marker.touch()
-        except OSError:
-            pass  # `status` without a run id will not list it; its record still says running
+        self._lock = runfolder.hold_lock(self.dir / LOCK)  # released once the final record is written: what wait() waits on
+        runfolder.mark_live(self.workdir, self.id)
         self.write_live()
+        # from here on the run has a record: a signal ends it as `interrupted`, and a detached
+        # run's starter may return its id
+        self.signals = StopSignals().install()
+        runfolder.tell_starter("started")
+        self.say_where_to_watch()
+
+    def say_where_to_watch(self) -> None:
+        """At the start, so a run in the foreground can be watched while it goes (and said again at its end)."""
+        from .web import web_url
+
+        if self.viewer is not None:
+            self.say(f"👀 Watch: tmux attach -t {self.viewer.session}")
+        url = web_url(self.home, self.id)
+        if url:
+            self.say(f"🌐 Web: {url}")
 
     @property
     def tmux_session(self) -> Optional[str]:
@@ -212,19 +205,19 @@ class Run:
     def _live_agent(self, s: AgentSession) -> dict:
         summary = self.results.get(id(s))
         if summary is not None:  # done and summarised
-            return {**summary.to_dict(), "phase": s.phase, "latest": self.redactor.text(s.stream.latest)}
+            return {**summary.to_dict(), "phase": s.phase, "latest": self.redactor.text(s.latest)}
         parsed = s.parser.result()
         cost, source = cost_of(parsed, s.profile.name, self.config)
         started = s.started_at or time.monotonic()
         return {
             "agent": s.profile.name, "role": self.roles.get(id(s), s.window_name),
             "status": RUNNING if s.phase != "done" else (s.outcome.status if s.outcome else "done"),
-            "phase": s.phase, "latest": self.redactor.text(s.stream.latest),
+            "phase": s.phase, "latest": self.redactor.text(s.latest),
             "cost_usd": cost, "cost_source": source, "tokens": {"input": parsed.tokens_in, "output": parsed.tokens_out},
             "duration_s": round((s.ended_at or time.monotonic()) - started, 3),
             "started_at": datetime.fromtimestamp(s.started_wall, timezone.utc).isoformat(timespec="milliseconds")
             if s.started_wall else "",
-            "transcript": os.path.relpath(s.transcript_path, self.workdir), "tmux_target": s.window.target or None,
+            "transcript": os.path.relpath(s.transcript_path, self.home), "tmux_target": s.window.target or None,
             "files_modified": [], "errors": [],
         }
 
@@ -235,7 +228,7 @@ class Run:
             return
         self._live_at = time.monotonic()
         try:
-            _write_atomically(self.dir / "run.json", json.dumps(self.live(), indent=2, ensure_ascii=False))
+            runfolder.write_record(self.dir, self.live())
         except OSError as exc:
             if not self._live_failed:  # said once; the final record is tried (and reported) all the same
                 self._live_failed = True
@@ -273,12 +266,11 @@ class Run:
         (commit the secondaries' work) and the record are not cut short. Raises the Interrupted,
         once the record is written."""
         interrupted: Optional[Interrupted] = None
-        from .jobs import tell_starter  # (jobs reads runs: imported here, not at the top)
-
-        with StopSignals() as signals:
+        signals = self.signals
+        try:
             try:
                 try:
-                    tell_starter("started")  # detached: the starter may return; a cancel (SIGINT) is handled
+                    signals.arm()  # one that came while the run was set up is raised here
                     work()
                 except Interrupted as exc:
                     interrupted = exc
@@ -301,6 +293,8 @@ class Run:
             signals.hold()
             summary = record()
             self.finish(summary)
+        finally:
+            signals.restore()
         if interrupted:
             interrupted.run_dir = self.dir if self.saved else None
             raise interrupted
@@ -334,19 +328,16 @@ class Run:
     def write_json(self, summary: RunSummary) -> Optional[Path]:
         """The final run.json, whole or not at all. One that cannot be written (a full disk) is said on
         stderr and the run goes on: its summary is printed all the same."""
-        path = self.dir / "run.json"
+        path = self.dir / runfolder.RECORD
         self._final = True
         summary.pid, summary.pid_started = self.pid, self.pid_started
         try:
-            _write_atomically(path, json.dumps(self.redactor.data(summary.to_dict()), indent=2, ensure_ascii=False))
+            runfolder.write_record(self.dir, self.redactor.data(summary.to_dict()))
         except OSError as exc:
             self.warn(f"❌ cannot write {path}: {exc.strerror or exc} (the run's record is not saved)")
             return None
         finally:
-            try:
-                self.live_marker.unlink()
-            except OSError:
-                pass
+            runfolder.unmark_live(self.workdir, self.id)
             if self._lock is not None:
                 os.close(self._lock)  # (releases it)
                 self._lock = None
@@ -359,123 +350,6 @@ class Run:
 
     def elapsed(self) -> float:
         return round(time.monotonic() - self.started, 3)
-
-
-def hold_lock(path: Path) -> Optional[int]:
-    """An exclusive lock on path, held as long as the returned fd is open (none if it cannot be had)."""
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)  # not inherited by the agents (PEP 446)
-    except OSError:
-        return None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        os.close(fd)
-        return None
-    return fd
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    """A reader sees the old file or the new one, never half of one."""
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        tmp.write_text(text + "\n", encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError:
-        try:
-            tmp.unlink()
-        except OSError:
-            pass
-        raise
-
-
-def process_started(pid: int) -> Optional[int]:
-    """When a process started (clock ticks since boot, from /proc), to tell it from a later one given
-    the same pid; None where /proc has no such thing; -1 for one that has ended (a zombie)."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            fields = fh.read().rsplit(b")", 1)[1].split()
-        return -1 if fields[0] in (b"Z", b"X") else int(fields[19])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def process_alive(pid: Optional[int], started: Optional[int] = None) -> bool:
-    """Whether the process that wrote a record still runs (and is that one, not a reused pid)."""
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass  # there, but another user's
-    now = process_started(pid)
-    return now != -1 and (now is None or started is None or now == started)
-
-
-def end_processes(pids: list[int]) -> list[str]:
-    """SIGTERM to each, then SIGKILL to those still there after STRAGGLER_GRACE (one grace for all of
-    them, as abort() gives agents). Returns the names of those that were there."""
-    left: dict[int, int] = {}  # pid -> pidfd
-    names = []
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/comm") as fh:
-                names.append(fh.read().strip())
-            left[pid] = os.pidfd_open(pid)
-            os.kill(pid, signal.SIGTERM)
-        except OSError:  # gone meanwhile
-            continue
-    deadline = time.monotonic() + STRAGGLER_GRACE
-    for pid, pidfd in left.items():
-        if not wait_exit(pidfd, max(0.0, deadline - time.monotonic())):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
-        os.close(pidfd)
-    return names
-
-
-def marked_pids(name: str, value: str) -> list[int]:
-    """The processes, other than this one, whose environment holds name=value (as it was at their exec)."""
-    return list(marked(name, value))
-
-
-def marked(name: str, value: str, prefix: bool = False) -> dict[int, str]:
-    """The processes, other than this one, whose environment holds name=value, or with prefix a value
-    that starts with `value`: pid -> the value."""
-    mark = f"{name}={value}".encode()
-    found = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == os.getpid():
-            continue
-        try:
-            with open(f"/proc/{entry}/environ", "rb") as fh:
-                for var in fh.read().split(b"\0"):
-                    if var == mark or (prefix and var.startswith(mark)):
-                        found[int(entry)] = var[len(name) + 1:].decode(errors="replace")
-                        break
-        except OSError:  # gone meanwhile, or not ours to read
-            continue
-    return found
-
-
-def left_running(run_id: str) -> tuple[list[int], list[int]]:
-    """What carries a run's mark (whichever orchestra process ran it), and the pid of that orchestra
-    process if it is still alive (then the run is going on, and what carries its mark is its agents)."""
-    found = marked(RUN_MARK, f"{run_id}.", prefix=True)
-    owners = set()
-    for value in set(found.values()):
-        pid = value.rpartition(".")[2]
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as fh:
-                if b"orchestra" in fh.read():  # not some later process that got its pid
-                    owners.add(int(pid))
-        except (OSError, ValueError):
-            continue
-    return sorted(found), sorted(owners)
 
 
 def check_key(profile: Profile, env: dict, config: Config) -> None:
@@ -511,7 +385,7 @@ def summarize_session(run: Run, s: AgentSession, role: str, git: Optional[GitSna
         cost_usd=cost, cost_source=source,
         tokens={"input": r.parsed.tokens_in, "output": r.parsed.tokens_out},
         duration_s=r.duration_s, started_at=r.started_at, exit_code=r.exit_code, signal=r.signal,
-        transcript=os.path.relpath(s.transcript_path, run.workdir),
+        transcript=os.path.relpath(s.transcript_path, run.home),
         tmux_target=s.window.target or None, session_id=r.parsed.session_id,
         answers=[{k: mask(v) if isinstance(v, str) else v for k, v in a.items()} for a in r.answers],
         last_lines=r.last_lines, reply=mask(r.parsed.reply)[-4000:], workdir=str(s.workdir),

@@ -32,10 +32,12 @@ from typing import Callable, Iterable, Optional
 import pexpect
 
 from . import agents, failures
+from .ansi import strip
 from .config import DATA_DIR, Profile
 from .errors import OrchestraError
 from .parsers import Parsed, make_parser
 from .parsers import render as draw
+from .procs import wait_pidfd as wait_exit
 from .redact import Redactor
 from .searcher import multiline
 from .stream import Stream
@@ -128,6 +130,7 @@ class AgentSession:
         self.parser = make_parser(profile.parser, profile)
         # a rendered window shows what the parser draws of the lines it parses anyway (no second parse)
         self.rendered_view = profile.view == "rendered" and self.parser.render is not None
+        self.drawn_latest = ""  # the last line its rendered window shows
         if self.rendered_view:
             self.parser.rendering()
         self.stream = Stream(self.parser)
@@ -411,7 +414,11 @@ class AgentSession:
         if self.rendered_view:
             drawn = self.parser.take_rendered()
             if drawn:
-                self.window.write(self.redactor.text(drawn).encode())
+                drawn = self.redactor.text(drawn)
+                self.window.write(drawn.encode())
+                shown = [line for line in strip(drawn).split("\n") if line.strip()]
+                if shown:
+                    self.drawn_latest = shown[-1].strip()[-200:]
         else:
             self.window.write(data)
         self.cast.output(text, now, plain)
@@ -691,6 +698,11 @@ class AgentSession:
             status, reason = "completed", ""
         return decided(status, reason, "exit", self.exit_seen or time.monotonic())
 
+    @property
+    def latest(self) -> str:
+        """Its newest line as its window shows it (rendered, for a JSON agent), for status lines and records."""
+        return self.drawn_latest if self.rendered_view and self.drawn_latest else self.stream.latest
+
     def result(self) -> SessionResult:
         outcome = self.outcome or Outcome("interrupted", "did not finish")
         parsed = self.parser.result()
@@ -867,11 +879,3 @@ def _pidfd(pid: int) -> int:
     except (AttributeError, OSError) as exc:  # pragma: no cover - Linux >= 5.3 has it
         raise OrchestraError(f"cannot watch process {pid}: pidfd_open failed ({exc}); Linux 5.3+ is needed") from None
 
-
-def wait_exit(pidfd: int, timeout: float) -> bool:
-    """Wait for a process to end, on its pidfd, at most timeout seconds."""
-    if pidfd < 0:
-        return True
-    p = select.poll()
-    p.register(pidfd, select.POLLIN)
-    return bool(p.poll(int(timeout * 1000)))

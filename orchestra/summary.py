@@ -14,10 +14,9 @@ from typing import Optional
 
 from .config import Config
 from .parsers import Parsed
+from .runfolder import LOST, RUNNING  # noqa: F401 (a record's statuses beside the others)
 
 STATUSES = ("completed", "partial", "failed", "timeout", "waiting_for_input", "crashed", "interrupted")
-# a record's status while its run goes on, and once its orchestra process is gone without finishing it
-RUNNING, LOST = "running", "lost"
 
 
 @dataclass

@@ -5,7 +5,8 @@
     collect    whatever a secondary left uncommitted is committed on its branch (nothing is lost)
     report     per branch: does it merge cleanly into the starting branch (git merge-tree, the
                working tree untouched)
-    merge      only on request: the completed branches one by one, stopping at the first conflict
+    merge      only on request: the completed branches one by one, stopping at the first conflict, or
+               where the user's checkout is busy with their own merge, rebase, staged changes...
     clean      `orchestra clean RUN_ID`: what the run left running, its worktrees (their work committed
                first), its branches that hold nothing unmerged, the tmux session
 """
@@ -20,13 +21,21 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Optional
 
+from . import runfolder
 from .errors import OrchestraError
+from .procs import end_processes
 from .summary import GitSnapshot, without_ignored
 
 WORKTREES_DIR = Path(".orchestra") / "worktrees"
 BRANCH_PREFIX = "orchestra"
 # Used only when the repository has no identity of its own, so a commit never fails for want of one.
 IDENTITY = ["-c", "user.name=Orchestra", "-c", "user.email=orchestra@localhost"]
+# what a git command under way leaves in the git directory (as `git status` tells them), and how it ends
+UNDER_WAY = (("MERGE_HEAD", "a merge"), ("rebase-merge", "a rebase"), ("rebase-apply", "a rebase"),
+             ("CHERRY_PICK_HEAD", "a cherry-pick"), ("REVERT_HEAD", "a revert"), ("BISECT_LOG", "a bisect"))
+FINISH = {"a merge": "finish or abort your merge", "a rebase": "finish or abort your rebase",
+          "a cherry-pick": "finish or abort your cherry-pick", "a revert": "finish or abort your revert",
+          "a bisect": "end your bisect (git bisect reset)"}
 
 
 @dataclass
@@ -111,17 +120,27 @@ class Repo:
 
     def ready_to_merge(self) -> None:
         """--merge writes into the user's checkout: refuse, before any agent starts, where that could go wrong."""
-        if self.base_branch is None:
-            raise OrchestraError(f"--merge needs a branch to merge into, and HEAD in {self.root} is detached "
-                                 f"(git switch a branch first)")
-        for marker, what in (("MERGE_HEAD", "a merge"), ("rebase-merge", "a rebase"), ("rebase-apply", "a rebase"),
-                             ("CHERRY_PICK_HEAD", "a cherry-pick"), ("REVERT_HEAD", "a revert")):
+        busy = self.busy()
+        if busy:
+            why, todo = busy
+            raise OrchestraError(f"--merge: {why}; {todo} first, so orchestra's merge never mixes with yours")
+
+    def busy(self) -> Optional[tuple[str, str]]:
+        """Why orchestra must not merge into the checkout now, and what the user should do first; None
+        if it may. Asked up front and again right before each merge: the user works on meanwhile."""
+        for marker, what in UNDER_WAY:
             path = git(self.root, "rev-parse", "--git-path", marker).stdout.strip()
             if path and (self.root / path).exists():
-                raise OrchestraError(f"--merge: {what} is in progress in {self.root}; finish or abort it first")
+                return f"{what} is in progress in {self.root}", FINISH[what]
         if git(self.root, "diff", "--cached", "--quiet").returncode != 0:
-            raise OrchestraError(f"--merge: {self.root} has staged changes; commit or stash them first, so a merge "
-                                 f"never mixes with them")
+            return f"{self.root} has staged changes", "commit or stash them"
+        now = git(self.root, "symbolic-ref", "--short", "-q", "HEAD").stdout.strip()
+        if not now:
+            return f"HEAD in {self.root} is detached", f"git switch {self.base_branch or 'a branch'}"
+        if self.base_branch and now != self.base_branch:
+            return (f"{self.root} is on {now} now, the run started on {self.base_branch}",
+                    f"git switch {self.base_branch}")
+        return None
 
     @property
     def base(self) -> str:
@@ -218,35 +237,77 @@ class Repo:
         return None, [], f"git could not check the merge: {done.stderr.strip()}"
 
     def merge(self, reports: list[BranchReport]) -> tuple[list[str], Optional[str]]:
-        """Merge the completed branches into the starting branch, one by one; stop at the first conflict.
-        ready_to_merge() has made sure no merge of the user's is under way, so a failed one is
-        orchestra's own and is aborted. Returns what to tell the user, and where and why it stopped
-        ("at BRANCH: conflicts in FILES"), if it did."""
-        now = git(self.root, "symbolic-ref", "--short", "-q", "HEAD").stdout.strip()
-        if now != self.base_branch:
-            return [], (f"before the first branch: {self.root} is on {now or 'a detached HEAD'} now, the run "
-                        f"started on {self.base_branch} (git switch {self.base_branch}, then git merge the branches)")
+        """Merge the completed branches into the starting branch, one by one; stop at the first conflict,
+        or where the checkout is busy with the user's own work (checked again before each merge), which
+        is left as it is: only a merge orchestra itself started is ever aborted. Returns what to tell
+        the user, and where and why it stopped ("at BRANCH: conflicts in FILES"), if it did."""
         said: list[str] = []
-        for r in reports:
+        for i, r in enumerate(reports):
             if r.status != "completed":
                 continue
             if r.uncommitted:
                 return said, f"at {r.branch}: {r.describe()}"
             if not r.commits:
                 continue
+            busy = self.busy()
+            if busy:
+                return said, f"at {r.branch}: {busy[0]} (left as it is); " + _left_to_you(reports[i:], busy[1])
+            in_the_way = self.not_in_git(r.branch)
+            if in_the_way:
+                return said, (f"at {r.branch}: the merge would write over your files that are not in git (git "
+                              f"does so to ignored ones without asking): {_some(in_the_way)}; nothing was touched; "
+                              + _left_to_you(reports[i:], "move them away"))
             done = git(self.root, *self._identity(), "merge", "--no-ff", "--no-edit", "-q",
                        "-m", f"orchestra: merge {r.branch} ({r.agent})", r.branch)
             if done.returncode != 0:
-                conflicts = git(self.root, "diff", "--name-only", "--diff-filter=U").stdout.split()
-                if git(self.root, "rev-parse", "-q", "--verify", "MERGE_HEAD").returncode == 0:
-                    git(self.root, "merge", "--abort")
-                r.conflicts = r.conflicts or conflicts
-                r.note = (f"conflicts in {', '.join(conflicts)}" if conflicts
-                          else f"git merge failed: {(done.stderr or done.stdout).strip()}")
-                return said, f"at {r.branch}: {r.note}"
+                return said, f"at {r.branch}: {self._failed(r, done, reports[i:])}"
             r.merged = True
             said.append(f"🔀 merged {r.branch} into {self.base_branch}")
         return said, None
+
+    def _failed(self, r: BranchReport, done: subprocess.CompletedProcess, rest: list[BranchReport]) -> str:
+        """Why `git merge r.branch` failed. A conflicted merge is aborted only if it is orchestra's own
+        (MERGE_HEAD is the branch's tip): the user may have started one of theirs since the check."""
+        touched = set(self.touched(r.branch))
+        tip = git(self.root, "rev-parse", "-q", "--verify", r.branch).stdout.strip()
+        merging = git(self.root, "rev-parse", "-q", "--verify", "MERGE_HEAD")
+        if tip and merging.returncode == 0 and merging.stdout.strip() == tip:
+            unmerged = git(self.root, "diff", "--name-only", "-z", "--diff-filter=U").stdout.split("\0")
+            conflicts = [f for f in unmerged if f in touched]
+            git(self.root, "merge", "--abort")
+            r.conflicts = r.conflicts or conflicts
+            r.note = (f"conflicts in {', '.join(conflicts)}" if conflicts
+                      else f"git merge failed: {(done.stderr or done.stdout).strip()}")
+            return r.note
+        busy = self.busy()
+        if busy:
+            return f"{busy[0]} (left as it is); " + _left_to_you(rest, busy[1])
+        yours = [f for f in git(self.root, "diff", "--name-only", "-z").stdout.split("\0") if f in touched]
+        if yours:
+            return (f"your uncommitted changes to {_some(yours)} would be overwritten by the merge, so git "
+                    f"refused it and nothing was touched; " + _left_to_you(rest, "commit or stash them"))
+        return f"git merge failed: {(done.stderr or done.stdout).strip()}; " + _left_to_you(rest)
+
+    def not_in_git(self, branch: str) -> list[str]:
+        """Files in the checkout that git does not track and merging `branch` would write: git refuses
+        for untracked ones, but writes over ignored ones (the user's .env) without a word."""
+        there = [f for f in self.touched(branch) if os.path.lexists(self.root / f)]
+        if not there:
+            return []
+        tracked = set(git(self.root, "ls-files", "-z").stdout.split("\0"))
+        return [f for f in there if f not in tracked]
+
+    def touched(self, branch: str) -> list[str]:
+        """The files a branch changed since the run started (both names of a renamed one)."""
+        return [f for f in git(self.root, "diff", "--name-only", "--no-renames", "-z", self.base_commit,
+                               branch).stdout.split("\0") if f]
+
+
+def _left_to_you(rest: list[BranchReport], todo: str = "") -> str:
+    """How the user merges the branches orchestra stopped before: every one is kept."""
+    left = [r.branch for r in rest if r.status == "completed" and r.commits and not r.uncommitted and not r.merged]
+    return (f"every branch is kept: {todo + ', then ' if todo else ''}merge {'each' if len(left) > 1 else 'it'} "
+            f"yourself: " + "; ".join(f"git merge {b}" for b in left))
 
 
 def commit_all(path: Path, since: str, ignore: list[str], message: str,
@@ -268,24 +329,20 @@ def commit_all(path: Path, since: str, ignore: list[str], message: str,
     return (files, None) if done.returncode == 0 else ([], f"git commit failed: {done.stderr.strip()}")
 
 
-RUN_ID = re.compile(r"\d{8}-\d{6}-[0-9a-f]{6}")  # as run.new_run_id makes them
-
-
 def clean(workdir: Path, run_id: str, force: bool = False, ignore: Optional[list[str]] = None) -> list[str]:
     """`orchestra clean RUN_ID`: end what the run left running (whatever carries its mark), remove its
     worktrees (what is uncommitted in them committed on their branches first), delete its branches
     that hold nothing unmerged, close its tmux session; say what was done. Work is never destroyed
     but with force: then worktrees go without a commit, and unmerged branches are deleted too."""
-    from .run import end_processes, left_running
     from .viewer import kill_session, session_exists
 
-    if not RUN_ID.fullmatch(run_id):
-        raise OrchestraError(f"{run_id!r} is not a run id (like 20261125-064850-c62a32; see `orchestra runs`)")
+    runfolder.check_id(run_id)
     workdir = Path(workdir).resolve()
-    pids, owners = left_running(run_id)
+    pids, owners = runfolder.left_running(run_id)
     if owners:
         raise OrchestraError(f"run {run_id} is still going (orchestra process {owners[0]}): stop it first "
                              f"(Ctrl-C where it runs, or kill {owners[0]}), then clean it")
+    runfolder.unmark_live(workdir, run_id)  # a lost run is no longer listed as under way
     said: list[str] = []
     names = end_processes(pids)
     if names:

@@ -33,7 +33,7 @@ def pytest_unconfigure(config):
 
 
 def marked_processes() -> list[tuple[int, str]]:
-    from orchestra.run import marked_pids
+    from orchestra.procs import marked_pids
 
     found = []
     for entry in marked_pids(MARK, os.environ[MARK]):

@@ -141,7 +141,7 @@ def test_claude_delegates_to_droid_which_creates_the_file(tmp_path, repo, tmux_s
     assert run["summary_returned_to_primary"] is True
     assert PRIMARY_REPLY in run["primary_reply"]
     summary_requests = [r for r in requests if "the secondary agent has finished" in r.last_user_text]
-    assert summary_requests and "files: models/user.py" in summary_requests[-1].last_user_text
+    assert summary_requests and "files modified (1): models/user.py" in summary_requests[-1].last_user_text
     assert "status: completed" in summary_requests[-1].last_user_text
     # and the resumed request carried the earlier conversation
     assert any("You are the primary agent" in json.dumps(m) for m in summary_requests[-1].messages)
@@ -179,7 +179,7 @@ def test_interactive_claude_under_pexpect_delegates_to_droid(tmp_path, repo, tmu
     assert run["brief"] == BRIEF
     assert (repo / "models" / "user.py").read_text() == USER_PY
     assert run["summary_returned_to_primary"] is True
-    assert any("the secondary agent has finished" in r.last_user_text and "files: models/user.py" in r.last_user_text
+    assert any("the secondary agent has finished" in r.last_user_text and "files modified (1): models/user.py" in r.last_user_text
                for r in requests)
     assert run["primary"]["status"] == "completed" and run["primary"]["exit_code"] == 0  # /exit ended it
 
@@ -430,7 +430,7 @@ def test_codex_as_the_primary_delegates_to_gemini_and_gets_the_summary_back_by_r
     assert run["summary_returned_to_primary"] is True
     assert PRIMARY_REPLY in run["primary_reply"]
     resumed = [r for r in requests if r.api == "responses" and "the secondary agent has finished" in r.last_user_text]
-    assert resumed and "files: models/user.py" in resumed[-1].last_user_text
+    assert resumed and "files modified (1): models/user.py" in resumed[-1].last_user_text
     assert "status: completed" in resumed[-1].last_user_text
     assert any("You are the primary agent" in json.dumps(m) for m in resumed[-1].messages)  # the same thread
     assert resumed[-1].headers.get("thread-id") == primary["session_id"]

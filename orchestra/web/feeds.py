@@ -12,12 +12,10 @@ from pathlib import Path
 from typing import Iterator, Optional
 
 from ..errors import OrchestraError
-from ..history import load_run, lost_or_live, run_agents
-from ..run import RUNS_DIR
-from ..summary import RUNNING
+from .. import runfolder
+from ..runfolder import RUN_ID, RUNNING, RUNS_DIR, lost_or_live, run_agents
 from ..transcript import event_bytes, header_of
 from ..views import RAW, RENDERED, Renderer, can_render, cast_view
-from ..worktree import RUN_ID
 
 CHUNK = 65536  # read from a transcript at a time: what one client holds of it, however long it grows
 MESSAGE = 262144  # characters of output sent in one message at most
@@ -30,7 +28,7 @@ class RunsIndex:
 
     def __init__(self, workdir: Path, every: float = 0.0):
         self.workdir = Path(workdir)
-        self.root = self.workdir / RUNS_DIR
+        self.root = runfolder.home(self.workdir) / RUNS_DIR
         self.every = every  # scan() looks again at most this often
         self.scanned = float("-inf")
         self._seen: dict[str, tuple] = {}  # run id -> the stamp of what its row was made from
@@ -53,15 +51,18 @@ class RunsIndex:
             if stamp != self._seen.get(run_id):
                 self._seen[run_id] = stamp
                 try:
-                    self._raw[run_id] = load_run(self.workdir, run_id)
-                except OrchestraError:
-                    self._raw[run_id] = {"run_id": run_id, "status": "unreadable", "task": ""}
+                    self._raw[run_id] = runfolder.load(self.workdir, run_id)
+                except OrchestraError as exc:
+                    self._raw[run_id] = runfolder.unreadable(run_id, str(exc))
             elif self._raw[run_id].get("status") != RUNNING:
                 continue  # unchanged and over: its row stands (1,000 past runs cost a stat each, no more)
             run = self._raw[run_id]
             if run.get("status") == RUNNING:  # its process may have died since: the file does not say
                 run = lost_or_live(run)
-            row = runs_row(run)
+            try:
+                row = runs_row(run)
+            except (TypeError, ValueError, AttributeError, KeyError) as exc:  # an odd record: one odd row
+                row = runs_row(runfolder.unreadable(run_id, f"run.json: {exc}"))
             if row != self.rows.get(run_id):
                 self.rows[run_id] = row
                 self._version += 1
@@ -115,8 +116,8 @@ def runs_row(run: dict) -> dict:
 def run_page(workdir: Path, run_id: str) -> dict:
     """A run's record for its page, each agent with the name of its transcript in the run folder
     (`cast`) and how it can be shown (`view`, `views`)."""
-    run = load_run(workdir, run_id)
-    folder = Path(workdir) / RUNS_DIR / run_id
+    run = runfolder.load(workdir, run_id)
+    folder = runfolder.folder(workdir, run_id)
     for a in run_agents(run):
         name = Path(str(a.get("transcript") or "")).stem
         a["cast"] = name if name and (folder / f"{name}.cast").is_file() else None
@@ -129,7 +130,7 @@ def cast_path(workdir: Path, run_id: str, name: str) -> Path:
     """A run's transcript by its name (primary, secondary-1, ...), never a path outside its folder."""
     if not RUN_ID.fullmatch(run_id) or not name.replace("-", "").replace("_", "").isalnum():
         raise OrchestraError(f"no transcript {name!r} in run {run_id!r}")
-    path = Path(workdir) / RUNS_DIR / run_id / f"{name}.cast"
+    path = runfolder.folder(workdir, run_id) / f"{name}.cast"
     if not path.is_file():
         raise OrchestraError(f"no transcript {name!r} in run {run_id!r}")
     return path
@@ -138,7 +139,7 @@ def cast_path(workdir: Path, run_id: str, name: str) -> Path:
 def agent_running(workdir: Path, run_id: str, name: str) -> bool:
     """Whether the agent whose transcript this is may still write to it (its run is under way and it is not done)."""
     try:
-        run = load_run(workdir, run_id)
+        run = runfolder.load(workdir, run_id)
     except OrchestraError:
         return False
     if run.get("status") == "incomplete":
