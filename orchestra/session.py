@@ -67,8 +67,8 @@ STARTING, WORKING, IDLE, EXITING, DONE = "starting", "working", "idle", "exiting
 
 
 # What ended the wait for an agent (its summary's `ended_by`): a pattern on a line, an event, orchestra.
-ENDED_BY = ("completion", "error_pattern", "auth_refused", "exit", "timeout", "interrupted", "waiting_for_input", "max_retries",
-            "auto_answer_loop", "exit_after_completion", "line_too_long", "closed_terminal")
+ENDED_BY = ("completion", "error_pattern", "auth_refused", "exit", "timeout", "interrupted", "waiting_for_input",
+            "max_retries", "auto_answer_loop", "exit_after_completion", "line_too_long", "closed_terminal")
 ENDED_LINE = 200  # characters of the line that decided, kept in the summary
 ENDED_KEPT = 10 * ENDED_LINE  # ...of which this many are kept until masked (a result line may be 16 MB)
 

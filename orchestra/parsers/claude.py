@@ -134,6 +134,9 @@ class ClaudeScreenParser(Parser):
     name = "claude-tui"
     TOOL = re.compile(r"^\s*●\s*(Write|Edit|MultiEdit|Update|Create)\((.+?)\)\s*$", re.M)
     ERROR = re.compile(r"^\s*(?:⎿\s*)?(API Error:.*|Error:.*)$", re.M)
+    # its status line while it retries: "✻ 401 invalid x-api-key · retrying in 3s · attempt 3/10" (the status
+    # shows from a redraw on, the first attempt says only "API error")
+    RETRYING = re.compile(r"(?:^|\s)(\d{3}) ([^·\n]*?)\s*· retrying in \d+s · attempt \d+/\d+", re.M)
     NOISE = re.compile(r"^\s*(?:[❯>│╭╰─]|esc to interrupt|\? for shortcuts)")
 
     def feed(self, lines: str) -> None:
@@ -142,6 +145,9 @@ class ClaudeScreenParser(Parser):
             p.add_file(m.group(2))
         for m in self.ERROR.finditer(lines):
             p.add_error(m.group(1))
+        for m in self.RETRYING.finditer(lines):
+            start = lines.rfind("\n", 0, m.start()) + 1
+            self.api_failed(lines[start:lines.find("\n", m.end())], m.group(2), int(m.group(1)))
         for line in lines.splitlines():
             if line.strip() and not self.NOISE.match(line):
                 p.add_reply(line.strip() + "\n")
