@@ -15,6 +15,7 @@ from . import __version__
 from .config import Config, Profile, compile_pattern, load_config
 from .errors import OrchestraError
 from .run import Interrupted
+from .summary import apart_lines
 
 
 def _echo(text: str, **kwargs) -> None:
@@ -59,6 +60,10 @@ def main() -> None:
 _worker_run_id: Optional[str] = None
 DETACH_HELP = ("Run in the background (a process of its own that outlives this terminal); print the run id "
                "at once. Then: orchestra status / wait / cancel RUN_ID.")
+
+
+ISOLATE_HELP = ("Work in a git worktree and branch of its own (made from HEAD), so you can go on working here: its "
+                "summary lists exactly its files, and its branch is reported, to merge.")
 
 
 def _detach(workdir: str, as_json: bool, task: Optional[str] = None) -> None:
@@ -156,6 +161,8 @@ def _print_agent(a: dict) -> None:
         click.echo(f"   Reason: {a['reason']}")
     for path in a["files_modified"][:20]:
         click.echo(f"   • {path}")
+    for line in apart_lines(a, "--json has them all"):
+        click.echo(line)
     if a.get("files_outside_workdir"):
         click.echo(f"   ⚠️  paths outside the working directory (not followed): {', '.join(a['files_outside_workdir'])}")
     for err in a["errors"][:5]:
@@ -179,8 +186,9 @@ def _print_agent(a: dict) -> None:
 @click.option("--no-tmux", is_flag=True, help="Do not open tmux windows.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option("--detach", is_flag=True, help=DETACH_HELP)
+@click.option("--isolate", is_flag=True, help=ISOLATE_HELP)
 def run(agent_name, ad_hoc, done_regex, prompt_regex, task, task_file, timeout, config_path, workdir, no_tmux, as_json,
-        detach):
+        detach, isolate):
     """Run one agent on a task and print its summary."""
     from .run import run_agent
 
@@ -203,16 +211,23 @@ def run(agent_name, ad_hoc, done_regex, prompt_regex, task, task_file, timeout, 
         from .run import check_ready
         check_ready(profile, config)  # said here, by the command that would start it, not in its log
         _detach(workdir, as_json, task)
-    say = (lambda line: None) if as_json else _say
     status = StatusLine(sys.stdout.isatty() and not as_json)
+
+    def say(line: str) -> None:
+        if not as_json:
+            status.clear()
+            _say(line)
+
     try:
         summary, agent = run_agent(config, profile, task if task is not None else "", Path(workdir),
-                                   tmux=not no_tmux, say=say, status_line=status, run_id=_worker_run_id)
+                                   tmux=not no_tmux, say=say, status_line=status, run_id=_worker_run_id,
+                                   isolate=isolate)
     finally:
         status.clear()
     data = agent.to_dict()
     if as_json:
-        click.echo(json.dumps({"run_id": summary.run_id, **data}, indent=2, ensure_ascii=False))
+        merges = {"merges": summary.merges} if summary.merges else {}  # --isolate: its branch's merge report
+        click.echo(json.dumps({"run_id": summary.run_id, **data, **merges}, indent=2, ensure_ascii=False))
     else:
         _print_agent(data)
         if agent.cost_usd is not None or profile.parser != "generic":  # a program with no notion of cost: no line
@@ -221,6 +236,8 @@ def run(agent_name, ad_hoc, done_regex, prompt_regex, task, task_file, timeout, 
         click.echo(f"   Transcript: {agent.transcript}")
         click.echo(f"   Run: {summary.run_id} (orchestra show {summary.run_id})")
         _print_watch(summary, workdir)
+        if summary.worktrees:
+            click.echo(f"   Worktree: orchestra clean {summary.run_id} removes it (its branch stays until merged)")
     sys.exit(0 if agent.status == "completed" else 1)
 
 
@@ -439,8 +456,9 @@ def summarize(agent_name, file, config_path, as_json):
 @click.option("--no-tmux", is_flag=True, help="Do not open tmux windows.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run's summary as JSON.")
 @click.option("--detach", is_flag=True, help=DETACH_HELP)
+@click.option("--isolate", is_flag=True, help="One secondary: " + ISOLATE_HELP[0].lower() + ISOLATE_HELP[1:])
 def delegate(primary, secondaries, parallel, merge, task, task_file, no_analyze, demo, config_path, workdir, no_tmux,
-             as_json, detach):
+             as_json, detach, isolate):
     """The primary agent delegates a task to one or several secondaries and gets their summary back."""
     from .delegate import Events, Plan, check_plan, delegate as run_delegate
 
@@ -459,7 +477,7 @@ def delegate(primary, secondaries, parallel, merge, task, task_file, no_analyze,
     # --no-analyze needs no primary unless one is named
     plan = Plan(task=task, primary=config.profile(primary or config.primary) if primary or not no_analyze else None,
                 secondaries=list(secondaries or ("auto",)), analyze=not no_analyze, demo=demo,
-                parallel=parallel, merge=merge)
+                parallel=parallel, merge=merge, isolate=isolate)
     say = (lambda line: None) if as_json else _say
     status = StatusLine(sys.stdout.isatty() and not as_json)
 
@@ -485,6 +503,7 @@ def delegate(primary, secondaries, parallel, merge, task, task_file, no_analyze,
             click.echo(f"❌ Task {summary.status}: {summary.reason}")
         if summary.merge_stopped:
             click.echo(f"❌ Merge stopped {summary.merge_stopped}")
+            _print_next_steps(data)
         click.echo(f"💰 Cost: {_cost(summary.total_cost_usd)}")
         click.echo(f"⏱️  Time: {_duration(summary.duration_s)}")
         click.echo(f"   Run: {summary.run_id} (orchestra show {summary.run_id})")
@@ -610,20 +629,30 @@ def _print_record(r: dict) -> None:
             click.echo(f"   ended by: {describe_ended_by(a.get('ended_by'))}")
         for path in a.get("files_modified") or []:
             click.echo(f"   • {path}")
+        for line in apart_lines(a, "show --json has them all"):
+            click.echo(line)
         for err in (a.get("errors") or [])[:5]:
             click.echo(f"   ⚠️  {err}")
         if a.get("branch"):
             click.echo(f"   branch: {a['branch']}")
     for m in r.get("merges") or []:
-        click.echo(f"🌿 {m['branch']}: {BranchReport(**m).describe()}")
+        click.echo(f"🌿 {m.get('branch')}: {BranchReport.from_dict(m).describe(r.get('merge_stopped'))}")
     if r.get("merge_stopped"):
         click.echo(f"⛔ merge stopped {r['merge_stopped']}")
+        _print_next_steps(r)
     if r.get("primary_reply"):
         click.echo(f"\nPrimary's reply:\n{r['primary_reply']}")
     if incomplete:
         click.echo(f"\nWhat it left running, its worktrees and its tmux session: orchestra clean {r['run_id']}")
         return
     click.echo(f"\nTotal cost: {_cost(r.get('total_cost_usd'))}   Time: {_duration(r.get('duration_s') or 0)}")
+
+
+def _print_next_steps(record: dict) -> None:
+    from .worktree import next_steps
+
+    for step in next_steps(record):
+        click.echo(f"   Next: {step}")
 
 
 def _exit_code(record: dict) -> int:

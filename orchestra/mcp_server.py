@@ -56,8 +56,8 @@ INSTRUCTIONS = (
 
 DELEGATE_DOC = """Hand a self-contained coding task to another coding agent (the secondary), which does it in this \
 working directory while you wait, and get back its summary: status (completed, failed, timeout, ...) and why, the \
-files it modified (as git sees them), its errors, cost, tokens, duration, its reply, and where a person can watch or \
-replay it.
+files it modified (as git sees them; files someone else changed meanwhile are listed apart), its errors, cost, \
+tokens, duration, its reply, and where a person can watch or replay it.
 
 Delegate when a part of your work can be done on its own by someone else: write the task as a brief the other \
 agent can act on without your context (what to build, which files, how to check it). Do not delegate something \
@@ -68,7 +68,10 @@ wait_s: how long this call waits for the run (default 45 s). If the run is not o
 {run_id, status: "running"}: the run goes on, and you call wait(run_id) (as many times as needed) to get the \
 summary. Nothing is lost if a call times out.
 request_id: any string unique to this task; calling delegate again with the same request_id (a retry) never \
-starts a second run, it returns the one already started."""
+starts a second run, it returns the one already started.
+isolate: true runs it in a git worktree and branch of its own, made from the last commit (your uncommitted \
+changes are not in it): use it when you go on editing files here while it works. Its summary then lists exactly \
+its files, and names its branch and whether it merges cleanly; merge it with git when you are ready."""
 
 WAIT_DOC = """Wait up to wait_s seconds (default 45) for a delegated run to end, and return its summary (status and \
 why, files modified, errors, cost, tokens, duration, the secondary's reply). If it is still going when wait_s \
@@ -172,11 +175,12 @@ def build(workdir: Path, config_path: Optional[str] = None) -> MCPServer:
 
     @server.tool(description=DELEGATE_DOC)
     async def delegate(task: str, ctx: Context, to: str = "auto", wait_s: float = WAIT_DEFAULT,
-                       request_id: Optional[str] = None) -> CallToolResult:
+                       request_id: Optional[str] = None, isolate: bool = False) -> CallToolResult:
         cfg = config()
         check_delegation(cfg, task, to)
         check_wait(wait_s)
         argv = ["delegate", "--task", task, "--to", to, "--no-analyze", "--workdir", str(workdir)]
+        argv += ["--isolate"] if isolate else []
         if config_path:
             argv += ["--config", str(Path(config_path).resolve())]
         run_id = await off_loop(start_once, workdir, argv, request_id, task, to)
@@ -414,6 +418,7 @@ def summary_result(record: dict) -> CallToolResult:
 def summary_data(record: dict) -> dict:
     """The run's summary, each part bounded as the block a primary gets is (delegate.summary_block)."""
     secondaries = [a for a in run_agents(record) if a.get("role") != "primary"]
+    merges = {m.get("branch"): m for m in record.get("merges") or [] if isinstance(m, dict)}
     return {
         "run_id": record.get("run_id"),
         "task": clip(" ".join(str(record.get("task") or "").split()), 300),
@@ -421,18 +426,20 @@ def summary_data(record: dict) -> dict:
         "reason": clip(str(record.get("reason") or ""), 500),
         "cost_usd": record.get("total_cost_usd"),
         "duration_s": record.get("duration_s"),
-        "agents": [_agent_data(a, len(secondaries)) for a in secondaries],
+        "agents": [_agent_data(a, len(secondaries), merges) for a in secondaries],
         "watch": f"tmux attach -t {record['tmux_session']}" if record.get("tmux_session") else None,
         "replay": f"orchestra replay {record.get('run_id')}",
         "record": f".orchestra/runs/{record.get('run_id')}/run.json",
     }
 
 
-def _agent_data(a: dict, n: int) -> dict:
+def _agent_data(a: dict, n: int, merges: dict) -> dict:
     """One agent's part, smaller as there are more agents (delegate --parallel 64): a whole result stays
     within about 50 KB, under what clients pass on (Claude Code: 25,000 tokens)."""
     files = [str(f) for f in a.get("files_modified") or []]
     errors = [str(e) for e in a.get("errors") or []]
+    others = a.get("files_changed_by_others") or []
+    state = _branch_state(merges[a["branch"]]) if a.get("branch") in merges else None
     budget = max(400, AGENTS_BUDGET // max(1, n))
     n_files, n_errors = max(3, FILES_SHOWN // n), max(1, ERRORS_SHOWN // n)
     return {
@@ -440,11 +447,16 @@ def _agent_data(a: dict, n: int) -> dict:
         "reason": clip(str(a.get("reason") or ""), min(500, budget // 4)),
         "files_modified": [clip(f, min(200, budget // 10)) for f in files[:n_files]],
         "files_more": max(0, len(files) - n_files),
+        # present only when there is something to say: 64 agents' empty keys would take 6 KB
+        **({"files_changed_by_others": [clip(str(f), min(200, budget // 10)) for f in others[:n_files]],
+            "others_more": max(0, len(others) - n_files)} if others else {}),
+        **({"files_note": clip(str(a["files_note"]), min(500, budget // 4))} if a.get("files_note") else {}),
         "errors": [clip(e, min(300, budget // 8)) for e in errors[:n_errors]],
         "errors_more": max(0, len(errors) - n_errors),
         "cost_usd": a.get("cost_usd"), "cost_source": a.get("cost_source"),
         "tokens": a.get("tokens"), "duration_s": a.get("duration_s"),
         "branch": a.get("branch"),
+        **({"merge": clip(state, 500)} if state else {}),  # the branch's merge state
         "ended_by": describe_ended_by(a.get("ended_by"), line=False, limit=80) if a.get("ended_by") else None,
         "reply": clip(" ".join(str(a.get("reply") or "").split()), min(REPLY_MAX, budget // 4)),
         "transcript": a.get("transcript"),
@@ -456,7 +468,8 @@ def summary_text(record: dict, data: dict) -> str:
     head = (f"Run {data['run_id']}: {data['status']}" + (f" ({data['reason']})" if data["reason"] else "") + "."
             + (f"\nTask: {clip(data['task'], 200)}" if data["task"] else ""))
     secondaries = [a for a in run_agents(record) if a.get("role") != "primary"]
-    states = {m.get("branch"): _branch_state(m) for m in record.get("merges") or [] if isinstance(m, dict)}
+    states = {m.get("branch"): _branch_state(m, record.get("merge_stopped"))
+              for m in record.get("merges") or [] if isinstance(m, dict)}
     tail = [report.merge_stopped_text(str(record["merge_stopped"]))] if record.get("merge_stopped") else []
     tail.append(f"Total cost: {money(data['cost_usd'])}; time: {seconds(data['duration_s'])}.")
     if data["watch"]:
@@ -467,11 +480,11 @@ def summary_text(record: dict, data: dict) -> str:
     return report.secondaries_text(secondaries, head, tail, data["record"], branch_states=states, limit=TEXT_MAX)
 
 
-def _branch_state(merge: dict) -> Optional[str]:
+def _branch_state(merge: dict, merge_stopped: Optional[str]) -> Optional[str]:
     from .worktree import BranchReport
 
     try:
-        return BranchReport(**merge).describe()
+        return BranchReport.from_dict(merge).describe(merge_stopped)
     except TypeError:  # a record from another version, or damaged
         return None
 

@@ -164,7 +164,9 @@ class AgentSession:
         errors = [multiline(e) for e in profile.errors]
         retry = multiline(profile.retry)
         self._starting_watch = ([*answers, multiline(profile.prompt)], [*errors, None, retry])
-        self._working_watch = (answers, [*errors, multiline(profile.completion), retry])
+        # a parser that sees the screen judges the turn's end itself: a TUI redraws earlier turns' ends
+        completion = None if self.parser.sees_screen else multiline(profile.completion)
+        self._working_watch = (answers, [*errors, completion, retry])
         self.asked: dict[str, list[float]] = {}  # question line -> when it was answered lately
         self.answered = ("", "")  # the last line answered (by an auto-answer or the task), and what was sent
         self.last_output = 0.0  # when the agent last wrote something
@@ -301,6 +303,7 @@ class AgentSession:
                 "command to give it the task whole"), "line_too_long", since or time.monotonic())
             self._begin_exit(ask=False)
             return
+        self.parser.typed(text)
         self.send(text)
 
     def send_turn(self, text: str, timeout: Optional[float] = None) -> None:
@@ -457,6 +460,9 @@ class AgentSession:
             self.searcher.consume(found.end)
             self._on_match(found)
         self.searcher.searched()
+        if self.phase == WORKING and self.parser.sees_screen and self.parser.turn_over() is not None:
+            self._turn_over(decided("completed", "", "completion", self.read_at, self.profile.completion,
+                                    self.parser.turn_over()))
 
     def _on_match(self, found) -> None:
         p = self.profile

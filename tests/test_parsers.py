@@ -411,8 +411,8 @@ def test_an_api_that_cannot_be_reached_is_named_by_its_address_without_the_passw
 
 def test_claude_screen_reads_a_refused_key_from_its_retry_status_line():
     p = make_parser("claude-tui")
-    p.feed("✻ API error · retrying in 1s · attempt 1/10\n")  # its first attempt names no status
+    p.feed_screen("\x1b[35;1H✻ API error · retrying in 1s · attempt 1/10")  # its first attempt names no status
     assert p.parsed.api_failure is None
-    p.feed(" 401 invalid x-api-key · retrying in 3s · attempt 3/10\n")  # as a redraw of that line reads
+    p.feed_screen("\x1b[35;3H401\x1b[7Ginvalid x-api-key ·\x1b[27Gretrying in 3s · attempt 3/10")  # a redraw
     assert p.parsed.api_failure.key_refused and p.parsed.api_failure.status == 401
     assert p.parsed.api_failure.detail == "invalid x-api-key"

@@ -9,7 +9,7 @@ import urllib.request
 
 import pytest
 
-from conftest import ROOT, orchestra
+from conftest import ROOT, orchestra, toy, write_config
 from orchestra.web import WEB_JSON, announce, web_url
 from orchestra.web.feeds import CastTail, RunsIndex
 
@@ -265,3 +265,47 @@ def test_a_live_stream_wakes_when_its_transcript_grows_and_nothing_watches_once_
         await asyncio.wait_for(growth.task, 30)  # and the watch ends with no stream left
 
     asyncio.run(scenario())
+
+
+def test_the_runs_page_names_the_directory_it_serves(server, workdir):
+    status, page = get(f"{server.base}/?token={TOKEN}")
+    assert status == 200 and f'<code id="workdir">{workdir.resolve()}</code>' in page
+
+
+def test_what_ended_an_agent_is_sent_in_words_with_what_it_means(workdir):
+    from orchestra.web.feeds import run_page
+
+    orchestra("delegate", "--demo", "--task", "t", "--no-tmux", cwd=workdir)
+    cfg = write_config(workdir.parent / "asker.yaml", {"asker": {
+        "command": toy("--task", "{task}", "--ask", "Overwrite config.py? [y/N]"), "completion": "^DONE",
+        "timeout": 20, "input_wait": 0.5}})
+    done = orchestra("run", "--agent", "asker", "--task", "t", "--config", str(cfg), "--no-tmux", "--json", cwd=workdir)
+    demo, asked = sorted(os.listdir(workdir / ".orchestra" / "runs"))
+    waiting = run_page(workdir, asked)["secondaries"][0]
+    assert json.loads(done.stdout)["status"] == "waiting_for_input"
+    assert waiting["ended"]["words"] == "waiting for input: it asked a question and went quiet"
+    assert waiting["ended"]["kind"] == "waiting" and waiting["ended"]["line"] == "Overwrite config.py? [y/N]"
+    secondary = run_page(workdir, demo)["secondaries"][0]
+    assert secondary["ended"]["kind"] == "ok" and secondary["ended"]["words"].startswith("finished")
+    assert secondary["ended"]["detail"] == 'completion /"type":"completion"/ (decided in ' \
+        f'{secondary["ended_by"]["decided_ms"]:g} ms)'  # describe_ended_by's words, as `show` prints them
+
+
+def test_a_finished_terminal_is_sized_to_the_rows_its_recording_used(tmp_path):
+    from orchestra.web.feeds import rows_used
+
+    cast = tmp_path / "a.cast"
+    cast.write_text(json.dumps({"version": 2, "width": 20, "height": 40}) + "\n"
+                    + '[0.1, "o", "one\\r\\ntwo\\r\\n"]\n[0.2, "o", "' + "x" * 45 + '"]\n')
+    assert rows_used(cast, "raw", 40, 20) == 5  # two lines, then one of 45 characters wrapped on 3 rows
+    with open(cast, "a") as fh:
+        fh.write('[0.3, "o", "\\u001b[12;1Hdrawn on row 12"]\n')  # a full-screen program moves its cursor
+    assert rows_used(cast, "raw", 40, 20) == 12
+    with open(cast, "a") as fh:
+        fh.write('[0.4, "o", "' + "\\r\\n" * 100 + '"]\n')
+    assert rows_used(cast, "raw", 40, 20) == 40  # never more than the terminal has
+    header, events = DROID_CAST.read_text().split("\n", 1)
+    rendered = tmp_path / "rendered.cast"
+    rendered.write_text(json.dumps({**json.loads(header), "orchestra": {"parser": "droid", "view": "rendered"}}) + "\n"
+                        + events)
+    assert rows_used(rendered, "rendered", 40, 120) < rows_used(rendered, "raw", 40, 120)  # as the view shows it

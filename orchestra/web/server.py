@@ -160,6 +160,7 @@ def make_app(workdir: Path, token: str, loopback: bool = True):
 
     def page(name: str):
         text = (STATIC / name).read_text(encoding="utf-8").replace("__TOKEN__", html.escape(quote(token, safe="")))
+        text = text.replace("__WORKDIR__", html.escape(str(workdir)))  # the runs page says which directory it serves
 
         async def handler(request):
             return HTMLResponse(text)
