@@ -27,6 +27,7 @@ from mcp.shared.message import SessionMessage
 from mcp_types import CallToolResult, ErrorData, JSONRPCError, TextContent
 
 from . import jobs, report, runfolder
+from .agents import login_missing
 from .config import Config, load_config
 from .delegate import installed
 from .errors import OrchestraError
@@ -426,20 +427,20 @@ def summary_data(record: dict) -> dict:
         "reason": clip(str(record.get("reason") or ""), 500),
         "cost_usd": record.get("total_cost_usd"),
         "duration_s": record.get("duration_s"),
-        "agents": [_agent_data(a, len(secondaries), merges) for a in secondaries],
+        "agents": [_agent_data(a, len(secondaries), merges, record.get("merge_stopped")) for a in secondaries],
         "watch": f"tmux attach -t {record['tmux_session']}" if record.get("tmux_session") else None,
         "replay": f"orchestra replay {record.get('run_id')}",
         "record": f".orchestra/runs/{record.get('run_id')}/run.json",
     }
 
 
-def _agent_data(a: dict, n: int, merges: dict) -> dict:
+def _agent_data(a: dict, n: int, merges: dict, merge_stopped: Optional[str] = None) -> dict:
     """One agent's part, smaller as there are more agents (delegate --parallel 64): a whole result stays
     within about 50 KB, under what clients pass on (Claude Code: 25,000 tokens)."""
     files = [str(f) for f in a.get("files_modified") or []]
     errors = [str(e) for e in a.get("errors") or []]
     others = a.get("files_changed_by_others") or []
-    state = _branch_state(merges[a["branch"]]) if a.get("branch") in merges else None
+    state = _branch_state(merges[a["branch"]], merge_stopped) if a.get("branch") in merges else None
     budget = max(400, AGENTS_BUDGET // max(1, n))
     n_files, n_errors = max(3, FILES_SHOWN // n), max(1, ERRORS_SHOWN // n)
     return {
@@ -528,10 +529,12 @@ def agents_data(cfg: Config) -> dict:
     rows = []
     for name in routable(cfg):
         p = cfg.agents[name]
-        rows.append({"agent": name, "installed": installed(cfg, name),
+        ready = installed(cfg, name)
+        rows.append({"agent": name, "installed": ready,
                      "binary": p.binary or p.command[0], "install": p.install or None,
                      "api_key_env": p.api_key_env,
-                     "api_key_set": bool(p.api_key_env and os.environ.get(p.api_key_env))})
+                     "api_key_set": bool(p.api_key_env and os.environ.get(p.api_key_env)),
+                     "login_missing": login_missing(p) if ready else ""})
     return {
         "agents": rows,
         "routing": {"rules": [{"name": r.name, "agent": r.agent, "words": r.words} for r in cfg.rules],
@@ -551,6 +554,8 @@ def agents_text(data: dict) -> str:
             state = f"not installed ({a['binary']}" + (f"; {a['install']}" if a["install"] else "") + ")"
         elif a["api_key_env"] and not a["api_key_set"]:
             state = f"installed, but {a['api_key_env']} is not set"
+        elif a["login_missing"]:
+            state = f"installed, but {a['login_missing']}"
         else:
             state = "installed"
         lines.append(f"- {a['agent']}: {state}")

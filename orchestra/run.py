@@ -364,7 +364,7 @@ def check_key(profile: Profile, env: dict, config: Config) -> None:
     if profile.api_key_env and not env.get(profile.api_key_env):
         raise OrchestraError(
             f"agent '{profile.name}': the API key variable {profile.api_key_env} is not set "
-            f"(export it, or change api_key_env in {config.path})")
+            f"(export it; or, to use another variable or none, {config.change_hint(profile.name, 'api_key_env')})")
 
 
 def check_ready(profile: Profile, config: Config) -> None:

@@ -15,7 +15,7 @@ import sys
 import pytest
 import yaml
 
-from conftest import TOY, git, needs_git, orchestra, tmux
+from conftest import TOY, git, needs_git, new_repo, orchestra, tmux
 from test_faults import wait_for_file
 from test_mcp import RawServer, release, runs_of
 
@@ -30,14 +30,7 @@ NAMES_FILES = {"files": r"^modified: (\S+)"}  # the toy's report of each file it
 
 @pytest.fixture
 def repo(tmp_path):
-    path = tmp_path / "repo"
-    path.mkdir()
-    git(path, "init", "-q", "-b", "main")
-    git(path, "config", "user.name", "Test")
-    git(path, "config", "user.email", "test@orchestra.invalid")
-    (path / "README.md").write_text("# project\n")
-    git(path, "add", "-A")
-    git(path, "commit", "-qm", "start")
+    path = new_repo(tmp_path / "repo")
     yield path
     for run_id in runs_of(path):  # the MCP server's runs have tmux sessions
         tmux("kill-session", "-t", f"=orchestra-{run_id}")
