@@ -211,6 +211,8 @@ def run(agent_name, ad_hoc, done_regex, prompt_regex, task, task_file, timeout, 
         raise click.UsageError(f"agent '{profile.name}' needs --task")
     _check_not_blank(task)
     if detach:
+        from .run import check_ready
+        check_ready(profile, config)  # said here, by the command that would start it, not in its log
         _detach(workdir, as_json, task)
     status = StatusLine(sys.stdout.isatty() and not as_json)
 
@@ -464,7 +466,7 @@ def summarize(agent_name, file, config_path, as_json):
 def delegate(primary, secondaries, parallel, merge, task, task_file, no_analyze, demo, config_path, workdir, no_tmux,
              as_json, detach, isolate):
     """The primary agent delegates a task to one or several secondaries and gets their summary back."""
-    from .delegate import Events, Plan, delegate as run_delegate
+    from .delegate import Events, Plan, check_plan, delegate as run_delegate
 
     task = _task_text(task, task_file, required=True)
     _check_not_blank(task)
@@ -490,6 +492,7 @@ def delegate(primary, secondaries, parallel, merge, task, task_file, no_analyze,
         say(line)
 
     if detach:
+        check_plan(config, plan)  # said here, by the command that would start it, not in its log
         _detach(workdir, as_json, task)
     if not as_json:
         click.echo("🎼 Orchestra - delegating task..." + (" (demo: replaying recorded sessions)" if demo else ""))

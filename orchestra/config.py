@@ -68,6 +68,7 @@ class Profile:
     workdir: Optional[str] = None
     env: dict[str, str] = field(default_factory=dict)
     api_key_env: Optional[str] = None
+    base_url_env: Optional[str] = None  # the variable holding its API's address: named when it cannot be reached
     prompt: Optional[re.Pattern] = None
     completion: Optional[re.Pattern] = None
     errors: list[re.Pattern] = field(default_factory=list)
@@ -444,6 +445,7 @@ class _Validator:
         prof.version = self.string(body, "version", where, None)
         prof.workdir = self.string(body, "workdir", where, None)
         prof.api_key_env = self.string(body, "api_key_env", where, None)
+        prof.base_url_env = self.string(body, "base_url_env", where, None)
         prof.submit = self.string(body, "submit", where, prof.submit)
         prof.exit = self.string(body, "exit", where, None)
         prof.submit_on_echo = self.boolean(body, "submit_on_echo", where, False)

@@ -101,6 +101,28 @@ def summary_block(secondaries: list[AgentSummary], branches: Optional[dict[str, 
                                    branch_states=states, limit=SUMMARY_MAX, sep=" ")
 
 
+def check_plan(config: Config, plan: Plan) -> None:
+    """What can be known to fail is refused before anything starts (a run folder, a tmux session, an
+    agent that is paid for): every agent the run will start is installed and has its key, and the
+    task can reach the first one whole."""
+    for profile in to_start(config, plan):
+        check_ready(profile, config)
+    check_task(config, plan)
+
+
+def to_start(config: Config, plan: Plan) -> list[Profile]:
+    """The agents a run will start, as far as they are known before it starts: the primary, each --to,
+    and the agent `auto` routes the task to. (Several `auto` secondaries after an analysis are each
+    routed on their brief, and checked as they are routed: their run fails then, naming what is missing.)"""
+    profiles = [plan.primary] if plan.analyze else []
+    for name in sorted(set(plan.slots)):
+        if name != "auto":
+            profiles.append(config.profile(name))
+        elif len(plan.slots) == 1 or not plan.analyze:  # routed on the user's task (see choose_secondaries)
+            profiles.append(config.profile(route(plan.task, config, lambda a: installed(config, a)).agent))
+    return profiles
+
+
 def check_task(config: Config, plan: Plan) -> None:
     """A task that cannot reach the first agent whole (too long for one argument, or a control
     character where it is typed) is refused before anything starts."""
@@ -125,10 +147,7 @@ def installed(config: Config, name: str) -> bool:
 
 def delegate(config: Config, plan: Plan, workdir: Path, tmux: bool = True, events: Events = Events(),
              run_id: Optional[str] = None) -> RunSummary:
-    # everything that can be known to fail is refused before any agent starts (and is paid for)
-    for name in sorted({name for name in plan.slots if name != "auto"}):
-        check_ready(config.profile(name), config)
-    check_task(config, plan)
+    check_plan(config, plan)
     # several secondaries in one directory would overwrite each other; an isolated one works apart from you
     repo = Repo(workdir, isolate=len(plan.slots) == 1) if len(plan.slots) > 1 or plan.isolate else None
     if plan.merge and repo is None:

@@ -6,12 +6,14 @@ import os
 from pathlib import Path
 from typing import Optional
 
+from . import failures
 from .config import Config, Profile
 from .errors import OrchestraError
 from .parsers import make_parser
 from .redact import Redactor, secrets_from_env
 from . import runfolder
 from .runfolder import load, run_agents
+from .searcher import multiline
 from .session import ENDED_KEPT, ENDED_LINE
 from .stream import Stream
 from .summary import AgentSummary, cost_of, split_paths
@@ -54,6 +56,8 @@ def summarize_file(config: Config, profile: Profile, path: Path) -> AgentSummary
     stream = Stream(make_parser(profile.parser, profile))
     completed = profile.completion is None
     line = None  # the completion line
+    retry = multiline(profile.retry)
+    retries: dict[str, int] = {}  # what the agent retried (its parser's words) -> how often
 
     def feed(data: bytes, final: bool = False) -> None:
         nonlocal completed, line
@@ -63,6 +67,10 @@ def summarize_file(config: Config, profile: Profile, path: Path) -> AgentSummary
             completed = True
             start = lines.rfind("\n", 0, found.start()) + 1
             line = lines[start:min(lines.find("\n", found.end()) + 1 or len(lines), start + ENDED_KEPT)].strip()
+        if retry is not None and lines and retry.search(lines):
+            for retried in filter(retry.search, lines.splitlines()):
+                what = stream.parser.retry(retried.strip()) or retried.strip()[:200]
+                retries[what] = retries.get(what, 0) + 1
 
     started_in = None  # the directory orchestra started the agent in, which its transcript's header names
     try:
@@ -87,10 +95,21 @@ def summarize_file(config: Config, profile: Profile, path: Path) -> AgentSummary
         parsed.set_cwd(started_in)
     inside, outside = split_paths(parsed.files, Path(parsed.cwd) if parsed.cwd else Path.cwd())
     cost, source = cost_of(parsed, profile.name, config)
+    # a refused key or an API it could not reach, and what it retried, in the words a live run gives; the
+    # address is the transcript's (the agent's environment then is not this one)
+    failure = failures.describe(parsed.api_failure, profile, {}, probe=False) if parsed.api_failure else ""
+    errors = [*([failure] if failure else []), *parsed.errors,
+              *(failures.retried(what, count) for what, count in retries.items())]
+    last = stream.last_lines[-1] if stream.last_lines else ""
     if parsed.is_error:
         status, reason = "failed", "the agent reported an error"
     elif completed or parsed.is_error is False:  # no completion line, but the agent's own verdict
         status, reason = "completed", ""
+    elif parsed.api_failure is not None and parsed.api_failure.key_refused:
+        status, reason = "failed", failure
+    elif retry is not None and retry.search(last):
+        what = stream.parser.retry(last.strip()) or last.strip()[:200]
+        status, reason = "failed", f"the transcript ends while the agent retries: {failures.retried(what, retries[what])}"
     else:
         status, reason = "failed", "the transcript has no completion pattern (cut short?)"
     # a transcript is not waited for: what ended it is its completion line, or its end
@@ -101,7 +120,7 @@ def summarize_file(config: Config, profile: Profile, path: Path) -> AgentSummary
     return AgentSummary(
         agent=profile.name, role="transcript", status=status, reason=reason, ended_by=ended_by,
         files_modified=inside, files_claimed=inside,
-        files_outside_workdir=outside, errors=list(parsed.errors), cost_usd=cost, cost_source=source,
+        files_outside_workdir=outside, errors=list(dict.fromkeys(errors)), cost_usd=cost, cost_source=source,
         tokens={"input": parsed.tokens_in, "output": parsed.tokens_out}, transcript=str(path),
         session_id=parsed.session_id, last_lines=list(stream.last_lines), reply=parsed.reply[-4000:],
     )

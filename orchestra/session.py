@@ -31,7 +31,7 @@ from typing import Callable, Iterable, Optional
 
 import pexpect
 
-from . import agents
+from . import agents, failures
 from .ansi import strip
 from .config import DATA_DIR, Profile
 from .errors import OrchestraError
@@ -67,8 +67,8 @@ STARTING, WORKING, IDLE, EXITING, DONE = "starting", "working", "idle", "exiting
 
 
 # What ended the wait for an agent (its summary's `ended_by`): a pattern on a line, an event, orchestra.
-ENDED_BY = ("completion", "error_pattern", "exit", "timeout", "interrupted", "waiting_for_input", "max_retries",
-            "auto_answer_loop", "exit_after_completion", "line_too_long", "closed_terminal")
+ENDED_BY = ("completion", "error_pattern", "auth_refused", "exit", "timeout", "interrupted", "waiting_for_input",
+            "max_retries", "auto_answer_loop", "exit_after_completion", "line_too_long", "closed_terminal")
 ENDED_LINE = 200  # characters of the line that decided, kept in the summary
 ENDED_KEPT = 10 * ENDED_LINE  # ...of which this many are kept until masked (a result line may be 16 MB)
 
@@ -435,8 +435,19 @@ class AgentSession:
                 self._flush_out()
         if self.on_output is not None:
             self.on_output(self)
-        if self.phase in (STARTING, WORKING):
+        if self.phase in (STARTING, WORKING) and not self._key_refused():
             self._watch(lines)
+
+    def _key_refused(self) -> bool:
+        """Its parser read that the API refused its key (401, 403): no retry mends that, so the agent is
+        ended at once, the reason naming the key's variable."""
+        failure = self.parser.parsed.api_failure
+        if failure is None or not failure.key_refused:
+            return False
+        self.outcome = decided("failed", failures.describe(failure, self.profile, self.env), "auth_refused",
+                               self.read_at, line=failure.line)
+        self._begin_exit(ask=False)
+        return True
 
     def _watch(self, lines: str) -> None:
         while self.phase in (STARTING, WORKING):
@@ -476,8 +487,10 @@ class AgentSession:
             self.phase = WORKING
             self.type_message(self.task, self.read_at)
         elif found.index < len(p.errors):
-            self._turn_over(decided("failed", f"error pattern matched: {text[:500]}", "error_pattern",
-                                    self.read_at, p.errors[found.index], _line_of(found.match, ENDED_KEPT)))
+            line = _line_of(found.match, ENDED_KEPT)
+            said = failures.failure_words(self.parser.parsed.api_failure, line, p, self.env)
+            self._turn_over(decided("failed", said or f"error pattern matched: {text[:500]}", "error_pattern",
+                                    self.read_at, p.errors[found.index], line))
         elif found.index == len(p.errors):
             self._turn_over(decided("completed", "", "completion", self.read_at, p.completion,
                                     _line_of(found.match, ENDED_KEPT)))
@@ -512,7 +525,8 @@ class AgentSession:
         self.last_retry = what
         limit = self.profile.max_retries
         if limit is not None and self.retry_streak > limit:
-            self.outcome = decided("failed", f"{what}: retried {self.retry_streak} times in a row, more than "
+            what = failures.failure_words(self.parser.parsed.api_failure, line, self.profile, self.env) or what
+            self.outcome = decided("failed", f"{failures.retried(what, self.retry_streak)} in a row, more than "
                                              f"max_retries ({limit})", "max_retries", self.read_at,
                                    self.profile.retry, line)
             self._begin_exit(ask=False)
@@ -699,7 +713,7 @@ class AgentSession:
         outcome = self.outcome or Outcome("interrupted", "did not finish")
         parsed = self.parser.result()
         for what, count in self.retries.items():
-            parsed.add_error(f"{what}: retried {count} time{'s' if count != 1 else ''}")
+            parsed.add_error(failures.retried(what, count))
         # masked as one block: a key that a hard wrap put on two lines is whole in it
         last_lines = [line for line in self.redactor.text("\n".join(self.stream.last_lines)).split("\n") if line]
         if outcome.status in ("crashed", "failed", "timeout", "waiting_for_input"):

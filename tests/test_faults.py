@@ -153,6 +153,45 @@ def test_an_unset_key_variable_stops_the_run_before_it_starts(workdir):
     assert not (workdir / "x.py").exists()
 
 
+def without(*names: str, **extra: str) -> dict:
+    """This process's environment without the variables named, with extra ones."""
+    return {**{k: v for k, v in os.environ.items() if k not in names}, **extra}
+
+
+def no_tmux_sessions(env: dict) -> bool:
+    """No tmux server answers at the socket env points to (its own TMUX_TMPDIR): orchestra made no session."""
+    done = subprocess.run(["tmux", "list-sessions"], env=env, capture_output=True, text=True, timeout=10)
+    return done.returncode != 0 and not done.stdout
+
+
+@pytest.mark.parametrize("args", [["delegate", "--task", "hi"], ["delegate", "--task", "hi", "--detach"],
+                                  ["run", "--agent", "claude", "--task", "hi", "--detach"]])
+def test_the_default_primary_without_its_key_starts_nothing_and_names_the_variable(workdir, args):
+    from orchestra.agents import which
+    from orchestra.config import SHIPPED_CONFIG
+    if which("claude") is None:  # the binary is checked first, and named instead
+        pytest.skip("Claude Code is not installed (scripts/install-agents claude)")
+    env = without("ANTHROPIC_API_KEY", TMUX_TMPDIR=str(workdir))
+    done = orchestra(*args, "--config", str(SHIPPED_CONFIG), cwd=workdir, env=env)
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert "agent 'claude': the API key variable ANTHROPIC_API_KEY is not set" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (workdir / ".orchestra").exists()  # no run folder, no record, nothing to list
+    assert no_tmux_sessions(env)
+
+
+def test_the_agent_auto_routes_to_is_checked_before_anything_starts(workdir):
+    cfg = workdir / "o.yaml"
+    agent = {"command": [sys.executable, str(TOY), "--files", "x.py"], "completion": "^DONE"}
+    cfg.write_text(yaml.safe_dump({
+        "agents": {"plain": agent, "keyed": {**agent, "api_key_env": "ORCHESTRA_TEST_UNSET_KEY"}},
+        "routing": {"rules": [{"name": "db", "agent": "keyed", "words": ["database"]}], "default": "plain"}}))
+    done = orchestra("delegate", "--no-analyze", "--task", "fix the database", "--config", str(cfg), cwd=workdir,
+                     env=without("ORCHESTRA_TEST_UNSET_KEY", TMUX_TMPDIR=str(workdir)))
+    assert done.returncode == 2 and "agent 'keyed': the API key variable ORCHESTRA_TEST_UNSET_KEY" in done.stderr
+    assert not (workdir / ".orchestra").exists() and not (workdir / "x.py").exists()
+
+
 def test_a_malformed_config_spawns_nothing(workdir):
     cfg = workdir / "o.yaml"
     cfg.write_text("agents:\n  a: {command: [touch, spawned], completion: '(bad'}\n")

@@ -6,7 +6,7 @@ import subprocess
 import sys
 import threading
 
-from conftest import orchestra
+from conftest import orchestra, toy
 from test_faults import all_gone, config, wait_for, wait_for_file
 
 from orchestra import jobs
@@ -109,9 +109,15 @@ def test_a_detached_run_that_cannot_start_says_why_and_leaves_no_run(workdir):
     cfg.write_text(yaml.safe_dump({"agents": {"ghost": {"command": ["no-such-agent-cli", "{task}"],
                                                         "install": "npm install ghost-cli"}}}))
     failed = orchestra("run", "--agent", "ghost", "--task", "t", "--config", str(cfg), "--detach", cwd=workdir)
-    # found by the worker, before its run started: said by the command that started it
+    # found by the command that would start it, before anything is made
     assert failed.returncode == 2 and "'no-such-agent-cli' was not found" in failed.stderr, failed.stderr
     assert "npm install ghost-cli" in failed.stderr
+    assert not (workdir / ".orchestra").exists()
+    # found by the worker, before its run started: said by the command that started it, its folder gone
+    cfg.write_text(yaml.safe_dump({"agents": {"worker": {"command": toy("--task", "{task}"), "completion": "^DONE"}}}))
+    failed = orchestra("delegate", "--no-analyze", "--to", "worker", "--task", "t", "--merge", "--config", str(cfg),
+                       "--detach", cwd=workdir)
+    assert failed.returncode == 2 and "--merge is for several secondaries" in failed.stderr, failed.stderr
     assert not list((workdir / ".orchestra" / "runs").iterdir())
 
 

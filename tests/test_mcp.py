@@ -272,6 +272,23 @@ def test_bad_input_is_a_tool_error_that_says_what_to_do(tmp_path, project):
     assert runs_of(project) == []  # nothing was started
 
 
+def test_a_delegation_whose_agent_has_no_key_is_a_tool_error_naming_the_variable(tmp_path, project, monkeypatch):
+    cfg = config(tmp_path)
+    data = yaml.safe_load(cfg.read_text())
+    data["agents"]["worker"]["api_key_env"] = "ORCHESTRA_TEST_UNSET_KEY"  # the agent `auto` routes to
+    cfg.write_text(yaml.safe_dump(data))
+    monkeypatch.delenv("ORCHESTRA_TEST_UNSET_KEY", raising=False)
+
+    async def call():
+        async with sdk_client(project, cfg) as client:
+            return await client.call_tool("delegate", {"task": "x", "to": "auto"})
+
+    reply = asyncio.run(call())
+    assert reply.is_error, reply
+    assert "agent 'worker': the API key variable ORCHESTRA_TEST_UNSET_KEY is not set" in reply.content[0].text
+    assert runs_of(project) == []  # nothing was started
+
+
 def test_a_project_config_the_user_has_not_trusted_is_a_tool_error_until_they_do(tmp_path, project, monkeypatch):
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))  # the server's and `orchestra trust`'s
     cfg = config(tmp_path, "--files", "a.py").rename(project / "orchestra.yaml")

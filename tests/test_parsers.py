@@ -134,7 +134,10 @@ def test_codex_refused_key_is_an_error_and_its_retries_are_named_alike():
     retries = [line for line in text.splitlines() if "Reconnecting..." in line]
     assert len(retries) == 5 and all(CFG.agents["codex"].retry.search(line) for line in retries)
     assert {make_parser("codex").retry(line) for line in retries} == {"API error 401 Unauthorized"}
-    assert any(e.search(retries[0]) for e in CFG.agents["codex"].errors)  # stopped at the first
+    first = make_parser("codex")
+    first.feed(retries[0] + "\n")  # stopped at the first: its parser reads the refused key there
+    assert first.parsed.api_failure.key_refused and first.parsed.api_failure.status == 401
+    assert first.parsed.api_failure.url.endswith("/v1/responses")
 
 
 def test_codex_patterns_on_its_real_output():
@@ -373,3 +376,43 @@ def test_a_live_agent_that_exits_0_with_its_own_verdict_of_success_but_no_comple
     drive([s])
     r = s.result()
     assert (r.status, r.ended_by["signal"]) == ("completed", "exit"), r.reason
+
+
+def test_summarize_of_a_transcript_cut_short_by_a_refused_key_names_the_variable_and_the_retries():
+    from orchestra.history import summarize_file
+    agent = summarize_file(CFG, CFG.agents["claude"], OUT / "claude-401-stream-json.stdout")
+    assert agent.status == "failed" and agent.reason == "API key refused (401): check ANTHROPIC_API_KEY"
+    assert agent.errors == ["API key refused (401): check ANTHROPIC_API_KEY",
+                            "API error 401 authentication_failed: retried 6 times"]
+
+
+def test_summarize_of_a_transcript_that_stops_while_retrying_names_what_was_retried(tmp_path):
+    from orchestra.history import summarize_file
+    retry = ('{"type":"system","subtype":"api_retry","attempt":%d,"max_retries":10,"retry_delay_ms":500,'
+             '"error_status":429,"error":"rate_limit","session_id":"s"}')
+    path = tmp_path / "claude.jsonl"
+    path.write_text("".join(retry % n + "\n" for n in (1, 2, 3)))
+    agent = summarize_file(CFG, CFG.agents["claude"], path)
+    assert agent.status == "failed"
+    assert agent.reason == "the transcript ends while the agent retries: API error 429 rate_limit: retried 3 times"
+    assert agent.errors == ["API error 429 rate_limit: retried 3 times"]
+
+
+def test_an_api_that_cannot_be_reached_is_named_by_its_address_without_the_password_in_it():
+    from orchestra.failures import describe
+    retry = ('{"type":"system","subtype":"api_retry","attempt":1,"max_retries":10,"retry_delay_ms":500,'
+             '"error_status":null,"error":"unknown","session_id":"s"}')
+    p = make_parser("claude")
+    p.feed(retry + "\n")
+    env = {"ANTHROPIC_BASE_URL": "http://user:hunter2-secret@127.0.0.1:9/api"}
+    assert describe(p.parsed.api_failure, CFG.agents["claude"], env, probe=False) == \
+        "cannot reach the API at http://127.0.0.1:9/api: no HTTP answer (unknown)"
+
+
+def test_claude_screen_reads_a_refused_key_from_its_retry_status_line():
+    p = make_parser("claude-tui")
+    p.feed_screen("\x1b[35;1H✻ API error · retrying in 1s · attempt 1/10")  # its first attempt names no status
+    assert p.parsed.api_failure is None
+    p.feed_screen("\x1b[35;3H401\x1b[7Ginvalid x-api-key ·\x1b[27Gretrying in 3s · attempt 3/10")  # a redraw
+    assert p.parsed.api_failure.key_refused and p.parsed.api_failure.status == 401
+    assert p.parsed.api_failure.detail == "invalid x-api-key"

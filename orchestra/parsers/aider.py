@@ -12,6 +12,7 @@ class AiderParser(Parser):
     APPLIED = re.compile(r"^Applied edit to (.+?)\s*$", re.M)
     COMMIT = re.compile(r"^Commit ([0-9a-f]{7,40}) (.*)$", re.M)
     TOKENS = re.compile(r"^Tokens: ([\d.,]+)(k?) sent(?:, [\d.,]+k? cache \w+)*, ([\d.,]+)(k?) received\.(?: Cost: \$([\d.]+) message, \$([\d.]+) session\.)?", re.M)
+    CONNECTION = re.compile(r"APIConnectionError|Exception - Connection\b")
     ERROR = re.compile(r"^((?:litellm\.\w+|\w+Error)\b.*)$", re.M)
 
     def feed(self, lines: str) -> None:
@@ -27,6 +28,9 @@ class AiderParser(Parser):
         for m in self.ERROR.finditer(lines):
             p.add_error(m.group(1))
             p.is_error = True
+            # litellm names a refused key by its class; a request that got no answer, "Connection error."
+            self.api_failed(m.group(1), m.group(1), key_refused=m.group(1).startswith("litellm.AuthenticationError"),
+                            unreachable=bool(self.CONNECTION.search(m.group(1))))
 
 
 def _count(number: str, k: str) -> int:

@@ -17,6 +17,18 @@ from . import render
 
 MAX_REPLY = 64 * 1024  # the reply text kept for briefs and for the primary
 MAX_ERRORS = 50
+KEY_REFUSED = (401, 403)  # HTTP statuses no retry mends: the key is wrong or not allowed
+
+
+@dataclass
+class ApiFailure:
+    """A request of the agent's that the API refused or that never reached it, as the agent's output says."""
+    line: str  # the line that says it
+    detail: str  # the agent's words
+    status: Optional[int] = None  # the HTTP status, when there was an answer
+    key_refused: bool = False  # 401, 403, or the agent's own word for it: no retry will mend it
+    unreachable: bool = False  # no connection could be made
+    url: Optional[str] = None  # the address it names, if it names one
 
 
 @dataclass
@@ -31,6 +43,7 @@ class Parsed:
     is_error: Optional[bool] = None  # the agent's own verdict, where it gives one
     model: Optional[str] = None
     cwd: Optional[str] = None  # the working directory the agent reports (its init event): its paths' root
+    api_failure: Optional[ApiFailure] = None  # the last refused key or connection that could not be made
 
     def set_cwd(self, value: Any) -> None:
         if isinstance(value, str) and os.path.isabs(value):
@@ -106,6 +119,17 @@ class Parser:
         """A new message was sent: the next reply replaces the last one."""
         self.parsed.set_reply("")
         self.parsed.is_error = None
+        self.parsed.api_failure = None
+
+    def api_failed(self, line: str, detail: str, status: Optional[int] = None, key_refused: bool = False,
+                   unreachable: bool = False, url: Optional[str] = None) -> None:
+        """The agent says a request failed. A refused key (401, 403) or a connection that could not be made
+        is kept (parsed.api_failure): a session ends the agent on a refused key at once, and says either
+        in words that name what to fix (orchestra/failures.py); any other failure is the agent's to retry."""
+        key_refused = key_refused or status in KEY_REFUSED
+        if key_refused or unreachable:
+            self.parsed.api_failure = ApiFailure(line.strip(), detail.strip(), status, key_refused,
+                                                 unreachable and not key_refused, url)
 
     def retry(self, line: str) -> str:
         """What a line the profile's `retry` pattern matched says was retried, in words that stay
@@ -119,6 +143,7 @@ class Parser:
 class JsonLinesParser(Parser):
     """For agents that print one JSON object per line; other lines are noise."""
 
+    line = ""  # the line of the event being read
     names_files = True  # each edit is a tool call event that names its file
 
     def feed(self, lines: str) -> None:
@@ -141,6 +166,7 @@ class JsonLinesParser(Parser):
                     drawn.append(render.lines(line))  # not an event (a wrapper's message): as it is
                 continue
             try:
+                self.line = stripped
                 self.event(event)
             except (TypeError, AttributeError, ValueError, KeyError) as exc:
                 # a line of the right type with the wrong shape: note it, keep reading

@@ -66,6 +66,13 @@ class ClaudeParser(JsonLinesParser):
         if kind == "system" and event.get("subtype") == "init":
             p.model = event.get("model") or p.model
             p.set_cwd(event.get("cwd"))
+        elif kind == "system" and event.get("subtype") == "api_retry":
+            # a refused key it would retry for minutes; no HTTP status: the request never got an answer
+            status = event.get("error_status")
+            status = status if isinstance(status, int) else None
+            error = str(event.get("error") or "unknown")
+            self.api_failed(self.line, error if status else f"no HTTP answer ({error})", status,
+                            unreachable=status is None)
         elif kind == "assistant":
             for block in (event.get("message") or {}).get("content") or []:
                 if not isinstance(block, dict):
@@ -89,6 +96,8 @@ class ClaudeParser(JsonLinesParser):
                 detail = event.get("result") or event.get("subtype") or "error"
                 status = event.get("api_error_status")
                 p.add_error(f"{'API error ' + str(status) + ': ' if status else ''}{detail}")
+                if isinstance(status, int):
+                    self.api_failed(self.line, str(detail), status)
 
 
     def retry(self, line: str) -> str:
@@ -135,6 +144,9 @@ class ClaudeScreenParser(Parser):
     names_files = False  # a screen, not a record: a long path is drawn cut short, a redraw may skip an edit
     TOOL = re.compile(r"^\s*[●⏺]\s*(Write|Edit|MultiEdit|Update|Create)\((.+?)\)\s*$", re.M)
     ERROR = re.compile(r"^\s*(?:⎿\s*)?(API Error:.*|Error:.*)$", re.M)
+    # its status line while it retries: "✻ 401 invalid x-api-key · retrying in 3s · attempt 3/10" (the status
+    # shows from a redraw on, the first attempt says only "API error")
+    RETRYING = re.compile(r"(?:^|\s)(\d{3}) ([^·\n]*?)\s*· retrying in \d+s · attempt \d+/\d+", re.M)
     OVER = re.compile(r"✻ \S+ for (?:\d+h )?(?:\d+m )?\d+s")  # without a profile (a saved transcript)
     BULLET = ("● ", "⏺ ")
     ECHO = "❯ "  # a message sent; "❯\u00a0" is the prompt box
@@ -158,6 +170,11 @@ class ClaudeScreenParser(Parser):
 
     def feed_screen(self, text: str) -> None:
         self.screen.feed(text)
+        if self.parsed.api_failure is None:  # its retry status line, as the screen shows it now
+            for row in map(self.screen.row, range(self.screen.rows)):
+                m = self.RETRYING.search(row)
+                if m:
+                    self.api_failed(row, m.group(2), int(m.group(1)))
         if self.over is None or self.message is None:
             self._judge()
 

@@ -62,6 +62,8 @@ class CodexParser(JsonLinesParser):
     name = "codex"
     render = staticmethod(render)
     STATUS = re.compile(r"unexpected status (\d{3})\s*([A-Za-z][A-Za-z ]*)")
+    LOST = re.compile(r"(Connection failed[^)]*)")
+    URL = re.compile(r"\burl: ([^\s,)]+)")
     last_error = None  # the text of the last error event drawn
 
     def event(self, event: dict) -> None:
@@ -86,12 +88,21 @@ class CodexParser(JsonLinesParser):
                 p.is_error = False
         elif kind == "turn.failed":
             p.is_error = True
-            p.add_error(str((event.get("error") or {}).get("message") or "turn failed"))
+            message = str((event.get("error") or {}).get("message") or "turn failed")
+            p.add_error(message)
+            self.failed_request(message)
         elif kind == "error":
             message = str(event.get("message") or event)
             if not message.startswith(RECONNECTING):  # a retry, counted by the profile's retry pattern
                 p.is_error = True
                 p.add_error(message)
+            self.failed_request(message)
+
+    def failed_request(self, message: str) -> None:
+        """`unexpected status 401 Unauthorized: ..., url: URL, ...`; `waiting for network (Connection failed: ...)`."""
+        status, url, lost = self.STATUS.search(message), self.URL.search(message), self.LOST.search(message)
+        self.api_failed(self.line, lost.group(1) if lost else message, int(status.group(1)) if status else None,
+                        unreachable=lost is not None, url=url.group(1) if url else None)
 
     def draw(self, event: dict) -> str:
         drawing = render(event)

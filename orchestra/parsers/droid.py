@@ -35,6 +35,7 @@ def render(event: dict) -> str:
 class DroidParser(JsonLinesParser):
     name = "droid"
     render = staticmethod(render)
+    STATUS = re.compile(r"(\d{3}) [{\[]")
     TEXT_FILE = re.compile(r"^\s*(?:Created|Modified|Edited|Wrote)\s+(?:file\s+)?(\S+)\s*$", re.M)
 
     def text(self, lines: str) -> None:  # plain `droid exec` text
@@ -70,4 +71,9 @@ class DroidParser(JsonLinesParser):
                 p.is_error = False
         elif kind == "error":
             p.is_error = True
-            p.add_error(str(event.get("message") or event.get("error") or event))
+            message = str(event.get("message") or event.get("error") or event)
+            p.add_error(message)
+            # `401 {"type":"error",...}`: the API's answer after its status; `Connection error.`: none came
+            status = self.STATUS.match(message)
+            self.api_failed(self.line, message, int(status.group(1)) if status else None,
+                            unreachable=message.startswith("Connection error"))

@@ -6,6 +6,8 @@ output_tokens, duration_ms}}.
 """
 from __future__ import annotations
 
+import re
+
 from . import render as draw
 from .base import JsonLinesParser, add_tokens, tool_file
 
@@ -44,6 +46,7 @@ def render(event: dict) -> str:
 class GeminiParser(JsonLinesParser):
     name = "gemini"
     render = staticmethod(render)
+    STATUS = re.compile(r'\\?"code\\?":\s*(\d{3})\b')
     mid_line = False  # the window's last drawing was a streamed reply piece with no line end
 
     def __init__(self, profile=None):
@@ -82,7 +85,10 @@ class GeminiParser(JsonLinesParser):
             p.is_error = event.get("status") != "success"
             if p.is_error:
                 error = event.get("error") or {}
-                p.add_error(str(error.get("message") or error or event.get("status") or "error"))
+                message = str(error.get("message") or error or event.get("status") or "error")
+                p.add_error(message)
+                status = self.STATUS.search(message)  # `[API Error: {"error":{"code":401,...}}]`
+                self.api_failed(self.line, message, int(status.group(1)) if status else None)
         elif kind == "error":
             p.add_error(str(event.get("message") or event))
 

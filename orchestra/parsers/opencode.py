@@ -83,6 +83,10 @@ class OpenCodeParser(JsonLinesParser):
             error = event.get("error") or {}
             data = error.get("data") or {}
             status = data.get("statusCode")
+            message = str(data.get("message") or error.get("name") or "error")
             p.is_error = True
-            p.add_error(f"{'API error ' + str(status) + ': ' if status else ''}"
-                        f"{data.get('message') or error.get('name') or 'error'}")
+            p.add_error(f"{'API error ' + str(status) + ': ' if status else ''}{message}")
+            url = (data.get("metadata") or {}).get("url")
+            self.api_failed(self.line, message, status if isinstance(status, int) else None,
+                            unreachable=message.startswith("Cannot connect to API"),
+                            url=url if isinstance(url, str) else None)
