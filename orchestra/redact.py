@@ -3,7 +3,9 @@
 A key reaches a terminal whole, or cut apart by what does not change what a person
 reads: escape sequences (`sk-\\x1b[1mabc`), a TUI's hard wrap (a line break and the
 next line's indentation), and a multi-line key's own line breaks, which the pty writes
-as CR LF. All of these are masked. Encodings of a key (base64, a hash...) are not.
+as CR LF. An agent that speaks JSON writes them as escapes (`\\n`, `\\r\\n`, or `\\\\n` when
+the JSON is itself in a JSON string), and may write the `/` of a base64 key as `\\/`. All of
+these are masked. Encodings of a key (base64, a hash...) are not.
 """
 from __future__ import annotations
 
@@ -16,9 +18,10 @@ SECRET_NAME = re.compile(r"(_KEY|_TOKEN|_SECRET)$")
 MIN_SECRET_LEN = 6  # shorter values ("1", "true") would mask ordinary output
 
 # What may come between two characters of a key on a terminal (see the module's docstring); a
-# space too, as keys have none (but a PEM key's header) and a hard wrap may indent with them.
+# space too, as keys have none (but a PEM key's header) and a hard wrap may indent with them;
+# and backslashes, as keys have none either: JSON's escapes of a line break and of `/`.
 _GAP = (r"(?:\x1b\[[0-?]*[ -/]*[@-~]|\x1b[\]P^_][^\x07\x1b\n]{0,256}(?:\x07|\x1b\\)?"
-        r"|\x1b[()*+][0-9A-Za-z]|\x1b[78=>]|\r|\n[ \t]*| )")
+        r"|\x1b[()*+][0-9A-Za-z]|\x1b[78=>]|\r|\n[ \t]*| |\\+[rn]?)")
 _PART = r"\x1b(?:\[[0-?]*[ -/]*|[\]P^_][^\x07\x1b\n]{0,256}\x1b?|[()*+])?"  # a gap the next read may finish
 # A read that ends in a key's first characters and a gap is held back when they are at least this
 # many (one would hold back every line that ends in a letter a key has, until the next read).
@@ -49,7 +52,10 @@ def _gapped_prefix_at_end(prefix: str) -> re.Pattern:
 
 def skeleton(text: str) -> str:
     """Cleaned text as far as a key is concerned: no line breaks, no spaces (keys have neither, and
-    a hard wrap leaves a line break and the next line's indentation in the middle of one)."""
+    a hard wrap leaves a line break and the next line's indentation in the middle of one), no
+    JSON escapes of a line break and no backslashes (what is left of `\\\\n` and of `\\/`)."""
+    if "\\" in text:
+        text = text.replace("\\r", "").replace("\\n", "").replace("\\", "")
     return text.replace("\n", "").replace(" ", "")
 
 
@@ -74,6 +80,7 @@ class Redactor:
         self._window = 2 * max((len(c) for c in self._raw_cores), default=0) + 256
         self.held = b""
         self._shown = ""  # the end of the skeleton of what came before
+        self._escape = ""  # the backslashes that ended the last read's cleaned text
         if self.cores:
             self._any_text = re.compile("|".join(_gapped(c) for c in self.cores))
             self._any = re.compile(self._any_text.pattern.encode())
@@ -87,10 +94,16 @@ class Redactor:
             return data
         if self.held:
             data, self.held = self.held + data, b""
+        if self._escape:
+            clean, self._escape = self._escape + clean, ""
+        if clean.endswith("\\"):  # the start of an escape ("\\n") that the next read finishes
+            cut = len(clean.rstrip("\\"))
+            clean, self._escape = clean[:cut], clean[cut:]
         shown = self._shown + skeleton(clean)
         if any(core in shown for core in self.cores):
             data = self._any.sub(MASK, data)
-            shown = ""
+            # what follows the last key may begin another, which the next read finishes
+            shown = shown[max(shown.rfind(core) + len(core) for core in self.cores if core in shown):]
         self._shown = shown[-self._keep:] if self._keep else ""
         keep = self._partial_suffix(data, shown)
         if keep:
@@ -99,7 +112,7 @@ class Redactor:
         return data
 
     def flush(self) -> bytes:
-        out, self.held, self._shown = self.held, b"", ""
+        out, self.held, self._shown, self._escape = self.held, b"", "", ""
         return out
 
     def text(self, text: str) -> str:
@@ -108,7 +121,7 @@ class Redactor:
             return text
         for secret in self.secrets:
             text = text.replace(secret.decode(), MASK.decode())
-        shown = skeleton(text)
+        shown = skeleton(text.replace("\r", ""))  # (a stream's cleaned text has no CR; a string may)
         if any(core in shown for core in self.cores):
             text = self._any_text.sub(MASK.decode(), text)
         return text
