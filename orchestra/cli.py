@@ -96,7 +96,7 @@ class StatusLine:
             return
         elapsed = _duration(time.monotonic() - session.started_at)
         retrying = session.retrying
-        last = session.redactor.text(f"↻ {retrying}" if retrying else session.stream.latest)
+        last = session.redactor.text(f"↻ {retrying}") if retrying else session.stream.latest_shown(session.redactor)
         width = max(20, click.get_terminal_size()[0] - 1) if hasattr(click, "get_terminal_size") else 100
         more = f" (+{others} more)" if others else ""
         text = f"⏳ {session.profile.name}{more} {elapsed} │ {last}"[:width]

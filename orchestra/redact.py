@@ -115,8 +115,9 @@ class Redactor:
         out, self.held, self._shown, self._escape = self.held, b"", "", ""
         return out
 
-    def text(self, text: str) -> str:
-        """Mask a whole string (typed input, argv, reports)."""
+    def text(self, text: str, more: bool = False) -> str:
+        """Mask a whole string (typed input, argv, reports). more: text is the start of a line still
+        coming, whose end may be a key's first characters (at least HOLD_GAPPED): masked too."""
         if not self.secrets or not text:
             return text
         for secret in self.secrets:
@@ -124,6 +125,13 @@ class Redactor:
         shown = skeleton(text.replace("\r", ""))  # (a stream's cleaned text has no CR; a string may)
         if any(core in shown for core in self.cores):
             text = self._any_text.sub(MASK.decode(), text)
+            if more:
+                shown = skeleton(text.replace("\r", ""))
+        if more:
+            data = text.encode()
+            begun = self._gapped_start(data, shown)
+            if begun:
+                text = data[:len(data) - begun].decode() + MASK.decode()
         return text
 
     def data(self, value: Any) -> Any:
@@ -147,7 +155,13 @@ class Redactor:
                     best = max(best, len(data) - i)
                     break
                 i = data.find(core[:1], i + 1)
-        for core in self.cores:  # ...or cut by gaps (a colour change, a wrap): found in the skeleton
+        return max(best, self._gapped_start(data, shown))
+
+    def _gapped_start(self, data: bytes, shown: str) -> int:
+        """How many bytes at the end of data are a secret's first HOLD_GAPPED characters or more, cut
+        by gaps (a colour change, a wrap) or not: found in the skeleton (shown), then in the bytes."""
+        best = 0
+        for core in self.cores:
             i = shown.find(core[:1], max(len(shown) - len(core) + 1, 0))
             while i != -1 and len(shown) - i >= HOLD_GAPPED:
                 if core.startswith(shown[i:]):

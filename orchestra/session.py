@@ -129,7 +129,7 @@ class AgentSession:
         # a rendered window shows what the parser draws of the lines it parses anyway (no second parse)
         self.rendered_view = profile.view == "rendered" and self.parser.render is not None
         if self.rendered_view:
-            self.parser.rendering()
+            self.parser.rendering(self.redactor.data if self.redactor else None)
         self.stream = Stream(self.parser)
         self._shown_decoder = codecs.getincrementaldecoder("utf-8")("replace")  # for the masked bytes
         self.searcher = self.stream.searcher
@@ -682,8 +682,7 @@ class AgentSession:
         parsed = self.parser.result()
         for what, count in self.retries.items():
             parsed.add_error(f"{what}: retried {count} time{'s' if count != 1 else ''}")
-        # masked as one block: a key that a hard wrap put on two lines is whole in it
-        last_lines = [line for line in self.redactor.text("\n".join(self.stream.last_lines)).split("\n") if line]
+        last_lines = self.stream.lines_shown(self.redactor)
         if outcome.status in ("crashed", "failed", "timeout", "waiting_for_input"):
             parsed.add_error(outcome.reason)
             if last_lines:

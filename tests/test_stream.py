@@ -84,6 +84,14 @@ def pem_key(lines: int, seed: int = 0) -> str:
                       "-----END TEST PRIVATE KEY-----"])
 
 
+def leaked(text: str, secret: str) -> list[str]:
+    """Pieces of the secret (12 characters or more) that a person could read in text: on a line, cut
+    by a line break and indentation, or by JSON's escapes (\\n, \\r\\n, \\\\n, \\/)."""
+    shown = re.sub(r"\n[ \t]*|\\+[rn]?", "", strip(text))
+    core = secret.replace("\n", "")
+    return sorted({core[i:i + 12] for i in range(len(core) - 11) if core[i:i + 12] in shown})
+
+
 # A multi-line key as an agent writes it: through the pty, or in a JSON string (every headless agent)
 KEY_ENCODINGS = {
     "the pty's CR LF": lambda key: key.replace("\n", "\r\n"),
@@ -118,6 +126,20 @@ def test_a_key_that_begins_in_the_read_that_masks_another_is_masked_when_the_nex
         stream.feed(piece)
         out.append(r.feed(piece, stream.clean))
     assert (b"".join(out) + r.flush()).decode() == '{"text":"***"}\r\n' * 2
+
+
+def test_the_lines_a_person_is_shown_are_masked_before_a_long_line_is_cut():
+    from orchestra.parsers import make_parser
+    from orchestra.stream import Stream
+
+    key, r = pem_key(20), Redactor([pem_key(20)])  # 1.3 KB: across the 500 characters a last line keeps
+    line = json.dumps({"type": "assistant", "text": "x" * 300 + key})
+    stream = Stream(make_parser("generic", None))
+    stream.feed((line + "\r\n").encode())
+    for shown in (stream.lines_shown(r)[-1], stream.latest_shown(r)):
+        assert "x" * 300 + "***" in shown and not leaked(shown, key)
+    stream.feed(line[:-100].encode())  # a line under way, its key not whole yet (as a status line may see it)
+    assert stream.latest_shown(r).endswith("***") and not leaked(stream.latest_shown(r), key)
 
 
 def test_a_json_line_that_holds_part_of_a_key_is_left_whole():
