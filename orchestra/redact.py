@@ -23,6 +23,7 @@ MIN_SECRET_LEN = 6  # shorter values ("1", "true") would mask ordinary output
 _GAP = (r"(?:\x1b\[[0-?]*[ -/]*[@-~]|\x1b[\]P^_][^\x07\x1b\n]{0,256}(?:\x07|\x1b\\)?"
         r"|\x1b[()*+][0-9A-Za-z]|\x1b[78=>]|\r|\n[ \t]*| |\\+)")
 _PART = r"\x1b(?:\[[0-?]*[ -/]*|[\]P^_][^\x07\x1b\n]{0,256}\x1b?|[()*+])?"  # a gap the next read may finish
+PROBE = 64  # characters: a PEM key's line
 # A read that ends in a key's first characters and a gap is held back when they are at least this
 # many (one would hold back every line that ends in a letter a key has, until the next read).
 HOLD_GAPPED = 4
@@ -43,6 +44,12 @@ def _cores(secret: str) -> list[str]:
     return [skeleton(sep.join(lines)) for sep in (("", "n", "rn") if len(lines) > 1 else ("",))]
 
 
+def _probe(secret: str) -> str:
+    """A piece of every core of the key, looked for before them: a substring test costs as much as its
+    needle is long (Python prepares a long one at each test), and a PEM key has three cores of 2 KB."""
+    return skeleton(max(secret.replace("\r", "").split("\n"), key=len))[:PROBE]
+
+
 def _gapped(core: str) -> str:
     """A regex for the key with any gaps between its characters."""
     return (_GAP + "*").join(re.escape(c) for c in core)
@@ -61,11 +68,12 @@ def _gapped_prefix_at_end(prefix: str) -> re.Pattern:
     return re.compile((_gapped(prefix) + "(?:%s|%s)*\\Z" % (_GAP, _PART)).encode())
 
 
-def skeleton(text: str) -> str:
+def skeleton(text: str, backslashes: bool = True) -> str:
     """Cleaned text as far as a key is concerned: no line breaks, no spaces (keys have neither, and
     a hard wrap leaves a line break and the next line's indentation in the middle of one), no
-    backslashes (keys have none: JSON's `\\/` leaves `/`, and `\\n` n, a variant of a key's core)."""
-    if "\\" in text:  # one more pass, for JSON; the variants cost a substring test each, not a pass
+    backslashes (keys have none: JSON's `\\/` leaves `/`, and `\\n` n, a variant of a key's core).
+    backslashes=False keeps them: JSON's escapes cut no key without a line break or a `/`."""
+    if backslashes and "\\" in text:  # one more pass, for JSON; the variants cost a substring test each
         text = text.replace("\\", "")
     return text.replace("\n", "").replace(" ", "")
 
@@ -89,6 +97,8 @@ class Redactor:
         self.cores = [c for s in secrets for c in _cores(s) if c]
         self._plain_cores = [c for c in (_cores(s)[0] for s in secrets) if c]  # no JSON escapes in sight
         self._raw_cores = [c.encode() for c in self._plain_cores]
+        self._probed = [(_probe(s), _cores(s)) for s in secrets if _cores(s)[0]]
+        self._escapable = any(c in s for s in secrets for c in "\n/\\")  # by JSON's escapes
         self._keep = max((len(c) for c in self.cores), default=1) - 1  # of the skeleton, for a key across reads
         self._window = 2 * max((len(c) for c in self._raw_cores), default=0) + 256
         self.held = b""
@@ -107,11 +117,13 @@ class Redactor:
         # a core with JSON's line breaks (`n`, `rn`) is looked for only where JSON's escapes are: in
         # this read, or close enough before it for a key that ends in it
         escaped = "\\" in clean
-        cores = self.cores if escaped or self._unescaped < self._keep else self._plain_cores
-        skel = skeleton(clean)
+        near_json = escaped or self._unescaped < self._keep
+        cores = self.cores if near_json else self._plain_cores
+        skel = skeleton(clean, self._escapable)
         self._unescaped = 0 if escaped else min(self._unescaped + len(skel), self._keep)
         shown = self._shown + skel
-        found = [core for core in cores if core in shown]
+        found = [core for probe, each in self._probed if probe in shown
+                 for core in (each if near_json else each[:1]) if core in shown]
         if found:
             for core in found:
                 data = _gapped_re(core, True).sub(MASK, data)

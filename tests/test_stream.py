@@ -113,6 +113,14 @@ def test_a_multi_line_key_is_masked_however_an_agent_writes_its_line_breaks(enco
     assert Redactor([PEM_KEY]).text(strip(data.decode())) == strip(line % "***")  # the summaries' text
 
 
+@pytest.mark.parametrize("seed", range(20))
+def test_a_key_with_a_slash_is_masked_when_json_escapes_it(seed):
+    key = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"  # an AWS secret access key's shape
+    data = f'{{"text":"export AWS_SECRET_ACCESS_KEY={key}"}}\r\n'.replace("/", "\\/").encode()
+    out = masked_as_a_session_would(Redactor([key]), data, random.Random(seed)).decode()
+    assert out == '{"text":"export AWS_SECRET_ACCESS_KEY=***"}\r\n'
+
+
 @pytest.mark.parametrize("encoding", KEY_ENCODINGS)
 def test_a_key_that_begins_in_the_read_that_masks_another_is_masked_when_the_next_read_ends_it(encoding):
     from orchestra.parsers import make_parser
