@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 def fill(workdir: Path, n: int) -> None:
     """n finished runs, each with a record the size of a real delegation's, and two live ones (this process)."""
-    from orchestra.run import LIVE_DIR, RUNS_DIR
+    from orchestra.runfolder import LIVE_DIR, RUNS_DIR
 
     agent = {"agent": "droid", "role": "secondary-1", "status": "completed", "files_modified": ["a.py"] * 20,
              "errors": [], "cost_usd": 0.05, "last_lines": ["x" * 100] * 20, "reply": "y" * 2000}
@@ -55,7 +55,7 @@ def timed_ms(fn, repeat: int) -> list[float]:
 
 
 def polling_wait(workdir: Path, run_id: str, period: float = 1.0) -> None:
-    from orchestra.history import load_run
+    from orchestra.runfolder import load as load_run
 
     while load_run(workdir, run_id)["status"] == "running":
         time.sleep(period)
@@ -63,7 +63,7 @@ def polling_wait(workdir: Path, run_id: str, period: float = 1.0) -> None:
 
 def main() -> None:
     from orchestra import jobs
-    from orchestra.history import list_runs
+    from orchestra.runfolder import list_runs
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=1000)

@@ -29,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from orchestra.run import process_started  # noqa: E402
+from orchestra.procs import process_started  # noqa: E402
 
 TOKEN = "bench-token-0123456789abcdef"
 AGENT = r"""

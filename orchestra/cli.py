@@ -15,6 +15,7 @@ from . import __version__
 from .config import Config, Profile, compile_pattern, load_config
 from .errors import OrchestraError
 from .run import Interrupted
+from .summary import apart_lines
 
 
 def _echo(text: str, **kwargs) -> None:
@@ -27,7 +28,7 @@ def _echo(text: str, **kwargs) -> None:
 
 
 def main() -> None:
-    from .jobs import become_worker, tell_starter
+    from .runfolder import become_worker, tell_starter
 
     global _worker_run_id
     _worker_run_id = become_worker()  # started by --detach (or `orchestra mcp`): the run id it must use
@@ -42,6 +43,10 @@ def main() -> None:
         sys.exit(exc.exit_code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
+    except KeyboardInterrupt:  # Ctrl-C before a run had its folder: nothing started, nothing to record
+        tell_starter("interrupted before its run started")
+        _echo("⛔ interrupted", err=True)
+        sys.exit(130)
     except Interrupted as exc:
         saved = f"; transcripts and run.json saved in {exc.run_dir}" if exc.run_dir else ""
         _echo(f"⛔ interrupted ({exc}){saved}", err=True)
@@ -57,11 +62,19 @@ DETACH_HELP = ("Run in the background (a process of its own that outlives this t
                "at once. Then: orchestra status / wait / cancel RUN_ID.")
 
 
-def _detach(workdir: str, as_json: bool) -> None:
+ISOLATE_HELP = ("Work in a git worktree and branch of its own (made from HEAD), so you can go on working here: its "
+                "summary lists exactly its files, and its branch is reported, to merge.")
+
+
+def _detach(workdir: str, as_json: bool, task: Optional[str] = None) -> None:
     """Start this very command again in the background (without --detach) and say its run id."""
     from .jobs import start
 
-    run_id = start(Path(workdir), [a for a in sys.argv[1:] if a != "--detach"], cwd=Path.cwd())
+    argv = [a for a in sys.argv[1:] if a != "--detach"]
+    for i, a in enumerate(argv[:-1]):
+        if a == "--task" and argv[i + 1] == "-":  # read here: the worker has no standard input
+            argv[i + 1] = task or ""
+    run_id = start(Path(workdir), argv, cwd=Path.cwd())
     if as_json:
         click.echo(json.dumps({"run_id": run_id, "status": "running"}))
     else:
@@ -73,7 +86,15 @@ def _detach(workdir: str, as_json: bool) -> None:
 @click.group()
 @click.version_option(__version__, prog_name="orchestra")
 def cli() -> None:
-    """Orchestra: one terminal coding agent delegates a task to another."""
+    """Orchestra: one terminal coding agent delegates a task to another.
+
+    \b
+    Try it (no agent, no key, no network):
+      orchestra delegate --demo --task "Add a User model to FastAPI with CRUD endpoints"
+    Then, with real agents installed (orchestra doctor says which):
+      orchestra delegate --from claude --to droid --task "..."
+      orchestra runs; orchestra show latest; orchestra replay latest
+    """
 
 
 def _config(path: Optional[str], workdir: Optional[str] = None) -> Config:
@@ -96,7 +117,7 @@ class StatusLine:
             return
         elapsed = _duration(time.monotonic() - session.started_at)
         retrying = session.retrying
-        last = session.redactor.text(f"↻ {retrying}") if retrying else session.stream.latest_shown(session.redactor)
+        last = session.redactor.text(f"↻ {retrying}") if retrying else session.latest  # masked before it is cut
         width = max(20, click.get_terminal_size()[0] - 1) if hasattr(click, "get_terminal_size") else 100
         more = f" (+{others} more)" if others else ""
         text = f"⏳ {session.profile.name}{more} {elapsed} │ {last}"[:width]
@@ -127,6 +148,10 @@ def _cost(value: Optional[float], source: str = "") -> str:
     return text + (" (estimated from tokens)" if source == "estimated" else "")
 
 
+def _count(value) -> str:
+    return str(value) if isinstance(value, int) else "unknown"
+
+
 def _print_agent(a: dict) -> None:
     icon = "✅" if a["status"] == "completed" else "❌"
     n = len(a["files_modified"])
@@ -136,6 +161,8 @@ def _print_agent(a: dict) -> None:
         click.echo(f"   Reason: {a['reason']}")
     for path in a["files_modified"][:20]:
         click.echo(f"   • {path}")
+    for line in apart_lines(a, "--json has them all"):
+        click.echo(line)
     if a.get("files_outside_workdir"):
         click.echo(f"   ⚠️  paths outside the working directory (not followed): {', '.join(a['files_outside_workdir'])}")
     for err in a["errors"][:5]:
@@ -149,17 +176,23 @@ def _print_agent(a: dict) -> None:
 @click.option("--cmd", "ad_hoc", help="Ad-hoc program instead of a profile: 'PROGRAM ARGS' (split like a shell, never run by one).")
 @click.option("--done", "done_regex", help="With --cmd: the regex that means the task is done.")
 @click.option("--prompt", "prompt_regex", help="With --cmd: the regex that means the program waits for input.")
-@click.option("--task", default=None, help="The task text.")
+@click.option("--task", default=None, help="The task text, given to the agent as one argument where its profile "
+              "has {task} (never through a shell), else typed at its prompt; - reads it from standard input.")
+@click.option("--task-file", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Read the task from this file (UTF-8), for a task too long to type.")
 @click.option("--timeout", type=float, default=None, help="Seconds before the agent is stopped (default: the profile's).")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="Config file.")
 @click.option("--workdir", type=click.Path(file_okay=False, exists=True), default=".", help="Where the agent works.")
 @click.option("--no-tmux", is_flag=True, help="Do not open tmux windows.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option("--detach", is_flag=True, help=DETACH_HELP)
-def run(agent_name, ad_hoc, done_regex, prompt_regex, task, timeout, config_path, workdir, no_tmux, as_json, detach):
+@click.option("--isolate", is_flag=True, help=ISOLATE_HELP)
+def run(agent_name, ad_hoc, done_regex, prompt_regex, task, task_file, timeout, config_path, workdir, no_tmux, as_json,
+        detach, isolate):
     """Run one agent on a task and print its summary."""
     from .run import run_agent
 
+    task = _task_text(task, task_file, required=False)
     config = _config(config_path, workdir)
     if ad_hoc:
         profile = _ad_hoc_profile(ad_hoc, done_regex, prompt_regex)
@@ -175,35 +208,67 @@ def run(agent_name, ad_hoc, done_regex, prompt_regex, task, timeout, config_path
         raise click.UsageError(f"agent '{profile.name}' needs --task")
     _check_not_blank(task)
     if detach:
-        _detach(workdir, as_json)
-    say = (lambda line: None) if as_json else _say
+        _detach(workdir, as_json, task)
     status = StatusLine(sys.stdout.isatty() and not as_json)
+
+    def say(line: str) -> None:
+        if not as_json:
+            status.clear()
+            _say(line)
+
     try:
         summary, agent = run_agent(config, profile, task if task is not None else "", Path(workdir),
-                                   tmux=not no_tmux, say=say, status_line=status, run_id=_worker_run_id)
+                                   tmux=not no_tmux, say=say, status_line=status, run_id=_worker_run_id,
+                                   isolate=isolate)
     finally:
         status.clear()
     data = agent.to_dict()
     if as_json:
-        click.echo(json.dumps({"run_id": summary.run_id, **data}, indent=2, ensure_ascii=False))
+        merges = {"merges": summary.merges} if summary.merges else {}  # --isolate: its branch's merge report
+        click.echo(json.dumps({"run_id": summary.run_id, **data, **merges}, indent=2, ensure_ascii=False))
     else:
         _print_agent(data)
-        click.echo(f"💰 Cost: {_cost(agent.cost_usd, agent.cost_source)}")
+        if agent.cost_usd is not None or profile.parser != "generic":  # a program with no notion of cost: no line
+            click.echo(f"💰 Cost: {_cost(agent.cost_usd, agent.cost_source)}")
         click.echo(f"⏱️  Time: {_duration(agent.duration_s)}")
         click.echo(f"   Transcript: {agent.transcript}")
+        click.echo(f"   Run: {summary.run_id} (orchestra show {summary.run_id})")
         _print_watch(summary, workdir)
+        if summary.worktrees:
+            click.echo(f"   Worktree: orchestra clean {summary.run_id} removes it (its branch stays until merged)")
     sys.exit(0 if agent.status == "completed" else 1)
 
 
 def _print_watch(summary, workdir: str) -> None:
-    """Where to watch the run: its tmux session, and its page when `orchestra web` serves the directory."""
+    """Where to watch the run (a summary or a record): its tmux session, and its page when `orchestra web`
+    serves the directory."""
     from .web import web_url
 
-    if summary.tmux_session:
-        click.echo(f"   Watch: tmux attach -t {summary.tmux_session}")
-    url = web_url(Path(workdir), summary.run_id)
+    record = summary if isinstance(summary, dict) else summary.to_dict()
+    if record.get("tmux_session"):
+        click.echo(f"   Watch: tmux attach -t {record['tmux_session']}")
+    url = web_url(Path(workdir), record.get("run_id"))
     if url:
         click.echo(f"   Web: {url}")
+
+
+def _task_text(task: Optional[str], task_file: Optional[str], required: bool) -> Optional[str]:
+    """The task from --task, from standard input (--task -), or from --task-file."""
+    if task is not None and task_file:
+        raise click.UsageError("give --task or --task-file, not both")
+    if task == "-":
+        if sys.stdin is None or sys.stdin.isatty():
+            raise click.BadParameter("- reads the task from standard input, which is a terminal here: pipe it in "
+                                     "(echo TASK | orchestra ... --task -) or use --task-file", param_hint="--task")
+        return sys.stdin.read()
+    if task_file:
+        try:
+            return Path(task_file).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise click.BadParameter(f"cannot read {task_file}: {exc}", param_hint="--task-file") from None
+    if task is None and required:
+        raise click.UsageError("give the task: --task TEXT, --task - (standard input) or --task-file FILE")
+    return task
 
 
 def _check_not_blank(task: Optional[str]) -> None:
@@ -236,7 +301,8 @@ def _ad_hoc_profile(cmd: str, done: Optional[str], prompt: Optional[str]) -> Pro
 @click.argument("target")
 @click.option("--speed", type=float, default=1.0, show_default=True, help="Timing factor; 0 = as fast as possible.")
 @click.option("--tmux", "to_tmux", is_flag=True, help="Play into a new tmux window instead of this terminal.")
-@click.option("--agent", "role", default=None, help="With a RUN_ID: which agent's transcript (e.g. primary, secondary-1).")
+@click.option("--agent", "role", default=None, help="With a RUN_ID: which agent's transcript (a role: primary, "
+              "secondary-1, primary-reply; or an agent: droid). Default: all of them, in the order they started.")
 @click.option("--max-delay", type=float, default=2.0, show_default=True, help="Cap any single pause (seconds).")
 @click.option("--rendered/--raw", "rendered", default=None,
               help="Its parser's readable rendering, or the raw bytes (default: what its window showed).")
@@ -244,39 +310,25 @@ def _ad_hoc_profile(cmd: str, done: Optional[str], prompt: Optional[str]) -> Pro
               help="Config file (for a transcript that does not say which parser reads it).")
 def replay(target, speed, to_tmux, role, max_delay, rendered, config_path):
     """Play a transcript (FILE.cast or RUN_ID) to the terminal or into tmux."""
-    from .history import find_transcript
-    from .transcript import read_cast
-    from .views import RENDERED, Renderer, can_render, cast_view
+    from .history import find_transcripts
 
     for value, name in ((speed, "--speed"), (max_delay, "--max-delay")):
         if not 0 <= value < float("inf"):  # nan too
             raise click.BadParameter(f"expected a number of 0 or more, got {value}", param_hint=name)
-    path = find_transcript(Path.cwd(), target, role)
-    parser, view = cast_view(read_cast(path).header, _config(config_path) if rendered or config_path else None)
-    renderer = None
-    if rendered or (rendered is None and view == RENDERED):
-        if not can_render(parser):
-            raise OrchestraError(f"{path}: no rendering for this transcript (its agent's parser "
-                                 f"{'is not known' if parser is None else repr(parser) + ' draws none'}): use --raw")
-        renderer = Renderer(parser)
-    if to_tmux:
-        from .viewer import TmuxViewer
+    from .runfolder import resolve
 
-        if not TmuxViewer.available():
-            raise OrchestraError("tmux is not installed: install it to replay into a window, or leave out --tmux "
-                                 "to play to this terminal")
-        header = read_cast(path).header
-        size = [v if isinstance(v, int) and 0 < v < 10000 else d for v, d in
-                ((header.get("width"), 120), (header.get("height"), 40))]
-        viewer = TmuxViewer(f"orchestra-replay-{path.stem}-{os.getpid()}", *size)
-        try:
-            window = viewer.open_window(path.stem)
-        except OSError as exc:
-            viewer.close()
-            raise OrchestraError(str(exc)) from None
-        click.echo(f"▶️  Replaying {path} — watch: {viewer.attach_command}")
-        _play(path, window.write, speed, max_delay, renderer)
-        viewer.close()
+    if not target.endswith(".cast") and not Path(target).is_file():
+        target = resolve(Path.cwd(), target)
+    found = find_transcripts(Path.cwd(), target, role)
+    try:  # a recording whose header names no parser is read by the profile its title names
+        config = _config(config_path)
+    except OrchestraError:
+        if config_path:
+            raise
+        config = None
+    plays = [(what, path, _renderer(path, rendered, config)) for what, path in found]  # each checked first
+    if to_tmux:
+        _replay_in_tmux(plays, speed, max_delay)
         return
     out = sys.stdout.buffer
 
@@ -290,7 +342,48 @@ def replay(target, speed, to_tmux, role, max_delay, rendered, config_path):
         except OSError as exc:
             raise OrchestraError(f"cannot write the replay to standard output: {exc}") from None
 
-    _play(path, write, speed, max_delay, renderer)
+    for what, path, renderer in plays:
+        if len(plays) > 1:
+            write(f"\r\n\x1b[1m── {what}: {path.name} ──\x1b[0m\r\n".encode())
+        _play(path, write, speed, max_delay, renderer)
+
+
+def _renderer(path: Path, rendered: Optional[bool], config):
+    """What draws a transcript: its parser's rendering (by default when its window showed that), or None (raw)."""
+    from .transcript import read_cast
+    from .views import RENDERED, Renderer, can_render, cast_view
+
+    parser, view = cast_view(read_cast(path).header, config)
+    if rendered or (rendered is None and view == RENDERED):
+        if not can_render(parser):
+            raise OrchestraError(f"{path}: no rendering for this transcript (its agent's parser "
+                                 f"{'is not known' if parser is None else repr(parser) + ' draws none'}): use --raw")
+        return Renderer(parser)
+    return None
+
+
+def _replay_in_tmux(plays: list, speed: float, max_delay: float) -> None:
+    """Each transcript into a window of its own, in turn, in one tmux session closed at the end."""
+    from .transcript import read_cast
+    from .viewer import TmuxViewer
+
+    if not TmuxViewer.available():
+        raise OrchestraError("tmux is not installed: install it to replay into a window, or leave out --tmux "
+                             "to play to this terminal")
+    header = read_cast(plays[0][1]).header
+    size = [v if isinstance(v, int) and 0 < v < 10000 else d for v, d in
+            ((header.get("width"), 120), (header.get("height"), 40))]
+    viewer = TmuxViewer(f"orchestra-replay-{plays[0][1].stem}-{os.getpid()}", *size)
+    try:
+        for what, path, renderer in plays:
+            try:
+                window = viewer.open_window(path.stem)
+            except OSError as exc:
+                raise OrchestraError(str(exc)) from None
+            click.echo(f"▶️  Replaying {what} ({path}) — watch: {viewer.attach_command}")
+            _play(path, window.write, speed, max_delay, renderer)
+    finally:
+        viewer.close()
 
 
 def _play(path: Path, write, speed: float, max_delay: float, renderer=None) -> None:
@@ -311,15 +404,26 @@ def _play(path: Path, write, speed: float, max_delay: float, renderer=None) -> N
 
 
 @cli.command()
-@click.option("--agent", "agent_name", required=True, help="Which agent's parser to use.")
+@click.option("--agent", "agent_name", default=None,
+              help="Which agent's profile and parser read it (default: the one a transcript's header names).")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
-@click.option("--config", "config_path", type=click.Path(dir_okay=False))
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--config", "config_path", type=click.Path(dir_okay=False),
+              help="Config file (default: ./orchestra.yaml, ~/.config/orchestra/config.yaml, then the shipped one).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (for scripts) instead of text.")
 def summarize(agent_name, file, config_path, as_json):
     """Parse a saved transcript (raw output, .jsonl or .cast) into the summary schema."""
     from .history import summarize_file
 
+    from .transcript import header_of
+
     config = _config(config_path)
+    if agent_name is None:
+        title = header_of(Path(file)).get("title")
+        named = title[len("orchestra: "):] if isinstance(title, str) and title.startswith("orchestra: ") else None
+        if named not in config.agents:
+            raise click.UsageError(f"{file} does not say which agent wrote it: give --agent NAME "
+                                   f"(one of {', '.join(sorted(config.agents))})")
+        agent_name = named
     summary = summarize_file(config, config.profile(agent_name), Path(file))
     data = summary.to_dict()
     if as_json:
@@ -328,7 +432,7 @@ def summarize(agent_name, file, config_path, as_json):
         _print_agent(data)
         click.echo(f"💰 Cost: {_cost(summary.cost_usd, summary.cost_source)}")
         tokens = summary.tokens
-        click.echo(f"   Tokens: {tokens['input']} in, {tokens['output']} out")
+        click.echo(f"   Tokens: {_count(tokens['input'])} in, {_count(tokens['output'])} out")
     sys.exit(0 if summary.status == "completed" else 1)  # as `run` does: a script can tell
 
 
@@ -340,7 +444,9 @@ def summarize(agent_name, file, config_path, as_json):
               help="Run N secondaries at once (of the one --to, or auto), the primary writing one brief for each.")
 @click.option("--merge", is_flag=True, help="Several secondaries: merge the completed branches into the starting "
               "branch, one by one, stopping at the first conflict. Without it nothing is merged.")
-@click.option("--task", required=True, help="The task, in your words.")
+@click.option("--task", default=None, help="The task, in your words (- reads it from standard input).")
+@click.option("--task-file", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Read the task from this file (UTF-8), for a task too long to type.")
 @click.option("--no-analyze", is_flag=True, help="Skip the primary's analysis: the task goes to the secondary as is.")
 @click.option("--demo", is_flag=True, help="Replay recorded Claude Code and Droid sessions: no agent, no key, no network.")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="Config file.")
@@ -348,13 +454,18 @@ def summarize(agent_name, file, config_path, as_json):
 @click.option("--no-tmux", is_flag=True, help="Do not open tmux windows.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run's summary as JSON.")
 @click.option("--detach", is_flag=True, help=DETACH_HELP)
-def delegate(primary, secondaries, parallel, merge, task, no_analyze, demo, config_path, workdir, no_tmux, as_json,
-             detach):
+@click.option("--isolate", is_flag=True, help="One secondary: " + ISOLATE_HELP[0].lower() + ISOLATE_HELP[1:])
+def delegate(primary, secondaries, parallel, merge, task, task_file, no_analyze, demo, config_path, workdir, no_tmux,
+             as_json, detach, isolate):
     """The primary agent delegates a task to one or several secondaries and gets their summary back."""
     from .delegate import Events, Plan, delegate as run_delegate
 
+    task = _task_text(task, task_file, required=True)
     _check_not_blank(task)
     config = _config(config_path, workdir)
+    for name in [primary or "", *secondaries]:
+        if name and name != "auto":
+            config.profile(name)  # a misspelt agent is said before anything, with the likely one
     if demo:
         primary = primary or config.demo_primary
         secondaries = secondaries or (config.demo_secondary,)
@@ -364,7 +475,7 @@ def delegate(primary, secondaries, parallel, merge, task, no_analyze, demo, conf
     # --no-analyze needs no primary unless one is named
     plan = Plan(task=task, primary=config.profile(primary or config.primary) if primary or not no_analyze else None,
                 secondaries=list(secondaries or ("auto",)), analyze=not no_analyze, demo=demo,
-                parallel=parallel, merge=merge)
+                parallel=parallel, merge=merge, isolate=isolate)
     say = (lambda line: None) if as_json else _say
     status = StatusLine(sys.stdout.isatty() and not as_json)
 
@@ -373,7 +484,7 @@ def delegate(primary, secondaries, parallel, merge, task, no_analyze, demo, conf
         say(line)
 
     if detach:
-        _detach(workdir, as_json)
+        _detach(workdir, as_json, task)
     if not as_json:
         click.echo("🎼 Orchestra - delegating task..." + (" (demo: replaying recorded sessions)" if demo else ""))
     try:
@@ -389,6 +500,7 @@ def delegate(primary, secondaries, parallel, merge, task, no_analyze, demo, conf
             click.echo(f"❌ Task {summary.status}: {summary.reason}")
         if summary.merge_stopped:
             click.echo(f"❌ Merge stopped {summary.merge_stopped}")
+            _print_next_steps(data)
         click.echo(f"💰 Cost: {_cost(summary.total_cost_usd)}")
         click.echo(f"⏱️  Time: {_duration(summary.duration_s)}")
         click.echo(f"   Run: {summary.run_id} (orchestra show {summary.run_id})")
@@ -400,7 +512,8 @@ def delegate(primary, secondaries, parallel, merge, task, no_analyze, demo, conf
 
 @cli.command()
 @click.argument("run_id")
-@click.option("--workdir", type=click.Path(file_okay=False, exists=True), default=".")
+@click.option("--workdir", type=click.Path(file_okay=False, exists=True), default=".",
+              help="Whose runs (default: this directory; a repository's runs are kept at its top).")
 @click.option("--force", is_flag=True, help="Discard: remove worktrees without committing what is in them, and "
               "delete branches that are not merged.")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False),
@@ -417,14 +530,17 @@ def clean(run_id, workdir, force, config_path):
         if config_path:
             raise
         ignore = []  # a broken config must not stop a clean-up: then everything left is committed
-    for line in clean_run(Path(workdir), run_id, force=force, ignore=ignore):
+    from .runfolder import resolve
+
+    for line in clean_run(Path(workdir), resolve(Path(workdir), run_id), force=force, ignore=ignore):
         click.echo(line)
 
 
 @cli.command("route")
-@click.option("--task", required=True)
-@click.option("--config", "config_path", type=click.Path(dir_okay=False))
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--task", required=True, help="The task whose words the routing rules read.")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False),
+              help="Config file (default: ./orchestra.yaml, ~/.config/orchestra/config.yaml, then the shipped one).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (for scripts) instead of text.")
 def route_cmd(task, config_path, as_json):
     """Show which secondary the routing rules pick for a task, and why."""
     from .delegate import installed
@@ -441,11 +557,12 @@ def route_cmd(task, config_path, as_json):
 
 
 @cli.command()
-@click.option("--workdir", type=click.Path(file_okay=False, exists=True), default=".")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--workdir", type=click.Path(file_okay=False, exists=True), default=".",
+              help="Whose runs (default: this directory; a repository's runs are kept at its top).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (for scripts) instead of text.")
 def runs(workdir, as_json):
     """List past runs in this working directory."""
-    from .history import list_runs, run_agents
+    from .runfolder import list_runs, run_agents
 
     items = list_runs(Path(workdir))
     if as_json:
@@ -454,25 +571,31 @@ def runs(workdir, as_json):
     if not items:
         click.echo("No runs yet in this directory (.orchestra/runs/ is empty).")
         return
-    click.echo(f"{'RUN':<24} {'STATUS':<11} {'AGENTS':<22} {'COST':>9} {'TIME':>8}  TASK")
-    for r in items:
-        names = ",".join(a.get("agent", "?") for a in run_agents(r))
-        cost = r.get("total_cost_usd")
-        took = r.get("duration_s")
-        click.echo(f"{r.get('run_id', '?'):<24} {r.get('status', '?'):<11} {names[:22]:<22} "
-                   f"{('$%.4f' % cost) if cost is not None else '-':>9} "
-                   f"{_duration(took) if isinstance(took, (int, float)) else '-':>8}  {(r.get('task') or '')[:60]}")
+    rows = []
+    for r in reversed(items):  # newest first
+        names = ",".join(str(a.get("agent") or "?") for a in run_agents(r))
+        cost, took = r.get("total_cost_usd"), r.get("duration_s")
+        rows.append((str(r.get("run_id") or "?"), str(r.get("status") or "?"), names[:30],
+                     ("$%.4f" % cost) if isinstance(cost, (int, float)) else "-",
+                     _duration(took) if isinstance(took, (int, float)) else "-",
+                     " ".join(str(r.get("task") or "").split())[:60]))
+    head = ("RUN", "STATUS", "AGENTS", "COST", "TIME", "TASK")
+    widths = [max(len(row[i]) for row in [head, *rows]) for i in range(5)]
+    for row in [head, *rows]:
+        click.echo(f"{row[0]:<{widths[0]}}  {row[1]:<{widths[1]}}  {row[2]:<{widths[2]}}  {row[3]:>{widths[3]}}  "
+                   f"{row[4]:>{widths[4]}}  {row[5]}".rstrip())
 
 
 @cli.command()
 @click.argument("run_id")
-@click.option("--workdir", type=click.Path(file_okay=False, exists=True), default=".")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--workdir", type=click.Path(file_okay=False, exists=True), default=".",
+              help="Whose runs (default: this directory; a repository's runs are kept at its top).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (for scripts) instead of text.")
 def show(run_id, workdir, as_json):
     """Print one run's summary and its transcripts."""
-    from .history import load_run
+    from .runfolder import load, resolve
 
-    r = load_run(Path(workdir), run_id)
+    r = load(Path(workdir), resolve(Path(workdir), run_id))
     if as_json:
         click.echo(json.dumps(r, indent=2, ensure_ascii=False))
         return
@@ -481,7 +604,7 @@ def show(run_id, workdir, as_json):
 
 def _print_record(r: dict) -> None:
     """A run's record as `show` prints it."""
-    from .history import run_agents
+    from .runfolder import run_agents
     from .summary import describe_ended_by
     from .worktree import BranchReport
 
@@ -503,14 +626,17 @@ def _print_record(r: dict) -> None:
             click.echo(f"   ended by: {describe_ended_by(a.get('ended_by'))}")
         for path in a.get("files_modified") or []:
             click.echo(f"   • {path}")
+        for line in apart_lines(a, "show --json has them all"):
+            click.echo(line)
         for err in (a.get("errors") or [])[:5]:
             click.echo(f"   ⚠️  {err}")
         if a.get("branch"):
             click.echo(f"   branch: {a['branch']}")
     for m in r.get("merges") or []:
-        click.echo(f"🌿 {m['branch']}: {BranchReport(**m).describe()}")
+        click.echo(f"🌿 {m.get('branch')}: {BranchReport.from_dict(m).describe(r.get('merge_stopped'))}")
     if r.get("merge_stopped"):
         click.echo(f"⛔ merge stopped {r['merge_stopped']}")
+        _print_next_steps(r)
     if r.get("primary_reply"):
         click.echo(f"\nPrimary's reply:\n{r['primary_reply']}")
     if incomplete:
@@ -519,22 +645,39 @@ def _print_record(r: dict) -> None:
     click.echo(f"\nTotal cost: {_cost(r.get('total_cost_usd'))}   Time: {_duration(r.get('duration_s') or 0)}")
 
 
+def _print_next_steps(record: dict) -> None:
+    from .worktree import next_steps
+
+    for step in next_steps(record):
+        click.echo(f"   Next: {step}")
+
+
 def _exit_code(record: dict) -> int:
-    """delegate's exit status, for a run's record: 0 completed (and nothing stopped a merge), else 1."""
+    """delegate's exit status, for a run's record: 0 completed (and nothing stopped a merge), 128 + the signal
+    for one interrupted (130: Ctrl-C or `orchestra cancel`), else 1."""
+    if record.get("status") == "interrupted":
+        import signal
+
+        named = str(record.get("reason") or "").rsplit(" ", 1)[-1]
+        return 128 + (getattr(signal, named, signal.SIGINT) if named.startswith("SIG") else signal.SIGINT)
     return 0 if record.get("status") == "completed" and not record.get("merge_stopped") else 1
 
 
 @cli.command("wait")
 @click.argument("run_id")
 @click.option("--timeout", type=float, default=None, help="Give up after this many seconds (exit 124, status running).")
-@click.option("--workdir", type=click.Path(file_okay=False, exists=True), default=".")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--workdir", type=click.Path(file_okay=False, exists=True), default=".",
+              help="Whose runs (default: this directory; a repository's runs are kept at its top).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (for scripts) instead of text.")
 def wait_cmd(run_id, timeout, workdir, as_json):
     """Wait for a run (one started with --detach) to end; print its summary, with delegate's exit status."""
     from .jobs import wait
 
     if timeout is not None and not 0 <= timeout < float("inf"):
         raise click.BadParameter(f"expected a number of seconds, 0 or more, got {timeout}", param_hint="--timeout")
+    from .runfolder import resolve
+
+    run_id = resolve(Path(workdir), run_id)
     record = wait(Path(workdir), run_id, float("inf") if timeout is None else timeout)
     if as_json:
         click.echo(json.dumps(record, indent=2, ensure_ascii=False))
@@ -547,14 +690,17 @@ def wait_cmd(run_id, timeout, workdir, as_json):
 
 @cli.command("status")
 @click.argument("run_id", required=False)
-@click.option("--workdir", type=click.Path(file_okay=False, exists=True), default=".")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--workdir", type=click.Path(file_okay=False, exists=True), default=".",
+              help="Whose runs (default: this directory; a repository's runs are kept at its top).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (for scripts) instead of text.")
 def status_cmd(run_id, workdir, as_json):
     """The runs under way in this directory (or one run): each agent's phase, time, cost so far, latest line."""
-    from .history import run_agents
+    from .runfolder import run_agents
     from .jobs import status
 
-    records = status(Path(workdir), run_id)
+    from .runfolder import resolve
+
+    records = status(Path(workdir), resolve(Path(workdir), run_id) if run_id else None)
     if as_json:
         click.echo(json.dumps(records if run_id is None else records[0], indent=2, ensure_ascii=False))
         return
@@ -568,25 +714,39 @@ def status_cmd(run_id, workdir, as_json):
             cost = f"${a['cost_usd']:.4f}" if isinstance(a.get("cost_usd"), (int, float)) else "cost -"
             click.echo(f"   [{a.get('role', '?')}] {a.get('agent', '?')}: {phase}, "
                        f"{_duration(a.get('duration_s') or 0)}, {cost} │ {(a.get('latest') or '')[:100]}")
+        if r.get("status") == "running":
+            _print_watch(r, workdir)
 
 
 @cli.command("cancel")
 @click.argument("run_id")
-@click.option("--workdir", type=click.Path(file_okay=False, exists=True), default=".")
+@click.option("--workdir", type=click.Path(file_okay=False, exists=True), default=".",
+              help="Whose runs (default: this directory; a repository's runs are kept at its top).")
 def cancel_cmd(run_id, workdir):
     """End a run under way as Ctrl-C would: its agents are ended and its record says interrupted."""
     from .jobs import cancel
 
+    from .runfolder import resolve
+
+    run_id = resolve(Path(workdir), run_id)
     record = cancel(Path(workdir), run_id)
     click.echo(f"⛔ run {run_id}: {record.get('status')}" + (f" ({record['reason']})" if record.get("reason") else ""))
 
 
-@cli.command("mcp")
+@cli.group("mcp", invoke_without_command=True)
 @click.option("--config", "config_path", type=click.Path(dir_okay=False),
               help="Config file (default: ./orchestra.yaml, then ~/.config/orchestra/config.yaml, then the shipped one).")
-def mcp_cmd(config_path):
+@click.pass_context
+def mcp_cmd(ctx, config_path):
     """Serve orchestra's tools (delegate, wait, status, result, cancel, agents) to an MCP client on stdin/stdout,
-    for the directory it is started in. Set-up: claude mcp add orchestra -- orchestra mcp"""
+    for the directory it is started in. Set-up, once: orchestra mcp install claude (or codex)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from .mcp_install import hint_for_a_terminal
+
+    hint = hint_for_a_terminal()
+    if hint:
+        _echo(hint, err=True)
     try:  # here, not at the top: it takes most of a second to import, and only this command needs it
         from .mcp_server import serve
     except ImportError as exc:
@@ -594,20 +754,41 @@ def mcp_cmd(config_path):
     serve(Path.cwd(), config_path)
 
 
+@mcp_cmd.command("install")
+@click.argument("client", type=click.Choice(["claude", "codex"]))
+@click.option("--scope", type=click.Choice(["user", "project", "local"]), default="user", show_default=True,
+              help="Claude Code: user (every project), project (.mcp.json here, to commit) or local (here, for you).")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False),
+              help="Config whose agents' key variables Codex is told to pass on (env_vars).")
+def mcp_install_cmd(client, scope, config_path):
+    """Add orchestra's MCP server to Claude Code or Codex, by the absolute path of this orchestra."""
+    from .mcp_install import install
+
+    for line in install(client, scope, _config(config_path), Path.cwd()):
+        click.echo(line)
+
+
 @cli.command()
 @click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True, help="0: any free port.")
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to serve on; one that is not loopback needs --token.")
 @click.option("--workdir", type=click.Path(file_okay=False, exists=True), default=".", help="Whose runs to show.")
-@click.option("--token", default=None, help="The token every request must carry (default: a random one).")
-def web(port, host, workdir, token):
+@click.option("--token", default=None, help="The token every request must carry (default: $ORCHESTRA_WEB_TOKEN, "
+              "else a random one). Other users can read it in the process list: prefer --token-file or the variable.")
+@click.option("--token-file", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="Read the token from this file (readable by you alone: mode 0600).")
+def web(port, host, workdir, token, token_file):
     """Serve this directory's runs in a browser: live terminals, records and playback (read-only)."""
     import secrets
     import signal
+    from urllib.parse import quote
 
     from .web import announce, withdraw
     from .web.server import bind, is_loopback, serve
 
+    if token_file:
+        token = _token_from_file(Path(token_file))
+    token = token or os.environ.get("ORCHESTRA_WEB_TOKEN") or None
     loopback = is_loopback(host)
     if not loopback and not token:
         raise click.UsageError(f"--host {host} is not a loopback address: anyone who can reach it could try the "
@@ -617,7 +798,7 @@ def web(port, host, workdir, token):
     token = token or secrets.token_urlsafe(24)
     sock = bind(host, port)
     shown = f"[{host.strip('[]')}]" if ":" in host else host
-    url = f"http://{shown}:{sock.getsockname()[1]}/?token={token}"
+    url = f"http://{shown}:{sock.getsockname()[1]}/?token={quote(token, safe='')}"
     root = Path(workdir).resolve()
 
     def ready() -> None:
@@ -642,9 +823,21 @@ def web(port, host, workdir, token):
         withdraw(root)
 
 
+def _token_from_file(path: Path) -> str:
+    mode = path.stat().st_mode
+    if mode & 0o077:
+        raise click.BadParameter(f"{path} can be read by other users (mode {mode & 0o777:o}): chmod 600 {path}",
+                                 param_hint="--token-file")
+    token = path.read_text().strip()
+    if not token:
+        raise click.BadParameter(f"{path} is empty", param_hint="--token-file")
+    return token
+
+
 @cli.command()
-@click.option("--config", "config_path", type=click.Path(dir_okay=False))
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--config", "config_path", type=click.Path(dir_okay=False),
+              help="Config file (default: ./orchestra.yaml, ~/.config/orchestra/config.yaml, then the shipped one).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (for scripts) instead of text.")
 def doctor(config_path, as_json):
     """Which agents are installed, which API key variables are set (never their values), and tmux."""
     from .doctor import diagnose

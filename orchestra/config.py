@@ -99,8 +99,12 @@ class Config:
         try:
             return self.agents[name]
         except KeyError:
+            import difflib
+
             known = ", ".join(sorted(self.agents))
-            raise ConfigError(f"{self.path}: no agent profile named '{name}' (known: {known})") from None
+            close = difflib.get_close_matches(name, list(self.agents), n=1)
+            hint = f"did you mean {close[0]}? " if close else ""
+            raise ConfigError(f"{self.path}: no agent profile named '{name}' ({hint}known: {known})") from None
 
 
 def compile_pattern(text: str, may_match_empty: bool = False) -> re.Pattern:

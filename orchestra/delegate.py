@@ -16,14 +16,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
-from . import agents
+from . import agents, report
 from .config import Config, Profile
 from .errors import OrchestraError
 from .router import Route, route
 from .run import Run, check_ready, summarize_session
 from .session import IDLE, AgentSession, drive, task_problem
-from .summary import AgentSummary, GitSnapshot, RunSummary, describe_ended_by, total_cost
-from .worktree import BranchReport, Repo, Tree
+from .summary import AgentSummary, GitSnapshot, RunSummary, apart_lines, total_cost
+from .worktree import BranchReport, Repo, Tree, tree_ignores
 
 # One line: typed into an interactive agent, a newline would send the message early.
 DELEGATION_PROMPT = (
@@ -42,12 +42,7 @@ SPLIT_PROMPT = (
 SUMMARY_INTRO = "Orchestra: the secondary agent has finished. Its summary:"
 SUMMARY_INTRO_MANY = "Orchestra: the {n} secondary agents have finished, each on its own git branch. Their summaries:"
 SUMMARY_ASK = "Reply in a few lines: is the task done, and what should the user check next?"
-# The block stays this small whatever the secondaries did (thousands of files, long errors): a headless
-# primary gets it as one argument (Linux: 128 KB at most), an interactive one typed at its prompt, where
-# a terminal in line mode keeps 4095 bytes of a line.
-SUMMARY_MAX = 4000  # characters, the whole block
-FILES_SHOWN = 20
-ERRORS_SHOWN = 5
+SUMMARY_MAX = report.TEXT_MAX
 
 
 @dataclass
@@ -66,7 +61,8 @@ class Plan:
     analyze: bool = True
     demo: bool = False
     parallel: int = 1  # with one --to: how many secondaries of it (or of auto) run at once
-    merge: bool = False  # merge the completed branches back (several secondaries)
+    merge: bool = False  # merge the completed branches back (several secondaries, or one isolated)
+    isolate: bool = False  # one secondary in a worktree and branch of its own, as several get
     timeouts: dict = field(default_factory=dict)
 
     @property
@@ -96,48 +92,13 @@ def extract_briefs(text: str, start: re.Pattern, end: re.Pattern) -> list[str]:
 
 
 def summary_block(secondaries: list[AgentSummary], branches: Optional[dict[str, BranchReport]] = None,
-                  record: str = "run.json") -> str:
-    """The structured block given to the primary: one section per secondary, at most SUMMARY_MAX
-    characters; what does not fit is in `record` (the run's run.json), and the block says so."""
-    branches = branches or {}
+                  record: str = "run.json", merge_stopped: Optional[str] = None) -> str:
+    """The block given to the primary, on one line: report.secondaries_text, as `orchestra mcp` gives it too."""
     head = SUMMARY_INTRO if len(secondaries) == 1 else SUMMARY_INTRO_MANY.format(n=len(secondaries))
-    cut_note = f"(Sections cut short end in '...'; the whole summary: {record}.)"
-    share = (SUMMARY_MAX - len(head) - len(cut_note) - len(SUMMARY_ASK) - 3) // max(1, len(secondaries)) - 1
-    sections = []
-    for s in secondaries:
-        cost = f"${s.cost_usd:.4f} ({s.cost_source})" if s.cost_usd is not None else "unknown"
-        files = ", ".join(_clip(f, 200) for f in s.files_modified[:FILES_SHOWN]) or "none"
-        if len(s.files_modified) > FILES_SHOWN:
-            files += f" ... and {len(s.files_modified) - FILES_SHOWN} more (the whole list: {record})"
-        errors = "; ".join(_clip(e, 300) for e in s.errors[:ERRORS_SHOWN]) or "none"
-        if len(s.errors) > ERRORS_SHOWN:
-            errors += f" ... and {len(s.errors) - ERRORS_SHOWN} more (all of them: {record})"
-        lines = [
-            f"[{s.role}: {s.agent}]",
-            f"status: {s.status}" + (f" ({_clip(s.reason, 500)})" if s.reason else ""),
-            "ended by: " + describe_ended_by(s.ended_by, line=False, limit=80),
-            f"files: {files}",
-            f"errors: {errors}",
-            f"cost: {cost}",
-            f"duration: {s.duration_s:.1f}s",
-            "last lines: " + " | ".join(line[:200] for line in s.last_lines[-5:]),
-        ]
-        if s.branch:
-            report = branches.get(s.branch)
-            lines.append(f"branch: {s.branch}" + (f" ({_clip(report.describe(), 500)})" if report else ""))
-        sections.append(_clip(" ".join(line.strip() for line in lines), share))
-    cut = [cut_note] if any(section.endswith(" ...") for section in sections) else []
-    # one line: a newline typed into an interactive agent would send the message early
-    return one_line(" ".join([head, *sections, *cut, SUMMARY_ASK]))
-
-
-def one_line(text: str) -> str:
-    """Text orchestra types for an agent: control characters (newlines too) would act, not be typed."""
-    return re.sub(r"[\x00-\x08\x0a-\x1f\x7f]+", " ", text)
-
-
-def _clip(text: str, limit: int, more: str = " ...") -> str:
-    return text if len(text) <= limit else text[:max(0, limit - len(more))] + more
+    states = {name: r.describe(merge_stopped) for name, r in (branches or {}).items()}
+    tail = [report.merge_stopped_text(merge_stopped)] if merge_stopped else []
+    return report.secondaries_text([s.to_dict() for s in secondaries], head, tail + [SUMMARY_ASK], record,
+                                   branch_states=states, limit=SUMMARY_MAX, sep=" ")
 
 
 def check_task(config: Config, plan: Plan) -> None:
@@ -168,11 +129,11 @@ def delegate(config: Config, plan: Plan, workdir: Path, tmux: bool = True, event
     for name in sorted({name for name in plan.slots if name != "auto"}):
         check_ready(config.profile(name), config)
     check_task(config, plan)
-    # several secondaries in one directory would overwrite each other
-    repo = Repo(workdir) if len(plan.slots) > 1 else None
+    # several secondaries in one directory would overwrite each other; an isolated one works apart from you
+    repo = Repo(workdir, isolate=len(plan.slots) == 1) if len(plan.slots) > 1 or plan.isolate else None
     if plan.merge and repo is None:
-        raise OrchestraError("--merge is for several secondaries (each on its own branch); one secondary works "
-                             "in place, there is nothing to merge")
+        raise OrchestraError("--merge is for several secondaries or --isolate (each on its own branch); one "
+                             "secondary works in place, there is nothing to merge")
     if plan.merge:
         repo.ready_to_merge()
     run = Run(config, workdir, plan.task, tmux=tmux, say=events.say, run_id=run_id)
@@ -222,10 +183,9 @@ class _Flow:
         names = self.choose_secondaries(slots, self.briefs)
         if self.repo is not None:
             self.repo.run_id = self.run.id
-            left_out = self.repo.uncommitted()
+            left_out = self.repo.left_out()
             if left_out:
-                self.say(f"⚠️  uncommitted changes stay out of the worktrees (they start from HEAD): "
-                         f"{', '.join(left_out[:5])}{' ...' if len(left_out) > 5 else ''}")
+                self.say(left_out)
         windows = [f"secondary-{i + 1}" for i in range(len(names))]
         trees = self.repo.add(list(zip(names, windows))) if self.repo else [None] * len(names)
         for line in self.repo.warnings if self.repo else []:
@@ -274,11 +234,11 @@ class _Flow:
         """Spawn one secondary: in the run's workdir, or with several in its worktree."""
         profile = self.config.profile(name)
         if not profile.takes_task_in_argv:
-            brief = one_line(brief)  # typed: its line breaks would press Enter before the end
+            brief = report.one_line(brief)  # typed: its line breaks would press Enter before the end
         if tree is None:
             return self.start(profile, window, brief), None, self.git
         # a fresh worktree is clean at the starting commit: its snapshot needs no git call
-        git = None if self.plan.demo else GitSnapshot(tree.workdir, self.repo.base_commit, {})
+        git = None if self.plan.demo else GitSnapshot(tree.workdir, self.repo.base_commit, {}, alone=True)
         return self.start(profile, window, brief, workdir=tree.workdir, where=tree.branch), tree, git
 
     def outcome(self) -> tuple[str, str]:
@@ -306,35 +266,23 @@ class _Flow:
                 self.say(f"   • {path}")
             if n > 10:
                 self.say(f"   • ... {n - 10} more (orchestra show {self.run.id})")
+        for line in apart_lines(summary.to_dict(), f"orchestra show {self.run.id}"):
+            self.say(line)
 
     def collect(self, tree: Tree, summary: AgentSummary, brief: str) -> None:
         """Commit what the secondary left in its worktree on its branch, so its work is kept whatever happens."""
-        summary.branch = tree.branch
-        title = " ".join(self.run.redactor.text(brief).split())[:72]
-        problem = self.repo.commit(tree, tree_ignores(self.config.profile(summary.agent)),
-                                   f"orchestra: {summary.agent} ({summary.status}): {title}\n\nrun {self.run.id}")
-        if problem:
-            summary.errors.append(problem)
-            self.say(f"⚠️  {tree.branch}: {problem}")
-        self.branches.append(self.repo.report(tree, summary.status, summary.files_modified, problem))
+        kept = self.repo.keep(tree, summary, tree_ignores(self.config.profile(summary.agent)),
+                              " ".join(self.run.redactor.text(brief).split()))
+        if kept.uncommitted:
+            self.say(f"⚠️  {tree.branch}: {kept.note}")
+        self.branches.append(kept)
 
     def report_branches(self) -> None:
-        base = self.repo.base_branch or f"the starting commit {self.repo.base_commit[:12]}"
-        self.repo.rehearse(self.branches)
-        for r in self.branches:
-            icon = "🌿" if (r.merges_cleanly and not r.conflicts_with_earlier) or not r.commits else "⚠️ "
-            state = r.describe()
-            self.say(f"{icon} {r.branch}: {state}" + (f" into {base}" if state == "merges cleanly" else ""))
-        if not self.plan.merge:
-            if any(r.commits and r.status == "completed" for r in self.branches):
-                self.say("   nothing merged (add --merge to merge the completed branches; "
-                         f"orchestra clean {self.run.id} removes the worktrees; branches with unmerged work stay)")
-            return
-        said, self.merge_stopped = self.repo.merge(self.branches)
+        hint = (f"   nothing merged (add --merge to merge the completed branches; orchestra clean {self.run.id} "
+                "removes the worktrees; branches with unmerged work stay)")
+        said, self.merge_stopped = self.repo.settle(self.branches, self.plan.merge, hint)
         for line in said:
             self.say(line)
-        if self.merge_stopped:
-            self.say(f"⛔ merge stopped {self.merge_stopped}")
 
     def choose_secondaries(self, slots: list[str], briefs: list[str]) -> list[str]:
         """Agent names for the slots. "auto" routes on the user's task; with several secondaries on each
@@ -359,7 +307,7 @@ class _Flow:
         # the block names run.json for what it leaves out: the live record, with the secondaries' summaries now
         self.run.write_live()
         record = os.path.relpath(self.run.dir / "run.json", primary.workdir if primary is not None else self.run.workdir)
-        block = summary_block(self.secondaries, {r.branch: r for r in self.branches}, record)
+        block = summary_block(self.secondaries, {r.branch: r for r in self.branches}, record, self.merge_stopped)
         profile = self.plan.primary
         if primary is not None and primary.phase == IDLE:
             primary.send_turn(block)  # interactive: type it in, as a person would
@@ -435,11 +383,6 @@ class _Flow:
             worktrees=[t.to_dict() for t in self.repo.trees] if self.repo else [],
             merges=[r.to_dict() for r in self.branches], merge_stopped=self.merge_stopped,
         )
-
-
-def tree_ignores(profile: Profile) -> list[str]:
-    """What is not the agent's work in its worktree: its housekeeping files, and orchestra's own folder."""
-    return [*profile.ignore_files, ".orchestra"]
 
 
 def merge_turns(first: AgentSummary, turn: AgentSummary) -> AgentSummary:

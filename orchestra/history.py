@@ -1,9 +1,8 @@
-"""Past runs of a working directory, and parsing saved transcripts after the fact."""
+"""Saved transcripts after the fact: finding a run's, and parsing one into a summary."""
 from __future__ import annotations
 
 import json
 import os
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Optional
 
@@ -11,128 +10,43 @@ from .config import Config, Profile
 from .errors import OrchestraError
 from .parsers import make_parser
 from .redact import Redactor, secrets_from_env
-from .run import RUNS_DIR, process_alive
+from . import runfolder
+from .runfolder import load, run_agents
 from .session import ENDED_KEPT, ENDED_LINE
 from .stream import Stream
-from .summary import LOST, RUNNING, AgentSummary, cost_of, split_paths
+from .summary import AgentSummary, cost_of, split_paths
 from .transcript import event_bytes, header_of, read_cast
-from .worktree import RUN_ID
 
 CHUNK = 65536
 
 
-INCOMPLETE = ("no run.json: orchestra ended before writing it (killed, out of memory, a power cut), or the run "
-              "is still going")
-
-
-def list_runs(workdir: Path) -> list[dict]:
-    """Every run folder, oldest first: its record, or what the folder tells without one (incomplete)."""
-    runs = []
-    root = workdir / RUNS_DIR
-    for folder in sorted(p for p in root.iterdir() if p.is_dir() and RUN_ID.fullmatch(p.name)) if root.is_dir() else []:
-        try:
-            runs.append(load_run(workdir, folder.name))
-        except OrchestraError:
-            runs.append({"run_id": folder.name, "status": "unreadable", "task": ""})
-    return runs
-
-
-def load_run(workdir: Path, run_id: str) -> dict:
-    """A run's record (run.json); for a run that has none, what its folder tells (incomplete_run)."""
-    if not RUN_ID.fullmatch(run_id):
-        raise OrchestraError(f"{run_id!r} is not a run id (like 20261125-064850-c62a32; see `orchestra runs`)")
-    path = workdir / RUNS_DIR / run_id / "run.json"
-    if not path.parent.is_dir():
-        raise OrchestraError(f"no run '{run_id}' in {workdir / RUNS_DIR} (see `orchestra runs`)")
-    if not path.exists():
-        return incomplete_run(workdir, path.parent)
-    try:
-        run = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise OrchestraError(f"{path}: cannot read: {exc}") from None
-    if not _is_run(run):
-        raise OrchestraError(f"{path}: not a run record (a JSON object with a run_id): damaged or not orchestra's")
-    return lost_or_live(run)
-
-
-def lost_or_live(run: dict) -> dict:
-    """A record that says running, from a process that is gone, is of a lost run: so it is shown."""
-    if run.get("status") != RUNNING or process_alive(run.get("pid"), run.get("pid_started")):
-        return run
-    why = (f"orchestra (pid {run.get('pid')}) ended without finishing the run (killed?); its transcripts are "
-           f"kept (orchestra replay {run['run_id']}), and orchestra clean {run['run_id']} ends what it left running")
-    agents = {id(a): {**a, "status": LOST} for a in run_agents(run) if a.get("status") == RUNNING}
-    return {**run, "status": LOST, "reason": why,
-            "primary": agents.get(id(run.get("primary")), run.get("primary")),
-            "secondaries": [agents.get(id(a), a) for a in run.get("secondaries") or []]}
-
-
-def incomplete_run(workdir: Path, folder: Path) -> dict:
-    """What a run folder without run.json still tells: the run's id and start (from the id), its
-    transcripts, whose they are (their headers' titles) and how long each went on (its last event)."""
-    agents = []
-    for cast in sorted(folder.glob("*.cast")):
-        header = header_of(cast)
-        title = header.get("title")
-        name = title[len("orchestra: "):] if isinstance(title, str) and title.startswith("orchestra: ") else cast.stem
-        stamp = header.get("timestamp")
-        agents.append({
-            "agent": name, "role": cast.stem, "status": "incomplete", "transcript": os.path.relpath(cast, workdir),
-            "started_at": datetime.fromtimestamp(stamp, timezone.utc).isoformat(timespec="seconds")
-            if isinstance(stamp, int) else "",
-            "duration_s": _last_event_at(cast), "cost_usd": None, "files_modified": [], "errors": [],
-        })
-    primary = next((a for a in agents if a["role"] == "primary"), None)
-    started = datetime.strptime(folder.name[:15], "%Y%m%d-%H%M%S")  # the id is the local time it started
-    return {"run_id": folder.name, "status": "incomplete", "reason": INCOMPLETE, "task": None,
-            "started_at": started.astimezone(timezone.utc).isoformat(timespec="seconds"),
-            "primary": primary, "secondaries": [a for a in agents if a is not primary],
-            "total_cost_usd": None, "duration_s": None}
-
-
-def _last_event_at(path: Path) -> float:
-    """The time of a transcript's last whole event, read from its end (a killed run may leave a cut line)."""
-    try:
-        with open(path, "rb") as fh:
-            fh.seek(max(0, fh.seek(0, os.SEEK_END) - 65536))
-            lines = fh.read().split(b"\n")
-    except OSError:
-        return 0.0
-    for line in reversed(lines[1:]):  # the first is the header, or cut by the seek
-        try:
-            event = json.loads(line)
-            return round(float(event[0]), 3)
-        except (ValueError, TypeError, IndexError, KeyError):
-            continue
-    return 0.0
-
-
-def _is_run(run) -> bool:
-    return isinstance(run, dict) and isinstance(run.get("run_id"), str)
-
-
-def run_agents(run: dict) -> list[dict]:
-    """The run's agents as recorded (a damaged entry, not an object, is left out)."""
-    agents = ([run["primary"]] if run.get("primary") else []) + list(run.get("secondaries") or [])
-    return [a for a in agents if isinstance(a, dict)]
-
-
-def find_transcript(workdir: Path, target: str, role: Optional[str] = None) -> Path:
-    """A .cast file given directly, or a run's transcript by RUN_ID (and role)."""
+def find_transcripts(workdir: Path, target: str, role: Optional[str] = None) -> list[tuple[str, Path]]:
+    """(what it is, path) for a .cast file given directly; for a RUN_ID its agents' transcripts in the
+    order they started (the primary's reply turn after the secondaries), or the one `role` names: a
+    role (primary, secondary-1), an agent (droid) or a transcript's name (primary-reply)."""
     path = Path(target)
     if path.suffix == ".cast" or path.is_file():
         if not path.is_file():
             raise OrchestraError(f"{path}: transcript not found")
-        return path
-    run = load_run(workdir, target)
-    agents = run_agents(run)
+        return [(path.stem, path)]
+    run = load(workdir, target)
+    found: list[tuple[str, str, Path]] = []  # (role, agent, path)
+    for a in run_agents(run):
+        for key in ("transcript", "reply_transcript"):
+            if a.get(key):
+                found.append((Path(a[key]).stem if key == "reply_transcript" else str(a.get("role") or Path(a[key]).stem),
+                              str(a.get("agent") or "?"), runfolder.home(workdir) / a[key]))
+    if not found:
+        raise OrchestraError(f"run {target}: its run.json names no transcript")
+    order = {"primary": 0, "primary-reply": 2}
+    found.sort(key=lambda f: order.get(f[0], 1))
     if role:
-        agents = [a for a in agents if role in (a.get("role"), a.get("agent"), Path(a.get("transcript", "")).stem)]
-    if not agents:
-        raise OrchestraError(f"run {target} has no agent '{role}'" if role else f"run {target} has no transcript")
-    if not agents[0].get("transcript"):
-        raise OrchestraError(f"run {target}: its run.json names no transcript for that agent")
-    return workdir / agents[0]["transcript"]
+        chosen = [f for f in found if role in (f[0], f[1], f[2].stem)]
+        if not chosen:
+            valid = ", ".join(dict.fromkeys(name for f in found for name in (f[0], f[2].stem)))
+            raise OrchestraError(f"run {target} has no agent '{role}': give --agent one of {valid}")
+        found = chosen[:1]
+    return [(f"{r} ({agent})", p) for r, agent, p in found]
 
 
 def summarize_file(config: Config, profile: Profile, path: Path) -> AgentSummary:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import fcntl
 import os
-import select
 import shutil
 import signal
 import subprocess
@@ -26,105 +25,73 @@ import time
 from pathlib import Path
 from typing import Callable, Optional
 
+from . import runfolder
 from .errors import OrchestraError
-from .history import load_run
-from .run import LIVE_DIR, LOCK, RUNS_DIR, new_run_id
-from .summary import RUNNING
+from .procs import exit_within, marked
+from .runfolder import LOCK, LOG, RUNNING, WORKER_ENV
 
-# Given to a worker: "<run id>:<fd of the pipe to its starter>"; taken out of its environment at once,
-# so its agents never see it.
-WORKER_ENV = "ORCHESTRA_WORKER"
-LOG = "orchestra.log"
 CANCEL_WAIT = 30.0  # seconds cancel() waits for the worker to write its record (its agents' kill_grace)
-
-_starter_fd: Optional[int] = None
-_worker_run_id: Optional[str] = None
-
-
-# -- the worker's side ---------------------------------------------------------------------------
-
-def become_worker() -> Optional[str]:
-    """In a process started by start(): the run id it must use (None in any other process)."""
-    global _starter_fd, _worker_run_id
-    spec = os.environ.pop(WORKER_ENV, None)
-    if not spec:
-        return None
-    run_id, _, fd = spec.partition(":")
-    _worker_run_id, _starter_fd = run_id, int(fd)
-    return run_id
-
-
-def tell_starter(message: str) -> None:
-    """Tell the starter the run is under way ("started") or why it is not; once, then the pipe closes."""
-    global _starter_fd
-    if _starter_fd is None:
-        return
-    fd, _starter_fd = _starter_fd, None
-    try:
-        os.write(fd, message.encode("utf-8", "replace")[:65536])
-    except OSError:
-        pass  # the starter has gone: the run goes on
-    finally:
-        os.close(fd)
 
 
 # -- the starter's side --------------------------------------------------------------------------
 
-def start(workdir: Path, argv: list[str], env: Optional[dict] = None, cwd: Optional[Path] = None) -> str:
-    """Start `orchestra <argv>` detached, its run in workdir; return its run id once its live record
-    exists. It is started in cwd (workdir unless said: argv's relative paths, --workdir too, are read
-    from there). Raises OrchestraError with the worker's own message if it failed before its run started."""
+def start(workdir: Path, argv: list[str], env: Optional[dict] = None, cwd: Optional[Path] = None,
+          run_id: Optional[str] = None) -> str:
+    """Start `orchestra <argv>` detached, its run in workdir (in the folder of run_id if given, made
+    beforehand); return its run id once its live record exists. It is started in cwd (workdir unless
+    said: argv's relative paths, --workdir too, are read from there). Raises OrchestraError with the
+    worker's own message if it failed before its run started."""
     workdir = Path(workdir).resolve()
-    runs = workdir / RUNS_DIR
+    run_id, run_dir = runfolder.make(workdir, run_id)
     try:
-        runs.mkdir(parents=True, exist_ok=True)
-        while True:
-            run_id = new_run_id()
-            try:
-                (runs / run_id).mkdir()
-                break
-            except FileExistsError:
-                continue
-        log = open(runs / run_id / LOG, "ab")
+        log = open(os.open(run_dir / LOG, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab")
     except OSError as exc:
-        raise OrchestraError(f"cannot keep a run's record in {runs}: {exc.strerror or exc}") from None
+        raise OrchestraError(f"cannot keep a run's record in {run_dir}: {exc.strerror or exc}") from None
     read, write = os.pipe()
     try:
         subprocess.Popen([sys.executable, "-m", "orchestra", *argv], cwd=cwd or workdir,
                          env={**(os.environ if env is None else env), WORKER_ENV: f"{run_id}:{write}"},
                          stdin=subprocess.DEVNULL, stdout=log, stderr=log, pass_fds=(write,),
                          start_new_session=True)  # its own session: no terminal, no hangup when ours goes
-    except OSError as exc:
+    except (OSError, ValueError) as exc:  # (ValueError: a NUL in an argument)
         os.close(read)
+        shutil.rmtree(run_dir, ignore_errors=True)
         raise OrchestraError(f"cannot start orchestra in the background: {exc}") from None
     finally:
         os.close(write)
         log.close()
-    with os.fdopen(read, "rb") as pipe:
+    with os.fdopen(read, "rb") as pipe:  # (a starter killed meanwhile: the worker goes on, found by its mark)
         said = pipe.read().decode("utf-8", "replace")  # until the worker has said it, or has exited
     if said == "started":
         return run_id
-    if not (runs / run_id / "run.json").exists():
-        shutil.rmtree(runs / run_id, ignore_errors=True)  # nothing ran: no run to list
-    raise OrchestraError(said or f"orchestra exited before its run started (its output: {runs / run_id / LOG})")
+    if not (run_dir / runfolder.RECORD).exists():
+        shutil.rmtree(run_dir, ignore_errors=True)  # nothing ran: no run to list
+    raise OrchestraError(said or f"orchestra exited before its run started (its output: {run_dir / LOG})")
+
+
+def worker_of(run_id: str) -> Optional[int]:
+    """The pid of the worker started for run_id, if it runs: found by what start() put in its environment,
+    whatever became of the process that started it."""
+    found = marked(WORKER_ENV, f"{run_id}:", prefix=True)
+    return min(found) if found else None
 
 
 def wait(workdir: Path, run_id: str, timeout: float, progress: Optional[Callable[[dict], None]] = None,
          every: float = 5.0) -> dict:
     """The run's record once it has ended, or its live record (status running) when timeout passes first."""
     deadline = time.monotonic() + max(0.0, timeout)
-    record = load_run(workdir, run_id)
+    record = runfolder.load(workdir, run_id)
     if record.get("status") != RUNNING:
         return record
-    ended = _ending(Path(workdir) / RUNS_DIR / run_id / LOCK, record["pid"])
+    ended = _ending(runfolder.folder(workdir, run_id) / LOCK, record["pid"])
     while record.get("status") == RUNNING:
         left = deadline - time.monotonic()
         if left <= 0:
             return record
         step = min(left, every) if progress else left
         if ended.wait(None if step == float("inf") else step):
-            return load_run(workdir, run_id)  # its final record (or lost, if it died without one)
-        record = load_run(workdir, run_id)
+            return runfolder.load(workdir, run_id)  # its final record (or lost, if it died without one)
+        record = runfolder.load(workdir, run_id)
         if progress and record.get("status") == RUNNING and time.monotonic() < deadline:
             progress(record)
     return record
@@ -150,7 +117,7 @@ def _ending(lock: Path, pid: int) -> threading.Event:
         try:
             fd = os.open(lock, os.O_RDONLY)
         except OSError:
-            while not _exit_within(pid, 3600):
+            while not exit_within(pid, 3600):
                 pass
         else:
             try:
@@ -166,67 +133,38 @@ def _ending(lock: Path, pid: int) -> threading.Event:
 
 
 def status(workdir: Path, run_id: Optional[str] = None) -> list[dict]:
-    """One run's record, or every run under way in the directory (and the lost ones)."""
+    """One run's record, or every run under way in the directory. A lost run (its process died without
+    finishing it) is in the list once, saying what to do: its marker goes with that answer."""
     if run_id:
-        return [load_run(workdir, run_id)]
-    live = Path(workdir) / LIVE_DIR
+        return [runfolder.load(workdir, run_id)]
     found = []
-    for entry in sorted(os.listdir(live)) if live.is_dir() else []:
+    for entry in runfolder.live_ids(workdir):
         try:
-            found.append(load_run(workdir, entry))
+            record = runfolder.load(workdir, entry)
         except OrchestraError:
-            continue  # a marker whose run folder was removed
+            runfolder.unmark_live(workdir, entry)  # a marker whose run folder was removed
+            continue
+        if record.get("status") != RUNNING:
+            runfolder.unmark_live(workdir, entry)
+            if record.get("status") != runfolder.LOST:
+                continue  # it ended between the listing and the reading
+        found.append(record)
     return found
 
 
 def result(workdir: Path, run_id: str) -> dict:
-    return load_run(workdir, run_id)
+    return runfolder.load(workdir, run_id)
 
 
 def cancel(workdir: Path, run_id: str, timeout: float = CANCEL_WAIT) -> dict:
     """End a run as Ctrl-C would (its record says interrupted); returns the record once written."""
-    record = load_run(workdir, run_id)
+    record = runfolder.load(workdir, run_id)
     if record.get("status") != RUNNING:
         raise OrchestraError(f"run {run_id} is not running (it is {record.get('status')})")
     try:
         os.kill(record["pid"], signal.SIGINT)
     except ProcessLookupError:
-        return load_run(workdir, run_id)
+        return runfolder.load(workdir, run_id)
     except PermissionError:
         raise OrchestraError(f"run {run_id}: its process {record['pid']} is not yours to signal") from None
     return wait(workdir, run_id, timeout)
-
-
-def _exit_within(pid: int, timeout: float) -> bool:
-    """Whether process pid ends within timeout seconds: on its pidfd (Linux), kqueue (macOS, BSD),
-    or else by looking every 50 ms."""
-    try:
-        fd = os.pidfd_open(pid)
-    except ProcessLookupError:
-        return True
-    except (AttributeError, OSError):
-        fd = -1
-    if fd >= 0:
-        try:
-            poller = select.poll()
-            poller.register(fd, select.POLLIN)
-            return bool(poller.poll(None if timeout == float("inf") else max(0, int(timeout * 1000))))
-        finally:
-            os.close(fd)
-    if hasattr(select, "kqueue"):  # pragma: no cover - not Linux
-        kq = select.kqueue()
-        try:
-            event = select.kevent(pid, select.KQ_FILTER_PROC, select.KQ_EV_ADD, select.KQ_NOTE_EXIT)
-            return bool(kq.control([event], 1, None if timeout == float("inf") else timeout))
-        except ProcessLookupError:
-            return True
-        finally:
-            kq.close()
-    deadline = time.monotonic() + timeout  # pragma: no cover - neither
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        time.sleep(0.05)
-    return False

@@ -7,8 +7,12 @@ so a server started again (or the CLI: `orchestra wait/status/show`) answers the
 """
 from __future__ import annotations
 
+import collections
 import hashlib
+import io
+import json
 import os
+import sys
 import threading
 import time
 from pathlib import Path
@@ -18,22 +22,26 @@ import anyio
 import anyio.lowlevel
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
-from mcp_types import CallToolResult, TextContent
+from mcp.server.stdio import stdio_server
+from mcp.shared.message import SessionMessage
+from mcp_types import CallToolResult, ErrorData, JSONRPCError, TextContent
 
-from . import jobs
+from . import jobs, report, runfolder
 from .config import Config, load_config
-from .delegate import ERRORS_SHOWN, FILES_SHOWN, _clip, installed
+from .delegate import installed
 from .errors import OrchestraError
-from .history import run_agents
-from .run import process_alive
+from .procs import process_alive
+from .report import ERRORS_SHOWN, FILES_SHOWN, clip, money, seconds
+from .runfolder import RUNNING, run_agents
 from .session import argv_problem
-from .summary import RUNNING, describe_ended_by
+from .summary import describe_ended_by
 
 WAIT_DEFAULT = 45.0  # seconds: under the 60 s a client gives a tool call by default (Codex)
 WAIT_MAX = 3600.0
 PROGRESS_EVERY = 5.0  # seconds between progress notifications while waiting
-TEXT_MAX = 4000  # characters of the text a model gets for one run, whatever the secondaries did
+TEXT_MAX = report.TEXT_MAX  # characters of the text a model gets for one run, whatever the secondaries did
 REPLY_MAX = 1000
+STATUS_SHOWN = 20  # runs in one status() answer
 AGENTS_BUDGET = 30000  # characters of the structured result's agents, shared among them
 REQUESTS_DIR = Path(".orchestra") / "mcp-requests"  # request_id -> run id, one file each
 CLAIM_WAIT = 30.0  # seconds a retried delegate waits for the call that claimed its request_id to start the run
@@ -48,8 +56,8 @@ INSTRUCTIONS = (
 
 DELEGATE_DOC = """Hand a self-contained coding task to another coding agent (the secondary), which does it in this \
 working directory while you wait, and get back its summary: status (completed, failed, timeout, ...) and why, the \
-files it modified (as git sees them), its errors, cost, tokens, duration, its reply, and where a person can watch or \
-replay it.
+files it modified (as git sees them; files someone else changed meanwhile are listed apart), its errors, cost, \
+tokens, duration, its reply, and where a person can watch or replay it.
 
 Delegate when a part of your work can be done on its own by someone else: write the task as a brief the other \
 agent can act on without your context (what to build, which files, how to check it). Do not delegate something \
@@ -60,7 +68,10 @@ wait_s: how long this call waits for the run (default 45 s). If the run is not o
 {run_id, status: "running"}: the run goes on, and you call wait(run_id) (as many times as needed) to get the \
 summary. Nothing is lost if a call times out.
 request_id: any string unique to this task; calling delegate again with the same request_id (a retry) never \
-starts a second run, it returns the one already started."""
+starts a second run, it returns the one already started.
+isolate: true runs it in a git worktree and branch of its own, made from the last commit (your uncommitted \
+changes are not in it): use it when you go on editing files here while it works. Its summary then lists exactly \
+its files, and names its branch and whether it merges cleanly; merge it with git when you are ready."""
 
 WAIT_DOC = """Wait up to wait_s seconds (default 45) for a delegated run to end, and return its summary (status and \
 why, files modified, errors, cost, tokens, duration, the secondary's reply). If it is still going when wait_s \
@@ -81,7 +92,75 @@ set, the routing rules that "auto" follows, and how a person watches or replays 
 
 def serve(workdir: Path, config_path: Optional[str] = None) -> None:
     """Serve the tools on stdin/stdout until the client closes them."""
-    build(workdir, config_path).run()
+    anyio.run(serve_stdio, build(workdir, config_path))
+
+
+async def serve_stdio(server: MCPServer) -> None:
+    """The SDK's stdio transport, plus an answer to every line it cannot take (the SDK logs those and
+    says nothing, so a client would wait for ever): a line that is not JSON gets a parse error, a
+    request holding half a character (a lone UTF-16 surrogate) or not shaped as JSON-RPC gets an error
+    naming what to fix, with its id."""
+    lines: collections.deque[str] = collections.deque()
+    stdin = anyio.wrap_file(io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace"))
+
+    async def remembered():
+        async for line in stdin:
+            lines.append(line)
+            yield line
+
+    async with stdio_server(stdin=remembered()) as (read_stream, write_stream):
+        send, receive = anyio.create_memory_object_stream(0)
+
+        async def sift() -> None:
+            async with send:
+                async for item in read_stream:
+                    line = lines.popleft() if lines else ""
+                    if isinstance(item, Exception):
+                        error = refusal(line)
+                        if error is not None:
+                            await write_stream.send(SessionMessage(error))
+                        continue
+                    await send.send(item)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(sift)
+            low = server._lowlevel_server  # (the SDK's own run_stdio_async does the same, on its streams)
+            await low.run(receive, write_stream, low.create_initialization_options())
+            tg.cancel_scope.cancel()
+
+
+def refusal(line: str) -> Optional[JSONRPCError]:
+    """The JSON-RPC error for a line the SDK could not take (None for a blank line, or a notification)."""
+    if not line.strip():
+        return None
+    try:
+        message = json.loads(line)
+    except ValueError as exc:
+        return JSONRPCError(jsonrpc="2.0", id=None, error=ErrorData(
+            code=-32700, message=f"Parse error: the line is not JSON ({exc}); send one JSON-RPC message a line"))
+    request_id = message.get("id") if isinstance(message, dict) else None
+    if not isinstance(request_id, (str, int)) or isinstance(request_id, bool):
+        return None if isinstance(message, dict) and "method" in message else JSONRPCError(
+            jsonrpc="2.0", id=None, error=ErrorData(code=-32600, message="Invalid Request: not a JSON-RPC 2.0 message"))
+    where = _half_character(message)
+    if where:
+        return JSONRPCError(jsonrpc="2.0", id=request_id, error=ErrorData(
+            code=-32602, message=f"Invalid params: {where} holds half a character (a lone UTF-16 surrogate, as "
+                                 "when an emoji is cut in two): send whole characters, or leave it out"))
+    return JSONRPCError(jsonrpc="2.0", id=request_id, error=ErrorData(
+        code=-32600, message="Invalid Request: not a JSON-RPC 2.0 request (jsonrpc \"2.0\", id, method, params)"))
+
+
+def _half_character(value, path: str = "") -> str:
+    """Where in a parsed JSON value a string holds a lone surrogate (`params.arguments.task`), or ""."""
+    if isinstance(value, str):
+        return (path or "the request") if any("\ud800" <= ch <= "\udfff" for ch in value) else ""
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        found = _half_character(str(key), path or "the request") or _half_character(item, f"{path}.{key}".strip("."))
+        if found:
+            return found
+    return ""
 
 
 def build(workdir: Path, config_path: Optional[str] = None) -> MCPServer:
@@ -96,14 +175,15 @@ def build(workdir: Path, config_path: Optional[str] = None) -> MCPServer:
 
     @server.tool(description=DELEGATE_DOC)
     async def delegate(task: str, ctx: Context, to: str = "auto", wait_s: float = WAIT_DEFAULT,
-                       request_id: Optional[str] = None) -> CallToolResult:
+                       request_id: Optional[str] = None, isolate: bool = False) -> CallToolResult:
         cfg = config()
         check_delegation(cfg, task, to)
         check_wait(wait_s)
         argv = ["delegate", "--task", task, "--to", to, "--no-analyze", "--workdir", str(workdir)]
+        argv += ["--isolate"] if isolate else []
         if config_path:
             argv += ["--config", str(Path(config_path).resolve())]
-        run_id = await off_loop(start_once, workdir, argv, request_id)
+        run_id = await off_loop(start_once, workdir, argv, request_id, task, to)
         return await _wait(ctx, workdir, run_id, wait_s)
 
     @server.tool(description=WAIT_DOC)
@@ -115,7 +195,7 @@ def build(workdir: Path, config_path: Optional[str] = None) -> MCPServer:
         runs = await off_loop(jobs.status, workdir, run_id)
         if not runs:
             return _result("No delegated run is under way in this directory.", {"runs": []})
-        return _result("\n".join(live_text(r) for r in runs), {"runs": [live_data(r) for r in runs]})
+        return status_result(runs)
 
     @server.tool(description=RESULT_DOC)
     async def result(run_id: str) -> CallToolResult:
@@ -145,6 +225,9 @@ def check_delegation(cfg: Config, task: str, to: str) -> None:
     if not task.strip():
         raise ToolError("The task is empty: say what the other agent should do (what to build, which files, "
                         "how to check it).")
+    if "\x00" in task:
+        raise ToolError(f"The task holds a NUL character (at character {task.index(chr(0)) + 1}), which no program "
+                        "can be given: remove it.")
     problem = argv_problem(task)
     if problem:
         raise ToolError(problem[0].upper() + problem[1:] + ".")
@@ -165,44 +248,82 @@ def routable(cfg: Config) -> list[str]:
 # -- one run per request_id ------------------------------------------------------------------------------------
 
 
-def start_once(workdir: Path, argv: list[str], request_id: Optional[str]) -> str:
-    """jobs.start, except that a request_id seen before returns the run it started. The claim is a file
-    created with O_EXCL (one caller wins, whichever process it is in), holding `pending PID` until the run
-    id replaces it; a claim whose process is gone before that is taken over."""
+def start_once(workdir: Path, argv: list[str], request_id: Optional[str], task: str = "", to: str = "") -> str:
+    """jobs.start, except that a request_id seen before returns the run it started: a retry (the same
+    task for the same agent) gets that run, whatever died when; the same id for another task is refused.
+
+    The claim is a file created with O_EXCL (one caller wins, whichever process it is in). It names the
+    run's id before the worker is started, so a server killed at any moment leaves a claim that says
+    which run is the request's: a retry finds the run's record, or its worker still starting (by its
+    mark), or, if nothing was started, starts that very run."""
     if not request_id:
         return _call(jobs.start, workdir, argv)
-    folder = workdir / REQUESTS_DIR
+    folder = runfolder.home(workdir) / REQUESTS_DIR
     folder.mkdir(parents=True, exist_ok=True)
     claim = folder / hashlib.sha256(request_id.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+    asked = {"task": hashlib.sha256(task.encode("utf-8", "surrogatepass")).hexdigest(), "to": to}
     deadline = time.monotonic() + CLAIM_WAIT
     while True:
         try:
-            fd = os.open(claim, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            fd = os.open(claim, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except FileExistsError:
-            held = _read(claim)
-            if held.startswith("run "):
-                return held[4:].strip()
-            pid = held[len("pending "):].strip() if held.startswith("pending ") else ""
-            if held and not (pid.isdigit() and process_alive(int(pid))):
-                _remove(claim)  # its caller died before starting the run: try again
+            held = _claim_of(claim)
+            if held is None:  # being written (for a moment), or left empty by a caller killed then
+                if _age(claim) > 2.0:
+                    _remove(claim)
+                time.sleep(0.05)
                 continue
-            if time.monotonic() > deadline:
-                raise ToolError(f"request_id {request_id!r} is being started by another call that has not "
-                                "finished yet; call delegate again with it in a moment")
-            time.sleep(0.05)  # the other call is inside jobs.start, which returns within a second or two
-            continue
+            if (held.get("task"), held.get("to")) != (asked["task"], asked["to"]):
+                raise ToolError(f"request_id {request_id!r} was used for another task (run {held.get('run')}: "
+                                f"{held.get('what', '')!r}); a retry repeats the same task and agent. For a new task "
+                                "give a new request_id.")
+            run_id = held.get("run") or ""
+            if (runfolder.folder(workdir, run_id) / runfolder.RECORD).exists():
+                return run_id
+            if not runfolder.folder(workdir, run_id).is_dir() and not process_alive(held.get("pid")):
+                _remove(claim)  # its worker failed before its run started, and said so to its caller: try again
+                continue
+            if jobs.worker_of(run_id) or process_alive(held.get("pid")):
+                if time.monotonic() > deadline:
+                    raise ToolError(f"request_id {request_id!r}: its run {run_id} is still starting; call delegate "
+                                    "again with it in a moment")
+                time.sleep(0.05)  # its worker says it started within a second or two
+                continue
+            _write_claim(claim, {**held, "pid": os.getpid()})  # nobody started it: this call does
+            return _start_claimed(workdir, argv, claim, run_id)
         with os.fdopen(fd, "w") as fh:
-            fh.write(f"pending {os.getpid()}\n")
-        break
+            run_id, _ = runfolder.make(workdir)
+            fh.write(json.dumps({**asked, "run": run_id, "pid": os.getpid(), "what": clip(" ".join(task.split()), 80)}))
+        return _start_claimed(workdir, argv, claim, run_id)
+
+
+def _start_claimed(workdir: Path, argv: list[str], claim: Path, run_id: str) -> str:
     try:
-        run_id = _call(jobs.start, workdir, argv)
+        return _call(jobs.start, workdir, argv, None, None, run_id)
     except BaseException:
-        _remove(claim)  # nothing started: a retry may try again
+        _remove(claim)  # nothing started (jobs.start removed its folder): a retry may try again
         raise
-    tmp = claim.with_name(claim.name + f".{os.getpid()}.tmp")
-    tmp.write_text(f"run {run_id}\n")
-    os.replace(tmp, claim)
-    return run_id
+
+
+def _age(path: Path) -> float:
+    try:
+        return time.time() - path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def _claim_of(path: Path) -> Optional[dict]:
+    try:
+        held = json.loads(_read(path))
+    except ValueError:
+        return None
+    return held if isinstance(held, dict) and isinstance(held.get("run"), str) else None
+
+
+def _write_claim(path: Path, held: dict) -> None:
+    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(held))
+    os.replace(tmp, path)
 
 
 def _read(path: Path) -> str:
@@ -271,11 +392,11 @@ def progress_line(record: dict) -> str:
     """One line: the run, the agent at work, its phase, how long, its latest line."""
     agents = [a for a in run_agents(record) if a.get("status") == RUNNING] or run_agents(record)
     if not agents:
-        return f"run {record.get('run_id')}: starting, {_seconds(record.get('duration_s'))}"
+        return f"run {record.get('run_id')}: starting, {seconds(record.get('duration_s'))}"
     a = agents[-1]
-    latest = _clip(" ".join(str(a.get("latest") or "").split()), 160)
+    latest = clip(" ".join(str(a.get("latest") or "").split()), 160)
     return (f"run {record.get('run_id')}: {a.get('agent')} {a.get('phase') or a.get('status')}, "
-            f"{_seconds(a.get('duration_s'))}" + (f": {latest}" if latest else ""))
+            f"{seconds(a.get('duration_s'))}" + (f": {latest}" if latest else ""))
 
 
 # -- what the model gets ----------------------------------------------------------------------------------------
@@ -285,97 +406,108 @@ def summary_result(record: dict) -> CallToolResult:
     if record.get("status") == RUNNING:
         data = live_data(record)
         data["next"] = f"call wait(run_id=\"{record['run_id']}\") to keep waiting for its summary"
-        text = (f"Run {record['run_id']} is still going ({live_text(record)}). It goes on without you: "
-                f"call wait(run_id=\"{record['run_id']}\") to keep waiting for its summary, status() to look "
-                "in on it, cancel() to stop it.")
-        return _result(text, data)
+        # what to do first: a cut keeps it, whatever the secondaries are doing
+        text = (f"Run {record['run_id']} is still going. It goes on without you: call "
+                f"wait(run_id=\"{record['run_id']}\") to keep waiting for its summary, status() to look in on it, "
+                f"cancel() to stop it. Now: {live_text(record)}")
+        return _result(clip(text, TEXT_MAX), data)
     data = summary_data(record)
-    return _result(summary_text(data), data)
+    return _result(summary_text(record, data), data)
 
 
 def summary_data(record: dict) -> dict:
     """The run's summary, each part bounded as the block a primary gets is (delegate.summary_block)."""
     secondaries = [a for a in run_agents(record) if a.get("role") != "primary"]
+    merges = {m.get("branch"): m for m in record.get("merges") or [] if isinstance(m, dict)}
     return {
         "run_id": record.get("run_id"),
+        "task": clip(" ".join(str(record.get("task") or "").split()), 300),
         "status": record.get("status"),
-        "reason": _clip(str(record.get("reason") or ""), 500),
+        "reason": clip(str(record.get("reason") or ""), 500),
         "cost_usd": record.get("total_cost_usd"),
         "duration_s": record.get("duration_s"),
-        "agents": [_agent_data(a, len(secondaries)) for a in secondaries],
+        "agents": [_agent_data(a, len(secondaries), merges) for a in secondaries],
         "watch": f"tmux attach -t {record['tmux_session']}" if record.get("tmux_session") else None,
         "replay": f"orchestra replay {record.get('run_id')}",
         "record": f".orchestra/runs/{record.get('run_id')}/run.json",
     }
 
 
-def _agent_data(a: dict, n: int) -> dict:
+def _agent_data(a: dict, n: int, merges: dict) -> dict:
     """One agent's part, smaller as there are more agents (delegate --parallel 64): a whole result stays
     within about 50 KB, under what clients pass on (Claude Code: 25,000 tokens)."""
     files = [str(f) for f in a.get("files_modified") or []]
     errors = [str(e) for e in a.get("errors") or []]
+    others = a.get("files_changed_by_others") or []
+    state = _branch_state(merges[a["branch"]]) if a.get("branch") in merges else None
     budget = max(400, AGENTS_BUDGET // max(1, n))
     n_files, n_errors = max(3, FILES_SHOWN // n), max(1, ERRORS_SHOWN // n)
     return {
         "agent": a.get("agent"), "status": a.get("status"),
-        "reason": _clip(str(a.get("reason") or ""), min(500, budget // 4)),
-        "files_modified": [_clip(f, min(200, budget // 10)) for f in files[:n_files]],
+        "reason": clip(str(a.get("reason") or ""), min(500, budget // 4)),
+        "files_modified": [clip(f, min(200, budget // 10)) for f in files[:n_files]],
         "files_more": max(0, len(files) - n_files),
-        "errors": [_clip(e, min(300, budget // 8)) for e in errors[:n_errors]],
+        # present only when there is something to say: 64 agents' empty keys would take 6 KB
+        **({"files_changed_by_others": [clip(str(f), min(200, budget // 10)) for f in others[:n_files]],
+            "others_more": max(0, len(others) - n_files)} if others else {}),
+        **({"files_note": clip(str(a["files_note"]), min(500, budget // 4))} if a.get("files_note") else {}),
+        "errors": [clip(e, min(300, budget // 8)) for e in errors[:n_errors]],
         "errors_more": max(0, len(errors) - n_errors),
         "cost_usd": a.get("cost_usd"), "cost_source": a.get("cost_source"),
         "tokens": a.get("tokens"), "duration_s": a.get("duration_s"),
         "branch": a.get("branch"),
+        **({"merge": clip(state, 500)} if state else {}),  # the branch's merge state
         "ended_by": describe_ended_by(a.get("ended_by"), line=False, limit=80) if a.get("ended_by") else None,
-        "reply": _clip(" ".join(str(a.get("reply") or "").split()), min(REPLY_MAX, budget // 4)),
+        "reply": clip(" ".join(str(a.get("reply") or "").split()), min(REPLY_MAX, budget // 4)),
         "transcript": a.get("transcript"),
     }
 
 
-def summary_text(data: dict) -> str:
-    head = f"Run {data['run_id']}: {data['status']}" + (f" ({data['reason']})" if data["reason"] else "") + "."
-    parts = [head]
-    share = (TEXT_MAX - len(head) - 400) // max(1, len(data["agents"]))
-    for a in data["agents"]:
-        # counts first: what a cut section keeps
-        n_files, n_errors = len(a["files_modified"]) + a["files_more"], len(a["errors"]) + a["errors_more"]
-        files = ", ".join(a["files_modified"]) + (" ..." if a["files_more"] else "")
-        errors = "; ".join(a["errors"]) + (" ..." if a["errors_more"] else "")
-        tokens = a["tokens"] or {}
-        lines = [
-            f"{a['agent']}: {a['status']}" + (f" ({_clip(a['reason'], share // 4)})" if a["reason"] else ""),
-            f"cost: {_money(a['cost_usd'], a['cost_source'])}; tokens: {_count(tokens.get('input'))} in, "
-            f"{_count(tokens.get('output'))} out; duration: {_seconds(a['duration_s'])}",
-            _clip(f"files modified ({n_files}): {files or 'none'}", share // 3),
-            _clip(f"errors ({n_errors}): {errors or 'none'}", share // 4),
-        ]
-        if a["ended_by"]:
-            lines.append(f"ended by: {a['ended_by']}")
-        if a["branch"]:
-            lines.append(f"branch: {a['branch']}")
-        if a["reply"]:
-            lines.append(f"its reply: {a['reply']}")
-        lines.append(f"transcript: {a['transcript']}")
-        parts.append(_clip("\n".join(lines), share))
-    if any(a["files_more"] or a["errors_more"] for a in data["agents"]):
-        parts.append(f"(Lists cut short end in '...'; all of them: {data['record']}.)")
-    tail = [f"Total cost: {_money(data['cost_usd'])}; time: {_seconds(data['duration_s'])}."]
+def summary_text(record: dict, data: dict) -> str:
+    """The words a primary gets, the same as `orchestra delegate` types into one (report.secondaries_text)."""
+    head = (f"Run {data['run_id']}: {data['status']}" + (f" ({data['reason']})" if data["reason"] else "") + "."
+            + (f"\nTask: {clip(data['task'], 200)}" if data["task"] else ""))
+    secondaries = [a for a in run_agents(record) if a.get("role") != "primary"]
+    states = {m.get("branch"): _branch_state(m, record.get("merge_stopped"))
+              for m in record.get("merges") or [] if isinstance(m, dict)}
+    tail = [report.merge_stopped_text(str(record["merge_stopped"]))] if record.get("merge_stopped") else []
+    tail.append(f"Total cost: {money(data['cost_usd'])}; time: {seconds(data['duration_s'])}.")
     if data["watch"]:
         tail.append(f"For the person: watch with `{data['watch']}`, replay with `{data['replay']}`; "
                     f"the whole record: {data['record']}.")
     else:
         tail.append(f"For the person: replay with `{data['replay']}`; the whole record: {data['record']}.")
-    return "\n".join(parts + tail)
+    return report.secondaries_text(secondaries, head, tail, data["record"], branch_states=states, limit=TEXT_MAX)
+
+
+def _branch_state(merge: dict, merge_stopped: Optional[str]) -> Optional[str]:
+    from .worktree import BranchReport
+
+    try:
+        return BranchReport.from_dict(merge).describe(merge_stopped)
+    except TypeError:  # a record from another version, or damaged
+        return None
+
+
+def status_result(runs: list[dict]) -> CallToolResult:
+    """The runs under way (and lost ones, once), bounded however many there are: the newest first."""
+    runs = sorted(runs, key=lambda r: str(r.get("run_id")), reverse=True)
+    shown, more = runs[:STATUS_SHOWN], max(0, len(runs) - STATUS_SHOWN)
+    head = [f"{len(runs)} runs; the newest {len(shown)} here, {more} more (in a terminal: orchestra status)"] if more else []
+    share = (TEXT_MAX - sum(len(h) + 1 for h in head)) // len(shown) - 1
+    lines = head + [clip(live_text(r), share) for r in shown]
+    data = {"runs": [live_data(r) for r in shown], "more": more}
+    return _result("\n".join(lines), data)
 
 
 def live_data(record: dict) -> dict:
     return {
         "run_id": record.get("run_id"), "status": record.get("status"),
-        "reason": _clip(str(record.get("reason") or ""), 500),
+        "reason": clip(str(record.get("reason") or ""), 500),
         "elapsed_s": record.get("duration_s"), "cost_usd": record.get("total_cost_usd"),
         "agents": [{"agent": a.get("agent"), "role": a.get("role"), "status": a.get("status"),
                     "phase": a.get("phase"), "elapsed_s": a.get("duration_s"), "cost_usd": a.get("cost_usd"),
-                    "latest": _clip(" ".join(str(a.get("latest") or "").split()), 200)}
+                    "latest": clip(" ".join(str(a.get("latest") or "").split()), 200)}
                    for a in run_agents(record)],
         "watch": f"tmux attach -t {record['tmux_session']}" if record.get("tmux_session") else None,
     }
@@ -383,8 +515,8 @@ def live_data(record: dict) -> dict:
 
 def live_text(record: dict) -> str:
     data = live_data(record)
-    agents = "; ".join(f"{a['agent']} {a['phase'] or a['status']}, {_seconds(a['elapsed_s'])}, cost "
-                       f"{_money(a['cost_usd'])}" + (f", latest: {a['latest']}" if a["latest"] else "")
+    agents = "; ".join(f"{a['agent']} {a['phase'] or a['status']}, {seconds(a['elapsed_s'])}, cost "
+                       f"{money(a['cost_usd'])}" + (f", latest: {a['latest']}" if a["latest"] else "")
                        for a in data["agents"]) or "no agent started yet"
     text = f"{data['run_id']} {data['status']}: {agents}"
     if data["reason"] and data["status"] != RUNNING:
@@ -431,17 +563,3 @@ def agents_text(data: dict) -> str:
 
 def _result(text: str, data: dict) -> CallToolResult:
     return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=data)
-
-
-def _money(value, source: Optional[str] = None) -> str:
-    if value is None:
-        return "unknown"
-    return f"${value:.4f}" + (" (estimated from tokens)" if source == "estimated" else "")
-
-
-def _count(value) -> str:
-    return str(value) if isinstance(value, int) else "unknown"
-
-
-def _seconds(value) -> str:
-    return f"{value:.1f}s" if isinstance(value, (int, float)) else "?"

@@ -1,10 +1,7 @@
 """A run: its id, its folder under .orchestra/runs/, its tmux session, its secrets; and `orchestra run`."""
 from __future__ import annotations
 
-import fcntl
-import json
 import os
-import secrets as _random
 import signal
 import sys
 import time
@@ -12,26 +9,19 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Optional
 
-from . import agents
+from . import agents, runfolder
 from .config import Config, Profile
 from .errors import OrchestraError
+from .procs import end_processes, marked_pids, process_started
 from .redact import Redactor, secrets_from_env
-from .session import AgentSession, Outcome, drive, task_problem, wait_exit
-from .summary import RUNNING, AgentSummary, GitSnapshot, RunSummary, cost_of, split_paths, without_ignored
+from .runfolder import LOCK, RUN_MARK, RUNNING
+from .session import AgentSession, Outcome, drive, task_problem
+from .summary import AgentSummary, GitSnapshot, RunSummary, attribute, cost_of, split_paths, without_ignored
 from .viewer import TmuxViewer, ViewerWindow
+from .worktree import BranchReport, Repo, tree_ignores
 
-RUNS_DIR = Path(".orchestra") / "runs"
-# One empty file per run under way, named for it: what `orchestra status` reads, however many runs are done
-LIVE_DIR = Path(".orchestra") / "live"
 LIVE_EVERY = 1.0  # seconds: the live record's latest lines and costs are rewritten at most this often
-# Held (flock) by the run's orchestra process until its final record is written, and let go by the
-# kernel if that process dies: one event, on Linux and macOS alike, for "the run has ended".
-LOCK = "run.lock"
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-# Every agent of a run gets this variable in its environment, and so does everything it starts:
-# how a run finds what its agents left running outside their process groups (Run.end_stragglers).
-RUN_MARK = "ORCHESTRA_RUN"
-STRAGGLER_GRACE = 1.0  # seconds between SIGTERM and SIGKILL for them
 
 
 class Interrupted(BaseException):
@@ -49,28 +39,45 @@ class Interrupted(BaseException):
 
 
 class StopSignals:
-    """SIGINT, SIGTERM and SIGHUP (a closed terminal) during a run, from start to end.
+    """SIGINT, SIGTERM and SIGHUP (a closed terminal) during a run, from its folder's making to its end.
 
-    While its agents work, and while they are being ended, each such signal raises Interrupted
-    (a second one ends them at once). From hold() on, while the run writes its record, they are
-    ignored. The handlers from before the run come back only when it is over: no gap in which a
-    signal would kill orchestra before its record is written."""
+    Until arm(), a signal is kept for later: the run is being set up (its version checks, its first
+    windows), and arm() raises it as Interrupted inside conduct(), where it is handled like any other,
+    so a run interrupted at any moment is recorded `interrupted`. While its agents work, and while they
+    are being ended, each such signal raises Interrupted (a second one ends them at once). From hold()
+    on, while the run writes its record, they are ignored. The handlers from before the run come back
+    only when it is over: no gap in which a signal would kill orchestra before its record is written."""
 
-    def __enter__(self) -> "StopSignals":
-        self.raising = True
+    def __init__(self) -> None:
+        self.raising = False
+        self.held = False
+        self.pending: Optional[int] = None
+        self.old: dict = {}
+
+    def install(self) -> "StopSignals":
         self.old = {s: signal.signal(s, self._handler) for s in STOP_SIGNALS}
         return self
 
     def _handler(self, signum, frame) -> None:
         if self.raising:
             raise Interrupted(signum)
+        if self.pending is None and not self.held:
+            self.pending = signum
+
+    def arm(self) -> None:
+        self.raising = True
+        if self.pending is not None:
+            signum, self.pending = self.pending, None
+            raise Interrupted(signum)
 
     def hold(self) -> None:
         self.raising = False
+        self.held = True
 
-    def __exit__(self, *exc) -> None:
+    def restore(self) -> None:
         for s, h in self.old.items():
             signal.signal(s, h)
+        self.old = {}
 
 
 def to_stderr(line: str) -> None:
@@ -80,10 +87,6 @@ def to_stderr(line: str) -> None:
         sys.stderr.flush()
     except (OSError, ValueError):
         pass
-
-
-def new_run_id() -> str:
-    return datetime.now().strftime("%Y%m%d-%H%M%S-") + _random.token_hex(3)
 
 
 class Run:
@@ -101,27 +104,8 @@ class Run:
         self.env = dict(os.environ if env is None else env)
         self.started = time.monotonic()
         self.started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        runs = self.workdir / RUNS_DIR
-        try:
-            runs.mkdir(parents=True, exist_ok=True)
-            # keep .orchestra/ (runs, worktrees) out of git's view without editing the user's .gitignore
-            ignore = self.workdir / ".orchestra" / ".gitignore"
-            if not ignore.exists():
-                ignore.write_text("*\n")
-            if run_id:  # its folder made by the command that started this one in the background
-                self.id, self.dir = run_id, runs / run_id
-                self.dir.mkdir(exist_ok=True)
-            while not run_id:  # two runs started in the same second still get their own folders
-                self.id = new_run_id()
-                self.dir = runs / self.id
-                try:
-                    self.dir.mkdir()
-                    break
-                except FileExistsError:
-                    continue
-        except OSError as exc:
-            raise OrchestraError(f"cannot keep this run's record in {runs}: {exc.strerror or exc} "
-                                 "(orchestra writes transcripts and run.json there; pick another --workdir)") from None
+        self.home = runfolder.home(self.workdir)  # where its folder is: a repository's top, from any subdirectory
+        self.id, self.dir = runfolder.make(self.home, run_id)
         # the secrets of orchestra's environment and those a profile sets in its own `env:`
         self.mark = f"{self.id}.{os.getpid()}"
         key_vars = [p.api_key_env for p in config.agents.values()]
@@ -141,14 +125,25 @@ class Run:
         self._live_at = 0.0
         self._final = False
         self._live_failed = False
-        self.live_marker = self.workdir / LIVE_DIR / self.id
-        self._lock = hold_lock(self.dir / LOCK)  # released once the final record is written: what wait() waits on
-        try:
-            self.live_marker.parent.mkdir(parents=True, exist_ok=True)
-            self.live_marker.touch()
-        except OSError:
-            pass  # `status` without a run id will not list it; its record still says running
+        self._lock = runfolder.hold_lock(self.dir / LOCK)  # released once the final record is written: what wait() waits on
+        self.live_before = set(runfolder.live_ids(self.workdir)) - {self.id}  # runs already under way here
+        runfolder.mark_live(self.workdir, self.id)
         self.write_live()
+        # from here on the run has a record: a signal ends it as `interrupted`, and a detached
+        # run's starter may return its id
+        self.signals = StopSignals().install()
+        runfolder.tell_starter("started")
+        self.say_where_to_watch()
+
+    def say_where_to_watch(self) -> None:
+        """At the start, so a run in the foreground can be watched while it goes (and said again at its end)."""
+        from .web import web_url
+
+        if self.viewer is not None:
+            self.say(f"👀 Watch: tmux attach -t {self.viewer.session}")
+        url = web_url(self.home, self.id)
+        if url:
+            self.say(f"🌐 Web: {url}")
 
     @property
     def tmux_session(self) -> Optional[str]:
@@ -212,19 +207,19 @@ class Run:
     def _live_agent(self, s: AgentSession) -> dict:
         summary = self.results.get(id(s))
         if summary is not None:  # done and summarised
-            return {**summary.to_dict(), "phase": s.phase, "latest": s.stream.latest_shown(self.redactor)}
+            return {**summary.to_dict(), "phase": s.phase, "latest": s.latest}
         parsed = s.parser.result()
         cost, source = cost_of(parsed, s.profile.name, self.config)
         started = s.started_at or time.monotonic()
         return {
             "agent": s.profile.name, "role": self.roles.get(id(s), s.window_name),
             "status": RUNNING if s.phase != "done" else (s.outcome.status if s.outcome else "done"),
-            "phase": s.phase, "latest": s.stream.latest_shown(self.redactor),
+            "phase": s.phase, "latest": s.latest,
             "cost_usd": cost, "cost_source": source, "tokens": {"input": parsed.tokens_in, "output": parsed.tokens_out},
             "duration_s": round((s.ended_at or time.monotonic()) - started, 3),
             "started_at": datetime.fromtimestamp(s.started_wall, timezone.utc).isoformat(timespec="milliseconds")
             if s.started_wall else "",
-            "transcript": os.path.relpath(s.transcript_path, self.workdir), "tmux_target": s.window.target or None,
+            "transcript": os.path.relpath(s.transcript_path, self.home), "tmux_target": s.window.target or None,
             "files_modified": [], "errors": [],
         }
 
@@ -235,11 +230,17 @@ class Run:
             return
         self._live_at = time.monotonic()
         try:
-            _write_atomically(self.dir / "run.json", json.dumps(self.live(), indent=2, ensure_ascii=False))
+            runfolder.write_record(self.dir, self.live())
         except OSError as exc:
             if not self._live_failed:  # said once; the final record is tried (and reported) all the same
                 self._live_failed = True
                 self.warn(f"⚠️  cannot write {self.dir / 'run.json'}: {exc.strerror or exc} (the live record stops)")
+
+    def alongside(self) -> list[str]:
+        """The other runs of this directory under way at some time during this one, whose agents may
+        have written here meanwhile: those under way at its start, and those started since (a run id
+        begins with the second it was made)."""
+        return sorted((self.live_before | set(runfolder.made_since(self.home, self.id))) - {self.id})
 
     def heartbeat(self) -> None:
         """From the loop's tick: the latest lines and costs, at most every LIVE_EVERY seconds."""
@@ -273,12 +274,11 @@ class Run:
         (commit the secondaries' work) and the record are not cut short. Raises the Interrupted,
         once the record is written."""
         interrupted: Optional[Interrupted] = None
-        from .jobs import tell_starter  # (jobs reads runs: imported here, not at the top)
-
-        with StopSignals() as signals:
+        signals = self.signals
+        try:
             try:
                 try:
-                    tell_starter("started")  # detached: the starter may return; a cancel (SIGINT) is handled
+                    signals.arm()  # one that came while the run was set up is raised here
                     work()
                 except Interrupted as exc:
                     interrupted = exc
@@ -301,6 +301,8 @@ class Run:
             signals.hold()
             summary = record()
             self.finish(summary)
+        finally:
+            signals.restore()
         if interrupted:
             interrupted.run_dir = self.dir if self.saved else None
             raise interrupted
@@ -334,19 +336,16 @@ class Run:
     def write_json(self, summary: RunSummary) -> Optional[Path]:
         """The final run.json, whole or not at all. One that cannot be written (a full disk) is said on
         stderr and the run goes on: its summary is printed all the same."""
-        path = self.dir / "run.json"
+        path = self.dir / runfolder.RECORD
         self._final = True
         summary.pid, summary.pid_started = self.pid, self.pid_started
         try:
-            _write_atomically(path, json.dumps(self.redactor.data(summary.to_dict()), indent=2, ensure_ascii=False))
+            runfolder.write_record(self.dir, self.redactor.data(summary.to_dict()))
         except OSError as exc:
             self.warn(f"❌ cannot write {path}: {exc.strerror or exc} (the run's record is not saved)")
             return None
         finally:
-            try:
-                self.live_marker.unlink()
-            except OSError:
-                pass
+            runfolder.unmark_live(self.workdir, self.id)
             if self._lock is not None:
                 os.close(self._lock)  # (releases it)
                 self._lock = None
@@ -359,123 +358,6 @@ class Run:
 
     def elapsed(self) -> float:
         return round(time.monotonic() - self.started, 3)
-
-
-def hold_lock(path: Path) -> Optional[int]:
-    """An exclusive lock on path, held as long as the returned fd is open (none if it cannot be had)."""
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)  # not inherited by the agents (PEP 446)
-    except OSError:
-        return None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        os.close(fd)
-        return None
-    return fd
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    """A reader sees the old file or the new one, never half of one."""
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        tmp.write_text(text + "\n", encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError:
-        try:
-            tmp.unlink()
-        except OSError:
-            pass
-        raise
-
-
-def process_started(pid: int) -> Optional[int]:
-    """When a process started (clock ticks since boot, from /proc), to tell it from a later one given
-    the same pid; None where /proc has no such thing; -1 for one that has ended (a zombie)."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            fields = fh.read().rsplit(b")", 1)[1].split()
-        return -1 if fields[0] in (b"Z", b"X") else int(fields[19])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def process_alive(pid: Optional[int], started: Optional[int] = None) -> bool:
-    """Whether the process that wrote a record still runs (and is that one, not a reused pid)."""
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass  # there, but another user's
-    now = process_started(pid)
-    return now != -1 and (now is None or started is None or now == started)
-
-
-def end_processes(pids: list[int]) -> list[str]:
-    """SIGTERM to each, then SIGKILL to those still there after STRAGGLER_GRACE (one grace for all of
-    them, as abort() gives agents). Returns the names of those that were there."""
-    left: dict[int, int] = {}  # pid -> pidfd
-    names = []
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/comm") as fh:
-                names.append(fh.read().strip())
-            left[pid] = os.pidfd_open(pid)
-            os.kill(pid, signal.SIGTERM)
-        except OSError:  # gone meanwhile
-            continue
-    deadline = time.monotonic() + STRAGGLER_GRACE
-    for pid, pidfd in left.items():
-        if not wait_exit(pidfd, max(0.0, deadline - time.monotonic())):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
-        os.close(pidfd)
-    return names
-
-
-def marked_pids(name: str, value: str) -> list[int]:
-    """The processes, other than this one, whose environment holds name=value (as it was at their exec)."""
-    return list(marked(name, value))
-
-
-def marked(name: str, value: str, prefix: bool = False) -> dict[int, str]:
-    """The processes, other than this one, whose environment holds name=value, or with prefix a value
-    that starts with `value`: pid -> the value."""
-    mark = f"{name}={value}".encode()
-    found = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == os.getpid():
-            continue
-        try:
-            with open(f"/proc/{entry}/environ", "rb") as fh:
-                for var in fh.read().split(b"\0"):
-                    if var == mark or (prefix and var.startswith(mark)):
-                        found[int(entry)] = var[len(name) + 1:].decode(errors="replace")
-                        break
-        except OSError:  # gone meanwhile, or not ours to read
-            continue
-    return found
-
-
-def left_running(run_id: str) -> tuple[list[int], list[int]]:
-    """What carries a run's mark (whichever orchestra process ran it), and the pid of that orchestra
-    process if it is still alive (then the run is going on, and what carries its mark is its agents)."""
-    found = marked(RUN_MARK, f"{run_id}.", prefix=True)
-    owners = set()
-    for value in set(found.values()):
-        pid = value.rpartition(".")[2]
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as fh:
-                if b"orchestra" in fh.read():  # not some later process that got its pid
-                    owners.add(int(pid))
-        except (OSError, ValueError):
-            continue
-    return sorted(found), sorted(owners)
 
 
 def check_key(profile: Profile, env: dict, config: Config) -> None:
@@ -498,6 +380,9 @@ def summarize_session(run: Run, s: AgentSession, role: str, git: Optional[GitSna
     inside, outside = split_paths(r.parsed.files, s.workdir)
     inside = without_ignored(inside, s.profile.ignore_files)
     seen = without_ignored(git.changed(), s.profile.ignore_files) if git is not None else None
+    alone = git is not None and git.alone
+    alongside = run.alongside() if git is not None and not alone else []
+    files, others, note = attribute(inside, seen, s.parser.names_files, alone, alongside)
     cost, source = cost_of(r.parsed, s.profile.name, run.config)
     # The transcript's bytes are masked as they come; this text was cleaned since, and a secret
     # that escape sequences cut apart in the bytes is whole in it: mask it here, for run.json,
@@ -505,13 +390,13 @@ def summarize_session(run: Run, s: AgentSession, role: str, git: Optional[GitSna
     mask = run.redactor.text
     summary = AgentSummary(
         agent=s.profile.name, role=role, status=r.status, reason=mask(r.reason), ended_by=r.ended_by,
-        files_modified=list(seen) if seen is not None else inside,
+        files_modified=files, files_changed_by_others=others, files_note=note, runs_alongside=alongside,
         files_claimed=inside, files_seen_by_git=seen, files_outside_workdir=outside,
         errors=[mask(e) for e in r.parsed.errors] + ([s.cast.error] if s.cast is not None and s.cast.error else []),
         cost_usd=cost, cost_source=source,
         tokens={"input": r.parsed.tokens_in, "output": r.parsed.tokens_out},
         duration_s=r.duration_s, started_at=r.started_at, exit_code=r.exit_code, signal=r.signal,
-        transcript=os.path.relpath(s.transcript_path, run.workdir),
+        transcript=os.path.relpath(s.transcript_path, run.home),
         tmux_target=s.window.target or None, session_id=r.parsed.session_id,
         answers=[{k: mask(v) if isinstance(v, str) else v for k, v in a.items()} for a in r.answers],
         last_lines=r.last_lines, reply=mask(r.parsed.reply)[-4000:], workdir=str(s.workdir),
@@ -523,23 +408,39 @@ def summarize_session(run: Run, s: AgentSession, role: str, git: Optional[GitSna
 def run_agent(config: Config, profile: Profile, task: str, workdir: Path, tmux: bool = True,
               say: Callable[[str], None] = lambda line: None,
               status_line: Optional[Callable[[AgentSession], None]] = None,
-              run_id: Optional[str] = None) -> tuple[RunSummary, AgentSummary]:
-    """`orchestra run`: one agent, one task, followed to the end and summarised."""
+              run_id: Optional[str] = None, isolate: bool = False) -> tuple[RunSummary, AgentSummary]:
+    """`orchestra run`: one agent, one task, followed to the end and summarised. isolate: in a git
+    worktree and branch of its own (worktree.py), its work committed there and its merge reported."""
     check_ready(profile, config)  # before the run makes its folder, tmux session and windows
     problem = task_problem(profile, task)
     if problem:
         raise OrchestraError(f"agent '{profile.name}': {problem}")
+    repo = Repo(workdir, isolate=True) if isolate else None
     run = Run(config, workdir, task, tmux=tmux, say=say, run_id=run_id)
     run.check_versions([profile])
-    git = GitSnapshot.take(run.workdir)
-    s = run.session(profile, profile.name, task, role="agent")
+    tree = None
+    if repo is not None:
+        repo.run_id = run.id
+        tree = repo.plan([(profile.name, profile.name)])[0]  # made once the run is under way (work())
+        git: Optional[GitSnapshot] = GitSnapshot(tree.workdir, repo.base_commit, {}, alone=True)
+    else:
+        git = GitSnapshot.take(run.workdir)
+    s = run.session(profile, profile.name, task, role="agent", workdir=tree.workdir if tree else None)
     stop: list[str] = []  # the status and reason the run was stopped with, if it was
     agent: Optional[AgentSummary] = None
+    reports: list[BranchReport] = []
 
     def work() -> None:
+        if tree is not None:
+            left_out = repo.left_out()
+            if left_out:
+                say(left_out)
+            repo.make([tree])
+            for line in repo.warnings:
+                say(line)
         s.start()
         where = f"tmux window '{s.window.name}'" if s.window.target else "headless"
-        say(f"✅ Spawned {profile.name} ({where})")
+        say(f"✅ Spawned {profile.name} ({where})" + (f" on branch {tree.branch}" if tree else ""))
         def tick() -> None:
             run.heartbeat()
             if status_line:
@@ -558,7 +459,21 @@ def run_agent(config: Config, profile: Profile, task: str, workdir: Path, tmux: 
     def record() -> RunSummary:
         nonlocal agent
         agent = summarize_session(run, s, "agent", git)
-        return _one_agent_summary(run, agent, *(stop or (agent.status, agent.reason)))
+        if repo is not None and tree in repo.trees:  # its worktree was made: its work is kept on its branch
+            kept = repo.keep(tree, agent, tree_ignores(profile), " ".join(run.redactor.text(task).split()))
+            reports.append(kept)
+            if kept.uncommitted:
+                say(f"⚠️  {tree.branch}: {kept.note}")
+            hint = (f"   nothing merged (git merge {tree.branch} takes it; orchestra clean {run.id} removes "
+                    "the worktree, and the branch once merged)")
+            for line in repo.settle(reports, False, hint)[0]:
+                say(line)
+        summary = _one_agent_summary(run, agent, *(stop or (agent.status, agent.reason)))
+        if repo is not None:
+            summary.base = {"branch": repo.base_branch, "commit": repo.base_commit}
+            summary.worktrees = [t.to_dict() for t in repo.trees]
+            summary.merges = [r.to_dict() for r in reports]
+        return summary
 
     summary = run.conduct(work, stopped, record)
     if stop and stop[0] == "failed":

@@ -32,10 +32,12 @@ from typing import Callable, Iterable, Optional
 import pexpect
 
 from . import agents
+from .ansi import strip
 from .config import DATA_DIR, Profile
 from .errors import OrchestraError
 from .parsers import Parsed, make_parser
 from .parsers import render as draw
+from .procs import wait_pidfd as wait_exit
 from .redact import Redactor
 from .searcher import multiline
 from .stream import Stream
@@ -128,6 +130,7 @@ class AgentSession:
         self.parser = make_parser(profile.parser, profile)
         # a rendered window shows what the parser draws of the lines it parses anyway (no second parse)
         self.rendered_view = profile.view == "rendered" and self.parser.render is not None
+        self.drawn_latest = ""  # the last line its rendered window shows
         if self.rendered_view:
             self.parser.rendering(self.redactor.data if self.redactor else None)
         self.stream = Stream(self.parser)
@@ -161,7 +164,9 @@ class AgentSession:
         errors = [multiline(e) for e in profile.errors]
         retry = multiline(profile.retry)
         self._starting_watch = ([*answers, multiline(profile.prompt)], [*errors, None, retry])
-        self._working_watch = (answers, [*errors, multiline(profile.completion), retry])
+        # a parser that sees the screen judges the turn's end itself: a TUI redraws earlier turns' ends
+        completion = None if self.parser.sees_screen else multiline(profile.completion)
+        self._working_watch = (answers, [*errors, completion, retry])
         self.asked: dict[str, list[float]] = {}  # question line -> when it was answered lately
         self.answered = ("", "")  # the last line answered (by an auto-answer or the task), and what was sent
         self.last_output = 0.0  # when the agent last wrote something
@@ -298,6 +303,7 @@ class AgentSession:
                 "command to give it the task whole"), "line_too_long", since or time.monotonic())
             self._begin_exit(ask=False)
             return
+        self.parser.typed(text)
         self.send(text)
 
     def send_turn(self, text: str, timeout: Optional[float] = None) -> None:
@@ -411,7 +417,11 @@ class AgentSession:
         if self.rendered_view:
             drawn = self.parser.take_rendered()
             if drawn:
-                self.window.write(self.redactor.text(drawn).encode())
+                drawn = self.redactor.text(drawn)
+                self.window.write(drawn.encode())
+                shown = [line for line in strip(drawn).split("\n") if line.strip()]
+                if shown:
+                    self.drawn_latest = shown[-1].strip()[-200:]
         else:
             self.window.write(data)
         self.cast.output(text, now, plain)
@@ -439,6 +449,9 @@ class AgentSession:
             self.searcher.consume(found.end)
             self._on_match(found)
         self.searcher.searched()
+        if self.phase == WORKING and self.parser.sees_screen and self.parser.turn_over() is not None:
+            self._turn_over(decided("completed", "", "completion", self.read_at, self.profile.completion,
+                                    self.parser.turn_over()))
 
     def _on_match(self, found) -> None:
         p = self.profile
@@ -677,6 +690,14 @@ class AgentSession:
             status, reason = "completed", ""
         return decided(status, reason, "exit", self.exit_seen or time.monotonic())
 
+    @property
+    def latest(self) -> str:
+        """Its newest line as its window shows it (rendered, for a JSON agent), for status lines and records:
+        masked (the drawing is; the stream's line is masked before it is cut)."""
+        if self.rendered_view and self.drawn_latest:
+            return self.drawn_latest
+        return self.stream.latest_shown(self.redactor)
+
     def result(self) -> SessionResult:
         outcome = self.outcome or Outcome("interrupted", "did not finish")
         parsed = self.parser.result()
@@ -852,11 +873,3 @@ def _pidfd(pid: int) -> int:
     except (AttributeError, OSError) as exc:  # pragma: no cover - Linux >= 5.3 has it
         raise OrchestraError(f"cannot watch process {pid}: pidfd_open failed ({exc}); Linux 5.3+ is needed") from None
 
-
-def wait_exit(pidfd: int, timeout: float) -> bool:
-    """Wait for a process to end, on its pidfd, at most timeout seconds."""
-    if pidfd < 0:
-        return True
-    p = select.poll()
-    p.register(pidfd, select.POLLIN)
-    return bool(p.poll(int(timeout * 1000)))

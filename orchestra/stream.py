@@ -44,6 +44,8 @@ class Stream:
             if not clean.endswith("\n") and (clean or self.searcher.tail):
                 clean += "\n"  # the unfinished last line is a line now
         self.clean = clean
+        if self.parser.sees_screen:
+            self.parser.feed_screen(text)
         lines = self.searcher.feed(clean)
         if lines:
             self.parser.feed(lines)

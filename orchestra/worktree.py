@@ -5,7 +5,8 @@
     collect    whatever a secondary left uncommitted is committed on its branch (nothing is lost)
     report     per branch: does it merge cleanly into the starting branch (git merge-tree, the
                working tree untouched)
-    merge      only on request: the completed branches one by one, stopping at the first conflict
+    merge      only on request: the completed branches one by one, stopping at the first conflict, or
+               where the user's checkout is busy with their own merge, rebase, staged changes...
     clean      `orchestra clean RUN_ID`: what the run left running, its worktrees (their work committed
                first), its branches that hold nothing unmerged, the tmux session
 """
@@ -16,17 +17,25 @@ import os
 import re
 import shutil
 import subprocess
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Optional
 
+from . import runfolder
 from .errors import OrchestraError
-from .summary import GitSnapshot, without_ignored
+from .procs import end_processes
+from .summary import AgentSummary, GitSnapshot, without_ignored
 
 WORKTREES_DIR = Path(".orchestra") / "worktrees"
 BRANCH_PREFIX = "orchestra"
 # Used only when the repository has no identity of its own, so a commit never fails for want of one.
 IDENTITY = ["-c", "user.name=Orchestra", "-c", "user.email=orchestra@localhost"]
+# what a git command under way leaves in the git directory (as `git status` tells them), and how it ends
+UNDER_WAY = (("MERGE_HEAD", "a merge"), ("rebase-merge", "a rebase"), ("rebase-apply", "a rebase"),
+             ("CHERRY_PICK_HEAD", "a cherry-pick"), ("REVERT_HEAD", "a revert"), ("BISECT_LOG", "a bisect"))
+FINISH = {"a merge": "finish or abort your merge", "a rebase": "finish or abort your rebase",
+          "a cherry-pick": "finish or abort your cherry-pick", "a revert": "finish or abort your revert",
+          "a bisect": "end your bisect (git bisect reset)"}
 
 
 @dataclass
@@ -63,7 +72,41 @@ class BranchReport:
     def to_dict(self) -> dict:
         return asdict(self)
 
-    def describe(self) -> str:
+    @classmethod
+    def from_dict(cls, record: dict) -> "BranchReport":
+        """A branch as a run.json's `merges` holds it (keys this version does not know are left out)."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in record.items() if k in known})
+
+    def describe(self, merge_stopped: Optional[str] = None) -> str:
+        """Its state in words. Given the run's merge_stopped, a branch --merge left alone says it is not
+        merged and why, before what it holds."""
+        state = self._holds()
+        if merge_stopped is None or self.merged or state == "no changes":
+            return state
+        if self.status != "completed":
+            why = f"its agent's status is {self.status}"
+        elif merge_stopped.startswith(f"at {self.branch}:"):
+            why = "the merge stopped here"
+        else:
+            why = "the merge stopped before it"
+        return f"not merged ({why}): {state}"
+
+    def next_step(self, into: str) -> str:
+        """What merges it by hand (`into`: the starting branch), or "" (merged, or nothing on it)."""
+        if self.merged or not (self.commits or self.uncommitted):
+            return ""
+        if self.uncommitted:
+            return f"commit the work left in its worktree, then git merge {self.branch} into {into}"
+        step = f"git merge {self.branch}"
+        conflicts = self.conflicts or self.conflicts_with_earlier
+        if conflicts:
+            step += f", resolve the conflicts in {', '.join(conflicts)}, git commit"
+        if self.status != "completed":
+            step = f"its agent's status is {self.status}: read its work first, then {step}"
+        return step + f" (on {into})"
+
+    def _holds(self) -> str:
         if self.merged:
             return "merged"
         if self.uncommitted:
@@ -83,21 +126,23 @@ class BranchReport:
 class Repo:
     """The repository a run's workdir is in, as it was when the run started."""
 
-    def __init__(self, workdir: Path):
+    def __init__(self, workdir: Path, isolate: bool = False):
         self.workdir = Path(workdir).resolve()
         self.run_id = ""  # set once the run has its id
+        # isolate: one agent in a worktree of its own (--isolate); else several secondaries, one each
+        who, why, instead = (("--isolate needs", "the agent works in a worktree of its own", "leave out --isolate")
+                             if isolate else
+                             ("several secondaries need", "each works in a worktree of its own so they do not "
+                              "overwrite each other's files", "delegate to one secondary"))
         top = git(self.workdir, "rev-parse", "--show-toplevel")
         if top.returncode != 0:
-            raise OrchestraError(
-                f"several secondaries need a git repository: each works in a worktree of its own so they do not "
-                f"overwrite each other's files, and {self.workdir} is not in one "
-                f"(run `git init` and commit, or delegate to one secondary)")
+            raise OrchestraError(f"{who} a git repository: {why}, and {self.workdir} is not in one "
+                                 f"(run `git init` and commit, or {instead})")
         self.root = Path(top.stdout.strip()).resolve()
         head = git(self.workdir, "rev-parse", "--verify", "-q", "HEAD")
         if head.returncode != 0:
-            raise OrchestraError(
-                f"several secondaries need a commit to start from: the repository at {self.root} has none yet "
-                f"(commit once, then delegate again)")
+            raise OrchestraError(f"{who} a commit to start from: the repository at {self.root} has none yet "
+                                 f"(commit once, then {'run' if isolate else 'delegate'} again)")
         self.base_commit = head.stdout.strip()
         branch = git(self.workdir, "symbolic-ref", "--short", "-q", "HEAD")
         self.base_branch: Optional[str] = branch.stdout.strip() if branch.returncode == 0 else None
@@ -111,22 +156,40 @@ class Repo:
 
     def ready_to_merge(self) -> None:
         """--merge writes into the user's checkout: refuse, before any agent starts, where that could go wrong."""
-        if self.base_branch is None:
-            raise OrchestraError(f"--merge needs a branch to merge into, and HEAD in {self.root} is detached "
-                                 f"(git switch a branch first)")
-        for marker, what in (("MERGE_HEAD", "a merge"), ("rebase-merge", "a rebase"), ("rebase-apply", "a rebase"),
-                             ("CHERRY_PICK_HEAD", "a cherry-pick"), ("REVERT_HEAD", "a revert")):
+        busy = self.busy()
+        if busy:
+            why, todo = busy
+            raise OrchestraError(f"--merge: {why}; {todo} first, so orchestra's merge never mixes with yours")
+
+    def busy(self) -> Optional[tuple[str, str]]:
+        """Why orchestra must not merge into the checkout now, and what the user should do first; None
+        if it may. Asked up front and again right before each merge: the user works on meanwhile."""
+        for marker, what in UNDER_WAY:
             path = git(self.root, "rev-parse", "--git-path", marker).stdout.strip()
             if path and (self.root / path).exists():
-                raise OrchestraError(f"--merge: {what} is in progress in {self.root}; finish or abort it first")
+                return f"{what} is in progress in {self.root}", FINISH[what]
         if git(self.root, "diff", "--cached", "--quiet").returncode != 0:
-            raise OrchestraError(f"--merge: {self.root} has staged changes; commit or stash them first, so a merge "
-                                 f"never mixes with them")
+            return f"{self.root} has staged changes", "commit or stash them"
+        now = git(self.root, "symbolic-ref", "--short", "-q", "HEAD").stdout.strip()
+        if not now:
+            return f"HEAD in {self.root} is detached", f"git switch {self.base_branch or 'a branch'}"
+        if self.base_branch and now != self.base_branch:
+            return (f"{self.root} is on {now} now, the run started on {self.base_branch}",
+                    f"git switch {self.base_branch}")
+        return None
 
     @property
     def base(self) -> str:
         """What branches merge into: the starting branch, or the starting commit if HEAD was detached."""
         return self.base_branch or self.base_commit
+
+    def left_out(self) -> Optional[str]:
+        """What to say of the changes in the run's workdir that the worktrees will not have, if any."""
+        left = self.uncommitted()
+        if not left:
+            return None
+        return (f"⚠️  uncommitted changes stay out of the worktrees (they start from HEAD): "
+                f"{', '.join(left[:5])}{' ...' if len(left) > 5 else ''}")
 
     def uncommitted(self) -> list[str]:
         """Changes in the run's workdir that the worktrees (made from HEAD) will not have."""
@@ -135,9 +198,12 @@ class Repo:
 
     def add(self, secondaries: list[tuple[str, str]]) -> list[Tree]:
         """A worktree and branch for each (agent, window), all made before any agent starts (the agents
-        would slow the checkouts). One after another: concurrent `git worktree add`s race on
-        .git/worktrees/ ("failed to read .git/worktrees/a/commondir", seen 2 in 30 runs under load)."""
-        trees = []
+        would slow the checkouts)."""
+        return self.make(self.plan(secondaries))
+
+    def plan(self, secondaries: list[tuple[str, str]]) -> list[Tree]:
+        """The worktree and branch each (agent, window) will get, none made yet."""
+        trees: list[Tree] = []
         for agent, window in secondaries:
             safe = re.sub(r"[^A-Za-z0-9_-]+", "-", agent).strip("-") or "agent"  # a valid branch and folder name
             name, n = safe, 1
@@ -146,6 +212,11 @@ class Repo:
                 name = f"{safe}-{n}"
             path = self.workdir / WORKTREES_DIR / self.run_id / name
             trees.append(Tree(agent, window, f"{BRANCH_PREFIX}/{self.run_id}/{name}", path, path / self.sub))
+        return trees
+
+    def make(self, trees: list[Tree]) -> list[Tree]:
+        """Check out the planned worktrees. One after another: concurrent `git worktree add`s race on
+        .git/worktrees/ ("failed to read .git/worktrees/a/commondir", seen 2 in 30 runs under load)."""
         if trees:
             trees[0].path.parent.mkdir(parents=True, exist_ok=True)
         failed = []
@@ -180,6 +251,36 @@ class Repo:
         if r.commits:
             r.merges_cleanly, r.conflicts, r.note = self.check(tree.branch, self.base)
         return r
+
+    def keep(self, tree: Tree, summary: AgentSummary, ignore: list[str], title: str) -> BranchReport:
+        """Commit what the agent left in its worktree on its branch, so its work is kept whatever happens,
+        and report the branch. The summary gets the branch, and the error if the commit failed."""
+        summary.branch = tree.branch
+        problem = self.commit(tree, ignore, f"orchestra: {summary.agent} ({summary.status}): {title[:72]}"
+                                            f"\n\nrun {self.run_id}")
+        if problem:
+            summary.errors.append(problem)
+        return self.report(tree, summary.status, summary.files_modified, problem)
+
+    def settle(self, reports: list[BranchReport], merge: bool, hint: str) -> tuple[list[str], Optional[str]]:
+        """Each branch's merge state (rehearsed), then with merge the completed branches merged; without,
+        hint is said when there is work to merge. Returns what to say, and where a merge stopped."""
+        base = self.base_branch or f"the starting commit {self.base_commit[:12]}"
+        self.rehearse(reports)
+        said = []
+        for r in reports:
+            icon = "🌿" if (r.merges_cleanly and not r.conflicts_with_earlier) or not r.commits else "⚠️ "
+            state = r.describe()
+            said.append(f"{icon} {r.branch}: {state}" + (f" into {base}" if state == "merges cleanly" else ""))
+        if not merge:
+            if any(r.commits and r.status == "completed" for r in reports):
+                said.append(hint)
+            return said, None
+        merged, stopped = self.merge(reports)
+        said += merged
+        if stopped:
+            said.append(f"⛔ merge stopped {stopped}")
+        return said, stopped
 
     def rehearse(self, reports: list[BranchReport]) -> None:
         """Merge the completed branches one after another in git's object store only (merge-tree and
@@ -218,35 +319,77 @@ class Repo:
         return None, [], f"git could not check the merge: {done.stderr.strip()}"
 
     def merge(self, reports: list[BranchReport]) -> tuple[list[str], Optional[str]]:
-        """Merge the completed branches into the starting branch, one by one; stop at the first conflict.
-        ready_to_merge() has made sure no merge of the user's is under way, so a failed one is
-        orchestra's own and is aborted. Returns what to tell the user, and where and why it stopped
-        ("at BRANCH: conflicts in FILES"), if it did."""
-        now = git(self.root, "symbolic-ref", "--short", "-q", "HEAD").stdout.strip()
-        if now != self.base_branch:
-            return [], (f"before the first branch: {self.root} is on {now or 'a detached HEAD'} now, the run "
-                        f"started on {self.base_branch} (git switch {self.base_branch}, then git merge the branches)")
+        """Merge the completed branches into the starting branch, one by one; stop at the first conflict,
+        or where the checkout is busy with the user's own work (checked again before each merge), which
+        is left as it is: only a merge orchestra itself started is ever aborted. Returns what to tell
+        the user, and where and why it stopped ("at BRANCH: conflicts in FILES"), if it did."""
         said: list[str] = []
-        for r in reports:
+        for i, r in enumerate(reports):
             if r.status != "completed":
                 continue
             if r.uncommitted:
                 return said, f"at {r.branch}: {r.describe()}"
             if not r.commits:
                 continue
+            busy = self.busy()
+            if busy:
+                return said, f"at {r.branch}: {busy[0]} (left as it is); " + _left_to_you(reports[i:], busy[1])
+            in_the_way = self.not_in_git(r.branch)
+            if in_the_way:
+                return said, (f"at {r.branch}: the merge would write over your files that are not in git (git "
+                              f"does so to ignored ones without asking): {_some(in_the_way)}; nothing was touched; "
+                              + _left_to_you(reports[i:], "move them away"))
             done = git(self.root, *self._identity(), "merge", "--no-ff", "--no-edit", "-q",
                        "-m", f"orchestra: merge {r.branch} ({r.agent})", r.branch)
             if done.returncode != 0:
-                conflicts = git(self.root, "diff", "--name-only", "--diff-filter=U").stdout.split()
-                if git(self.root, "rev-parse", "-q", "--verify", "MERGE_HEAD").returncode == 0:
-                    git(self.root, "merge", "--abort")
-                r.conflicts = r.conflicts or conflicts
-                r.note = (f"conflicts in {', '.join(conflicts)}" if conflicts
-                          else f"git merge failed: {(done.stderr or done.stdout).strip()}")
-                return said, f"at {r.branch}: {r.note}"
+                return said, f"at {r.branch}: {self._failed(r, done, reports[i:])}"
             r.merged = True
             said.append(f"🔀 merged {r.branch} into {self.base_branch}")
         return said, None
+
+    def _failed(self, r: BranchReport, done: subprocess.CompletedProcess, rest: list[BranchReport]) -> str:
+        """Why `git merge r.branch` failed. A conflicted merge is aborted only if it is orchestra's own
+        (MERGE_HEAD is the branch's tip): the user may have started one of theirs since the check."""
+        touched = set(self.touched(r.branch))
+        tip = git(self.root, "rev-parse", "-q", "--verify", r.branch).stdout.strip()
+        merging = git(self.root, "rev-parse", "-q", "--verify", "MERGE_HEAD")
+        if tip and merging.returncode == 0 and merging.stdout.strip() == tip:
+            unmerged = git(self.root, "diff", "--name-only", "-z", "--diff-filter=U").stdout.split("\0")
+            conflicts = [f for f in unmerged if f in touched]
+            git(self.root, "merge", "--abort")
+            r.conflicts = r.conflicts or conflicts
+            r.note = (f"conflicts in {', '.join(conflicts)}" if conflicts
+                      else f"git merge failed: {(done.stderr or done.stdout).strip()}")
+            return r.note
+        busy = self.busy()
+        if busy:
+            return f"{busy[0]} (left as it is); " + _left_to_you(rest, busy[1])
+        yours = [f for f in git(self.root, "diff", "--name-only", "-z").stdout.split("\0") if f in touched]
+        if yours:
+            return (f"your uncommitted changes to {_some(yours)} would be overwritten by the merge, so git "
+                    f"refused it and nothing was touched; " + _left_to_you(rest, "commit or stash them"))
+        return f"git merge failed: {(done.stderr or done.stdout).strip()}; " + _left_to_you(rest)
+
+    def not_in_git(self, branch: str) -> list[str]:
+        """Files in the checkout that git does not track and merging `branch` would write: git refuses
+        for untracked ones, but writes over ignored ones (the user's .env) without a word."""
+        there = [f for f in self.touched(branch) if os.path.lexists(self.root / f)]
+        if not there:
+            return []
+        tracked = set(git(self.root, "ls-files", "-z").stdout.split("\0"))
+        return [f for f in there if f not in tracked]
+
+    def touched(self, branch: str) -> list[str]:
+        """The files a branch changed since the run started (both names of a renamed one)."""
+        return [f for f in git(self.root, "diff", "--name-only", "--no-renames", "-z", self.base_commit,
+                               branch).stdout.split("\0") if f]
+
+
+def _left_to_you(rest: list[BranchReport], todo: str = "") -> str:
+    """How the user merges the branches orchestra stopped before: every one is kept."""
+    left = [r.branch for r in rest if r.status == "completed" and r.commits and not r.uncommitted and not r.merged]
+    return (f"every branch is kept: {todo + ', then ' if todo else ''}merge {'each' if len(left) > 1 else 'it'} "
+            f"yourself: " + "; ".join(f"git merge {b}" for b in left))
 
 
 def commit_all(path: Path, since: str, ignore: list[str], message: str,
@@ -268,7 +411,9 @@ def commit_all(path: Path, since: str, ignore: list[str], message: str,
     return (files, None) if done.returncode == 0 else ([], f"git commit failed: {done.stderr.strip()}")
 
 
-RUN_ID = re.compile(r"\d{8}-\d{6}-[0-9a-f]{6}")  # as run.new_run_id makes them
+def tree_ignores(profile) -> list[str]:
+    """What is not the agent's work in its worktree: its profile's housekeeping files, and orchestra's own folder."""
+    return [*profile.ignore_files, ".orchestra"]
 
 
 def clean(workdir: Path, run_id: str, force: bool = False, ignore: Optional[list[str]] = None) -> list[str]:
@@ -276,16 +421,15 @@ def clean(workdir: Path, run_id: str, force: bool = False, ignore: Optional[list
     worktrees (what is uncommitted in them committed on their branches first), delete its branches
     that hold nothing unmerged, close its tmux session; say what was done. Work is never destroyed
     but with force: then worktrees go without a commit, and unmerged branches are deleted too."""
-    from .run import end_processes, left_running
     from .viewer import kill_session, session_exists
 
-    if not RUN_ID.fullmatch(run_id):
-        raise OrchestraError(f"{run_id!r} is not a run id (like 20261125-064850-c62a32; see `orchestra runs`)")
+    runfolder.check_id(run_id)
     workdir = Path(workdir).resolve()
-    pids, owners = left_running(run_id)
+    pids, owners = runfolder.left_running(run_id)
     if owners:
         raise OrchestraError(f"run {run_id} is still going (orchestra process {owners[0]}): stop it first "
                              f"(Ctrl-C where it runs, or kill {owners[0]}), then clean it")
+    runfolder.unmark_live(workdir, run_id)  # a lost run is no longer listed as under way
     said: list[str] = []
     names = end_processes(pids)
     if names:
@@ -435,3 +579,16 @@ def git(cwd: Path, *args: str) -> subprocess.CompletedProcess:
     except (OSError, subprocess.TimeoutExpired) as exc:
         return subprocess.CompletedProcess(["git", *args], 127, "", str(exc))
 
+
+
+def next_steps(record: dict) -> list[str]:
+    """What is left to do by hand with a run's branches (from its run.json): one line per branch not
+    merged that holds work, naming the branch. Empty for a run without branches, or all merged."""
+    base = record.get("base") if isinstance(record.get("base"), dict) else {}
+    into = base.get("branch") or str(base.get("commit") or "the starting commit")[:12]
+    steps = []
+    for m in record.get("merges") or []:
+        step = BranchReport.from_dict(m).next_step(into)
+        if step:
+            steps.append(step)
+    return steps

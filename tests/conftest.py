@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 from pathlib import Path
 
@@ -33,7 +34,7 @@ def pytest_unconfigure(config):
 
 
 def marked_processes() -> list[tuple[int, str]]:
-    from orchestra.run import marked_pids
+    from orchestra.procs import marked_pids
 
     found = []
     for entry in marked_pids(MARK, os.environ[MARK]):
@@ -67,6 +68,17 @@ def nothing_left_behind():
 
 def tmux(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(["tmux", *args], capture_output=True, text=True, timeout=10)
+
+
+def wait_for_pane(target: str, text: str, timeout: float = 10.0) -> str:
+    """A tmux pane's text, with its history, once it shows `text` (a window draws what it is sent a little later)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        screen = tmux("capture-pane", "-p", "-J", "-S", "-", "-t", target).stdout
+        if text in screen or time.monotonic() > deadline:
+            assert text in screen, f"{target} did not show {text!r}; it shows:\n{screen}"
+            return screen
+        time.sleep(0.01)
 
 
 @pytest.fixture

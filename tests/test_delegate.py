@@ -38,7 +38,7 @@ def test_the_summary_block_is_one_line_with_every_field():
                      cost_usd=0.5, cost_source="reported", duration_s=3.2, last_lines=["done"])
     block = summary_block([s])
     assert "\n" not in block
-    for part in ("status: completed", "files: a.py, b.py", "errors: none", "cost: $0.5000 (reported)",
+    for part in ("status: completed", "files modified (2): a.py, b.py", "errors (0): none", "cost: $0.5000 (reported)",
                  "duration: 3.2s", "last lines: done"):
         assert part in block
 
@@ -86,7 +86,7 @@ def test_the_primary_briefs_the_secondary_and_gets_its_summary_back(workdir):
     assert run["summary_returned_to_primary"] is True
     assert "Looks done." in run["primary_reply"]
     primary_lines = run["primary"]["last_lines"]
-    assert any(line.startswith("> got: Orchestra: the secondary agent has finished.") and "files: a.py" in line
+    assert any(line.startswith("> got: Orchestra: the secondary agent has finished.") and "files modified (1): a.py" in line
                for line in primary_lines)
     saved = json.loads((workdir / ".orchestra" / "runs" / run["run_id"] / "run.json").read_text())
     assert saved["summary_returned_to_primary"] is True
@@ -182,7 +182,7 @@ def test_a_secondary_that_touched_thousands_of_files_still_gets_its_summary_to_a
     assert len(run["secondaries"][0]["files_modified"]) == 5000  # the record keeps them all
     block = json.loads((workdir / ".orchestra" / "runs" / run["run_id"] / "primary-reply.cast")
                        .read_text().splitlines()[1])[2]  # the resumed primary's first words: its argv
-    assert f"... and 4980 more (the whole list: .orchestra/runs/{run['run_id']}/run.json)" in block
+    assert f"files modified (5000; the whole list: .orchestra/runs/{run['run_id']}/run.json): " in block
     assert len(block) < SUMMARY_MAX + 100
 
 
@@ -214,3 +214,12 @@ def test_a_brief_of_several_lines_is_typed_whole_on_one_line(workdir):
     assert done.returncode == 0, done.stderr
     assert run["brief"] == "create a.py\nwith a User model"  # the record keeps it as written
     assert "> working on: create a.py with a User model" in run["secondaries"][0]["last_lines"]
+
+
+def test_a_stopped_merge_is_in_the_block_a_primary_gets_whatever_is_cut():
+    def huge(i):
+        return AgentSummary(agent="droid", role=f"secondary-{i}", status="completed", reason="r" * 10_000,
+                            files_modified=[f"f{n}.py" for n in range(1000)], branch=f"orchestra/x/droid-{i}")
+    why = "at orchestra/x/droid-1: a merge is in progress in /repo (left as it is); every branch is kept"
+    block = summary_block([huge(i) for i in range(8)], merge_stopped=why)
+    assert f"The merge stopped {why}" in block and len(block) <= SUMMARY_MAX

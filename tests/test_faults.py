@@ -77,6 +77,8 @@ def test_an_interrupted_run_ends_its_agents_and_says_interrupted(workdir, signum
                              "--config", str(cfg), "--no-tmux"], cwd=workdir,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     pids = [int(p) for p in wait_for_file(pidfile).split()]
+    cast = next((workdir / ".orchestra" / "runs").iterdir()) / "slow.cast"
+    wait_for(lambda: "working on: t" in cast.read_text())  # (it writes its pidfile first)
     proc.send_signal(signum)
     out, err = proc.communicate(timeout=20)
     assert proc.returncode == code, err

@@ -282,8 +282,100 @@ def test_the_summary_a_model_gets_is_bounded_whatever_the_secondaries_did(second
     result = summary_result(record)
     text = result.content[0].text
     assert len(text) <= TEXT_MAX, len(text)
-    assert "tmux attach -t orchestra-20261129-000000-abcdef" in text and text.count("worker: failed") == secondaries
+    assert "tmux attach -t orchestra-20261129-000000-abcdef" in text and text.count("worker] status: failed") == secondaries
     if secondaries <= 8:  # with more, each gets a line's worth: its status, and the record for the rest
-        assert "files modified (50000): gen/" in text and "errors (1000): eee" in text
+        assert "files modified (50000; the whole list: " in text and "errors (1000; all of them: " in text
     assert len(json.dumps(result.structured_content)) < 50_000
     assert result.structured_content["agents"][0]["files_more"] >= 49_980
+
+
+def test_a_request_id_reused_for_another_task_is_refused_and_a_result_names_its_task(tmp_path, project):
+    cfg = config(tmp_path, "--files", "a.py")
+
+    async def calls():
+        async with sdk_client(project, cfg) as client:
+            first = await client.call_tool("delegate", {"task": "make a.py", "to": "worker", "wait_s": 60,
+                                                        "request_id": "task-1"})
+            retry = await client.call_tool("delegate", {"task": "make a.py", "to": "worker", "wait_s": 60,
+                                                        "request_id": "task-1"})
+            reused = await client.call_tool("delegate", {"task": "make b.py", "to": "worker", "wait_s": 60,
+                                                         "request_id": "task-1"})
+            return first, retry, reused
+
+    first, retry, reused = asyncio.run(calls())
+    assert first.structured_content["status"] == "completed"
+    assert retry.structured_content["run_id"] == first.structured_content["run_id"]
+    assert first.structured_content["task"] == "make a.py" and "Task: make a.py" in first.content[0].text
+    assert reused.is_error and "was used for another task" in reused.content[0].text
+    assert "make a.py" in reused.content[0].text and "new request_id" in reused.content[0].text
+    assert len(runs_of(project)) == 1
+
+
+def slow_starting_worker(tmp_path: Path, gate_file: Path) -> Path:
+    """A worker profile whose version check waits until gate_file exists: an MCP delegate stays in its
+    worker's start-up as long as the test likes."""
+    cli = tmp_path / "bin" / "slowstart"
+    cli.parent.mkdir(exist_ok=True)
+    cli.write_text(f"#!/bin/sh\nif [ \"$1\" = --version ]; then\n  while [ ! -e '{gate_file}' ]; do sleep 0.05; done\n"
+                   f"  echo 'slowstart 1.0.0'; exit 0\nfi\nexec '{sys.executable}' '{TOY}' --task \"$1\" --files a.py\n")
+    cli.chmod(0o755)
+    path = tmp_path / "orchestra.yaml"
+    path.write_text(yaml.safe_dump({
+        "agents": {"worker": {"command": [str(cli), "{task}"], "binary": str(cli), "version": "1.0.0",
+                              "completion": "^DONE", "timeout": 60, "linger": 0.5, "kill_grace": 1}},
+        "routing": {"rules": [], "default": "worker"}}))
+    return path
+
+
+def test_a_server_killed_while_its_run_starts_and_a_retry_make_one_run(tmp_path, project):
+    gate_file = tmp_path / "go"
+    cfg = slow_starting_worker(tmp_path, gate_file)
+    args = {"task": "make a.py", "to": "worker", "wait_s": 0, "request_id": "task-9"}
+    server = RawServer(project, cfg)
+    try:
+        server.initialize()
+        server.send("tools/call", {"name": "delegate", "arguments": args})
+        deadline = time.monotonic() + 30
+        while not runs_of(project):  # the run's folder is made: its start-up is under way
+            assert time.monotonic() < deadline, server.stderr()
+            time.sleep(0.01)
+        server.proc.kill()
+        server.proc.wait()
+    finally:
+        server.close()
+
+    async def retry():
+        async with sdk_client(project, cfg) as client:
+            call = asyncio.ensure_future(client.call_tool("delegate", {**args, "wait_s": 60}))
+            await asyncio.sleep(0)  # (the retry is on its way before the start-up may end)
+            gate_file.touch()
+            return await call
+
+    again = asyncio.run(retry())
+    assert not again.is_error, again.content[0].text
+    assert again.structured_content["status"] == "completed", again.structured_content
+    assert runs_of(project) == [again.structured_content["run_id"]]  # one run, whatever died when
+
+
+def test_every_bad_line_or_call_gets_an_answer_and_leaves_nothing_behind(tmp_path, project):
+    server = RawServer(project, config(tmp_path, "--files", "a.py"))
+    try:
+        server.initialize()
+        nul = server.answer(server.send("tools/call", {"name": "delegate", "arguments": {
+            "task": "make\u0000 a.py", "to": "worker"}}))["result"]
+        assert nul["isError"] and "NUL character (at character 5)" in nul["content"][0]["text"]
+        server.proc.stdin.write(b"this is not json\n")
+        server.proc.stdin.flush()
+        parse = server.read()
+        assert parse["error"]["code"] == -32700 and parse["id"] is None
+        server.proc.stdin.write(b'{"jsonrpc":"2.0","id":77,"method":"tools/call","params":{"name":"delegate",'
+                                b'"arguments":{"task":"make a.py \\ud83d","to":"worker"}}}\n')
+        server.proc.stdin.flush()
+        half = server.read()
+        assert half["id"] == 77 and half["error"]["code"] == -32602
+        assert "params.arguments.task" in half["error"]["message"] and "half a character" in half["error"]["message"]
+        fine = server.answer(server.send("tools/call", {"name": "agents", "arguments": {}}))["result"]
+        assert not fine.get("isError") and "worker" in fine["content"][0]["text"]  # it still serves
+    finally:
+        server.close()
+    assert runs_of(project) == []  # no ghost run

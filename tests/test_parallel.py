@@ -181,6 +181,31 @@ def test_merge_stops_at_the_first_conflict_and_names_the_file(tmp_path, repo):
     orchestra("clean", run["run_id"], cwd=repo)
 
 
+def stopped_merge(tmp_path, repo) -> tuple[subprocess.CompletedProcess, str]:
+    """A --merge that stops at b (it conflicts with a in shared.py) before c (which would merge): the
+    output of `delegate` (not --json) and the run's id."""
+    cfg = config(tmp_path, boss=boss("DELEGATE: one\\nEND\\nDELEGATE: two\\nEND\\nDELEGATE: three\\nEND", "ok"),
+                 a=toy("--task", "{task}", "--files", "shared.py"), b=toy("--task", "{task}", "--files", "shared.py"),
+                 c=toy("--task", "{task}", "--files", "c.py"))
+    done = orchestra("delegate", "--config", str(cfg), "--from", "boss", "--to", "a", "--to", "b", "--to", "c",
+                     "--task", "t", "--merge", "--no-tmux", cwd=repo, timeout=90)
+    return done, os.listdir(repo / ".orchestra" / "runs")[0]
+
+
+def test_a_stopped_merge_says_which_branches_are_not_merged_and_how_to_merge_them(tmp_path, repo):
+    done, run_id = stopped_merge(tmp_path, repo)
+    b, c = f"orchestra/{run_id}/b", f"orchestra/{run_id}/c"
+    assert done.returncode == 1
+    steps = [f"   Next: git merge {b}, resolve the conflicts in shared.py, git commit (on main)",
+             f"   Next: git merge {c} (on main)"]
+    assert "\n".join(steps) in done.stdout, done.stdout
+    shown = orchestra("show", run_id, cwd=repo).stdout
+    assert f"🌿 {b}: not merged (the merge stopped here): conflicts in shared.py" in shown
+    assert f"🌿 {c}: not merged (the merge stopped before it): merges cleanly" in shown  # not just "merges cleanly"
+    assert "\n".join(steps) in shown
+    orchestra("clean", run_id, cwd=repo)
+
+
 def test_several_secondaries_outside_git_are_refused_before_anything_starts(tmp_path):
     plain = tmp_path / "plain"
     plain.mkdir()

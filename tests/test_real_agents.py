@@ -24,6 +24,7 @@ from tests.support.agents import (ANTHROPIC_TEST_KEY, OPENAI_TEST_KEY, aider_set
 from tests.support.model_server import (ModelServer, Rule, error, has_tool_result, last_user_text_contains,
                                         offers_tool, text, tool_call, write_file_rules)
 from tests.support.ci import missing_reason
+from conftest import wait_for_pane
 from tests.support.model_script import aider_whole_file_rules
 
 pytestmark = pytest.mark.real_agent
@@ -41,7 +42,12 @@ def need(*names: str) -> None:
 
 @pytest.fixture
 def repo(tmp_path):
-    path = init_git_repo(tmp_path / "repo")
+    return project(tmp_path / "repo")
+
+
+def project(where: Path) -> Path:
+    """A git repository with a README and an empty models package, committed."""
+    path = init_git_repo(where)
     (path / "README.md").write_text("# project\n")
     (path / "models").mkdir()
     (path / "models" / "__init__.py").write_text("")
@@ -139,7 +145,7 @@ def test_claude_delegates_to_droid_which_creates_the_file(tmp_path, repo, tmux_s
     assert run["summary_returned_to_primary"] is True
     assert PRIMARY_REPLY in run["primary_reply"]
     summary_requests = [r for r in requests if "the secondary agent has finished" in r.last_user_text]
-    assert summary_requests and "files: models/user.py" in summary_requests[-1].last_user_text
+    assert summary_requests and "files modified (1): models/user.py" in summary_requests[-1].last_user_text
     assert "status: completed" in summary_requests[-1].last_user_text
     # and the resumed request carried the earlier conversation
     assert any("You are the primary agent" in json.dumps(m) for m in summary_requests[-1].messages)
@@ -177,9 +183,46 @@ def test_interactive_claude_under_pexpect_delegates_to_droid(tmp_path, repo, tmu
     assert run["brief"] == BRIEF
     assert (repo / "models" / "user.py").read_text() == USER_PY
     assert run["summary_returned_to_primary"] is True
-    assert any("the secondary agent has finished" in r.last_user_text and "files: models/user.py" in r.last_user_text
+    assert any("the secondary agent has finished" in r.last_user_text and "files modified (1): models/user.py" in r.last_user_text
                for r in requests)
     assert run["primary"]["status"] == "completed" and run["primary"]["exit_code"] == 0  # /exit ended it
+
+
+def test_interactive_claudes_reply_to_the_summary_is_the_models_words_alone_every_time(tmp_path, tmux_sessions):
+    # once in six runs the wait for it used to end on the first turn's `✻ ... for Ns` line, redrawn
+    need("claude", "droid")
+    for i in range(3):
+        repo = project(tmp_path / f"run{i}" / "repo")
+        run, _ = delegate_to_droid(tmp_path / f"run{i}", repo, "claude-tui", "Add a User model", tmux_sessions)
+        assert " ".join(run["primary_reply"].split()) == PRIMARY_REPLY, (i, run["primary_reply"])
+        assert run["primary"]["ended_by"]["signal"] == "completion", run["primary"]["ended_by"]
+    # its window keeps the conversation after /exit, not only "Resume this session with:"
+    pane = wait_for_pane(f"={run['tmux_session']}:primary", "Resume this session with:")
+    assert PRIMARY_REPLY in pane, pane
+
+
+def test_a_file_someone_writes_while_droid_works_is_set_apart_in_its_summary_and_the_primarys_block(
+        tmp_path, repo, tmux_sessions):
+    need("claude", "droid")
+    final, write = write_file_rules("droid", repo, "models/user.py", USER_PY, "Created models/user.py.")
+
+    def meanwhile(request):  # droid's last model call: droid is still at work
+        (repo / "notes.md").write_text("the user's own notes, written while droid worked\n")
+        return final.reply
+
+    rules = primary_rules() + [Rule(final.when, meanwhile, name="final-text"), write]
+    with ModelServer(rules) as srv:
+        cfg = write_config(tmp_path, repo, srv.url, ["claude", "droid"])
+        done, run = orchestra(cfg, repo, "delegate", "--from", "claude", "--to", "droid", "--task", "Add a User model")
+        requests = srv.requests.snapshot()
+    if run.get("tmux_session"):
+        tmux_sessions.append(run["tmux_session"])
+    assert done.returncode == 0, (run["reason"], done.stderr)
+    droid = run["secondaries"][0]
+    assert droid["files_modified"] == ["models/user.py"] and droid["files_changed_by_others"] == ["notes.md"]
+    assert droid["files_seen_by_git"] == ["models/user.py", "notes.md"]
+    assert any("files modified (1): models/user.py also changed while it ran, by someone else or by a command it "
+               "ran (1): notes.md" in r.last_user_text for r in requests)  # the block Claude got back
 
 
 def test_run_droid_alone_reports_the_file_and_tokens(tmp_path, repo):
@@ -371,7 +414,7 @@ def test_codex_as_the_primary_delegates_to_gemini_and_gets_the_summary_back_by_r
     assert run["summary_returned_to_primary"] is True
     assert PRIMARY_REPLY in run["primary_reply"]
     resumed = [r for r in requests if r.api == "responses" and "the secondary agent has finished" in r.last_user_text]
-    assert resumed and "files: models/user.py" in resumed[-1].last_user_text
+    assert resumed and "files modified (1): models/user.py" in resumed[-1].last_user_text
     assert "status: completed" in resumed[-1].last_user_text
     assert any("You are the primary agent" in json.dumps(m) for m in resumed[-1].messages)  # the same thread
     assert resumed[-1].headers.get("thread-id") == primary["session_id"]

@@ -3,11 +3,10 @@ import json
 import re
 import shutil
 import sys
-import time
 
 import pytest
 
-from conftest import ROOT, orchestra, tmux, write_config
+from conftest import ROOT, orchestra, tmux, wait_for_pane, write_config
 from test_stream import leaked, pem_key
 from orchestra.config import ConfigError, load_config, parse_config
 from orchestra.parsers import make_parser
@@ -213,12 +212,3 @@ def test_geminis_tmux_window_shows_its_tool_call_and_its_streamed_reply_on_a_lin
     assert "YOLO mode is enabled." in screen  # what it prints that is no event, as it is
     assert '"type":"tool_use"' not in screen
 
-
-def wait_for_pane(target: str, text: str, timeout: float = 10.0) -> str:
-    deadline = time.monotonic() + timeout
-    while True:
-        screen = tmux("capture-pane", "-p", "-J", "-S", "-", "-t", target).stdout
-        if text in screen or time.monotonic() > deadline:
-            assert text in screen, f"{target} did not show {text!r}; it shows:\n{screen}"
-            return screen
-        time.sleep(0.01)

@@ -9,7 +9,7 @@ import urllib.request
 
 import pytest
 
-from conftest import ROOT, orchestra
+from conftest import ROOT, orchestra, toy, write_config
 from orchestra.web import WEB_JSON, announce, web_url
 from orchestra.web.feeds import CastTail, RunsIndex
 
@@ -109,9 +109,66 @@ def test_a_port_in_use_is_a_clear_error(server, workdir):
 def test_run_and_delegate_print_the_web_address_while_a_server_serves_the_directory(server, workdir):
     done = orchestra("delegate", "--demo", "--task", "t", "--no-tmux", cwd=workdir)
     run_id = os.listdir(workdir / ".orchestra" / "runs")[0]
-    assert f"   Web: {server.base}/run/{run_id}?token={TOKEN}" in done.stdout
+    assert f"   Web: {server.base}/run/{run_id}\n" in done.stdout and TOKEN not in done.stdout
     status, page = get(f"{server.base}/run/{run_id}?token={TOKEN}")
     assert status == 200 and "app.js" in page
+
+
+def test_a_browser_that_opened_the_servers_address_opens_the_printed_run_pages_without_the_token(server, workdir):
+    import http.cookiejar
+
+    done = orchestra("delegate", "--demo", "--task", "t", "--no-tmux", cwd=workdir)
+    printed = next(line.split()[-1] for line in done.stdout.splitlines() if "Web:" in line)
+    browser = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+    assert get(printed)[0] == 403  # a stranger without the token
+    with browser.open(server.url, timeout=10) as first:
+        assert first.status == 200
+    with browser.open(printed, timeout=10) as page:
+        assert page.status == 200 and "app.js" in page.read().decode()
+    run_id = printed.rsplit("/", 1)[1]
+    with browser.open(f"{server.base}/api/run/{run_id}?token=", timeout=10) as data:
+        assert json.loads(data.read())["run_id"] == run_id  # what the page asks for, with the cookie alone
+
+
+def test_a_token_with_a_plus_or_slash_prints_an_address_that_works(workdir):
+    s = WebServer(workdir, "--token", "abc+def/ghi=0123456789+xyz")
+    try:
+        assert "+" not in s.url.split("token=")[1] and get(s.url)[0] == 200
+    finally:
+        s.stop()
+
+
+def test_the_token_comes_from_a_variable_or_a_private_file_and_a_shared_file_is_refused(workdir, tmp_path, monkeypatch):
+    monkeypatch.setenv("ORCHESTRA_WEB_TOKEN", "from-the-environment-0123456789")
+    s = WebServer(workdir)
+    try:
+        assert s.url.endswith("?token=from-the-environment-0123456789") and get(s.url)[0] == 200
+    finally:
+        s.stop()
+    monkeypatch.delenv("ORCHESTRA_WEB_TOKEN")
+    secret = tmp_path / "token"
+    secret.write_text("from-a-private-file-0123456789\n")
+    secret.chmod(0o644)
+    refused = orchestra("web", "--port", "0", "--workdir", str(workdir), "--token-file", str(secret))
+    assert refused.returncode == 2 and "chmod 600" in refused.stderr and "Traceback" not in refused.stderr
+    secret.chmod(0o600)
+    s = WebServer(workdir, "--token-file", str(secret))
+    try:
+        assert s.url.endswith("?token=from-a-private-file-0123456789") and get(s.url)[0] == 200
+    finally:
+        s.stop()
+
+
+def test_a_detached_runs_log_holds_no_token_and_its_folder_is_its_owners_alone(server, workdir):
+    started = orchestra("delegate", "--demo", "--task", "t", "--no-tmux", "--detach", cwd=workdir)
+    run_id = started.stdout.split("run ", 1)[1].split()[0]
+    done = orchestra("wait", run_id, cwd=workdir)
+    assert done.returncode == 0, done.stderr
+    folder = workdir / ".orchestra" / "runs" / run_id
+    log = (folder / "orchestra.log").read_text()
+    assert "Web:" in log and TOKEN not in log
+    assert folder.stat().st_mode & 0o077 == 0
+    assert (folder / "orchestra.log").stat().st_mode & 0o077 == 0
 
 
 def test_a_web_json_left_by_a_server_that_is_gone_is_ignored(workdir):
@@ -208,3 +265,47 @@ def test_a_live_stream_wakes_when_its_transcript_grows_and_nothing_watches_once_
         await asyncio.wait_for(growth.task, 30)  # and the watch ends with no stream left
 
     asyncio.run(scenario())
+
+
+def test_the_runs_page_names_the_directory_it_serves(server, workdir):
+    status, page = get(f"{server.base}/?token={TOKEN}")
+    assert status == 200 and f'<code id="workdir">{workdir.resolve()}</code>' in page
+
+
+def test_what_ended_an_agent_is_sent_in_words_with_what_it_means(workdir):
+    from orchestra.web.feeds import run_page
+
+    orchestra("delegate", "--demo", "--task", "t", "--no-tmux", cwd=workdir)
+    cfg = write_config(workdir.parent / "asker.yaml", {"asker": {
+        "command": toy("--task", "{task}", "--ask", "Overwrite config.py? [y/N]"), "completion": "^DONE",
+        "timeout": 20, "input_wait": 0.5}})
+    done = orchestra("run", "--agent", "asker", "--task", "t", "--config", str(cfg), "--no-tmux", "--json", cwd=workdir)
+    demo, asked = sorted(os.listdir(workdir / ".orchestra" / "runs"))
+    waiting = run_page(workdir, asked)["secondaries"][0]
+    assert json.loads(done.stdout)["status"] == "waiting_for_input"
+    assert waiting["ended"]["words"] == "waiting for input: it asked a question and went quiet"
+    assert waiting["ended"]["kind"] == "waiting" and waiting["ended"]["line"] == "Overwrite config.py? [y/N]"
+    secondary = run_page(workdir, demo)["secondaries"][0]
+    assert secondary["ended"]["kind"] == "ok" and secondary["ended"]["words"].startswith("finished")
+    assert secondary["ended"]["detail"] == 'completion /"type":"completion"/ (decided in ' \
+        f'{secondary["ended_by"]["decided_ms"]:g} ms)'  # describe_ended_by's words, as `show` prints them
+
+
+def test_a_finished_terminal_is_sized_to_the_rows_its_recording_used(tmp_path):
+    from orchestra.web.feeds import rows_used
+
+    cast = tmp_path / "a.cast"
+    cast.write_text(json.dumps({"version": 2, "width": 20, "height": 40}) + "\n"
+                    + '[0.1, "o", "one\\r\\ntwo\\r\\n"]\n[0.2, "o", "' + "x" * 45 + '"]\n')
+    assert rows_used(cast, "raw", 40, 20) == 5  # two lines, then one of 45 characters wrapped on 3 rows
+    with open(cast, "a") as fh:
+        fh.write('[0.3, "o", "\\u001b[12;1Hdrawn on row 12"]\n')  # a full-screen program moves its cursor
+    assert rows_used(cast, "raw", 40, 20) == 12
+    with open(cast, "a") as fh:
+        fh.write('[0.4, "o", "' + "\\r\\n" * 100 + '"]\n')
+    assert rows_used(cast, "raw", 40, 20) == 40  # never more than the terminal has
+    header, events = DROID_CAST.read_text().split("\n", 1)
+    rendered = tmp_path / "rendered.cast"
+    rendered.write_text(json.dumps({**json.loads(header), "orchestra": {"parser": "droid", "view": "rendered"}}) + "\n"
+                        + events)
+    assert rows_used(rendered, "rendered", 40, 120) < rows_used(rendered, "raw", 40, 120)  # as the view shows it

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, orchestra, write_config
+from conftest import ROOT, orchestra, toy, write_config
 from test_web import TOKEN, WebServer
 
 CHROMIUM = "/usr/bin/chromium"
@@ -204,3 +204,155 @@ def foreign_site():
         site.shutdown()
         thread.join()
         site.server_close()
+
+
+# ---- the layout: what became of the run first, compact terminals, words for what ended an agent --------------
+
+def shot(page, tmp_path: Path, name: str) -> Path:
+    """A screenshot of the whole page in the test's tmp dir (kept there to look at)."""
+    path = tmp_path / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+def run_page(page, server, run_id: str) -> None:
+    page.goto(f"{server.base}/run/{run_id}?token={TOKEN}")
+    page.wait_for_selector("body[data-status]", timeout=WAIT_MS)
+    page.wait_for_function("() => [...document.querySelectorAll('article.agent .term')].every((t) => "
+                           "t.querySelector('.ap-line') || t.textContent.includes('no transcript'))", timeout=WAIT_MS)
+
+
+def toy_run(workdir: Path, name: str, *args: str, **fields) -> str:
+    """`orchestra run` of the toy agent with args; its run's id."""
+    body = {"command": toy("--task", "{task}", *args), "completion": "^DONE", "timeout": 20, **fields}
+    cfg = write_config(workdir.parent / f"{name}.yaml", {name: body})
+    done = orchestra("run", "--agent", name, "--task", f"a task for {name}", "--config", str(cfg), "--no-tmux", "--json",
+                     cwd=workdir)
+    return json.loads(done.stdout)["run_id"]
+
+
+def color(page, selector: str) -> str:
+    return page.eval_on_selector(selector, "(node) => getComputedStyle(node).color")
+
+
+GREEN, AMBER, RED = "rgb(63, 185, 80)", "rgb(227, 179, 65)", "rgb(242, 107, 100)"
+
+
+def test_the_verdict_cost_time_files_and_reply_come_before_the_first_terminal(server, workdir, page, tmp_path):
+    done = orchestra("delegate", "--demo", "--task", "a demo run", "--no-tmux", "--json", cwd=workdir)
+    run_page(page, server, json.loads(done.stdout)["run_id"])
+    shot(page, tmp_path, "completed")
+    terminal_top = page.locator("article.agent .term").first.bounding_box()["y"]
+    for part in ("#status", "#verdict", "#facts", "#run-files", "#reply"):
+        box = page.locator(part).bounding_box()
+        assert box and box["y"] + box["height"] <= terminal_top, part
+    assert page.inner_text("#status") == "completed" and page.inner_text("#verdict") == "Completed."
+    facts = page.inner_text("#facts")
+    assert "$0.0929" in facts and "3 files" in facts
+    assert "The secondary created models/user.py" in page.inner_text("#reply")
+
+
+def test_a_terminal_is_as_tall_as_its_recording_needs_and_no_taller_than_the_bound(server, workdir, page, tmp_path):
+    short = toy_run(workdir, "short")  # two lines
+    long = toy_run(workdir, "long", "--many-files", "150")  # more lines than its 40-row terminal has
+    heights = {}
+    for run_id in (short, long):
+        run_page(page, server, run_id)
+        shot(page, tmp_path, run_id)
+        heights[run_id] = page.locator("article.agent .term").bounding_box()["height"]
+    assert heights[short] < 160, heights  # four rows and the controls
+    assert 400 < heights[long] <= 720, heights  # about 36 rows of 13px text at most, however long the recording
+
+
+def test_what_ended_an_agent_is_words_coloured_by_what_it_means(server, workdir, page, tmp_path):
+    asked = toy_run(workdir, "asker", "--ask", "Overwrite config.py? [y/N]", input_wait=0.5)
+    crashed = toy_run(workdir, "crasher", "--done", "oops", "--exit", "2")
+    done = orchestra("delegate", "--demo", "--task", "a demo run", "--no-tmux", "--json", cwd=workdir)
+    run_page(page, server, asked)
+    shot(page, tmp_path, "waiting")
+    ended = page.inner_text("article.agent .ended")
+    assert ended.startswith("waiting for input: it asked a question and went quiet"), ended
+    assert "Overwrite config.py? [y/N]" in ended  # the question it asked
+    assert "signal" not in ended and "(?:" not in ended and "{" not in ended  # not the record's JSON, nor a regex
+    assert color(page, "article.agent .ended") == AMBER and color(page, "#status") == AMBER
+    run_page(page, server, crashed)
+    assert page.inner_text("article.agent .ended").startswith("its process exited before any pattern decided")
+    assert color(page, "article.agent .ended") == RED
+    run_page(page, server, json.loads(done.stdout)["run_id"])
+    assert color(page, 'article[data-cast="secondary-1"] .ended') == GREEN
+
+
+def test_a_stopped_merge_is_not_a_green_completed_and_says_what_to_do(tmp_path, page):
+    from test_parallel import stopped_merge
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    for args in (["init", "-q", "-b", "main"], ["config", "user.name", "T"], ["config", "user.email", "t@x.invalid"],
+                 ["commit", "-q", "--allow-empty", "-m", "start"]):
+        subprocess.run(["git", *args], cwd=repo, check=True)
+    _, run_id = stopped_merge(tmp_path, repo)
+    s = WebServer(repo, "--token", TOKEN)
+    try:
+        run_page(page, s, run_id)
+        shot(page, tmp_path, "merge-stopped")
+        assert page.get_attribute("body", "data-status") == "completed"  # the agents completed...
+        assert page.inner_text("#status") == "merge stopped"  # ...but the run did not
+        assert color(page, "#status") != GREEN
+        assert "the merge stopped at" in page.inner_text("#verdict")
+        branches = page.inner_text("#branches")
+        assert f"orchestra/{run_id}/a merged" in branches
+        assert f"orchestra/{run_id}/b not merged (the merge stopped here): conflicts in shared.py" in branches
+        assert f"orchestra/{run_id}/c not merged (the merge stopped before it): merges cleanly" in branches
+        steps = page.inner_text("#next")
+        assert f"git merge orchestra/{run_id}/c (on main)" in steps
+        assert f"git merge orchestra/{run_id}/b, resolve the conflicts in shared.py" in steps
+        page.goto(s.url)
+        assert page.wait_for_selector(f'tr[data-run-id="{run_id}"] .badge', timeout=WAIT_MS).inner_text() == "merge stopped"
+    finally:
+        s.stop()
+        orchestra("clean", run_id, cwd=repo)
+
+
+def test_no_heading_or_label_is_left_empty_and_counts_agree_in_number(server, workdir, page, tmp_path):
+    # a run that failed before any agent started: its record names no agent
+    failed = "20261201-120000-abcdef"
+    (workdir / ".orchestra" / "runs" / failed).mkdir(parents=True)
+    (workdir / ".orchestra" / "runs" / failed / "run.json").write_text(json.dumps({
+        "run_id": failed, "task": "t", "status": "failed", "reason": "cannot start agent 'x'", "primary": None,
+        "secondaries": [], "merges": [], "total_cost_usd": None, "duration_s": 0.01}))
+    one = toy_run(workdir, "one", "--files", "only.py")
+    run_page(page, server, failed)
+    shot(page, tmp_path, "failed-before-start")
+    assert page.inner_text("#verdict") == "cannot start agent 'x'"
+    headings = page.locator("main h2:visible, main h3:visible, main dt:visible")
+    for i in range(headings.count()):
+        assert headings.nth(i).inner_text().strip() in ("cost", "time", "files", "started", "COST", "TIME", "FILES",
+                                                        "STARTED"), headings.nth(i).inner_text()
+    assert "Summary" not in page.inner_text("body")
+    run_page(page, server, one)
+    shot(page, tmp_path, "one-file")
+    body = page.inner_text("body")
+    assert "1 file" in page.inner_text("#facts") and "1 files" not in body and "conflicts:" not in body
+
+
+def test_the_runs_page_names_its_directory_and_a_long_status_stays_in_its_column(server, workdir, page, tmp_path):
+    toy_run(workdir, "asker", "--ask", "Overwrite config.py? [y/N]", input_wait=0.5)
+    page.goto(server.url)
+    badge = page.wait_for_selector('tr[data-status="waiting_for_input"] td.status .badge', timeout=WAIT_MS)
+    shot(page, tmp_path, "runs")
+    assert page.inner_text("header").startswith("Orchestra") and str(workdir.resolve()) in page.inner_text("header")
+    agents = page.locator('tr[data-status="waiting_for_input"] td.agents').bounding_box()
+    assert badge.bounding_box()["x"] + badge.bounding_box()["width"] <= agents["x"]
+    assert badge.inner_text() == "waiting for input"
+
+
+def test_a_live_terminal_shows_down_to_its_lowest_written_row(server, gated, page, tmp_path):
+    page.goto(server.url)
+    page.wait_for_selector('tr[data-status="running"] a', timeout=WAIT_MS).click()
+    wait_terminal(page, "gated", "first line from the agent")
+    term = 'article[data-cast="gated"] .term'
+    page.wait_for_function(f"() => document.querySelector('{term}').getBoundingClientRect().height < 160",
+                           timeout=WAIT_MS)  # its 40 rows are there, the empty ones below not shown
+    shot(page, tmp_path, "live")
+    assert page.locator(f"{term}").bounding_box()["y"] > page.locator("#verdict").bounding_box()["y"]
+    gated.finish()

@@ -2,7 +2,9 @@
 
 A parser reads plain text lines (escape sequences stripped, carriage returns
 turned into line breaks) as they pass, in blocks of complete lines. It never
-spawns anything and never sees the whole transcript at once.
+spawns anything and never sees the whole transcript at once. A parser of a
+full-screen agent (sees_screen) is also given the output with its escape
+sequences, to play into a virtual terminal (screen.py).
 """
 from __future__ import annotations
 
@@ -65,9 +67,16 @@ def _as_is(value: Any) -> Any:
 
 class Parser:
     name = "base"
+    # Whether every file the agent edits is named in what this parser reads (its tool calls, its edit
+    # lines): then the files git saw change that it did not name are someone else's, or a command's.
+    # False: git's list of what changed is all there is to tell its work by (summary.attribute).
+    names_files = False
     # render(event) -> str: a readable drawing of one of the agent's events (parsers/render.py), for
     # parsers of JSON events; None: the agent's window shows its raw bytes, always
     render: Optional[Callable[[dict], str]] = None
+    # True: also fed the output as written, escape sequences and all (feed_screen), and the judge of
+    # when a turn is over (turn_over): for a full-screen agent whose words are where its screen puts them
+    sees_screen = False
 
     def __init__(self, profile: Any = None):
         self.profile = profile
@@ -92,6 +101,16 @@ class Parser:
         """lines: one or more complete lines, each ending in a newline."""
         raise NotImplementedError
 
+    def feed_screen(self, text: str) -> None:
+        """text: the decoded output as the agent wrote it (with sees_screen)."""
+
+    def typed(self, text: str) -> None:
+        """A message (the task, or a later turn's) was typed at the agent's prompt."""
+
+    def turn_over(self) -> Optional[str]:
+        """With sees_screen: the line that shows the turn of the last message typed is over, or None."""
+        return None
+
     def new_turn(self) -> None:
         """A new message was sent: the next reply replaces the last one."""
         self.parsed.set_reply("")
@@ -108,6 +127,8 @@ class Parser:
 
 class JsonLinesParser(Parser):
     """For agents that print one JSON object per line; other lines are noise."""
+
+    names_files = True  # each edit is a tool call event that names its file
 
     def feed(self, lines: str) -> None:
         drawn = self.rendered

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import json
 import re
+from typing import Optional
 
+from ..screen import Screen
 from . import render as draw
 from .base import JsonLinesParser, Parser, add_tokens, tool_file
 
@@ -120,12 +122,32 @@ def _input_tokens(usage: dict):
 
 
 class ClaudeScreenParser(Parser):
-    """The interactive screen: `● Write(models/user.py)` for edits, the reply text between them."""
+    """The interactive screen, played into a virtual terminal (screen.py).
+
+    A turn shows as the message typed, echoed as `❯ message` (the prompt box has a no-break
+    space after its ❯), the model's words and tool calls each after a `●` (or `⏺`) bullet,
+    and `✻ Cooked for 3s` (the profile's completion pattern) when it is over. The TUI redraws
+    earlier turns when its screen scrolls, their `✻ ... for Ns` lines too: only one below this
+    turn's echo ends it. Files and errors are read from the plain lines."""
 
     name = "claude-tui"
-    TOOL = re.compile(r"^\s*●\s*(Write|Edit|MultiEdit|Update|Create)\((.+?)\)\s*$", re.M)
+    sees_screen = True
+    names_files = False  # a screen, not a record: a long path is drawn cut short, a redraw may skip an edit
+    TOOL = re.compile(r"^\s*[●⏺]\s*(Write|Edit|MultiEdit|Update|Create)\((.+?)\)\s*$", re.M)
     ERROR = re.compile(r"^\s*(?:⎿\s*)?(API Error:.*|Error:.*)$", re.M)
-    NOISE = re.compile(r"^\s*(?:[❯>│╭╰─]|esc to interrupt|\? for shortcuts)")
+    OVER = re.compile(r"✻ \S+ for (?:\d+h )?(?:\d+m )?\d+s")  # without a profile (a saved transcript)
+    BULLET = ("● ", "⏺ ")
+    ECHO = "❯ "  # a message sent; "❯\u00a0" is the prompt box
+    ECHO_KEY = 40  # characters of a message that tell its echo apart
+    SCAN = 3000  # rows looked back for the echo
+
+    def __init__(self, profile=None):
+        super().__init__(profile)
+        self.screen = Screen(getattr(profile, "cols", 120), getattr(profile, "rows", 40))
+        self.over_pattern = getattr(profile, "completion", None) or self.OVER
+        self.message: Optional[str] = None  # the echo that starts this turn; None: any message's
+        self.over: Optional[str] = None
+        self.echo_seen = False
 
     def feed(self, lines: str) -> None:
         p = self.parsed
@@ -133,6 +155,66 @@ class ClaudeScreenParser(Parser):
             p.add_file(m.group(2))
         for m in self.ERROR.finditer(lines):
             p.add_error(m.group(1))
-        for line in lines.splitlines():
-            if line.strip() and not self.NOISE.match(line):
-                p.add_reply(line.strip() + "\n")
+
+    def feed_screen(self, text: str) -> None:
+        self.screen.feed(text)
+        if self.over is None or self.message is None:
+            self._judge()
+
+    def typed(self, text: str) -> None:
+        self.message = " ".join(text.split())[:self.ECHO_KEY]
+        self.over, self.echo_seen = None, False
+
+    def turn_over(self) -> Optional[str]:
+        return self.over
+
+    def _judge(self) -> None:
+        """The turn is over when a completion line stands below the echo of its message:
+        its reply is the bulleted text between them."""
+        below: list[str] = []  # the rows under the one looked at, bottom first
+        end, cut = None, False
+        for n, row in enumerate(self.screen.lines()):
+            if n > self.SCAN:
+                return
+            if row.startswith(self.ECHO) and not row.startswith(self.ECHO + "/"):  # a message, not a menu
+                if not self._echoes(row[len(self.ECHO):]):
+                    return  # an earlier message, with no echo of this one below it: nothing of this turn
+                self.echo_seen = True
+                break
+            if self.over_pattern.search(row):
+                end, below = row, []
+            else:
+                below.append(row)
+        else:
+            # no echo: if one was seen, a long reply pushed it off the top of an alternate screen (which
+            # keeps no rows above), and earlier turns with it: what is left is this turn's, cut at the top
+            if not self.echo_seen:
+                return
+            cut = True
+        if end is not None:
+            self.over = end.strip()
+            self.parsed.set_reply(self.words(below[::-1], cut))
+
+    def _echoes(self, shown: str) -> bool:
+        shown = " ".join(shown.split())
+        if self.message is None:
+            return True
+        return shown.startswith(self.message) or (len(shown) < len(self.message) and self.message.startswith(shown))
+
+    def words(self, rows: list[str], cut: bool = False) -> str:
+        """The text of the bulleted blocks in rows (the echo's own rows, blank lines and
+        spinners before them are skipped); a tool call, a block with its `⎿` result, is not.
+        cut: the first rows are the rest of a block whose bullet is gone."""
+        blocks: list[list[str]] = [[]] if cut else []
+        inside = cut
+        for row in rows:
+            if row.startswith(self.BULLET):
+                blocks.append([row[2:]])
+                inside = True
+            elif inside and (row.startswith("  ") or not row.strip()):
+                blocks[-1].append(row[2:])
+            else:  # something else at the margin ends a block
+                inside = False
+        texts = ["\n".join(line.rstrip() for line in block).strip() for block in blocks
+                 if block and not any(line.lstrip().startswith("⎿") for line in block)]
+        return "\n\n".join(t for t in texts if t)

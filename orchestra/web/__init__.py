@@ -16,9 +16,11 @@ WEB_JSON = Path(".orchestra") / "web.json"
 
 def announce(workdir: Path, url: str) -> Path:
     """Say in the directory that this process serves it (mode 0600: the URL holds the token)."""
-    from ..run import process_started
+    from ..procs import process_started
 
-    path = Path(workdir) / WEB_JSON
+    from ..runfolder import home
+
+    path = home(workdir) / WEB_JSON
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"web.json.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -30,7 +32,9 @@ def announce(workdir: Path, url: str) -> Path:
 
 def withdraw(workdir: Path) -> None:
     """Remove web.json if it is this process's (another server may have taken the directory since)."""
-    path = Path(workdir) / WEB_JSON
+    from ..runfolder import home
+
+    path = home(workdir) / WEB_JSON
     try:
         if json.loads(path.read_text()).get("pid") == os.getpid():
             path.unlink()
@@ -39,12 +43,13 @@ def withdraw(workdir: Path) -> None:
 
 
 def web_url(workdir: Path, run_id: Optional[str] = None) -> Optional[str]:
-    """The address of the server serving workdir (of a run's page, given its id), or None: none is, or
-    the one that said so is gone (a web.json left by a killed server is ignored)."""
-    from ..run import process_alive
+    """The address of the server serving workdir with its token (of a run's page, given its id, without
+    it), or None: none is, or the one that said so is gone (a web.json left by a killed server is ignored)."""
+    from ..procs import process_alive
+    from ..runfolder import home
 
     try:
-        info = json.loads((Path(workdir) / WEB_JSON).read_text())
+        info = json.loads((home(workdir) / WEB_JSON).read_text())
         url, pid, started = info["url"], info.get("pid"), info.get("pid_started")
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
@@ -52,5 +57,6 @@ def web_url(workdir: Path, run_id: Optional[str] = None) -> Optional[str]:
         return None
     if run_id is None:
         return url
-    base, _, query = url.partition("?")
-    return f"{base.rstrip('/')}/run/{run_id}" + (f"?{query}" if query else "")
+    # no token: these addresses are printed, and a detached run's output is kept in its log; a browser
+    # that opened the server's own address once has the token as a cookie
+    return f"{url.partition('?')[0].rstrip('/')}/run/{run_id}"

@@ -7,17 +7,18 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from pathlib import Path
 from typing import Iterator, Optional
 
 from ..errors import OrchestraError
-from ..history import load_run, lost_or_live, run_agents
-from ..run import RUNS_DIR
-from ..summary import RUNNING
+from .. import runfolder
+from ..runfolder import RUN_ID, RUNNING, RUNS_DIR, lost_or_live, run_agents
+from ..summary import ended_by_words
 from ..transcript import event_bytes, header_of
 from ..views import RAW, RENDERED, Renderer, can_render, cast_view
-from ..worktree import RUN_ID
+from ..worktree import BranchReport, next_steps
 
 CHUNK = 65536  # read from a transcript at a time: what one client holds of it, however long it grows
 MESSAGE = 262144  # characters of output sent in one message at most
@@ -30,7 +31,7 @@ class RunsIndex:
 
     def __init__(self, workdir: Path, every: float = 0.0):
         self.workdir = Path(workdir)
-        self.root = self.workdir / RUNS_DIR
+        self.root = runfolder.home(self.workdir) / RUNS_DIR
         self.every = every  # scan() looks again at most this often
         self.scanned = float("-inf")
         self._seen: dict[str, tuple] = {}  # run id -> the stamp of what its row was made from
@@ -53,15 +54,18 @@ class RunsIndex:
             if stamp != self._seen.get(run_id):
                 self._seen[run_id] = stamp
                 try:
-                    self._raw[run_id] = load_run(self.workdir, run_id)
-                except OrchestraError:
-                    self._raw[run_id] = {"run_id": run_id, "status": "unreadable", "task": ""}
+                    self._raw[run_id] = runfolder.load(self.workdir, run_id)
+                except OrchestraError as exc:
+                    self._raw[run_id] = runfolder.unreadable(run_id, str(exc))
             elif self._raw[run_id].get("status") != RUNNING:
                 continue  # unchanged and over: its row stands (1,000 past runs cost a stat each, no more)
             run = self._raw[run_id]
             if run.get("status") == RUNNING:  # its process may have died since: the file does not say
                 run = lost_or_live(run)
-            row = runs_row(run)
+            try:
+                row = runs_row(run)
+            except (TypeError, ValueError, AttributeError, KeyError) as exc:  # an odd record: one odd row
+                row = runs_row(runfolder.unreadable(run_id, f"run.json: {exc}"))
             if row != self.rows.get(run_id):
                 self.rows[run_id] = row
                 self._version += 1
@@ -94,16 +98,45 @@ def _stamp(folder: Path) -> tuple:
             return ("gone",)
 
 
-def runs_row(run: dict) -> dict:
-    """A run as the runs page shows it: small, whatever the record holds."""
-    agents = run_agents(run)
+def run_files(run: dict) -> list[str]:
+    """Every file the run's agents modified, each once, in their order."""
     files: list[str] = []
-    for a in agents:
+    for a in run_agents(run):
         for f in a.get("files_modified") or []:
             if f not in files:
                 files.append(f)
+    return files
+
+
+# a status's colour on the pages: ok (green), running (blue), waiting and warn (amber), error (red)
+STATUS_KIND = {"completed": "ok", RUNNING: "running", "waiting_for_input": "waiting", "partial": "warn",
+               "interrupted": "warn", "incomplete": "warn"}
+
+
+def verdict(run: dict) -> dict:
+    """What became of a run, said first on its page and in its row: `label` (its badge), `kind` (the
+    badge's colour) and `text` (a sentence). A run whose agents completed but whose --merge stopped is
+    not a success: its badge says so."""
+    status = str(run.get("status") or "unknown")
+    label, kind, text = status.replace("_", " "), STATUS_KIND.get(status, "error"), str(run.get("reason") or "")
+    if run.get("merge_stopped"):
+        label, kind = "merge stopped", "error"
+        done = "The agents completed" if status == "completed" else f"The run ended {status.replace('_', ' ')}"
+        text = f"{done}; the merge stopped {run['merge_stopped']}."
+    elif status == "completed" and not text:
+        text = "Completed."
+    elif status == RUNNING and not text:
+        text = "Under way."
+    return {"label": label, "kind": kind, "text": text}
+
+
+def runs_row(run: dict) -> dict:
+    """A run as the runs page shows it: small, whatever the record holds."""
+    agents = run_agents(run)
+    files = run_files(run)
     return {
-        "run_id": run.get("run_id"), "status": run.get("status"), "reason": str(run.get("reason") or "")[:300],
+        "run_id": run.get("run_id"), "status": run.get("status"), "verdict": verdict(run),
+        "reason": str(run.get("reason") or "")[:300],
         "task": str(run.get("task") or "")[:300], "started_at": run.get("started_at"),
         "total_cost_usd": run.get("total_cost_usd"), "duration_s": run.get("duration_s"),
         "files": files[:FILES_SHOWN], "files_count": len(files),
@@ -114,14 +147,32 @@ def runs_row(run: dict) -> dict:
 
 def run_page(workdir: Path, run_id: str) -> dict:
     """A run's record for its page, each agent with the name of its transcript in the run folder
-    (`cast`) and how it can be shown (`view`, `views`)."""
-    run = load_run(workdir, run_id)
-    folder = Path(workdir) / RUNS_DIR / run_id
+    (`cast`), how it can be shown (`view`, `views`), its terminal's size (`cols`, `rows_used`) and
+    what ended it in words (`ended`); the run with its `verdict`, `files`, and per branch its state in
+    words and what merges it by hand (`next_steps`)."""
+    run = runfolder.load(workdir, run_id)
+    folder = runfolder.folder(workdir, run_id)
     for a in run_agents(run):
         name = Path(str(a.get("transcript") or "")).stem
         a["cast"] = name if name and (folder / f"{name}.cast").is_file() else None
-        parser, view = cast_view(header_of(folder / f"{name}.cast")) if a["cast"] else (None, RAW)
+        header = header_of(folder / f"{name}.cast") if a["cast"] else {}
+        parser, view = cast_view(header) if a["cast"] else (None, RAW)
         a["view"], a["views"] = view, [RENDERED, RAW] if can_render(parser) else [RAW]
+        if a["cast"]:
+            a["cols"], a["rows"] = _size(header)
+            if a.get("status") not in (RUNNING, "incomplete"):  # a live terminal's rows are all its own
+                a["rows_used"] = {v: rows_used(folder / f"{name}.cast", v, a["rows"], a["cols"]) for v in a["views"]}
+        if a.get("status") not in (RUNNING, "incomplete", "lost") and "ended_by" in a:
+            a["ended"] = ended_by_words(a.get("ended_by"), str(a.get("status") or ""))
+    run["verdict"] = verdict(run)
+    run["files"] = run_files(run)
+    for m in run.get("merges") or []:
+        if isinstance(m, dict):
+            report = BranchReport.from_dict(m)
+            m["state"] = report.describe(run.get("merge_stopped"))
+            m["kind"] = "ok" if report.merged or (report.merges_cleanly and not report.conflicts_with_earlier
+                                                  and not run.get("merge_stopped")) else "warn"
+    run["next_steps"] = next_steps(run)
     return run
 
 
@@ -129,7 +180,7 @@ def cast_path(workdir: Path, run_id: str, name: str) -> Path:
     """A run's transcript by its name (primary, secondary-1, ...), never a path outside its folder."""
     if not RUN_ID.fullmatch(run_id) or not name.replace("-", "").replace("_", "").isalnum():
         raise OrchestraError(f"no transcript {name!r} in run {run_id!r}")
-    path = Path(workdir) / RUNS_DIR / run_id / f"{name}.cast"
+    path = runfolder.folder(workdir, run_id) / f"{name}.cast"
     if not path.is_file():
         raise OrchestraError(f"no transcript {name!r} in run {run_id!r}")
     return path
@@ -138,7 +189,7 @@ def cast_path(workdir: Path, run_id: str, name: str) -> Path:
 def agent_running(workdir: Path, run_id: str, name: str) -> bool:
     """Whether the agent whose transcript this is may still write to it (its run is under way and it is not done)."""
     try:
-        run = load_run(workdir, run_id)
+        run = runfolder.load(workdir, run_id)
     except OrchestraError:
         return False
     if run.get("status") == "incomplete":
@@ -252,3 +303,56 @@ def _split_events(fh, tail: CastTail) -> Optional[list]:
             tail.last_time = float(t)
             out.append([t, "o", text])
     return out
+
+
+def _size(header: dict) -> tuple[int, int]:
+    def number(key: str, default: int) -> int:
+        value = header.get(key)
+        return value if isinstance(value, int) and 0 < value <= 1000 else default
+    return number("width", 120), number("height", 40)
+
+
+_ROW_MOVES = re.compile(r"\x1b\[(\d*)(?:;\d*)?([HfABEF])|\x1b\[[0-9;?]*[A-Za-z]|\x1b[^\[]|\r|\n|[^\x1b\r\n]+")
+ROWS_READ = 2 * 1024 * 1024  # of a transcript read to tell the rows it used; past that, all of them
+_rows_seen: dict[tuple, tuple] = {}  # (transcript, view) -> (its size then, rows used)
+
+
+def rows_used(path: Path, view: str, height: int, width: int) -> int:
+    """How many rows of its terminal a finished transcript used, as `view` shows it (the lowest row its
+    cursor reached, by newlines, wrapping and cursor moves), up to `height`: the page sizes its terminal
+    to that. Read once per size of the file, and only until every row is used."""
+    try:
+        size = os.stat(path).st_size
+    except OSError:
+        return height
+    known = _rows_seen.get((str(path), view))
+    if known and known[0] == size:
+        return known[1]
+    used, row, col = 1, 0, 0
+    tail = CastTail(path, view)
+    try:
+        while used < height:
+            events = tail.read() or tail.finish()
+            if not events or tail.fh.tell() > ROWS_READ:
+                used = height if events else used
+                break
+            for m in _ROW_MOVES.finditer("".join(event[2] for event in events)):
+                token, move = m.group(0), m.group(2)
+                if move:
+                    n = int(m.group(1) or 1)
+                    row = n - 1 if move in "Hf" else row - n if move in "AF" else row + n
+                    col = 0 if move in "HfEF" else col
+                elif token == "\n":
+                    row += 1
+                elif token == "\r":
+                    col = 0
+                elif token[0] != "\x1b":
+                    col += len(token)
+                    if col > width:
+                        row, col = row + (col - 1) // width, (col - 1) % width + 1
+                row = min(max(row, 0), height - 1)
+                used = max(used, row + 1)
+    finally:
+        tail.close()
+    _rows_seen[(str(path), view)] = (size, min(used, height))
+    return min(used, height)

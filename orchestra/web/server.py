@@ -22,7 +22,7 @@ import socket
 import sys
 from pathlib import Path
 from typing import Callable, Optional
-from urllib.parse import parse_qs, quote, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from starlette.applications import Starlette
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response, StreamingResponse
@@ -56,17 +56,33 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def _cookie(header: str, name: str) -> str:
+    for part in header.split(";"):
+        key, _, value = part.strip().partition("=")
+        if key == name:
+            return unquote(value)
+    return ""
+
+
 class Guard:
     """ASGI middleware: the token on every request and WebSocket, a WebSocket's Origin, the Host."""
 
     def __init__(self, app, token: str, loopback: bool):
         self.app, self.token, self.loopback = app, token, loopback
 
+    @staticmethod
+    def cookie_name(scope) -> str:
+        """One cookie a server: cookies are kept per host, not per port, and two servers may share a host."""
+        server = scope.get("server") or ("", 0)
+        return f"orchestra_token_{server[1] if len(server) > 1 else 0}"
+
     async def __call__(self, scope, receive, send):
         if scope["type"] not in ("http", "websocket"):
             return await self.app(scope, receive, send)
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        given = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("token", [""])[0]
+        in_url = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("token", [""])[0]
+        cookie = self.cookie_name(scope)
+        given = in_url or _cookie(headers.get("cookie", ""), cookie)
         host = headers.get("host", "")
         why = ""
         if not hmac.compare_digest(given.encode(), self.token.encode()):
@@ -88,9 +104,14 @@ class Guard:
                 await send({"type": "http.response.body", "body": f"403 Forbidden: {why}\n".encode()})
             return
 
+        # a browser that came with the token keeps it as a cookie: the addresses run and delegate print
+        # (and every log that holds them) need no token, and the token is in no URL after the first
+        remember = [(b"set-cookie", f"{cookie}={quote(self.token, safe='')}; Path=/; HttpOnly; SameSite=Strict"
+                     .encode("latin-1"))] if in_url else []
+
         async def guarded_send(message):
             if message["type"] == "http.response.start":
-                message = {**message, "headers": [*message.get("headers", []), *HEADERS]}
+                message = {**message, "headers": [*message.get("headers", []), *HEADERS, *remember]}
             await send(message)
 
         await self.app(scope, receive, guarded_send if scope["type"] == "http" else send)
@@ -139,6 +160,7 @@ def make_app(workdir: Path, token: str, loopback: bool = True):
 
     def page(name: str):
         text = (STATIC / name).read_text(encoding="utf-8").replace("__TOKEN__", html.escape(quote(token, safe="")))
+        text = text.replace("__WORKDIR__", html.escape(str(workdir)))  # the runs page says which directory it serves
 
         async def handler(request):
             return HTMLResponse(text)

@@ -47,7 +47,10 @@ function duration(s) {
   const m = Math.floor(s / 60), r = Math.round(s % 60);
   return m < 60 ? `${m}m ${String(r).padStart(2, "0")}s` : `${Math.floor(m / 60)}h ${String(m % 60).padStart(2, "0")}m`;
 }
-const badge = (status) => el("span", {class: "badge s-" + (status || "unknown"), text: status || "?"});
+const badge = (status) => el("span", {class: "badge s-" + (status || "unknown"), text: (status || "?").replace(/_/g, " ")});
+// a run's badge says its verdict (the server's words: a stopped merge is not a green "completed")
+const verdictBadge = (v) => el("span", {class: "badge k-" + v.kind, text: v.label});
+const count = (n, one, many) => `${n} ${n === 1 ? one : many || one + "s"}`;
 
 // ---- the runs page ---------------------------------------------------------------------------
 
@@ -65,7 +68,7 @@ function runsPage() {
       run.files_count ? `${run.files_count}: ${run.files.slice(0, 3).join(", ")}${run.files_count > 3 ? ", …" : ""}` : "–");
     return el("tr", {"data-run-id": run.run_id, "data-status": run.status},
       el("td", {}, el("a", {href: "/run/" + encodeURIComponent(run.run_id) + query(), text: run.run_id})),
-      el("td", {class: "status", title: run.reason || null}, badge(run.status)),
+      el("td", {class: "status", title: run.verdict.text || null}, verdictBadge(run.verdict)),
       agents,
       el("td", {class: "num", text: cost(run.total_cost_usd)}),
       el("td", {class: "num", text: duration(run.duration_s)}),
@@ -105,9 +108,9 @@ function runPage() {
     if (cards.has(key)) return cards.get(key);
     const c = {key, view: a.view || "raw", speed: 1, mode: null};
     c.title = el("h2", {});
-    c.facts = el("p", {class: "facts muted"});
+    c.facts = el("span", {class: "facts muted"});
     c.ended = el("p", {class: "ended"});
-    c.files = el("ul", {class: "files"});
+    c.files = el("ul", {class: "files chips"});
     c.errors = el("ul", {class: "errors"});
     c.latest = el("p", {class: "latest muted"});
     c.term = el("div", {class: "term"});
@@ -116,18 +119,48 @@ function runPage() {
       const views = el("select", {class: "view", title: "what the terminal shows"});
       for (const v of a.views) views.append(el("option", {value: v, text: v, selected: v === c.view ? "" : null}));
       views.onchange = () => { c.view = views.value; c.mode = null; update(c, c.agent, c.live); };
-      controls.append("view ", views, " ");
+      controls.append(el("label", {}, "view ", views));
     }
     c.speedBox = el("select", {class: "speed", title: "playback speed"});
     for (const s of [0.5, 1, 2, 4, 8]) c.speedBox.append(el("option", {value: s, text: s + "×", selected: s === 1 ? "" : null}));
     c.speedBox.onchange = () => { c.speed = Number(c.speedBox.value); c.mode = null; update(c, c.agent, c.live); };
-    c.speedLabel = el("span", {}, "speed ", c.speedBox);
+    c.speedLabel = el("label", {}, "speed ", c.speedBox);
     controls.append(c.speedLabel);
-    c.node = el("article", {class: "agent", "data-cast": key},
-      c.title, c.facts, c.ended, c.files, c.errors, c.latest, controls, c.term);
+    c.node = el("article", {class: "agent", id: "agent-" + key, "data-cast": key},
+      el("div", {class: "agent-head"}, c.title, c.facts, controls), c.ended, c.files, c.errors, c.latest, c.term);
     document.getElementById("agents").append(c.node);
     cards.set(key, c);
     return c;
+  }
+
+  // The terminal as small as what it shows: a finished one gets the rows its recording used (the server
+  // counts them), a live one all of its own; past MAX_ROWS the font shrinks instead, so no terminal is
+  // taller than about MAX_ROWS lines of 13px text. Its width follows the recording's, scaled to fit.
+  const MAX_ROWS = 36, MIN_ROWS = 4, CHAR_PX = 7.83;  // a 13px monospace character's width
+  function termLayout(c, a, live) {
+    const cols = a.cols || 120, height = a.rows || 40;
+    const used = (a.rows_used || {})[c.view];
+    const rows = live || !used ? height : Math.min(height, Math.max(MIN_ROWS, used));
+    const scale = Math.min(1, MAX_ROWS / rows);
+    c.term.style.maxWidth = Math.ceil(cols * CHAR_PX * scale) + 2 + "px";
+    c.term.dataset.rows = rows;
+    clearInterval(c.clipping);
+    c.term.style.height = "";
+    if (live) c.clipping = setInterval(() => clipLive(c), 500);
+    return {fit: "width", terminalFontSize: "13px", cols, rows, controls: live ? "auto" : true};
+  }
+
+  // A live terminal has all its rows (what the agent draws next may go anywhere), but shows them only
+  // down to the lowest one written so far: it grows as the agent writes, up to its whole height.
+  function clipLive(c) {
+    const term = c.term.querySelector(".ap-term");
+    if (!term) return;
+    const lines = term.querySelectorAll(".ap-line");
+    let last = 0;
+    lines.forEach((line, i) => { if (line.textContent.trim()) last = i; });
+    const box = term.getBoundingClientRect(), pad = box.top - c.term.getBoundingClientRect().top;
+    const shown = Math.min(lines.length, Math.max(MIN_ROWS, last + 2));  // and the cursor's row below it
+    c.term.style.height = Math.ceil(2 * pad + shown * box.height / Math.max(lines.length, 1)) + "px";
   }
 
   function player(c, a, live) {
@@ -137,11 +170,11 @@ function runPage() {
     if (live) {
       c.player = AsciinemaPlayer.create(
         {driver: "websocket", url: wsURL(`/ws/cast/${encodeURIComponent(runId)}/${encodeURIComponent(a.cast)}`, view), bufferTime: 0},
-        c.term, {fit: "width", autoPlay: true, terminalFontSize: "13px"});
+        c.term, {...termLayout(c, a, live), autoPlay: true});
     } else {
       c.player = AsciinemaPlayer.create(
         `/cast/${encodeURIComponent(runId)}/${encodeURIComponent(a.cast)}.cast` + query(view),
-        c.term, {fit: "width", idleTimeLimit: 2, speed: c.speed, poster: "npt:99999", terminalFontSize: "13px"});
+        c.term, {...termLayout(c, a, live), idleTimeLimit: 2, speed: c.speed, poster: "npt:99999"});
     }
     c.term.player = c.player;  // for scripts (and tests) driving the page: pause, seek, getCurrentTime
     c.term.dataset.mode = live ? "live" : "playback";
@@ -154,47 +187,76 @@ function runPage() {
     c.node.dataset.status = a.status || "";
     c.title.replaceChildren(el("span", {class: "role", text: a.role || "?"}), " ", el("span", {class: "name", text: a.agent || "?"}),
       " ", badge(a.status), ...(a.phase && a.status === "running" ? [el("span", {class: "phase", text: a.phase})] : []));
-    const facts = [`cost ${cost(a.cost_usd)}${a.cost_source === "estimated" ? " (estimated)" : ""}`, `time ${duration(a.duration_s)}`];
-    if (a.tmux_target) facts.push("tmux " + a.tmux_target);
+    const facts = [a.cost_usd == null ? "cost not reported" : cost(a.cost_usd) + (a.cost_source === "estimated" ? " (estimated)" : ""),
+      duration(a.duration_s)];
     if (a.branch) facts.push("branch " + a.branch);
+    if (a.tmux_target) facts.push("tmux " + a.tmux_target);
     c.facts.textContent = facts.join(" · ");
-    const ended = a.ended_by || a.reason;
-    c.ended.textContent = ended && a.status !== "running" ? "ended: " + (typeof ended === "string" ? ended : JSON.stringify(ended)) : "";
+    c.ended.replaceChildren(...ended(a));
+    c.ended.className = "ended" + (a.ended ? " k-" + a.ended.kind : "");
     c.files.replaceChildren(...(a.files_modified || []).map((f) => el("li", {text: f})));
     c.errors.replaceChildren(...(a.errors || []).map((e) => el("li", {text: e})));
-    c.latest.textContent = a.status === "running" && a.latest ? "latest: " + a.latest : "";
+    // the live terminal shows the latest line as it is written (the record's is up to a second older)
+    c.latest.textContent = a.status === "running" && a.latest && !a.cast ? "latest: " + a.latest : "";
     c.speedLabel.hidden = live;
     if (!a.cast) { c.term.textContent = "(no transcript)"; return; }
     const mode = live ? "live" : "playback";
     if (c.mode !== mode) { c.mode = mode; player(c, a, live); }
   }
 
+  // What ended an agent, in the server's words (summary.ended_by_words), coloured by what it means.
+  function ended(a) {
+    if (!a.ended) return a.status !== "running" && a.reason ? [a.reason] : [];
+    const parts = [el("strong", {text: a.ended.words, title: a.ended.detail || null})];  // the pattern, on hover
+    if (a.reason && a.status !== "completed" && !(a.errors || []).includes(a.reason)) parts.push(el("span", {text: a.reason}));
+    if (a.ended.line) parts.push(el("span", {class: "on", title: a.ended.line, text: "on: " + a.ended.line}));
+    return parts;
+  }
+
+  function shown(node, on) { node.hidden = !on; return on; }
+
+  function overview(run, agents) {
+    const v = run.verdict || {label: run.status, kind: "unknown", text: run.reason || ""};
+    document.getElementById("status").replaceWith(Object.assign(verdictBadge(v), {id: "status"}));
+    const verdict = document.getElementById("verdict");
+    verdict.textContent = v.text;
+    verdict.className = "verdict k-" + v.kind;
+    document.getElementById("task").textContent = run.task || "(task not recorded)";
+    const files = run.files || [];
+    const facts = [["cost", run.total_cost_usd == null ? "not reported" : cost(run.total_cost_usd)], ["time", duration(run.duration_s)], ["files", files.length ? count(files.length, "file") : "none"]];
+    if (run.started_at) facts.push(["started", new Date(run.started_at).toLocaleString()]);
+    if (run.tmux_session && run.status === "running") facts.push(["watch", `tmux attach -t ${run.tmux_session}`]);
+    document.getElementById("facts").replaceChildren(...facts.map(([k, val]) => el("div", {class: "fact"}, el("dt", {text: k}), el("dd", {text: val}))));
+    const fileList = document.getElementById("run-files");
+    if (shown(fileList, files.length > 0)) fileList.replaceChildren(...files.map((f) => el("li", {text: f})));
+    const next = document.getElementById("next");
+    if (shown(next, (run.next_steps || []).length > 0)) next.querySelector("ol").replaceChildren(...run.next_steps.map((s) => el("li", {}, el("code", {text: s}))));
+    const branches = document.getElementById("branches");
+    if (shown(branches, (run.merges || []).length > 0)) {
+      branches.querySelector("ul").replaceChildren(...run.merges.map((m) => el("li", {class: "k-" + (m.kind || "unknown")},
+        el("code", {text: m.branch}), " ", el("span", {class: "state", text: m.state}))));
+    }
+    const roster = document.getElementById("roster");
+    if (shown(roster, agents.length > 1)) {
+      roster.tBodies[0].replaceChildren(...agents.map((a) => el("tr", {},
+        el("td", {}, el("a", {href: "#agent-" + (a.cast || a.role)}, el("span", {class: "role", text: a.role + " "}), a.agent || "?")),
+        el("td", {}, badge(a.status)),
+        el("td", {class: a.ended ? "k-" + a.ended.kind : "muted", text: a.ended ? a.ended.words : a.phase || "–"}),
+        el("td", {class: "num", text: String((a.files_modified || []).length)}),
+        el("td", {class: "num", text: cost(a.cost_usd)}),
+        el("td", {class: "num", text: duration(a.duration_s)}))));
+    }
+    const reply = document.getElementById("reply");
+    if (shown(document.getElementById("reply-box"), Boolean(run.primary_reply))) reply.textContent = run.primary_reply;
+  }
+
   socket("/ws/run/" + encodeURIComponent(runId), (run) => {
     if (run.error) { document.getElementById("task").textContent = run.error; return; }
     document.body.dataset.status = run.status;
-    document.getElementById("status").replaceWith(Object.assign(badge(run.status), {id: "status"}));
-    document.getElementById("task").textContent = run.task || "(task not recorded)";
-    document.getElementById("facts").textContent =
-      `started ${run.started_at || "?"} · cost ${cost(run.total_cost_usd)} · time ${duration(run.duration_s)}` +
-      (run.tmux_session ? ` · tmux attach -t ${run.tmux_session}` : "");
-    const reason = document.getElementById("reason");
-    reason.hidden = !run.reason;
-    reason.textContent = run.reason || "";
+    document.body.dataset.verdict = (run.verdict || {}).label || run.status;
     const agents = [run.primary, ...(run.secondaries || [])].filter((a) => a && typeof a === "object");
+    overview(run, agents);
     for (const a of agents) update(card(a), a, run.status === "running" && a.status === "running");
-    const finished = run.status !== "running";
-    document.getElementById("done").hidden = !finished;
-    if (finished) {
-      const lines = agents.map((a) => el("li", {},
-        `${a.role} ${a.agent}: `, badge(a.status),
-        ` ${(a.files_modified || []).length} files, ${cost(a.cost_usd)}, ${duration(a.duration_s)}` + (a.reason ? " — " + a.reason : "")));
-      for (const m of run.merges || []) lines.push(el("li", {text: `branch ${m.branch}: ${m.merged ? "merged" : m.merges_cleanly ? "merges cleanly" : "conflicts: " + (m.conflicts || []).join(", ")}`}));
-      if (run.merge_stopped) lines.push(el("li", {text: "merge stopped " + run.merge_stopped}));
-      document.getElementById("summary").replaceChildren(el("ul", {}, ...lines));
-      const reply = document.getElementById("reply");
-      reply.hidden = document.getElementById("reply-title").hidden = !run.primary_reply;
-      reply.textContent = run.primary_reply || "";
-    }
   });
 }
 
