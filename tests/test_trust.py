@@ -149,7 +149,7 @@ def test_a_multi_line_key_printed_by_a_detached_json_agent_reaches_no_sink(workd
     run_id = json.loads(started.stdout)["run_id"]
     try:
         wait_for_file(ready)
-        wait_for(lambda: "tool_result" in (jobs.status(workdir, run_id)[0]["secondaries"][0].get("latest") or ""))
+        wait_for(lambda: "wrote" in (jobs.status(workdir, run_id)[0]["secondaries"][0].get("latest") or ""))  # its last event
         seen = [("status while it runs", orchestra("status", cwd=workdir).stdout),
                 ("status --json while it runs", orchestra("status", run_id, "--json", cwd=workdir).stdout),
                 ("MCP status() while it runs", live_text(jobs.status(workdir, run_id)[0]))]
