@@ -117,7 +117,7 @@ class StatusLine:
             return
         elapsed = _duration(time.monotonic() - session.started_at)
         retrying = session.retrying
-        last = session.redactor.text(f"↻ {retrying}" if retrying else session.latest)
+        last = session.redactor.text(f"↻ {retrying}") if retrying else session.latest  # masked before it is cut
         width = max(20, click.get_terminal_size()[0] - 1) if hasattr(click, "get_terminal_size") else 100
         more = f" (+{others} more)" if others else ""
         text = f"⏳ {session.profile.name}{more} {elapsed} │ {last}"[:width]

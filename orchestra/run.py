@@ -207,14 +207,14 @@ class Run:
     def _live_agent(self, s: AgentSession) -> dict:
         summary = self.results.get(id(s))
         if summary is not None:  # done and summarised
-            return {**summary.to_dict(), "phase": s.phase, "latest": self.redactor.text(s.latest)}
+            return {**summary.to_dict(), "phase": s.phase, "latest": s.latest}
         parsed = s.parser.result()
         cost, source = cost_of(parsed, s.profile.name, self.config)
         started = s.started_at or time.monotonic()
         return {
             "agent": s.profile.name, "role": self.roles.get(id(s), s.window_name),
             "status": RUNNING if s.phase != "done" else (s.outcome.status if s.outcome else "done"),
-            "phase": s.phase, "latest": self.redactor.text(s.latest),
+            "phase": s.phase, "latest": s.latest,
             "cost_usd": cost, "cost_source": source, "tokens": {"input": parsed.tokens_in, "output": parsed.tokens_out},
             "duration_s": round((s.ended_at or time.monotonic()) - started, 3),
             "started_at": datetime.fromtimestamp(s.started_wall, timezone.utc).isoformat(timespec="milliseconds")

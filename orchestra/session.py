@@ -132,7 +132,7 @@ class AgentSession:
         self.rendered_view = profile.view == "rendered" and self.parser.render is not None
         self.drawn_latest = ""  # the last line its rendered window shows
         if self.rendered_view:
-            self.parser.rendering()
+            self.parser.rendering(self.redactor.data if self.redactor else None)
         self.stream = Stream(self.parser)
         self._shown_decoder = codecs.getincrementaldecoder("utf-8")("replace")  # for the masked bytes
         self.searcher = self.stream.searcher
@@ -706,16 +706,18 @@ class AgentSession:
 
     @property
     def latest(self) -> str:
-        """Its newest line as its window shows it (rendered, for a JSON agent), for status lines and records."""
-        return self.drawn_latest if self.rendered_view and self.drawn_latest else self.stream.latest
+        """Its newest line as its window shows it (rendered, for a JSON agent), for status lines and records:
+        masked (the drawing is; the stream's line is masked before it is cut)."""
+        if self.rendered_view and self.drawn_latest:
+            return self.drawn_latest
+        return self.stream.latest_shown(self.redactor)
 
     def result(self) -> SessionResult:
         outcome = self.outcome or Outcome("interrupted", "did not finish")
         parsed = self.parser.result()
         for what, count in self.retries.items():
             parsed.add_error(failures.retried(what, count))
-        # masked as one block: a key that a hard wrap put on two lines is whole in it
-        last_lines = [line for line in self.redactor.text("\n".join(self.stream.last_lines)).split("\n") if line]
+        last_lines = self.stream.lines_shown(self.redactor)
         if outcome.status in ("crashed", "failed", "timeout", "waiting_for_input"):
             parsed.add_error(outcome.reason)
             if last_lines:

@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import codecs
 import collections
+from typing import Optional
 
 from .ansi import Cleaner
 from .parsers import Parser
+from .redact import Redactor
 from .searcher import Searcher
 
 LAST_LINES = 20
@@ -53,14 +55,26 @@ class Stream:
     @property
     def last_lines(self) -> list[str]:
         """The last non-empty lines, newest last."""
-        lines = [line.rstrip()[:500] for line in "".join(self._recent).split("\n") if line.strip()]
-        return lines[-LAST_LINES:]
+        return self.lines_shown()
 
     @property
     def latest(self) -> str:
         """The newest line, finished or not: for a status line."""
+        return self.latest_shown()
+
+    # For a person, masked before a long line is cut: a key that a cut left in pieces would no
+    # longer be whole for the mask, and a JSON agent's lines are long.
+
+    def lines_shown(self, redactor: Optional[Redactor] = None) -> list[str]:
+        """last_lines, masked as one block (a key a hard wrap put on two lines is whole in it)."""
+        text = "".join(self._recent)
+        lines = [line.rstrip()[:500] for line in (redactor.text(text) if redactor else text).split("\n")
+                 if line.strip()]
+        return lines[-LAST_LINES:]
+
+    def latest_shown(self, redactor: Optional[Redactor] = None) -> str:
         tail = self.searcher.tail.strip()
-        if tail:
-            return tail[-200:]
-        last = self.last_lines
+        if tail:  # a line under way: it may end in the start of a key
+            return (redactor.text(tail[-LAST_CHARS:], more=True) if redactor else tail)[-200:]
+        last = self.lines_shown(redactor)
         return last[-1] if last else ""

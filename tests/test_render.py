@@ -7,8 +7,10 @@ import sys
 import pytest
 
 from conftest import ROOT, orchestra, tmux, wait_for_pane, write_config
+from test_stream import leaked, pem_key
 from orchestra.config import ConfigError, load_config, parse_config
 from orchestra.parsers import make_parser
+from orchestra.redact import Redactor
 
 OUTPUTS = ROOT / "fixtures" / "outputs"
 DROID_CAST = ROOT / "fixtures" / "droid-secondary.cast"
@@ -29,6 +31,21 @@ def test_claude_events_are_drawn_as_text_tool_calls_with_their_targets_results_a
     assert "■ completed · 2 turns · $0.0385 · 0.2s" in text
     assert '{"type"' not in text
     assert all(line.endswith("\r") for line in text.split("\n")[:-1])  # CR LF: a browser's terminal too
+
+
+def test_a_drawing_keeps_no_piece_of_a_key_that_it_cuts_or_colours():
+    key = pem_key(20)
+    r = Redactor([key])
+    p = make_parser("claude").rendering(r.data)
+    events = [  # a tool call's first 200 characters, a result's first line, a failure's lines each in red
+        {"type": "assistant", "message": {"content": [{"type": "tool_use", "name": "Bash",
+                                                       "input": {"command": "x" * 100 + json.dumps(key)}}]}},
+        {"type": "user", "message": {"content": [{"type": "tool_result", "content": "y" * 100 + key}]}},
+        {"type": "result", "subtype": "error_during_execution", "is_error": True, "result": "no: " + key},
+    ]
+    p.feed("".join(json.dumps(e) + "\n" for e in events))
+    out = r.text(p.take_rendered())  # as a session writes it to the window
+    assert out.count("***") == 3 and not leaked(out, key)
 
 
 def test_claude_retries_are_drawn_apart_in_yellow():

@@ -1,4 +1,6 @@
 """The stream pieces: escape stripping, secret masking and pattern search survive any cut between reads."""
+import base64
+import json
 import random
 import re
 
@@ -73,6 +75,85 @@ def test_a_secret_cut_apart_on_the_terminal_is_masked_however_the_reads_fall(sha
     assert masked_as_a_session_would(Redactor([secret]), data.encode(), random.Random(seed)).decode() == expected
     text = strip(data)  # the summaries' text: escapes gone, line breaks kept
     assert "***" in Redactor([secret]).text(text) and secret[-8:] not in Redactor([secret]).text(text)
+
+
+def pem_key(lines: int, seed: int = 0) -> str:
+    """A PEM-shaped key: base64 lines of 64 characters (with their '/' and '+') between a header and a footer."""
+    body = base64.b64encode(random.Random(seed).randbytes(48 * lines - 7)).decode()
+    return "\n".join(["-----BEGIN TEST PRIVATE KEY-----", *(body[i:i + 64] for i in range(0, len(body), 64)),
+                      "-----END TEST PRIVATE KEY-----"])
+
+
+def leaked(text: str, secret: str) -> list[str]:
+    """Pieces of the secret (12 characters or more) that a person could read in text: on a line, cut
+    by a line break and indentation, or by JSON's escapes (\\n, \\r\\n, \\\\n, \\/)."""
+    shown = re.sub(r"\n[ \t]*|\\+[rn]?", "", strip(text))
+    core = secret.replace("\n", "")
+    return sorted({core[i:i + 12] for i in range(len(core) - 11) if core[i:i + 12] in shown})
+
+
+# A multi-line key as an agent writes it: through the pty, or in a JSON string (every headless agent)
+KEY_ENCODINGS = {
+    "the pty's CR LF": lambda key: key.replace("\n", "\r\n"),
+    "JSON": lambda key: json.dumps(key)[1:-1],
+    "JSON, CR LF": lambda key: json.dumps(key.replace("\n", "\r\n"))[1:-1],
+    "JSON in a JSON string": lambda key: json.dumps(json.dumps(key.replace("\n", "\r\n")))[3:-3],
+    "JSON, slashes escaped": lambda key: json.dumps(key)[1:-1].replace("/", "\\/"),
+}
+PEM_KEY = pem_key(4)
+
+
+@pytest.mark.parametrize("encoding", KEY_ENCODINGS)
+@pytest.mark.parametrize("seed", range(20))
+def test_a_multi_line_key_is_masked_however_an_agent_writes_its_line_breaks(encoding, seed):
+    assert "/" in PEM_KEY and "+" in PEM_KEY
+    line = '{"type":"assistant","text":"the key: %s, kept"}\r\n'
+    data = (line % KEY_ENCODINGS[encoding](PEM_KEY)).encode()
+    assert masked_as_a_session_would(Redactor([PEM_KEY]), data, random.Random(seed)).decode() == line % "***"
+    assert Redactor([PEM_KEY]).text(strip(data.decode())) == strip(line % "***")  # the summaries' text
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_a_key_with_a_slash_is_masked_when_json_escapes_it(seed):
+    key = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"  # an AWS secret access key's shape
+    data = f'{{"text":"export AWS_SECRET_ACCESS_KEY={key}"}}\r\n'.replace("/", "\\/").encode()
+    out = masked_as_a_session_would(Redactor([key]), data, random.Random(seed)).decode()
+    assert out == '{"text":"export AWS_SECRET_ACCESS_KEY=***"}\r\n'
+
+
+@pytest.mark.parametrize("encoding", KEY_ENCODINGS)
+def test_a_key_that_begins_in_the_read_that_masks_another_is_masked_when_the_next_read_ends_it(encoding):
+    from orchestra.parsers import make_parser
+    from orchestra.stream import Stream
+
+    written = KEY_ENCODINGS[encoding](PEM_KEY)
+    data = f'{{"text":"{written}"}}\r\n{{"text":"{written}"}}\r\n'.encode()
+    first = len(written) + 80  # the first key, and the start of the second
+    stream, r, out = Stream(make_parser("generic", None)), Redactor([PEM_KEY]), []
+    for piece in (data[:first], data[first:]):
+        stream.feed(piece)
+        out.append(r.feed(piece, stream.clean))
+    assert (b"".join(out) + r.flush()).decode() == '{"text":"***"}\r\n' * 2
+
+
+def test_the_lines_a_person_is_shown_are_masked_before_a_long_line_is_cut():
+    from orchestra.parsers import make_parser
+    from orchestra.stream import Stream
+
+    key, r = pem_key(20), Redactor([pem_key(20)])  # 1.3 KB: across the 500 characters a last line keeps
+    line = json.dumps({"type": "assistant", "text": "x" * 300 + key})
+    stream = Stream(make_parser("generic", None))
+    stream.feed((line + "\r\n").encode())
+    for shown in (stream.lines_shown(r)[-1], stream.latest_shown(r)):
+        assert "x" * 300 + "***" in shown and not leaked(shown, key)
+    stream.feed(line[:-100].encode())  # a line under way, its key not whole yet (as a status line may see it)
+    assert stream.latest_shown(r).endswith("***") and not leaked(stream.latest_shown(r), key)
+
+
+def test_a_json_line_that_holds_part_of_a_key_is_left_whole():
+    data = ('{"text":"C:\\\\new\\nfolder\\/x \\"%s\\" %s\\n"}\r\n' % (PEM_KEY[:40], json.dumps(PEM_KEY)[1:-60])).encode()
+    for seed in range(10):
+        assert masked_as_a_session_would(Redactor([PEM_KEY]), data, random.Random(seed)) == data
 
 
 def test_masking_leaves_ordinary_output_alone_and_whole():

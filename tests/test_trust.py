@@ -7,7 +7,11 @@ import sys
 
 import pytest
 
-from conftest import orchestra, tmux
+from conftest import ROOT, orchestra, tmux, write_config
+from test_faults import wait_for, wait_for_file
+from test_stream import leaked, pem_key
+
+from orchestra import jobs
 from orchestra.ansi import strip
 from orchestra.config import Profile
 from orchestra.session import AgentSession, drive
@@ -63,13 +67,6 @@ def test_a_key_that_is_an_ordinary_word_does_not_change_what_the_patterns_see(wo
     assert "finished" not in cast and "***" in cast  # stored masked all the same
 
 
-def leaked(text: str, secret: str) -> list[str]:
-    """Pieces of the secret (12 characters or more) that a person could read in text."""
-    shown = re.sub(r"\n[ \t]*", "", strip(text))
-    core = secret.replace("\n", "")
-    return sorted({core[i:i + 12] for i in range(len(core) - 11) if core[i:i + 12] in shown})
-
-
 SHAPES = {
     "cut by escape sequences": (KEY, ["key: " + KEY[:12], "\x1b[1m" + KEY[12:20], "\x1b[0m\x1b[33m" + KEY[20:],
                                       "\x1b[0m\r\n"]),
@@ -106,3 +103,70 @@ def strings(value) -> str:
     if isinstance(value, dict):
         value = list(value.values())
     return "\n".join(strings(v) for v in value) if isinstance(value, list) else ""
+
+
+JSON_AGENT = ROOT / "tests" / "agents" / "json_agent.py"
+LONG_PEM = pem_key(20)  # 1.3 KB: longer than what a window line, a latest line or a last line keeps of a line
+
+
+def json_agent_config(workdir, *args: str):
+    """A profile like Claude Code's (stream-json, parser claude, a rendered window) running tests/agents/json_agent.py."""
+    return write_config(workdir / "o.yaml", {"jsonkey": {
+        "command": [sys.executable, str(JSON_AGENT), "MY_SERVICE_KEY", *args], "completion": '"type":"result"',
+        "parser": "claude", "view": "rendered", "timeout": 20, "linger": 0.3, "kill_grace": 0.5}})
+
+
+def pane_of(target: str) -> str:
+    return tmux("capture-pane", "-p", "-J", "-S", "-", "-t", target).stdout
+
+
+@pytest.mark.tmux
+def test_a_multi_line_key_printed_by_a_json_agent_reaches_no_sink(workdir):
+    cfg = json_agent_config(workdir, "--fail")
+    env = dict(os.environ, MY_SERVICE_KEY=LONG_PEM)
+    done = orchestra("run", "--agent", "jsonkey", "--config", str(cfg), "--json", cwd=workdir, env=env)
+    agent = json.loads(done.stdout)
+    pane = pane_of(agent["tmux_target"])
+    tmux("kill-session", "-t", f"=orchestra-{agent['run_id']}")
+    assert agent["status"] == "failed" and agent["last_lines"] and agent["errors"], done.stderr
+    cast = (workdir / agent["transcript"]).read_text()
+    played = "".join(json.loads(line)[2] for line in cast.splitlines()[1:])
+    assert played.count("***") == 6  # each of the ways it was written
+    run_json = json.loads((workdir / ".orchestra" / "runs" / agent["run_id"] / "run.json").read_text())
+    for sink, text in [("transcript", played), ("tmux window", pane), ("--json", done.stdout),
+                       ("--json, decoded", strings(agent)), ("stderr", done.stderr), ("run.json", strings(run_json))]:
+        assert not leaked(text, LONG_PEM), sink
+
+
+@pytest.mark.tmux
+def test_a_multi_line_key_printed_by_a_detached_json_agent_reaches_no_sink(workdir):
+    from orchestra.mcp_server import live_text, summary_result
+
+    ready, go = workdir / "ready", workdir / "go"
+    cfg = json_agent_config(workdir, "--fail", "--ready", str(ready), "--go", str(go))
+    env = dict(os.environ, MY_SERVICE_KEY=LONG_PEM)
+    started = orchestra("run", "--agent", "jsonkey", "--config", str(cfg), "--detach", "--json", cwd=workdir, env=env)
+    run_id = json.loads(started.stdout)["run_id"]
+    try:
+        wait_for_file(ready)
+        wait_for(lambda: "wrote" in (jobs.status(workdir, run_id)[0]["secondaries"][0].get("latest") or ""))  # its last event
+        seen = [("status while it runs", orchestra("status", cwd=workdir).stdout),
+                ("status --json while it runs", orchestra("status", run_id, "--json", cwd=workdir).stdout),
+                ("MCP status() while it runs", live_text(jobs.status(workdir, run_id)[0]))]
+        go.touch()
+        waited = orchestra("wait", run_id, "--json", cwd=workdir)
+        record = json.loads(waited.stdout)
+        pane = pane_of(record["secondaries"][0]["tmux_target"])
+    finally:
+        go.touch()
+        tmux("kill-session", "-t", f"=orchestra-{run_id}")
+    assert record["status"] == "failed" and record["secondaries"][0]["errors"], waited.stdout
+    folder = workdir / ".orchestra" / "runs" / run_id
+    played = "".join(json.loads(line)[2] for line in (folder / "jsonkey.cast").read_text().splitlines()[1:])
+    assert "***" in played
+    seen += [("orchestra.log", (folder / "orchestra.log").read_text()), ("transcript", played),
+             ("tmux window", pane), ("run.json", strings(json.loads((folder / "run.json").read_text()))),
+             ("wait --json", waited.stdout), ("status after", orchestra("status", run_id, cwd=workdir).stdout),
+             ("MCP result()", summary_result(jobs.result(workdir, run_id)).content[0].text)]
+    for sink, text in seen:
+        assert not leaked(text, LONG_PEM), sink

@@ -74,6 +74,10 @@ class Parsed:
         self.reply_parts, self._reply_len = [text[-MAX_REPLY:]], min(len(text), MAX_REPLY)
 
 
+def _as_is(value: Any) -> Any:
+    return value
+
+
 class Parser:
     name = "base"
     # Whether every file the agent edits is named in what this parser reads (its tool calls, its edit
@@ -91,10 +95,15 @@ class Parser:
         self.profile = profile
         self.parsed = Parsed()
         self.rendered: Optional[list[str]] = None  # the drawing of what was fed, once rendering() was called
+        self.mask: Callable[[Any], Any] = _as_is
 
-    def rendering(self) -> "Parser":
-        """Draw what is fed from now on (take it with take_rendered()): the same events, parsed once."""
+    def rendering(self, mask: Optional[Callable[[Any], Any]] = None) -> "Parser":
+        """Draw what is fed from now on (take it with take_rendered()): the same events, parsed once.
+        mask: applied to each event before it is drawn (Redactor.data): a drawing keeps a piece of a
+        long string (a line of a tool's result, the start of a command) and colours each line of
+        another, either of which leaves a key that a mask of the drawing would not know."""
         self.rendered = []
+        self.mask = mask or _as_is
         return self
 
     def take_rendered(self) -> str:
@@ -173,9 +182,9 @@ class JsonLinesParser(Parser):
                 self.parsed.add_error(f"unreadable {event.get('type', 'event')!s:.40} event: {exc}")
             if drawn is not None:
                 try:
-                    drawn.append(self.draw(event))
+                    drawn.append(self.draw(self.mask(event)))
                 except (TypeError, AttributeError, ValueError, KeyError):
-                    drawn.append(render.note(stripped[:200]))
+                    drawn.append(render.note(self.mask(stripped)[:200]))
 
     def draw(self, event: dict) -> str:
         """The event as its window shows it: `render(event)`, unless the drawing needs what came before."""
