@@ -539,13 +539,14 @@ def clean(run_id, workdir, force, finished, config_path):
     from .worktree import clean as clean_run
 
     if finished:
-        if run_id or force:
+        if run_id is not None or force:
             raise click.UsageError("--finished closes the tmux sessions of every finished run: give it without "
-                                   f"{'RUN_ID' if run_id else '--force'} (orchestra clean RUN_ID cleans one run)")
+                                   f"{'RUN_ID' if run_id is not None else '--force'} (orchestra clean RUN_ID cleans "
+                                   "one run)")
         for line in close_finished_sessions(Path(workdir)):
             click.echo(line)
         return
-    if not run_id:
+    if run_id is None:
         raise click.UsageError("give a RUN_ID (see `orchestra runs`), or --finished for every finished run's "
                                "tmux session")
 

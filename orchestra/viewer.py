@@ -164,7 +164,10 @@ class TmuxViewer:
         fifo = os.path.join(folder, "fifo")
         os.mkfifo(fifo, 0o600)
         window = TmuxWindow(f"{self.session}:{name}", fifo)  # opened before cat, so cat never sees EOF early
-        script = 'exec 3<"$1"; rm -f "$1"; rmdir "$2" 2>/dev/null; exec cat <&3'
+        # sh waits for cat instead of becoming it: cat closes its output before it exits, and if it held the
+        # pane's terminal last, tmux would hang the terminal up in between and the window would end "Pane
+        # is dead (signal 1)", killed by the SIGHUP. sh holds the terminal until cat has ended.
+        script = 'exec 3<"$1"; rm -f "$1"; rmdir "$2" 2>/dev/null; cat <&3; exit $?'
         command = ["sh", "-c", script, "orchestra-view", fifo, folder]
         target = f"{self.session}:{name}"
         if not self.created:

@@ -70,6 +70,26 @@ def test_a_finished_window_ends_with_how_the_agent_ended_not_pane_is_dead(workdi
     assert tmux("list-panes", "-t", target, "-F", "#{pane_dead_signal}").stdout.strip() == ""
 
 
+def test_a_window_is_not_hung_up_when_its_reader_closes_its_output_before_it_exits(workdir, tmux_sessions):
+    # coreutils' cat closes its output, then exits: a machine busy enough to delay its exit, made sure here
+    slow = workdir / "slow"
+    slow.mkdir()
+    (slow / "cat").write_text('#!/bin/sh\n/bin/cat "$@"\nexec >&- 2>&-\nsleep 0.5\n')
+    (slow / "cat").chmod(0o755)
+    tmux_sessions.append("keeps-the-server-up")
+    tmux("new-session", "-d", "-s", "keeps-the-server-up", "cat")
+    tmux("set-environment", "-g", "PATH", f"{slow}:{os.environ['PATH']}")
+    try:
+        target = f"{demo(workdir, tmux_sessions)}:secondary-1"
+    finally:
+        tmux("set-environment", "-g", "PATH", os.environ["PATH"])
+    ended = "#{pane_dead_status}#{pane_dead_signal}"
+    wait_for(lambda: tmux("list-panes", "-t", target, "-F", ended).stdout.strip() != "")
+    assert tmux("list-panes", "-t", target, "-F", "status #{pane_dead_status} signal #{pane_dead_signal}"
+                ).stdout.strip() == "status 0 signal"
+    assert [line for line in pane(target).splitlines() if line.strip()][-1] == "── orchestra: demo-droid completed ──"
+
+
 def test_a_failed_agents_window_says_why_on_its_last_line(workdir, tmux_sessions):
     done = orchestra("run", "--cmd", " ".join(toy("--exit", "3", "--done", "NOPE")), "--done", "^DONE",
                      "--task", "t", "--json", cwd=workdir)
