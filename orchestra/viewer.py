@@ -269,9 +269,10 @@ def finished_sessions(home: Path) -> tuple[list[str], list[str], list[str]]:
     are over, and the sessions of its runs and replays still going."""
     from .errors import OrchestraError
     from .procs import command_line, process_alive
-    from .runfolder import RUN_ID, RUNNING, RUNS_DIR, load
+    from .runfolder import RUN_ID, RUNNING, RUNS_DIR, live_ids, load
 
     home = Path(home)
+    live = set(live_ids(home))  # a run is marked live before its session is made, and unmarked at its end
     runs, replays, going = [], [], []
     for session in list_sessions():
         name = session["name"]
@@ -287,10 +288,10 @@ def finished_sessions(home: Path) -> tuple[list[str], list[str], list[str]]:
                 (going if alive else replays).append(name)
         elif name.startswith("orchestra-") and RUN_ID.fullmatch(run_id) and (home / RUNS_DIR / run_id).is_dir():
             try:
-                status = load(home, run_id).get("status")
+                status = load(home, run_id).get("status") if run_id in live else None
             except OrchestraError:
                 status = None  # an unreadable record is no run under way
-            (going if status == RUNNING else runs).append(name)
+            (going if status == RUNNING else runs).append(name)  # (a lost run's is finished)
     return sorted(runs), sorted(replays), going
 
 
