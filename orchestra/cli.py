@@ -543,7 +543,9 @@ def clean(run_id, workdir, force, finished, config_path):
             raise click.UsageError("--finished closes the tmux sessions of every finished run: give it without "
                                    f"{'RUN_ID' if run_id is not None else '--force'} (orchestra clean RUN_ID cleans "
                                    "one run)")
-        for line in close_finished_sessions(Path(workdir)):
+        from .viewer import clean_finished
+
+        for line in clean_finished(Path(workdir)):
             click.echo(line)
         return
     if run_id is None:
@@ -560,21 +562,6 @@ def clean(run_id, workdir, force, finished, config_path):
 
     for line in clean_run(Path(workdir), resolve(Path(workdir), run_id), force=force, ignore=ignore):
         click.echo(line)
-
-
-def close_finished_sessions(workdir: Path) -> list[str]:
-    """`orchestra clean --finished`: what was closed and what was kept, in lines."""
-    from .runfolder import home
-    from .viewer import TmuxViewer, close_finished, finished_sessions
-
-    if not TmuxViewer.available():
-        return ["nothing to close: tmux is not installed"]
-    closed = close_finished(home(workdir))
-    going = finished_sessions(home(workdir))[2]
-    said = [f"🧹 closed tmux session {name}" for name in closed] or ["no tmux session of a finished run here"]
-    if going:
-        said.append(f"   kept (under way): {', '.join(going)}")
-    return said
 
 
 @cli.command("route")

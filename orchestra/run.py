@@ -141,7 +141,7 @@ class Run:
     def close_old_sessions(self) -> None:
         """Every run leaves its tmux session: past KEEP_FINISHED of this directory's finished runs, the
         oldest are closed, and that is said the first time only (a marker in .orchestra/ remembers)."""
-        closed = close_finished(self.home, keep=KEEP_FINISHED, replays=False)
+        closed, _ = close_finished(self.home, keep=KEEP_FINISHED, replays=False)
         marker = self.home / runfolder.ORCHESTRA_DIR / SESSIONS_SAID
         if closed and not marker.exists():
             self.say(f"🧹 closed the tmux sessions of {len(closed)} finished run{'s' if len(closed) != 1 else ''} "

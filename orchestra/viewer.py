@@ -295,9 +295,23 @@ def finished_sessions(home: Path) -> tuple[list[str], list[str], list[str]]:
     return sorted(runs), sorted(replays), going
 
 
-def close_finished(home: Path, keep: int = 0, replays: bool = True) -> list[str]:
+def close_finished(home: Path, keep: int = 0, replays: bool = True) -> tuple[list[str], list[str]]:
     """Close the tmux sessions of this directory's finished runs but the newest `keep` (and, with
-    replays, those of its replays that are over). Returns the sessions closed."""
-    runs, over, _ = finished_sessions(home)
+    replays, those of its replays that are over). Returns the sessions closed, and those kept as under way."""
+    runs, over, going = finished_sessions(home)
     doomed = runs[:max(0, len(runs) - keep)] + (over if replays else [])
-    return [name for name in doomed if kill_session(name)]
+    return [name for name in doomed if kill_session(name)], going
+
+
+def clean_finished(workdir: Path) -> list[str]:
+    """`orchestra clean --finished`: close the sessions of this directory's finished runs and replays; say
+    what was closed, and what was kept."""
+    from .runfolder import home
+
+    if not TmuxViewer.available():
+        return ["nothing to close: tmux is not installed"]
+    closed, going = close_finished(home(workdir))
+    said = [f"🧹 closed tmux session {name}" for name in closed] or ["no tmux session of a finished run here"]
+    if going:
+        said.append(f"   kept (under way): {', '.join(going)}")
+    return said
