@@ -10,9 +10,8 @@ import sys
 import pexpect
 import pytest
 
-from conftest import orchestra, tmux, toy, write_config
+from conftest import orchestra, tmux, toy, wait_for_pane, write_config
 from test_faults import config, wait_for, wait_for_file
-from test_viewer import pane, wait_for_pane
 
 from orchestra import runfolder
 from orchestra.viewer import KEEP_FINISHED
@@ -26,6 +25,10 @@ CHATTY = ("import json, sys\n"
           "for i in range(200):\n"
           "    print(json.dumps({'type': 'message', 'role': 'assistant', 'text': f'line {i}'}))\n"
           "print(json.dumps({'type': 'completion', 'numTurns': 1}))\n")
+
+
+def pane(target: str) -> str:
+    return tmux("capture-pane", "-p", "-J", "-S", "-", "-t", target).stdout
 
 
 def sessions() -> list[str]:
