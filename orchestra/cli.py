@@ -371,7 +371,10 @@ def _renderer(path: Path, rendered: Optional[bool], config):
 
 
 def _replay_in_tmux(plays: list, speed: float, max_delay: float) -> None:
-    """Each transcript into a window of its own, in turn, in one tmux session closed at the end."""
+    """Each transcript into a window of its own, in turn, in one tmux session (`orchestra clean --finished`
+    closes it)."""
+    from .parsers import render as draw
+    from .runfolder import home
     from .transcript import read_cast
     from .viewer import TmuxViewer
 
@@ -381,7 +384,7 @@ def _replay_in_tmux(plays: list, speed: float, max_delay: float) -> None:
     header = read_cast(plays[0][1]).header
     size = [v if isinstance(v, int) and 0 < v < 10000 else d for v, d in
             ((header.get("width"), 120), (header.get("height"), 40))]
-    viewer = TmuxViewer(f"orchestra-replay-{plays[0][1].stem}-{os.getpid()}", *size)
+    viewer = TmuxViewer(f"orchestra-replay-{plays[0][1].stem}-{os.getpid()}", *size, home=home(Path.cwd()))
     try:
         for what, path, renderer in plays:
             try:
@@ -389,7 +392,9 @@ def _replay_in_tmux(plays: list, speed: float, max_delay: float) -> None:
             except OSError as exc:
                 raise OrchestraError(str(exc)) from None
             click.echo(f"▶️  Replaying {what} ({path}) — watch: {viewer.attach_command}")
+            window.write(draw.title(f"▶ {what}").encode())
             _play(path, window.write, speed, max_delay, renderer)
+            window.end(f"\r\n{draw.DIM}── orchestra: end of the replay of {what} ──{draw.RESET}\r\n".encode())
     finally:
         viewer.close()
 
@@ -520,18 +525,35 @@ def delegate(primary, secondaries, parallel, merge, task, task_file, no_analyze,
 
 
 @cli.command()
-@click.argument("run_id")
+@click.argument("run_id", required=False)
 @click.option("--workdir", type=click.Path(file_okay=False, exists=True), default=".",
               help="Whose runs (default: this directory; a repository's runs are kept at its top).")
 @click.option("--force", is_flag=True, help="Discard: remove worktrees without committing what is in them, and "
               "delete branches that are not merged.")
+@click.option("--finished", is_flag=True, help="Instead of one run: close the tmux sessions of every finished "
+              "run here (and of replays that are over), keeping those of runs under way.")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False),
               help="Config file (its profiles' ignore_files are not committed).")
-def clean(run_id, workdir, force, config_path):
+def clean(run_id, workdir, force, finished, config_path):
     """End what a run left running, remove its worktrees (their work committed on their branches first),
-    delete its branches that hold nothing unmerged, close its tmux session. Its record stays."""
+    delete its branches that hold nothing unmerged, close its tmux session. Its record stays.
+    With --finished: close the tmux sessions of every finished run of this directory."""
     from .config import ConfigError
     from .worktree import clean as clean_run
+
+    if finished:
+        if run_id is not None or force:
+            raise click.UsageError("--finished closes the tmux sessions of every finished run: give it without "
+                                   f"{'RUN_ID' if run_id is not None else '--force'} (orchestra clean RUN_ID cleans "
+                                   "one run)")
+        from .viewer import clean_finished
+
+        for line in clean_finished(Path(workdir)):
+            click.echo(line)
+        return
+    if run_id is None:
+        raise click.UsageError("give a RUN_ID (see `orchestra runs`), or --finished for every finished run's "
+                               "tmux session")
 
     try:
         ignore = sorted({g for p in _config(config_path, workdir).agents.values() for g in p.ignore_files})

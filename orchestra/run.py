@@ -17,9 +17,10 @@ from .redact import Redactor, secrets_from_env
 from .runfolder import LOCK, RUN_MARK, RUNNING
 from .session import AgentSession, Outcome, drive, task_problem
 from .summary import AgentSummary, GitSnapshot, RunSummary, attribute, cost_of, split_paths, without_ignored
-from .viewer import TmuxViewer, ViewerWindow
+from .viewer import KEEP_FINISHED, TmuxViewer, ViewerWindow, close_finished
 from .worktree import BranchReport, Repo, tree_ignores
 
+SESSIONS_SAID = "sessions-closed"  # in .orchestra/: the closing of old tmux sessions has been said
 LIVE_EVERY = 1.0  # seconds: the live record's latest lines and costs are rewritten at most this often
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
@@ -114,7 +115,7 @@ class Run:
         self.redactor = Redactor(sorted(found, key=len, reverse=True))
         self.viewer: Optional[TmuxViewer] = None
         if tmux and TmuxViewer.available():
-            self.viewer = TmuxViewer(f"orchestra-{self.id}")
+            self.viewer = TmuxViewer(f"orchestra-{self.id}", home=self.home)
         elif tmux:
             say("ℹ️  tmux not found: running headless (install tmux to watch agents live)")
         self.sessions: list[AgentSession] = []
@@ -133,7 +134,23 @@ class Run:
         # run's starter may return its id
         self.signals = StopSignals().install()
         runfolder.tell_starter("started")
+        if self.viewer is not None:
+            self.close_old_sessions()
         self.say_where_to_watch()
+
+    def close_old_sessions(self) -> None:
+        """Every run leaves its tmux session: past KEEP_FINISHED of this directory's finished runs, the
+        oldest are closed, and that is said the first time only (a marker in .orchestra/ remembers)."""
+        closed, _ = close_finished(self.home, keep=KEEP_FINISHED, replays=False)
+        marker = self.home / runfolder.ORCHESTRA_DIR / SESSIONS_SAID
+        if closed and not marker.exists():
+            self.say(f"🧹 closed the tmux sessions of {len(closed)} finished run{'s' if len(closed) != 1 else ''} "
+                     f"(orchestra keeps the newest {KEEP_FINISHED}, and says this once; "
+                     "`orchestra clean --finished` closes them all)")
+            try:
+                marker.touch()
+            except OSError:
+                pass
 
     def say_where_to_watch(self) -> None:
         """At the start, so a run in the foreground can be watched while it goes (and said again at its end)."""

@@ -263,12 +263,20 @@ class AgentSession:
         self.started_at = self.turn_started_at = time.monotonic()
         self.started_wall = time.time()
         self.deadline = self.started_at + self.profile.timeout
+        self._show_start()
         if self.task_in_argv or not self.task:
             self.phase = WORKING  # nothing to type (an empty task is not typed either)
         elif self.profile.prompt is None:
             self.phase = WORKING
             self.type_message(self.task)
         # else: the task is typed when the prompt shows
+
+    def _show_start(self) -> None:
+        """The window's title until the agent (or its rendered header) sets one, and, in a rendered window,
+        the message it was given on its command line, as a typed one is shown (`» ...`)."""
+        self.window.write(draw.title(f"● {self.profile.name} · {self.redactor.text(str(self.workdir))}").encode())
+        if self.rendered_view and self.task_in_argv and (self.task or "").strip() and not self.parser.shows_task:
+            self.window.write(draw.sent(self.redactor.text(self.task)).encode())
 
     def send(self, text: str, submit: Optional[str] = None) -> None:
         """Queue text for the agent; it is written as the pty accepts it, never blocking the loop.
@@ -677,7 +685,10 @@ class AgentSession:
                                        decided_ms=ended.decided_ms)
         self.phase = DONE
         self.ended_at = time.monotonic()
-        self.window.close()
+        # the window's last line says how orchestra judged the end (a raw window: on a line of its own)
+        self.window.end((("" if self.rendered_view else "\r\n")
+                         + draw.ended(self.profile.name, self.outcome.status, self.redactor.text(self.outcome.reason))
+                         ).encode())
         if self.cast:
             self.cast.close()
         for fd in (self.pidfd,):

@@ -3,10 +3,16 @@
 A window runs `cat` on a FIFO that orchestra writes without blocking. tmux never
 runs an agent and never decides anything: if it is slow, missing or killed, the
 viewer skips bytes (and says so in the window) while the run goes on.
+
+A window's top line (its pane border) names its role and its pane title, which a rendered window's
+header (`● droid · model · cwd`) sets, so it stays in sight however much follows; its last line is
+orchestra's word on how the agent ended. The sessions finished runs leave are closed in bulk
+(close_finished).
 """
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import re
 import shlex
@@ -14,6 +20,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+from pathlib import Path
 from typing import Optional
 
 # A person cannot read a flood; tmux rendering one would take a core from the agents.
@@ -21,6 +28,12 @@ from typing import Optional
 VIEW_RATE = 1024 * 1024  # bytes per second: 200 full 120x40 screens
 VIEW_BURST = 64 * 1024
 SHELL_GRACE = 2.0  # seconds a window's shell may take to start, when the run ends before it has
+# A window's top line: its name and its pane title (set by a title escape in what the window is given:
+# orchestra's at the start, then the agent's own or a rendered header), in sight however much scrolls by.
+BORDER_FORMAT = "#[bold] #{window_name} #[nobold]#{pane_title} "
+KEEP_FINISHED = 20  # tmux sessions of finished runs kept in a directory; a new run closes the oldest past it
+HOME_OPTION = "@orchestra_home"  # a session's directory (of its runs): what `clean --finished` goes by
+PID_OPTION = "@orchestra_pid"  # the orchestra process that made a session: while it lives, it is not finished
 
 
 class ViewerWindow:
@@ -31,6 +44,10 @@ class ViewerWindow:
 
     def write(self, data: bytes) -> None:
         pass
+
+    def end(self, line: bytes) -> None:
+        """The window's last words (how its agent ended), then close()."""
+        self.close()
 
     def close(self) -> None:
         pass
@@ -67,6 +84,17 @@ class TmuxWindow(ViewerWindow):
             self.skipped = 0
         if not self._try(data):
             self._drop(len(data))
+
+    def end(self, line: bytes) -> None:
+        """Written whatever the rate (a line, after a flood it is what a person looks for), then close():
+        the window's `cat` then ends by itself, as a finished program, not by a signal."""
+        if self.fd is not None and not self.closing:
+            if self.skipped:
+                self._try(f"\r\n\x1b[7m[orchestra: viewer skipped {self.skipped} bytes; the transcript has them]"
+                          "\x1b[0m\r\n".encode())
+                self.skipped = 0
+            self._try(line)
+        self.close()
 
     def _drop(self, n: int) -> None:
         self.skipped += n
@@ -110,9 +138,10 @@ class TmuxWindow(ViewerWindow):
 class TmuxViewer:
     """One tmux session per run, on the default server, so `tmux attach -t NAME` just works."""
 
-    def __init__(self, session: str, cols: int = 120, rows: int = 40):
+    def __init__(self, session: str, cols: int = 120, rows: int = 40, home: Optional[Path] = None):
         self.session = tmux_name(session)  # tmux itself turns '.' and ':' in a session name into '_'
         self.cols, self.rows = cols, rows
+        self.home = home  # the directory whose runs it shows (for `orchestra clean --finished`)
         self.windows: list[TmuxWindow] = []
         self.created = False
 
@@ -135,15 +164,29 @@ class TmuxViewer:
         fifo = os.path.join(folder, "fifo")
         os.mkfifo(fifo, 0o600)
         window = TmuxWindow(f"{self.session}:{name}", fifo)  # opened before cat, so cat never sees EOF early
-        script = 'exec 3<"$1"; rm -f "$1"; rmdir "$2" 2>/dev/null; exec cat <&3'
+        # sh waits for cat instead of becoming it: cat closes its output before it exits, and if it held the
+        # pane's terminal last, tmux would hang the terminal up in between and the window would end "Pane
+        # is dead (signal 1)", killed by the SIGHUP. sh holds the terminal until cat has ended.
+        script = 'exec 3<"$1"; rm -f "$1"; rmdir "$2" 2>/dev/null; cat <&3; exit $?'
         command = ["sh", "-c", script, "orchestra-view", fifo, folder]
+        target = f"{self.session}:{name}"
         if not self.created:
             args = ["new-session", "-d", "-s", self.session, "-n", name,
-                    "-x", str(self.cols), "-y", str(self.rows), *command]
+                    "-x", str(self.cols), "-y", str(self.rows + 1), *command,  # (+ its top line)
+                    ";", "set-option", "-t", self.session, PID_OPTION, str(os.getpid())]
+            if self.home is not None:
+                args += [";", "set-option", "-t", self.session, HOME_OPTION, str(self.home)]
         else:
             args = ["new-window", "-d", "-t", f"{self.session}:", "-n", name, *command]
-        # the window stays readable after its agent ends
-        ok = _tmux(*args, ";", "set-option", "-w", "-t", f"{self.session}:{name}", "remain-on-exit", "on")
+        # the window stays readable after its agent ends, its top line in sight
+        args += [";", "set-option", "-w", "-t", target, "remain-on-exit", "on",
+                 ";", "set-option", "-w", "-t", target, "pane-border-status", "top",
+                 ";", "set-option", "-w", "-t", target, "pane-border-format", BORDER_FORMAT]
+        if tmux_version() >= (3, 3):
+            # orchestra's last line says how the agent ended: tmux's own ("Pane is dead (status 0, ...)")
+            # would say how `cat` did. Older tmux has no such option and says it.
+            args += [";", "set-option", "-w", "-t", target, "remain-on-exit-format", ""]
+        ok = _tmux(*args)
         if not ok:
             os.close(window.fd)  # (not close(): no window will ever open this FIFO)
             shutil.rmtree(folder, ignore_errors=True)
@@ -176,6 +219,17 @@ def tmux_name(name: str) -> str:
     return safe if safe and not safe.isdigit() else f"w{safe}"
 
 
+@functools.lru_cache(maxsize=None)
+def tmux_version() -> tuple[int, int]:
+    """(major, minor) of the tmux on PATH ("tmux 3.3a", "tmux next-3.4"); (0, 0) when unknown."""
+    try:
+        out = subprocess.run(["tmux", "-V"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return (0, 0)
+    m = re.search(r"(\d+)\.(\d+)", out)
+    return (int(m.group(1)), int(m.group(2))) if m else (0, 0)
+
+
 def kill_session(session: str) -> bool:
     return _tmux("kill-session", "-t", f"={session}")
 
@@ -191,3 +245,73 @@ def _tmux(*args: str) -> bool:
     except (OSError, subprocess.TimeoutExpired):
         return False
     return done.returncode == 0
+
+
+# -- the sessions finished runs leave ------------------------------------------------------------------
+
+
+def list_sessions() -> list[dict]:
+    """Every session on the tmux server: its name, directory and orchestra pid (its tags, "" if untagged)."""
+    try:
+        done = subprocess.run(["tmux", "list-sessions", "-F", f"#{{session_name}}\t#{{{HOME_OPTION}}}\t"
+                               f"#{{{PID_OPTION}}}"], stdin=subprocess.DEVNULL, capture_output=True,
+                              text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    if done.returncode != 0:  # no server: no sessions
+        return []
+    rows = [line.split("\t") for line in done.stdout.splitlines()]
+    return [{"name": r[0], "home": r[1], "pid": r[2]} for r in rows if len(r) == 3]
+
+
+def finished_sessions(home: Path) -> tuple[list[str], list[str], list[str]]:
+    """The tmux sessions of this directory's finished runs (oldest first), the sessions of its replays that
+    are over, and the sessions of its runs and replays still going."""
+    from .errors import OrchestraError
+    from .procs import command_line, process_alive
+    from .runfolder import RUN_ID, RUNNING, RUNS_DIR, live_ids, load
+
+    home = Path(home)
+    live = set(live_ids(home))  # a run is marked live before its session is made, and unmarked at its end
+    runs, replays, going = [], [], []
+    for session in list_sessions():
+        name = session["name"]
+        if session["home"] and Path(session["home"]) != home:
+            continue
+        run_id = name[len("orchestra-"):]
+        if name.startswith("orchestra-replay-"):
+            # a replay of this directory (or one made before sessions were tagged): over once its process is
+            pid = session["pid"] or name.rpartition("-")[2]
+            mine = bool(session["home"]) or not session["pid"]
+            alive = pid.isdigit() and process_alive(int(pid)) and b"orchestra" in (command_line(int(pid)) or b"")
+            if mine:
+                (going if alive else replays).append(name)
+        elif name.startswith("orchestra-") and RUN_ID.fullmatch(run_id) and (home / RUNS_DIR / run_id).is_dir():
+            try:
+                status = load(home, run_id).get("status") if run_id in live else None
+            except OrchestraError:
+                status = None  # an unreadable record is no run under way
+            (going if status == RUNNING else runs).append(name)  # (a lost run's is finished)
+    return sorted(runs), sorted(replays), going
+
+
+def close_finished(home: Path, keep: int = 0, replays: bool = True) -> tuple[list[str], list[str]]:
+    """Close the tmux sessions of this directory's finished runs but the newest `keep` (and, with
+    replays, those of its replays that are over). Returns the sessions closed, and those kept as under way."""
+    runs, over, going = finished_sessions(home)
+    doomed = runs[:max(0, len(runs) - keep)] + (over if replays else [])
+    return [name for name in doomed if kill_session(name)], going
+
+
+def clean_finished(workdir: Path) -> list[str]:
+    """`orchestra clean --finished`: close the sessions of this directory's finished runs and replays; say
+    what was closed, and what was kept."""
+    from .runfolder import home
+
+    if not TmuxViewer.available():
+        return ["nothing to close: tmux is not installed"]
+    closed, going = close_finished(home(workdir))
+    said = [f"🧹 closed tmux session {name}" for name in closed] or ["no tmux session of a finished run here"]
+    if going:
+        said.append(f"   kept (under way): {', '.join(going)}")
+    return said

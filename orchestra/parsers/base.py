@@ -90,6 +90,9 @@ class Parser:
     # True: also fed the output as written, escape sequences and all (feed_screen), and the judge of
     # when a turn is over (turn_over): for a full-screen agent whose words are where its screen puts them
     sees_screen = False
+    # Its events repeat the message the agent was given, and render draws it (`» ...`); else a rendered
+    # window is shown the message given on the command line by orchestra itself (AgentSession.start).
+    shows_task = False
 
     def __init__(self, profile: Any = None):
         self.profile = profile

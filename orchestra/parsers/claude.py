@@ -14,7 +14,7 @@ def render(event: dict) -> str:
     """One stream-json event as a person reads it (see parsers/render.py)."""
     kind, sub = event.get("type"), event.get("subtype")
     if kind == "system" and sub == "init":
-        return draw.note(f"● claude · {event.get('model') or '?'} · {event.get('cwd') or ''}")
+        return draw.header(f"claude · {event.get('model') or '?'} · {event.get('cwd') or ''}")
     if kind == "system" and sub == "api_retry":
         status = event.get("error_status")
         what = f"API error {status} {event.get('error') or ''}" if status else f"API request failed ({event.get('error')})"

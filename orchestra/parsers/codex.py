@@ -22,7 +22,7 @@ def render(event: dict) -> str:
     item = event.get("item") or {}
     what = item.get("type")
     if kind == "thread.started":
-        return draw.note(f"● codex · thread {event.get('thread_id') or '?'}")
+        return draw.header(f"codex · thread {event.get('thread_id') or '?'}")
     if kind == "item.started":
         if what == "command_execution":
             return draw.tool("shell", what=draw.short(item.get("command"), 200))

@@ -12,7 +12,7 @@ def render(event: dict) -> str:
     """One `--output-format stream-json` event as a person reads it (see parsers/render.py)."""
     kind, sub = event.get("type"), event.get("subtype")
     if kind == "system":
-        return draw.note(f"● cursor · {event.get('model') or '?'} · {event.get('cwd') or ''}")
+        return draw.header(f"cursor · {event.get('model') or '?'} · {event.get('cwd') or ''}")
     if kind in ("user", "assistant"):
         words = "".join(str(b.get("text", "")) for b in (event.get("message") or {}).get("content") or []
                         if isinstance(b, dict) and b.get("type") == "text")
@@ -46,6 +46,7 @@ def render(event: dict) -> str:
 class CursorParser(JsonLinesParser):
     name = "cursor"
     render = staticmethod(render)
+    shows_task = True  # its stream repeats the user message
 
     def text(self, lines: str) -> None:  # plain `-p` text output: the answer itself
         self.parsed.add_reply(lines)

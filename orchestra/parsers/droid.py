@@ -11,7 +11,7 @@ def render(event: dict) -> str:
     """One `-o stream-json` event as a person reads it (see parsers/render.py)."""
     kind = event.get("type")
     if kind == "system":
-        return draw.note(f"● droid · {event.get('model') or '?'} · {event.get('cwd') or ''}")
+        return draw.header(f"droid · {event.get('model') or '?'} · {event.get('cwd') or ''}")
     if kind == "message":
         if event.get("role") == "user":
             return draw.sent(str(event.get("text", "")))
@@ -36,6 +36,7 @@ class DroidParser(JsonLinesParser):
     name = "droid"
     render = staticmethod(render)
     STATUS = re.compile(r"(\d{3}) [{\[]")
+    shows_task = True  # its stream repeats the user message
     TEXT_FILE = re.compile(r"^\s*(?:Created|Modified|Edited|Wrote)\s+(?:file\s+)?(\S+)\s*$", re.M)
 
     def text(self, lines: str) -> None:  # plain `droid exec` text

@@ -17,7 +17,7 @@ def render(event: dict) -> str:
     (`delta`) is drawn without a line end: the next piece goes on with it."""
     kind = event.get("type")
     if kind == "init":
-        return draw.note(f"● gemini · {event.get('model') or '?'} · session {event.get('session_id') or '?'}")
+        return draw.header(f"gemini · {event.get('model') or '?'} · session {event.get('session_id') or '?'}")
     if kind == "message":
         content = str(event.get("content") or "")
         if event.get("role") == "user":
@@ -47,6 +47,7 @@ class GeminiParser(JsonLinesParser):
     name = "gemini"
     render = staticmethod(render)
     STATUS = re.compile(r'\\?"code\\?":\s*(\d{3})\b')
+    shows_task = True  # its stream repeats the user message
     mid_line = False  # the window's last drawing was a streamed reply piece with no line end
 
     def __init__(self, profile=None):

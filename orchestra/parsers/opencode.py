@@ -48,7 +48,7 @@ class OpenCodeParser(JsonLinesParser):
         at, head = event.get("timestamp"), ""
         if self.first_at is None and isinstance(at, (int, float)):
             self.first_at = at  # its run's time is counted from here (it prints no start event)
-            head = draw.note(f"● opencode · session {event.get('sessionID') or '?'}")
+            head = draw.header(f"opencode · session {event.get('sessionID') or '?'}")
         part = event.get("part") or {}
         if event.get("type") == "step_finish" and part.get("reason") == "stop":
             p = self.parsed  # the run so far, this step included (event() ran first)

@@ -5,6 +5,7 @@ tmux does. Colours only where they tell something: tool calls, retries, errors, 
 """
 from __future__ import annotations
 
+import re
 from typing import Any, Optional
 
 RESET, DIM, BOLD = "\x1b[0m", "\x1b[2m", "\x1b[1m"
@@ -70,6 +71,17 @@ def note(value: str) -> str:
     return lines(value, DIM)
 
 
+def title(value: str) -> str:
+    """The escape a program sets its terminal's title with (a tmux window keeps it on its top line);
+    control characters out, as one would end the escape or act."""
+    return "\x1b]2;" + re.sub(r"[\x00-\x1f\x7f-\x9f]+", " ", value).strip()[:200] + "\x1b\\"
+
+
+def header(value: str) -> str:
+    """● droid · model · cwd: what the session is, its window's first line and its title."""
+    return title(f"● {value}") + note(f"● {value}")
+
+
 def retry(value: str) -> str:
     return f"{YELLOW}↻ {value}{RESET}\r\n"
 
@@ -104,6 +116,12 @@ def done(ok: bool, what: str, turns: Any = None, cost: Any = None, seconds: Opti
 def sent(value: str) -> str:
     """What orchestra typed to the agent (a task, a summary for the primary)."""
     return f"{MAGENTA}» {short(value, 300)}{RESET}\r\n"
+
+
+def ended(agent: str, status: str, reason: str = "") -> str:
+    """The last line of an agent's window: how orchestra judged its end (not how tmux saw `cat` end)."""
+    colour = GREEN if status == "completed" else RED
+    return f"{RESET}{colour}── orchestra: {agent} {status}{': ' + short(reason, 300) if reason else ''} ──{RESET}\r\n"
 
 
 def seconds(ms: Any) -> Optional[float]:
