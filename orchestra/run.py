@@ -16,7 +16,8 @@ from .procs import end_processes, marked_pids, process_started
 from .redact import Redactor, secrets_from_env
 from .runfolder import LOCK, RUN_MARK, RUNNING
 from .session import AgentSession, Outcome, drive, task_problem
-from .summary import AgentSummary, GitSnapshot, RunSummary, cost_of, split_paths, without_ignored
+from .checks import CheckPlan, Verifier
+from .summary import AgentSummary, GitSnapshot, RunSummary, cost_of, split_paths, total_cost, without_ignored
 from .viewer import TmuxViewer, ViewerWindow
 
 LIVE_EVERY = 1.0  # seconds: the live record's latest lines and costs are rewritten at most this often
@@ -397,9 +398,11 @@ def summarize_session(run: Run, s: AgentSession, role: str, git: Optional[GitSna
 def run_agent(config: Config, profile: Profile, task: str, workdir: Path, tmux: bool = True,
               say: Callable[[str], None] = lambda line: None,
               status_line: Optional[Callable[[AgentSession], None]] = None,
-              run_id: Optional[str] = None) -> tuple[RunSummary, AgentSummary]:
-    """`orchestra run`: one agent, one task, followed to the end and summarised."""
+              run_id: Optional[str] = None, checking: Optional[CheckPlan] = None) -> tuple[RunSummary, AgentSummary]:
+    """`orchestra run`: one agent, one task, followed to the end, checked (checks.py) and summarised."""
+    checking = checking or CheckPlan()
     check_ready(profile, config)  # before the run makes its folder, tmux session and windows
+    checking.refuse([profile])
     problem = task_problem(profile, task)
     if problem:
         raise OrchestraError(f"agent '{profile.name}': {problem}")
@@ -409,6 +412,7 @@ def run_agent(config: Config, profile: Profile, task: str, workdir: Path, tmux: 
     s = run.session(profile, profile.name, task, role="agent")
     stop: list[str] = []  # the status and reason the run was stopped with, if it was
     agent: Optional[AgentSummary] = None
+    verifier = Verifier(run, checking, say)
 
     def work() -> None:
         s.start()
@@ -420,6 +424,7 @@ def run_agent(config: Config, profile: Profile, task: str, workdir: Path, tmux: 
                 status_line(s)
 
         drive([s], tick=tick)
+        verifier.verify(s, checking.commands(profile))
 
     def stopped(status: str, reason: str) -> None:
         stop[:] = [status, reason]
@@ -432,7 +437,8 @@ def run_agent(config: Config, profile: Profile, task: str, workdir: Path, tmux: 
     def record() -> RunSummary:
         nonlocal agent
         agent = summarize_session(run, s, "agent", git)
-        return _one_agent_summary(run, agent, *(stop or (agent.status, agent.reason)))
+        verifier.apply(s, agent)
+        return _one_agent_summary(run, agent, *(stop or (agent.status, agent.reason)), rounds=verifier.rounds())
 
     summary = run.conduct(work, stopped, record)
     if stop and stop[0] == "failed":
@@ -440,10 +446,11 @@ def run_agent(config: Config, profile: Profile, task: str, workdir: Path, tmux: 
     return summary, agent
 
 
-def _one_agent_summary(run: Run, agent: AgentSummary, status: str, reason: str) -> RunSummary:
+def _one_agent_summary(run: Run, agent: AgentSummary, status: str, reason: str,
+                       rounds: Optional[list] = None) -> RunSummary:
     return RunSummary(
         run_id=run.id, task=run.redactor.text(run.task), status=status, reason=reason,
-        secondaries=[agent.to_dict()], total_cost_usd=agent.cost_usd,
+        secondaries=[agent.to_dict()], total_cost_usd=total_cost([agent, *(rounds or [])]), verified=agent.verified,
         duration_s=run.elapsed(), started_at=run.started_at, workdir=str(run.workdir),
         tmux_session=run.tmux_session,
     )

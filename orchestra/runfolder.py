@@ -230,6 +230,13 @@ def run_agents(run: dict) -> list[dict]:
     return [a for a in agents if isinstance(a, dict)]
 
 
+def fix_rounds(agent: dict) -> list[dict]:
+    """An agent's fix rounds (checks.py) that name a transcript: each one more terminal of the run."""
+    rounds = agent.get("fix_rounds")
+    return [r for r in rounds if isinstance(r, dict) and isinstance(r.get("transcript"), str) and r["transcript"]] \
+        if isinstance(rounds, list) else []
+
+
 def lost_or_live(run: dict) -> dict:
     """A record that says running, from a process that is gone, is of a lost run: so it is shown."""
     if run.get("status") != RUNNING or process_alive(run.get("pid"), run.get("pid_started")):

@@ -14,7 +14,7 @@ from typing import Iterator, Optional
 
 from ..errors import OrchestraError
 from .. import runfolder
-from ..runfolder import RUN_ID, RUNNING, RUNS_DIR, lost_or_live, run_agents
+from ..runfolder import RUN_ID, RUNNING, RUNS_DIR, fix_rounds, lost_or_live, run_agents
 from ..summary import ended_by_words
 from ..transcript import event_bytes, header_of
 from ..views import RAW, RENDERED, Renderer, can_render, cast_view
@@ -142,6 +142,7 @@ def runs_row(run: dict) -> dict:
         "files": files[:FILES_SHOWN], "files_count": len(files),
         "agents": [{"agent": a.get("agent"), "role": a.get("role"), "status": a.get("status"),
                     "phase": a.get("phase")} for a in agents],
+        "verified": run.get("verified") if isinstance(run.get("verified"), bool) else None,
     }
 
 
@@ -152,7 +153,7 @@ def run_page(workdir: Path, run_id: str) -> dict:
     words and what merges it by hand (`next_steps`)."""
     run = runfolder.load(workdir, run_id)
     folder = runfolder.folder(workdir, run_id)
-    for a in run_agents(run):
+    for a in run_agents(run) + [r for a in run_agents(run) for r in fix_rounds(a)]:  # a fix round: one more terminal
         name = Path(str(a.get("transcript") or "")).stem
         a["cast"] = name if name and (folder / f"{name}.cast").is_file() else None
         header = header_of(folder / f"{name}.cast") if a["cast"] else {}
