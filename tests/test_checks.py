@@ -335,3 +335,38 @@ def test_the_run_page_shows_a_fix_round_as_one_more_terminal_and_the_runs_row_sa
     [fix] = page["secondaries"][0]["fix_rounds"]
     assert fix["cast"] == "w-fix-1" and fix["rows_used"]
     assert runs_row(load(repo, agent["run_id"]))["verified"] is True
+
+
+# -- a fix round with a real agent -------------------------------------------------------------------------------
+
+
+@pytest.mark.real_agent
+@pytest.mark.parametrize("name", ["claude"])  # droid exec -s, offline, fails: "Failed to fetch session" (its log)
+def test_a_real_agent_fixes_a_failed_check_in_its_resumed_session(tmp_path, repo, name, tmux_sessions):
+    """Its first turn writes m.py with X = 1, which the check fails; orchestra resumes its session with the
+    check's output, and the second turn (the model server sees the failure in its request) writes X = 2."""
+    from test_real_agents import need, orchestra as real_orchestra, write_config
+    from tests.support.model_server import ModelServer, write_file_rules
+
+    need(name)
+    fixed = write_file_rules(name, repo, "m.py", "X = 2\n", "Fixed: X is 2 now.", task_contains="AssertionError: X is 1")
+    first = write_file_rules(name, repo, "m.py", "X = 1\n", "Created m.py.")
+    with ModelServer(fixed + first) as srv:
+        cfg = write_config(tmp_path, repo, srv.url, [name])
+        done, run = real_orchestra(cfg, repo, "delegate", "--to", name, "--no-analyze", "--task", "Create m.py with X",
+                                   "--check", IMPORT_X_IS_2, "--fix-rounds", "2")
+        requests = srv.requests.snapshot()
+    if run.get("tmux_session"):
+        tmux_sessions.append(run["tmux_session"])
+    assert done.returncode == 0, (run.get("reason"), done.stderr)
+    agent = run["secondaries"][0]
+    assert agent["status"] == "completed" and agent["verified"] is True and run["verified"] is True
+    assert (repo / "m.py").read_text() == "X = 2\n"
+    [fix] = agent["fix_rounds"]
+    assert fix["status"] == "completed" and fix["verified"] is True and fix["files_modified"] == ["m.py"]
+    assert fix["transcript"].endswith("secondary-1-fix-1.cast") and (repo / fix["transcript"]).is_file()
+    assert fix["cost_usd"] is not None and run["total_cost_usd"] >= agent["cost_usd"] + fix["cost_usd"] - 1e-6
+    told = [r for r in requests if "AssertionError: X is 1" in r.last_user_text]
+    assert told and IMPORT_X_IS_2 in told[0].last_user_text
+    # in its own session: the resumed request carries the first turn's conversation
+    assert any("Create m.py with X" in json.dumps(m) for m in told[0].messages)
