@@ -541,6 +541,16 @@ def delegate(primary, secondaries, parallel, merge, task, task_file, no_analyze,
         if summary.merge_stopped:
             click.echo(f"❌ Merge stopped {summary.merge_stopped}")
             _print_next_steps(data)
+        if summary.verified is False:
+            from .checks import verified
+
+            for a in data["secondaries"]:
+                if a.get("verified") is False:
+                    click.echo(f"❌ Checks failed: {a['agent']} ({a['role']})")
+                    _print_checks({"checks": a["checks"]})
+            if verified(summary.merged_checks) is False:
+                click.echo("❌ Checks failed on the merged checkout")
+                _print_checks({"checks": summary.merged_checks})
         click.echo(f"💰 Cost: {_cost(summary.total_cost_usd)}")
         click.echo(f"⏱️  Time: {_duration(summary.duration_s)}")
         click.echo(f"   Run: {summary.run_id} (orchestra show {summary.run_id})")

@@ -444,7 +444,7 @@ def summary_data(record: dict) -> dict:
         "duration_s": record.get("duration_s"),
         "agents": [_agent_data(a, len(secondaries)) for a in secondaries],
         "verified": record.get("verified") if isinstance(record.get("verified"), bool) else None,
-        "merged_checks": [_check_data(c, 2) for c in record.get("merged_checks") or [] if isinstance(c, dict)],
+        "merged_checks": [_check_data(c, 600) for c in _failed_first(record.get("merged_checks"))[:3]],
         "watch": f"tmux attach -t {record['tmux_session']}" if record.get("tmux_session") else None,
         "replay": f"orchestra replay {record.get('run_id')}",
         "record": f".orchestra/runs/{record.get('run_id')}/run.json",
@@ -471,17 +471,29 @@ def _agent_data(a: dict, n: int) -> dict:
         "ended_by": describe_ended_by(a.get("ended_by"), line=False, limit=80) if a.get("ended_by") else None,
         "reply": clip(" ".join(str(a.get("reply") or "").split()), min(REPLY_MAX, budget // 4)),
         "transcript": a.get("transcript"),
-        "verified": a.get("verified") if isinstance(a.get("verified"), bool) else None,
-        "checks": [_check_data(c, n) for c in (a.get("checks") or [])[:10] if isinstance(c, dict)],
-        "fix_rounds": len(a.get("fix_rounds") or []),
+        **_checks_data(a, budget, n),
     }
 
 
-def _check_data(c: dict, n: int) -> dict:
-    """One check, its output's end shorter as there are more agents."""
+def _checks_data(a: dict, budget: int, n: int) -> dict:
+    """An agent's checks, when it had any: the failed first, within a quarter of its share."""
+    checks = [c for c in a.get("checks") or [] if isinstance(c, dict)]
+    if not checks:
+        return {}
+    shown = _failed_first(checks)[:max(1, 10 // n)]
+    return {"verified": a.get("verified") if isinstance(a.get("verified"), bool) else None,
+            "checks": [_check_data(c, max(60, budget // (4 * len(shown)))) for c in shown],
+            "checks_more": len(checks) - len(shown), "fix_rounds": len(a.get("fix_rounds") or [])}
+
+
+def _failed_first(checks) -> list[dict]:
+    return sorted([c for c in checks or [] if isinstance(c, dict)], key=lambda c: c.get("exit_code") == 0)
+
+
+def _check_data(c: dict, keep: int) -> dict:
+    """One check, the end of its output in at most `keep` characters."""
     output = str(c.get("output") or "")
-    keep = max(200, 2000 // max(1, n))
-    return {"command": clip(str(c.get("command")), 300), "exit_code": c.get("exit_code"),
+    return {"command": clip(str(c.get("command")), min(200, keep)), "exit_code": c.get("exit_code"),
             "duration_s": c.get("duration_s"), "timed_out": bool(c.get("timed_out")),
             "output": output if len(output) <= keep else "..." + output[-(keep - 3):]}
 

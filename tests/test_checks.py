@@ -370,3 +370,41 @@ def test_a_real_agent_fixes_a_failed_check_in_its_resumed_session(tmp_path, repo
     assert told and IMPORT_X_IS_2 in told[0].last_user_text
     # in its own session: the resumed request carries the first turn's conversation
     assert any("Create m.py with X" in json.dumps(m) for m in told[0].messages)
+
+
+def test_ctrl_c_during_a_check_ends_it_and_the_run_is_recorded_interrupted(tmp_path, repo):
+    import signal
+    import subprocess
+    import time
+
+    cfg = config(tmp_path, w=toy())
+    hang = "sh -c 'echo $$ > check.pid; exec sleep 300'"
+    proc = subprocess.Popen([sys.executable, "-m", "orchestra", "run", "--config", str(cfg), "--agent", "w", "--task",
+                             "t", "--no-tmux", "--check", hang], cwd=repo, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    pid_file = repo / "check.pid"
+    deadline = time.monotonic() + 30
+    while not (pid_file.exists() and pid_file.read_text().strip()):  # the check has started
+        assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert not process_alive(int(pid_file.read_text()))
+    [run_id] = os.listdir(repo / ".orchestra" / "runs")
+    assert record(repo, run_id)["status"] == "interrupted"
+
+
+@pytest.mark.parametrize("secondaries", [1, 64])
+def test_the_checks_a_model_gets_are_bounded_however_many_agents_and_checks(secondaries):
+    from orchestra.mcp_server import TEXT_MAX, summary_result
+
+    checks = [{"command": "c" * 5000, "exit_code": 1, "duration_s": 1.0, "timed_out": False, "output": "o" * TAIL}] * 50
+    agent = {"agent": "w", "role": "secondary-1", "status": "completed", "verified": False, "checks": checks,
+             "fix_rounds": [{"round": 1}] * 3}
+    record = {"run_id": "20261129-000000-abcdef", "status": "completed", "verified": False, "merged_checks": checks,
+              "secondaries": [dict(agent, role=f"secondary-{i}") for i in range(1, secondaries + 1)]}
+    result = summary_result(record)
+    assert len(result.content[0].text) <= TEXT_MAX
+    assert len(json.dumps(result.structured_content)) < 50_000
+    assert result.structured_content["agents"][0]["checks_more"] > 0
