@@ -150,6 +150,16 @@ def live_ids(workdir: Path) -> list[str]:
         return []
 
 
+def made_since(workdir: Path, run_id: str) -> list[str]:
+    """The runs of the directory whose folders were made in the same second as run_id's, or later
+    (a run id begins with that second)."""
+    try:
+        names = os.listdir(Path(workdir) / RUNS_DIR)
+    except OSError:
+        return []
+    return sorted(name for name in names if RUN_ID.fullmatch(name) and name[:15] >= run_id[:15])
+
+
 # -- reading records ---------------------------------------------------------------------------------
 
 
@@ -235,6 +245,12 @@ def fix_rounds(agent: dict) -> list[dict]:
     rounds = agent.get("fix_rounds")
     return [r for r in rounds if isinstance(r, dict) and isinstance(r.get("transcript"), str) and r["transcript"]] \
         if isinstance(rounds, list) else []
+
+
+def run_terminals(run: dict) -> list[dict]:
+    """Every agent of the run with a transcript of its own: its agents, then their fix rounds."""
+    agents = run_agents(run)
+    return agents + [r for a in agents for r in fix_rounds(a)]
 
 
 def lost_or_live(run: dict) -> dict:

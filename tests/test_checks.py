@@ -334,6 +334,9 @@ def test_the_run_page_shows_a_fix_round_as_one_more_terminal_and_the_runs_row_sa
     page = run_page(repo, agent["run_id"])
     [fix] = page["secondaries"][0]["fix_rounds"]
     assert fix["cast"] == "w-fix-1" and fix["rows_used"]
+    from orchestra.web.feeds import cast_path
+
+    assert cast_path(repo, agent["run_id"], "w-fix-1").is_file()  # served to the page's terminal
     assert runs_row(load(repo, agent["run_id"]))["verified"] is True
 
 
