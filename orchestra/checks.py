@@ -50,10 +50,11 @@ class CheckPlan:
         """Before anything starts (exit 2): a check that cannot run, --fix-rounds for an agent that cannot
         be resumed, --fix-rounds with no check to fix."""
         require(self.given, "--check")
-        for rule in rules:
+        for rule in [] if self.given else rules:  # the command line's win: the config's do not run
             require(rule.checks, f"routing rule '{rule.name}', field checks")
         for profile in profiles:
-            require(profile.checks, f"agent '{profile.name}', field checks")
+            if not self.given:
+                require(profile.checks, f"agent '{profile.name}', field checks")
             problem = resume_problem(profile, self.fix_rounds)
             if problem:
                 raise OrchestraError(problem)
@@ -78,7 +79,7 @@ class CheckResult:
         return asdict(self)
 
     def describe(self) -> str:
-        """`cmd` exited 1 (0.3s) / timed out after 600s / could not start."""
+        """`cmd` exited 1 / timed out after 600s / could not start."""
         if self.timed_out:
             how = f"timed out after {self.duration_s:.0f}s"
         elif self.exit_code is None:
@@ -105,12 +106,11 @@ def split(command: str, where: str) -> list[str]:
     return argv
 
 
-def require(commands: list[str], where: str, env: Optional[dict] = None) -> None:
+def require(commands: list[str], where: str) -> None:
     """Before anything starts: each check splits, and a program named without a path is installed."""
-    path = (env if env is not None else os.environ).get("PATH", os.defpath)
     for command in commands:
         program = split(command, where)[0]
-        if "/" not in program and shutil.which(program, path=path) is None:
+        if "/" not in program and shutil.which(program) is None:
             raise OrchestraError(f"{where}: check {command!r}: program '{program}' not found on PATH "
                                  "(install it, or give its path)")
 
