@@ -83,6 +83,28 @@ def _detach(workdir: str, as_json: bool, task: Optional[str] = None) -> None:
     sys.exit(0)
 
 
+def check_options(command):
+    """--check, --check-timeout, --fix-rounds: the same on run and delegate (checks.py)."""
+    command = click.option("--fix-rounds", type=click.IntRange(0, 20), default=0, show_default=True,
+                           help="When a check fails, resume the agent's session (its profile's resume:) with the "
+                           "failed checks and their output, and check again, up to N times.")(command)
+    command = click.option("--check-timeout", type=float, default=600.0, show_default=True,
+                           help="Seconds a check may take; its process group is ended then.")(command)
+    return click.option("--check", "checks", multiple=True, metavar="CMD",
+                        help="An acceptance check, run in the agent's working directory once it completes (split "
+                        "like a shell would, never run by one: 'sh -c ...' for a pipeline); exit 0 passes. "
+                        "Repeatable. Default: its routing rule's checks:, else its profile's.")(command)
+
+
+def _check_plan(checks, check_timeout, fix_rounds):
+    from .checks import CheckPlan
+
+    if not 0 < check_timeout < float("inf"):  # nan too
+        raise click.BadParameter(f"expected a positive number of seconds, got {check_timeout}",
+                                 param_hint="--check-timeout")
+    return CheckPlan(list(checks), check_timeout, fix_rounds)
+
+
 @click.group()
 @click.version_option(__version__, prog_name="orchestra")
 def cli() -> None:
@@ -169,6 +191,33 @@ def _print_agent(a: dict) -> None:
         click.echo(f"   ⚠️  {err}")
     for ans in a.get("answers") or []:
         click.echo(f"   ↪ answered {ans['answer']!r} to: {ans['question'][-80:]}")
+    _print_checks(a)
+
+
+def _print_checks(a: dict, what: str = "") -> None:
+    """An agent's acceptance checks (or, with `what`, the merged checkout's) and its fix rounds."""
+    from .checks import verified
+
+    checks = [c for c in a.get("checks") or [] if isinstance(c, dict)]
+    for n, r in enumerate([r for r in a.get("fix_rounds") or [] if isinstance(r, dict)], 1):
+        files = r.get("files_modified") or []
+        state = {True: "checks passed", False: "checks failed"}.get(r.get("verified"), "not checked")
+        click.echo(f"   🔧 fix round {n}: {r.get('status', '?')}, {len(files)} file{'s' if len(files) != 1 else ''}"
+                   + (f" ({', '.join(files[:5])})" if files else "") + f", {_cost(r.get('cost_usd'), r.get('cost_source', ''))}"
+                   f", {_duration(r.get('duration_s') or 0)}: {state}")
+    if not checks:
+        return
+    if verified(checks):
+        click.echo(f"   ✔️  verified{what}: {len(checks)} check{'s' if len(checks) != 1 else ''} passed")
+        return
+    for c in checks:
+        if c.get("exit_code") == 0:
+            continue
+        how = ("timed out" if c.get("timed_out") else f"exit {c.get('exit_code')}" if c.get("exit_code") is not None
+               else "could not start")
+        click.echo(f"   ✖️  check failed{what}: {c.get('command')} ({how}, {_duration(c.get('duration_s') or 0)})")
+        for line in str(c.get("output") or "").strip().splitlines()[-8:]:
+            click.echo(f"      │ {line[:200]}")
 
 
 @cli.command()
@@ -190,11 +239,13 @@ def _print_agent(a: dict) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option("--detach", is_flag=True, help=DETACH_HELP)
 @click.option("--isolate", is_flag=True, help=ISOLATE_HELP)
+@check_options
 def run(agent_name, ad_hoc, done_regex, prompt_regex, task, task_file, timeout, config_path, workdir, no_tmux, as_json,
-        detach, isolate):
+        detach, isolate, checks, check_timeout, fix_rounds):
     """Run one agent on a task and print its summary."""
     from .run import run_agent
 
+    checking = _check_plan(checks, check_timeout, fix_rounds)
     task = _task_text(task, task_file, required=False)
     config = _config(config_path, workdir)
     if ad_hoc:
@@ -210,6 +261,7 @@ def run(agent_name, ad_hoc, done_regex, prompt_regex, task, task_file, timeout, 
     if task is None and (profile.takes_task_in_argv or profile.prompt is not None):
         raise click.UsageError(f"agent '{profile.name}' needs --task")
     _check_not_blank(task)
+    checking.refuse([profile])  # before a detached run starts too
     if detach:
         from .run import check_ready
         check_ready(profile, config)  # said here, by the command that would start it, not in its log
@@ -224,7 +276,7 @@ def run(agent_name, ad_hoc, done_regex, prompt_regex, task, task_file, timeout, 
     try:
         summary, agent = run_agent(config, profile, task if task is not None else "", Path(workdir),
                                    tmux=not no_tmux, say=say, status_line=status, run_id=_worker_run_id,
-                                   isolate=isolate)
+                                   isolate=isolate, checking=checking)
     finally:
         status.clear()
     data = agent.to_dict()
@@ -241,7 +293,7 @@ def run(agent_name, ad_hoc, done_regex, prompt_regex, task, task_file, timeout, 
         _print_watch(summary, workdir)
         if summary.worktrees:
             click.echo(f"   Worktree: orchestra clean {summary.run_id} removes it (its branch stays until merged)")
-    sys.exit(0 if agent.status == "completed" else 1)
+    sys.exit(0 if agent.status == "completed" and agent.verified is not False else 1)
 
 
 def _print_watch(summary, workdir: str) -> None:
@@ -468,10 +520,14 @@ def summarize(agent_name, file, config_path, as_json):
 @click.option("--json", "as_json", is_flag=True, help="Print the run's summary as JSON.")
 @click.option("--detach", is_flag=True, help=DETACH_HELP)
 @click.option("--isolate", is_flag=True, help="One secondary: " + ISOLATE_HELP[0].lower() + ISOLATE_HELP[1:])
+@check_options
 def delegate(primary, secondaries, parallel, merge, task, task_file, no_analyze, demo, config_path, workdir, no_tmux,
-             as_json, detach, isolate):
-    """The primary agent delegates a task to one or several secondaries and gets their summary back."""
-    from .delegate import Events, Plan, check_plan, delegate as run_delegate
+             as_json, detach, isolate, checks, check_timeout, fix_rounds):
+    """The primary agent delegates a task to one or several secondaries and gets their summary back.
+    With --check, each is checked once it completes (and the merged checkout after --merge)."""
+    from .delegate import Events, Plan, check_plan, checked_agents, delegate as run_delegate
+
+    checking = _check_plan(checks, check_timeout, fix_rounds)
 
     task = _task_text(task, task_file, required=True)
     _check_not_blank(task)
@@ -488,7 +544,8 @@ def delegate(primary, secondaries, parallel, merge, task, task_file, no_analyze,
     # --no-analyze needs no primary unless one is named
     plan = Plan(task=task, primary=config.profile(primary or config.primary) if primary or not no_analyze else None,
                 secondaries=list(secondaries or ("auto",)), analyze=not no_analyze, demo=demo,
-                parallel=parallel, merge=merge, isolate=isolate)
+                parallel=parallel, merge=merge, isolate=isolate, checking=checking)
+    checking.refuse(*checked_agents(config, plan))  # before a detached run starts too
     say = (lambda line: None) if as_json else _say
     status = StatusLine(sys.stdout.isatty() and not as_json)
 
@@ -515,13 +572,23 @@ def delegate(primary, secondaries, parallel, merge, task, task_file, no_analyze,
         if summary.merge_stopped:
             click.echo(f"❌ Merge stopped {summary.merge_stopped}")
             _print_next_steps(data)
+        if summary.verified is False:
+            from .checks import verified
+
+            for a in data["secondaries"]:
+                if a.get("verified") is False:
+                    click.echo(f"❌ Checks failed: {a['agent']} ({a['role']})")
+                    _print_checks({"checks": a["checks"]})
+            if verified(summary.merged_checks) is False:
+                click.echo("❌ Checks failed on the merged checkout")
+                _print_checks({"checks": summary.merged_checks})
         click.echo(f"💰 Cost: {_cost(summary.total_cost_usd)}")
         click.echo(f"⏱️  Time: {_duration(summary.duration_s)}")
         click.echo(f"   Run: {summary.run_id} (orchestra show {summary.run_id})")
         _print_watch(summary, workdir)
         if summary.worktrees:
             click.echo(f"   Worktrees: orchestra clean {summary.run_id} removes them (branches with unmerged work stay)")
-    sys.exit(0 if summary.status == "completed" and not summary.merge_stopped else 1)
+    sys.exit(_exit_code(data))
 
 
 @cli.command()
@@ -606,7 +673,8 @@ def runs(workdir, as_json):
     for r in reversed(items):  # newest first
         names = ",".join(str(a.get("agent") or "?") for a in run_agents(r))
         cost, took = r.get("total_cost_usd"), r.get("duration_s")
-        rows.append((str(r.get("run_id") or "?"), str(r.get("status") or "?"), names[:30],
+        checked = {True: " ✓", False: " ✗"}.get(r.get("verified"), "")  # its checks
+        rows.append((str(r.get("run_id") or "?"), str(r.get("status") or "?") + checked, names[:30],
                      ("$%.4f" % cost) if isinstance(cost, (int, float)) else "-",
                      _duration(took) if isinstance(took, (int, float)) else "-",
                      " ".join(str(r.get("task") or "").split())[:60]))
@@ -639,7 +707,8 @@ def _print_record(r: dict) -> None:
     from .summary import describe_ended_by
     from .worktree import BranchReport
 
-    click.echo(f"Run {r['run_id']}: {r.get('status', '?')}" + (f" ({r['reason']})" if r.get("reason") else ""))
+    checked = {True: ", verified ✓", False: ", checks failed ✗"}.get(r.get("verified"), "")
+    click.echo(f"Run {r['run_id']}: {r.get('status', '?')}{checked}" + (f" ({r['reason']})" if r.get("reason") else ""))
     incomplete = r.get("status") == "incomplete"
     click.echo(f"Task: {r.get('task') or '(not recorded)'}")
     if r.get("brief"):
@@ -663,8 +732,11 @@ def _print_record(r: dict) -> None:
             click.echo(f"   ⚠️  {err}")
         if a.get("branch"):
             click.echo(f"   branch: {a['branch']}")
+        _print_checks(a)
     for m in r.get("merges") or []:
         click.echo(f"🌿 {m.get('branch')}: {BranchReport.from_dict(m).describe(r.get('merge_stopped'))}")
+    if r.get("merged_checks"):
+        _print_checks({"checks": r["merged_checks"]}, " after the merge")
     if r.get("merge_stopped"):
         click.echo(f"⛔ merge stopped {r['merge_stopped']}")
         _print_next_steps(r)
@@ -684,14 +756,15 @@ def _print_next_steps(record: dict) -> None:
 
 
 def _exit_code(record: dict) -> int:
-    """delegate's exit status, for a run's record: 0 completed (and nothing stopped a merge), 128 + the signal
+    """delegate's exit status, for a run's record: 0 completed (nothing stopped a merge, no check failed), 128 + the signal
     for one interrupted (130: Ctrl-C or `orchestra cancel`), else 1."""
     if record.get("status") == "interrupted":
         import signal
 
         named = str(record.get("reason") or "").rsplit(" ", 1)[-1]
         return 128 + (getattr(signal, named, signal.SIGINT) if named.startswith("SIG") else signal.SIGINT)
-    return 0 if record.get("status") == "completed" and not record.get("merge_stopped") else 1
+    return 0 if (record.get("status") == "completed" and not record.get("merge_stopped")
+                 and record.get("verified") is not False) else 1
 
 
 @cli.command("wait")

@@ -15,7 +15,7 @@ from typing import Any, Optional
 import yaml
 
 from . import trust
-from .errors import ConfigError
+from .errors import ConfigError, OrchestraError
 
 try:
     from re import _parser as sre_parse  # Python 3.11+
@@ -91,6 +91,7 @@ class Profile:
     retry: Optional[re.Pattern] = None  # a line that means the agent retries a failed request
     max_retries: Optional[int] = None  # retries in a row tolerated before `failed` (None: no limit)
     view: str = "raw"  # what its tmux window (and the web view) shows: raw bytes, or its parser's rendering
+    checks: list[str] = field(default_factory=list)  # acceptance checks, command lines (checks.py)
 
     @property
     def takes_task_in_argv(self) -> bool:
@@ -102,6 +103,7 @@ class RouteRule:
     name: str
     agent: str
     words: list[str]
+    checks: list[str] = field(default_factory=list)  # win over its agent's profile's
 
 
 @dataclass
@@ -496,6 +498,7 @@ class _Validator:
         if prof.view == "rendered" and PARSERS[prof.parser].render is None:
             raise self.fail(f"{where}, field 'view'", f"parser '{prof.parser}' has no rendering (its agent's output "
                             "is not JSON events): use view: raw")
+        prof.checks = self.checks(body.get("checks"), f"{where}, field 'checks'")
         prof.cols = self.size(body, "cols", where, prof.cols)
         prof.rows = self.size(body, "rows", where, prof.rows)
         return prof
@@ -539,6 +542,19 @@ class _Validator:
         if not isinstance(value, list) or not all(isinstance(v, (str, int, float)) for v in value):
             raise self.fail(where, "expected a list of strings")
         return [str(v) for v in value]
+
+    def checks(self, value: Any, where: str) -> list[str]:
+        """Acceptance checks: command lines, each split as a shell would (never run by one)."""
+        from .checks import split
+
+        if value is not None and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+            raise self.fail(where, f"expected a list of command lines, e.g. [\"pytest -q\"], got {value!r}")
+        for command in value or []:
+            try:
+                split(command, where)
+            except OrchestraError as exc:
+                raise ConfigError(f"{self.path}: {exc}") from None
+        return list(value or [])
 
     def regex(self, value: Any, where: str, may_match_empty: bool = False) -> re.Pattern:
         if not isinstance(value, str):
@@ -599,7 +615,8 @@ class _Validator:
                 if not isinstance(item["agent"], str) or item["agent"] not in agents:
                     raise self.fail(f"{where}.agent", f"unknown agent '{item['agent']}'")
                 words = self.str_list(item["words"], f"{where}.words")
-                rules.append(RouteRule(str(item["name"]), str(item["agent"]), [w.lower() for w in words]))
+                rules.append(RouteRule(str(item["name"]), str(item["agent"]), [w.lower() for w in words],
+                                       self.checks(item.get("checks"), f"{where}.checks")))
         default = data.get("default")
         if "default" in data and (not isinstance(default, str) or default not in agents):
             raise self.fail("routing.default", f"unknown agent '{default}'")

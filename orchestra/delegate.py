@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from . import agents, report
+from .checks import CheckPlan, Verifier, merged_commands, run_verified
 from .config import Config, Profile
 from .errors import OrchestraError
 from .router import Route, route
@@ -64,6 +65,7 @@ class Plan:
     merge: bool = False  # merge the completed branches back (several secondaries, or one isolated)
     isolate: bool = False  # one secondary in a worktree and branch of its own, as several get
     timeouts: dict = field(default_factory=dict)
+    checking: CheckPlan = field(default_factory=CheckPlan)  # acceptance checks and fix rounds (checks.py)
 
     @property
     def slots(self) -> list[str]:
@@ -92,11 +94,13 @@ def extract_briefs(text: str, start: re.Pattern, end: re.Pattern) -> list[str]:
 
 
 def summary_block(secondaries: list[AgentSummary], branches: Optional[dict[str, BranchReport]] = None,
-                  record: str = "run.json", merge_stopped: Optional[str] = None) -> str:
+                  record: str = "run.json", merge_stopped: Optional[str] = None,
+                  merged_checks: Optional[list[dict]] = None) -> str:
     """The block given to the primary, on one line: report.secondaries_text, as `orchestra mcp` gives it too."""
     head = SUMMARY_INTRO if len(secondaries) == 1 else SUMMARY_INTRO_MANY.format(n=len(secondaries))
     states = {name: r.describe(merge_stopped) for name, r in (branches or {}).items()}
     tail = [report.merge_stopped_text(merge_stopped)] if merge_stopped else []
+    tail += report.merged_checks_text(merged_checks or [])
     return report.secondaries_text([s.to_dict() for s in secondaries], head, tail + [SUMMARY_ASK], record,
                                    branch_states=states, limit=SUMMARY_MAX, sep=" ")
 
@@ -140,6 +144,21 @@ def check_task(config: Config, plan: Plan) -> None:
             raise OrchestraError(f"agent '{profile.name}': {problem}")
 
 
+def checked_agents(config: Config, plan: Plan) -> tuple[list[Profile], list]:
+    """The profiles (and routing rules) whose checks and resume a run may use, as far as is known before
+    it starts: "auto" for one secondary routes on the task now; for several on each brief, so any rule's."""
+    names, rules = {n for n in plan.slots if n != "auto"}, []
+    if "auto" in plan.slots:
+        if len(plan.slots) == 1:
+            r = route(plan.task, config, lambda a: installed(config, a))
+            names.add(r.agent)
+            rules = [rule for rule in config.rules if rule.name == r.rule]
+        else:
+            rules = [rule for rule in config.rules if installed(config, rule.agent)]
+            names |= {rule.agent for rule in rules} | {config.default_agent}
+    return [config.profile(n) for n in sorted(names)], rules
+
+
 def installed(config: Config, name: str) -> bool:
     profile = config.agents.get(name)
     return profile is not None and all(agents.which(p) for p in agents.programs(profile))
@@ -148,6 +167,7 @@ def installed(config: Config, name: str) -> bool:
 def delegate(config: Config, plan: Plan, workdir: Path, tmux: bool = True, events: Events = Events(),
              run_id: Optional[str] = None) -> RunSummary:
     check_plan(config, plan)
+    plan.checking.refuse(*checked_agents(config, plan))
     # several secondaries in one directory would overwrite each other; an isolated one works apart from you
     repo = Repo(workdir, isolate=len(plan.slots) == 1) if len(plan.slots) > 1 or plan.isolate else None
     if plan.merge and repo is None:
@@ -176,6 +196,9 @@ class _Flow:
         self.routes: list[dict] = []
         self.branches: list[BranchReport] = []
         self.merge_stopped: Optional[str] = None
+        self.checker = Verifier(run, plan.checking, self.say, follow=self.follow)
+        self.rules: list = []  # per secondary, the routing rule that chose it (None: named, or the default)
+        self.merged_checks: list[dict] = []
         self.started: list[tuple[AgentSession, Optional[Tree], Optional[GitSnapshot]]] = []
         self.returned = False
         self.reply: Optional[str] = None
@@ -213,6 +236,8 @@ class _Flow:
             self.started.append(self.start_secondary(*spec))
         secondaries = self.started
         self.follow([s for s, _, _ in secondaries] + ([primary] if primary is not None else []))
+        for (s, _, _), rule in zip(secondaries, self.rules):  # before their work is committed on their branches
+            self.checker.verify(s, plan.checking.commands(s.profile, rule))
         for (s, tree, git), brief in zip(secondaries, self.briefs):
             summary = self.result_of(s, s.window_name, git)
             self.secondaries.append(summary)
@@ -302,6 +327,9 @@ class _Flow:
         said, self.merge_stopped = self.repo.settle(self.branches, self.plan.merge, hint)
         for line in said:
             self.say(line)
+        if not self.merge_stopped and any(r.merged for r in self.branches):  # two green branches can merge red
+            commands = merged_commands(list(self.checker.done.values()))
+            self.merged_checks = [c.to_dict() for c in self.checker.check(commands, self.repo.workdir, " (merged)")]
 
     def choose_secondaries(self, slots: list[str], briefs: list[str]) -> list[str]:
         """Agent names for the slots. "auto" routes on the user's task; with several secondaries on each
@@ -310,6 +338,7 @@ class _Flow:
         for name, brief in zip(slots, briefs):
             if name != "auto":  # checked by delegate() before anything started
                 chosen.append(name)
+                self.rules.append(None)
                 continue
             r = route(brief if len(slots) > 1 else self.plan.task, self.config,
                       lambda agent: installed(self.config, agent))
@@ -320,13 +349,15 @@ class _Flow:
             self.routes.append(r.to_dict())
             self.say(f"📍 Routed to {r.agent} ({r.describe()})")
             chosen.append(r.agent)
+            self.rules.append(next((rule for rule in self.config.rules if rule.name == r.rule), None))
         return chosen
 
     def return_summary(self, primary: Optional[AgentSession]) -> None:
         # the block names run.json for what it leaves out: the live record, with the secondaries' summaries now
         self.run.write_live()
         record = os.path.relpath(self.run.dir / "run.json", primary.workdir if primary is not None else self.run.workdir)
-        block = summary_block(self.secondaries, {r.branch: r for r in self.branches}, record, self.merge_stopped)
+        block = summary_block(self.secondaries, {r.branch: r for r in self.branches}, record, self.merge_stopped,
+                              self.merged_checks)
         profile = self.plan.primary
         if primary is not None and primary.phase == IDLE:
             primary.send_turn(block)  # interactive: type it in, as a person would
@@ -381,12 +412,13 @@ class _Flow:
 
     def result_of(self, s: AgentSession, role: str, git: Optional[GitSnapshot] = None) -> AgentSummary:
         summary = summarize_session(self.run, s, role, git)
+        self.checker.apply(s, summary)
         if self.plan.demo:
             summary.reason = (summary.reason + " " if summary.reason else "") + "(replayed recording: files as recorded, none written)"
         return summary
 
     def summary(self) -> RunSummary:
-        everyone = self.primaries + self.secondaries
+        everyone = self.primaries + self.secondaries + self.checker.rounds()
         mask = self.run.redactor.text  # the briefs are the primary's words, as it wrote them
         return RunSummary(
             run_id=self.run.id, task=self.run.redactor.text(self.plan.task), status=self.status, reason=self.reason,
@@ -401,6 +433,8 @@ class _Flow:
             base=({"branch": self.repo.base_branch, "commit": self.repo.base_commit} if self.repo else None),
             worktrees=[t.to_dict() for t in self.repo.trees] if self.repo else [],
             merges=[r.to_dict() for r in self.branches], merge_stopped=self.merge_stopped,
+            verified=run_verified([s.to_dict() for s in self.secondaries], self.merged_checks),
+            merged_checks=self.merged_checks,
         )
 
 

@@ -12,7 +12,7 @@ from .errors import OrchestraError
 from .parsers import make_parser
 from .redact import Redactor, secrets_from_env
 from . import runfolder
-from .runfolder import load, run_agents
+from .runfolder import fix_rounds, load, run_agents
 from .searcher import multiline
 from .session import ENDED_KEPT, ENDED_LINE
 from .stream import Stream
@@ -38,6 +38,9 @@ def find_transcripts(workdir: Path, target: str, role: Optional[str] = None) -> 
             if a.get(key):
                 found.append((Path(a[key]).stem if key == "reply_transcript" else str(a.get("role") or Path(a[key]).stem),
                               str(a.get("agent") or "?"), runfolder.home(workdir) / a[key]))
+        for r in fix_rounds(a):  # after the agent they fixed
+            found.append((str(r.get("role") or Path(r["transcript"]).stem), str(r.get("agent") or "?"),
+                          runfolder.home(workdir) / r["transcript"]))
     if not found:
         raise OrchestraError(f"run {target}: its run.json names no transcript")
     order = {"primary": 0, "primary-reply": 2}

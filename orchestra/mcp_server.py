@@ -72,7 +72,13 @@ request_id: any string unique to this task; calling delegate again with the same
 starts a second run, it returns the one already started.
 isolate: true runs it in a git worktree and branch of its own, made from the last commit (your uncommitted \
 changes are not in it): use it when you go on editing files here while it works. Its summary then lists exactly \
-its files, and names its branch and whether it merges cleanly; merge it with git when you are ready."""
+its files, and names its branch and whether it merges cleanly; merge it with git when you are ready.
+checks: acceptance checks, command lines run in the agent's working directory after it completes, each split \
+as a shell would (never run by one: use "sh -c '...'" for pipes); exit 0 passes. The summary says verified: \
+true (all passed), false (one failed: its command and the end of its output come first), null (none ran). Give \
+checks whenever the task has a test: e.g. checks=["python -m pytest -q tests/test_user.py"].
+fix_rounds: with checks, how many times a failing agent is resumed in its own session with the failed checks' \
+output, to fix them (default 0); only for agents that can be resumed."""
 
 WAIT_DOC = """Wait up to wait_s seconds (default 45) for a delegated run to end, and return its summary (status and \
 why, files modified, errors, cost, tokens, duration, the secondary's reply). If it is still going when wait_s \
@@ -176,11 +182,13 @@ def build(workdir: Path, config_path: Optional[str] = None) -> MCPServer:
 
     @server.tool(description=DELEGATE_DOC)
     async def delegate(task: str, ctx: Context, to: str = "auto", wait_s: float = WAIT_DEFAULT,
-                       request_id: Optional[str] = None, isolate: bool = False) -> CallToolResult:
+                       request_id: Optional[str] = None, isolate: bool = False, checks: Optional[list[str]] = None,
+                       fix_rounds: int = 0) -> CallToolResult:
         cfg = config()
         check_delegation(cfg, task, to)
         check_wait(wait_s)
-        argv = ["delegate", "--task", task, "--to", to, "--no-analyze", "--workdir", str(workdir)]
+        argv = ["delegate", "--task", task, "--to", to, "--no-analyze", "--workdir", str(workdir),
+                *check_args(cfg, task, to, checks or [], fix_rounds)]
         argv += ["--isolate"] if isolate else []
         if config_path:
             argv += ["--config", str(Path(config_path).resolve())]
@@ -239,6 +247,19 @@ def check_delegation(cfg: Config, task: str, to: str) -> None:
         if not installed(cfg, to):
             raise ToolError(f"Agent {to!r} is not installed here. Installed: {', '.join(ready) or 'none'}; "
                             "or to=\"auto\".")
+
+
+def check_args(cfg: Config, task: str, to: str, checks: list[str], fix_rounds: int) -> list[str]:
+    """delegate's --check and --fix-rounds, refused here (as the CLI would, exit 2) before anything starts."""
+    from .checks import CheckPlan
+    from .delegate import Plan, checked_agents
+
+    if isinstance(fix_rounds, bool) or not 0 <= fix_rounds <= 20:
+        raise ToolError(f"fix_rounds must be a whole number from 0 to 20; got {fix_rounds!r}")
+    plan = Plan(task=task, primary=None, secondaries=[to], analyze=False,
+                checking=CheckPlan(list(checks), fix_rounds=fix_rounds))
+    _call(plan.checking.refuse, *checked_agents(cfg, plan))
+    return [arg for c in checks for arg in ("--check", c)] + (["--fix-rounds", str(fix_rounds)] if fix_rounds else [])
 
 
 def routable(cfg: Config) -> list[str]:
@@ -428,6 +449,8 @@ def summary_data(record: dict) -> dict:
         "cost_usd": record.get("total_cost_usd"),
         "duration_s": record.get("duration_s"),
         "agents": [_agent_data(a, len(secondaries), merges, record.get("merge_stopped")) for a in secondaries],
+        "verified": record.get("verified") if isinstance(record.get("verified"), bool) else None,
+        "merged_checks": [_check_data(c, 600) for c in _failed_first(record.get("merged_checks"))[:3]],
         "watch": f"tmux attach -t {record['tmux_session']}" if record.get("tmux_session") else None,
         "replay": f"orchestra replay {record.get('run_id')}",
         "record": f".orchestra/runs/{record.get('run_id')}/run.json",
@@ -461,17 +484,43 @@ def _agent_data(a: dict, n: int, merges: dict, merge_stopped: Optional[str] = No
         "ended_by": describe_ended_by(a.get("ended_by"), line=False, limit=80) if a.get("ended_by") else None,
         "reply": clip(" ".join(str(a.get("reply") or "").split()), min(REPLY_MAX, budget // 4)),
         "transcript": a.get("transcript"),
+        **_checks_data(a, budget, n),
     }
+
+
+def _checks_data(a: dict, budget: int, n: int) -> dict:
+    """An agent's checks, when it had any: the failed first, within a quarter of its share."""
+    checks = [c for c in a.get("checks") or [] if isinstance(c, dict)]
+    if not checks:
+        return {}
+    shown = _failed_first(checks)[:max(1, 10 // n)]
+    return {"verified": a.get("verified") if isinstance(a.get("verified"), bool) else None,
+            "checks": [_check_data(c, max(60, budget // (4 * len(shown)))) for c in shown],
+            "checks_more": len(checks) - len(shown), "fix_rounds": len(a.get("fix_rounds") or [])}
+
+
+def _failed_first(checks) -> list[dict]:
+    return sorted([c for c in checks or [] if isinstance(c, dict)], key=lambda c: c.get("exit_code") == 0)
+
+
+def _check_data(c: dict, keep: int) -> dict:
+    """One check, the end of its output in at most `keep` characters."""
+    output = str(c.get("output") or "")
+    return {"command": clip(str(c.get("command")), min(200, keep)), "exit_code": c.get("exit_code"),
+            "duration_s": c.get("duration_s"), "timed_out": bool(c.get("timed_out")),
+            "output": output if len(output) <= keep else "..." + output[-(keep - 3):]}
 
 
 def summary_text(record: dict, data: dict) -> str:
     """The words a primary gets, the same as `orchestra delegate` types into one (report.secondaries_text)."""
-    head = (f"Run {data['run_id']}: {data['status']}" + (f" ({data['reason']})" if data["reason"] else "") + "."
+    checked = {True: ", verified (its checks passed)", False: ", CHECKS FAILED"}.get(data["verified"], "")
+    head = (f"Run {data['run_id']}: {data['status']}{checked}" + (f" ({data['reason']})" if data["reason"] else "") + "."
             + (f"\nTask: {clip(data['task'], 200)}" if data["task"] else ""))
     secondaries = [a for a in run_agents(record) if a.get("role") != "primary"]
     states = {m.get("branch"): _branch_state(m, record.get("merge_stopped"))
               for m in record.get("merges") or [] if isinstance(m, dict)}
     tail = [report.merge_stopped_text(str(record["merge_stopped"]))] if record.get("merge_stopped") else []
+    tail += report.merged_checks_text(record.get("merged_checks") or [])
     tail.append(f"Total cost: {money(data['cost_usd'])}; time: {seconds(data['duration_s'])}.")
     if data["watch"]:
         tail.append(f"For the person: watch with `{data['watch']}`, replay with `{data['replay']}`; "

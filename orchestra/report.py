@@ -48,6 +48,36 @@ def merge_stopped_text(why: str) -> str:
     return clip(f"The merge stopped {why}", 600)
 
 
+def checks_text(checks: list, limit: int, rounds: int = 0, what: str = "checks") -> str:
+    """Acceptance checks in at most `limit` characters: the failed ones, each with the end of its
+    output (where a failure is said), cut from the front."""
+    checks = [c for c in checks if isinstance(c, dict)]
+    if not checks:
+        return ""
+    after = f" after {rounds} fix round{'s' if rounds != 1 else ''}" if rounds else ""
+    failed = [c for c in checks if c.get("exit_code") != 0]
+    if not failed:
+        return clip(f"{what} passed{after} ({len(checks)}): "
+                    + "; ".join(clip(str(c.get("command")), 200) for c in checks), limit)
+    head = f"{what} FAILED{after} ({len(failed)} of {len(checks)}): "
+    share = (limit - len(head)) // len(failed) - 2
+    parts = []
+    for c in failed:
+        how = ("timed out" if c.get("timed_out") else "could not start" if c.get("exit_code") is None
+               else f"exited {c.get('exit_code')}")
+        said = f"`{clip(str(c.get('command')), 200)}` {how}, its output ends: "
+        tail = " ".join(str(c.get("output") or "").split()) or "(none)"
+        room = max(20, share - len(said))
+        parts.append(said + (tail if len(tail) <= room else "..." + tail[-(room - 3):]))
+    return clip(head + "; ".join(parts), limit)
+
+
+def merged_checks_text(checks: list) -> list[str]:
+    """The merged checkout's checks, for the end of the text (a failure before anything that can be cut)."""
+    text = checks_text(checks or [], 1200, what="checks on the merged checkout")
+    return [text] if text else []
+
+
 def agent_lines(a: dict, share: int, n: int, record: str, branch_state: Optional[str] = None) -> list[str]:
     """One secondary's part, most telling first (a cut keeps the status, what ended it, the counts)."""
     files = [str(f) for f in a.get("files_modified") or []]
@@ -57,6 +87,9 @@ def agent_lines(a: dict, share: int, n: int, record: str, branch_state: Optional
     reason = str(a.get("reason") or "")
     lines = [f"[{a.get('role') or 'secondary'}: {a.get('agent')}] status: {a.get('status')}"
              + (f" ({clip(reason, min(REASON_MAX, max(40, share // 4)))})" if reason else "")]
+    checked = checks_text(a.get("checks") or [], max(120, share // 2), len(a.get("fix_rounds") or []))
+    if checked:  # right after the status: whether the work passed is what a primary needs first
+        lines.append(checked)
     if a.get("ended_by") is not None or "ended_by" in a:
         lines.append("ended by: " + describe_ended_by(a.get("ended_by"), line=False, limit=80))
     whole = f"; the whole list: {record}" if len(files) > n_files else ""

@@ -16,7 +16,8 @@ from .procs import end_processes, marked_pids, process_started
 from .redact import Redactor, secrets_from_env
 from .runfolder import LOCK, RUN_MARK, RUNNING
 from .session import AgentSession, Outcome, drive, task_problem
-from .summary import AgentSummary, GitSnapshot, RunSummary, attribute, cost_of, split_paths, without_ignored
+from .checks import CheckPlan, Verifier
+from .summary import AgentSummary, GitSnapshot, RunSummary, attribute, cost_of, split_paths, total_cost, without_ignored
 from .viewer import KEEP_FINISHED, TmuxViewer, ViewerWindow, close_finished
 from .worktree import BranchReport, Repo, tree_ignores
 
@@ -425,10 +426,13 @@ def summarize_session(run: Run, s: AgentSession, role: str, git: Optional[GitSna
 def run_agent(config: Config, profile: Profile, task: str, workdir: Path, tmux: bool = True,
               say: Callable[[str], None] = lambda line: None,
               status_line: Optional[Callable[[AgentSession], None]] = None,
-              run_id: Optional[str] = None, isolate: bool = False) -> tuple[RunSummary, AgentSummary]:
-    """`orchestra run`: one agent, one task, followed to the end and summarised. isolate: in a git
-    worktree and branch of its own (worktree.py), its work committed there and its merge reported."""
+              run_id: Optional[str] = None, isolate: bool = False,
+              checking: Optional[CheckPlan] = None) -> tuple[RunSummary, AgentSummary]:
+    """`orchestra run`: one agent, one task, followed to the end, checked (checks.py) and summarised. isolate:
+    in a git worktree and branch of its own (worktree.py), its work committed there and its merge reported."""
+    checking = checking or CheckPlan()
     check_ready(profile, config)  # before the run makes its folder, tmux session and windows
+    checking.refuse([profile])
     problem = task_problem(profile, task)
     if problem:
         raise OrchestraError(f"agent '{profile.name}': {problem}")
@@ -446,6 +450,7 @@ def run_agent(config: Config, profile: Profile, task: str, workdir: Path, tmux: 
     stop: list[str] = []  # the status and reason the run was stopped with, if it was
     agent: Optional[AgentSummary] = None
     reports: list[BranchReport] = []
+    verifier = Verifier(run, checking, say)
 
     def work() -> None:
         if tree is not None:
@@ -464,6 +469,7 @@ def run_agent(config: Config, profile: Profile, task: str, workdir: Path, tmux: 
                 status_line(s)
 
         drive([s], tick=tick)
+        verifier.verify(s, checking.commands(profile))
 
     def stopped(status: str, reason: str) -> None:
         stop[:] = [status, reason]
@@ -476,6 +482,7 @@ def run_agent(config: Config, profile: Profile, task: str, workdir: Path, tmux: 
     def record() -> RunSummary:
         nonlocal agent
         agent = summarize_session(run, s, "agent", git)
+        verifier.apply(s, agent)
         if repo is not None and tree in repo.trees:  # its worktree was made: its work is kept on its branch
             kept = repo.keep(tree, agent, tree_ignores(profile), " ".join(run.redactor.text(task).split()))
             reports.append(kept)
@@ -485,7 +492,7 @@ def run_agent(config: Config, profile: Profile, task: str, workdir: Path, tmux: 
                     "the worktree, and the branch once merged)")
             for line in repo.settle(reports, False, hint)[0]:
                 say(line)
-        summary = _one_agent_summary(run, agent, *(stop or (agent.status, agent.reason)))
+        summary = _one_agent_summary(run, agent, *(stop or (agent.status, agent.reason)), rounds=verifier.rounds())
         if repo is not None:
             summary.base = {"branch": repo.base_branch, "commit": repo.base_commit}
             summary.worktrees = [t.to_dict() for t in repo.trees]
@@ -498,10 +505,11 @@ def run_agent(config: Config, profile: Profile, task: str, workdir: Path, tmux: 
     return summary, agent
 
 
-def _one_agent_summary(run: Run, agent: AgentSummary, status: str, reason: str) -> RunSummary:
+def _one_agent_summary(run: Run, agent: AgentSummary, status: str, reason: str,
+                       rounds: Optional[list] = None) -> RunSummary:
     return RunSummary(
         run_id=run.id, task=run.redactor.text(run.task), status=status, reason=reason,
-        secondaries=[agent.to_dict()], total_cost_usd=agent.cost_usd,
+        secondaries=[agent.to_dict()], total_cost_usd=total_cost([agent, *(rounds or [])]), verified=agent.verified,
         duration_s=run.elapsed(), started_at=run.started_at, workdir=str(run.workdir),
         tmux_session=run.tmux_session,
     )

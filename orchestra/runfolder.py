@@ -259,6 +259,19 @@ def run_agents(run: dict) -> list[dict]:
     return [a for a in agents if isinstance(a, dict)]
 
 
+def fix_rounds(agent: dict) -> list[dict]:
+    """An agent's fix rounds (checks.py) that name a transcript: each one more terminal of the run."""
+    rounds = agent.get("fix_rounds")
+    return [r for r in rounds if isinstance(r, dict) and isinstance(r.get("transcript"), str) and r["transcript"]] \
+        if isinstance(rounds, list) else []
+
+
+def run_terminals(run: dict) -> list[dict]:
+    """Every agent of the run with a transcript of its own: its agents, then their fix rounds."""
+    agents = run_agents(run)
+    return agents + [r for a in agents for r in fix_rounds(a)]
+
+
 def lost_or_live(run: dict) -> dict:
     """A record that says running, from a process that is gone, is of a lost run: so it is shown."""
     if run.get("status") != RUNNING or process_alive(run.get("pid"), run.get("pid_started")):

@@ -53,6 +53,10 @@ class AgentSummary:
     reply: str = ""
     workdir: str = ""
     branch: Optional[str] = None
+    # its acceptance checks (checks.py): true all passed, false one failed, null none given or it did not complete
+    verified: Optional[bool] = None
+    checks: list[dict] = field(default_factory=list)  # the last time they ran: command, exit_code, duration_s, output
+    fix_rounds: list[dict] = field(default_factory=list)  # each: round, then its own summary, checks and verified
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -81,6 +85,8 @@ class RunSummary:
     worktrees: list[dict] = field(default_factory=list)
     merges: list[dict] = field(default_factory=list)  # per branch: commits, files, merges_cleanly, conflicts, merged
     merge_stopped: Optional[str] = None
+    verified: Optional[bool] = None  # false if an agent's checks, or the merged checkout's, failed
+    merged_checks: list[dict] = field(default_factory=list)  # --merge: the checks again, on the merged checkout
     pid: Optional[int] = None  # the orchestra process that ran it (a record still `running` without it: lost)
     pid_started: Optional[int] = None  # when that process started (clock ticks since boot): tells a reused pid
 

@@ -484,3 +484,34 @@ def test_earlier_output_plays_the_recording_so_far_and_back_to_live_returns(serv
     page.click('article[data-cast="talker"] button.earlier')  # now "back to live"
     page.wait_for_selector(f'{term}[data-mode="live"]', timeout=WAIT_MS)
     wait_terminal(page, "talker", "said before you came")
+
+
+def checked_run(workdir: Path, name: str, *checks: str, **fields) -> str:
+    """`orchestra run` of a toy agent that writes its task into m.py and can be resumed, with checks; its run's id."""
+    args = ["--task", "{task}", "--files", "m.py", "--line", "session: toy-1"]
+    body = {"command": toy(*args), "completion": "^DONE", "timeout": 20, "parse": {"session_id": r"session: (\S+)"},
+            "resume": toy(*args, "--line", "resumed {session_id}"), **fields}
+    cfg = write_config(workdir.parent / f"{name}.yaml", {name: body})
+    done = orchestra("run", "--agent", name, "--task", "t", "--config", str(cfg), "--no-tmux", "--json", *checks,
+                     cwd=workdir)
+    return json.loads(done.stdout)["run_id"]
+
+
+def test_checks_say_verified_or_failed_and_a_fix_round_is_one_more_terminal(server, workdir, page, tmp_path):
+    fixed = checked_run(workdir, "fixer", "--check", "grep -q 'acceptance checks' m.py", "--fix-rounds", "1")
+    failed = checked_run(workdir, "failer", "--check", "sh -c 'echo the check said no; exit 1'")
+    run_page(page, server, fixed)
+    shot(page, tmp_path, "fixed")
+    assert page.inner_text('article[data-cast="fixer"] .checks') == "verified ✓"
+    assert color(page, 'article[data-cast="fixer"] .checks') == GREEN
+    wait_terminal(page, "fixer-fix-1", "resumed toy-1")  # the round's own terminal, played back
+    assert "verified ✓" in page.inner_text('article[data-cast="fixer-fix-1"] h2')
+    run_page(page, server, failed)
+    shot(page, tmp_path, "failed")
+    mark = page.locator('article[data-cast="failer"] .checks')
+    assert mark.inner_text() == "checks failed ✗" and color(page, 'article[data-cast="failer"] .checks') == RED
+    assert "the check said no" in mark.get_attribute("title")  # its output, on hover
+    assert "failed ✗" in page.inner_text("#facts")
+    page.goto(server.url)
+    row = page.wait_for_selector(f'tr[data-run-id="{failed}"]', timeout=WAIT_MS)
+    assert "checks failed ✗" in row.inner_text()

@@ -21,6 +21,7 @@ DEFAULT = re.compile(
     re.M,
 )
 KEYS = ("files", "errors", "cost", "tokens_in", "tokens_out")
+OWN_KEYS = KEYS + ("session_id",)  # a profile's own patterns may also find the session its resume: continues
 
 
 class GenericParser(Parser):
@@ -28,7 +29,7 @@ class GenericParser(Parser):
 
     def __init__(self, profile=None):
         super().__init__(profile)
-        self.custom = {k: v for k, v in (getattr(profile, "parse", None) or {}).items() if k in KEYS}
+        self.custom = {k: v for k, v in (getattr(profile, "parse", None) or {}).items() if k in OWN_KEYS}
         # a profile's own `files` pattern says how its program names every file it writes; the default
         # patterns only catch such lines where a program happens to print them
         self.names_files = "files" in self.custom
@@ -52,5 +53,7 @@ class GenericParser(Parser):
             p.add_error(value)
         elif key == "cost":
             p.cost_usd = float(value)
+        elif key == "session_id":
+            p.session_id = value
         else:
             setattr(p, key, int(value.replace(",", "")))

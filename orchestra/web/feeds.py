@@ -14,7 +14,7 @@ from typing import Iterator, Optional
 
 from ..errors import OrchestraError
 from .. import runfolder
-from ..runfolder import RUN_ID, RUNNING, RUNS_DIR, lost_or_live, run_agents
+from ..runfolder import RUN_ID, RUNNING, RUNS_DIR, lost_or_live, run_agents, run_terminals
 from ..summary import ended_by_words
 from ..transcript import event_bytes, header_of
 from ..views import RAW, RENDERED, Renderer, can_render, cast_view
@@ -144,6 +144,7 @@ def runs_row(run: dict) -> dict:
         "files": files[:FILES_SHOWN], "files_count": len(files),
         "agents": [{"agent": a.get("agent"), "role": a.get("role"), "status": a.get("status"),
                     "phase": a.get("phase")} for a in agents],
+        "verified": run.get("verified") if isinstance(run.get("verified"), bool) else None,
     }
 
 
@@ -154,7 +155,7 @@ def run_page(workdir: Path, run_id: str) -> dict:
     words and what merges it by hand (`next_steps`)."""
     run = runfolder.load(workdir, run_id)
     folder = runfolder.folder(workdir, run_id)
-    for a in run_agents(run):
+    for a in run_terminals(run):  # a fix round is one more terminal
         name = transcript_name(a)
         a["cast"] = name if name and (folder / f"{name}.cast").is_file() else None
         header = header_of(folder / f"{name}.cast") if a["cast"] else {}
@@ -188,7 +189,7 @@ def cast_path(workdir: Path, run_id: str, name: str) -> Path:
     """A run's transcript by its name, if the run's record names it: whatever characters the name holds
     (an agent may be called slow.sh), the file is in the run's folder."""
     try:
-        names = {transcript_name(a) for a in run_agents(runfolder.load(Path(workdir), run_id))}
+        names = {transcript_name(a) for a in run_terminals(runfolder.load(Path(workdir), run_id))}
     except OrchestraError:
         names = set()
     path = runfolder.folder(workdir, run_id) / f"{name}.cast"

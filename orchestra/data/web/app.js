@@ -51,6 +51,14 @@ const badge = (status) => el("span", {class: "badge s-" + (status || "unknown"),
 // a run's badge says its verdict (the server's words: a stopped merge is not a green "completed")
 const verdictBadge = (v) => el("span", {class: "badge k-" + v.kind, text: v.label});
 const count = (n, one, many) => `${n} ${n === 1 ? one : many || one + "s"}`;
+// acceptance checks (verified: true, false, or null when none ran); the failed one's end of output on hover
+function checksMark(verified, checks) {
+  if (verified !== true && verified !== false) return null;
+  const failed = (checks || []).filter((c) => c && c.exit_code !== 0);
+  const title = failed.map((c) => `${c.command} → ${c.timed_out ? "timed out" : "exit " + c.exit_code}\n${c.output || ""}`).join("\n\n");
+  return el("span", {class: "checks " + (verified ? "k-ok" : "k-error"), title: title || null,
+    text: verified ? "verified ✓" : "checks failed ✗"});
+}
 
 // ---- the runs page ---------------------------------------------------------------------------
 
@@ -68,7 +76,7 @@ function runsPage() {
       run.files_count ? `${run.files_count}: ${run.files.slice(0, 3).join(", ")}${run.files_count > 3 ? ", …" : ""}` : "–");
     return el("tr", {"data-run-id": run.run_id, "data-status": run.status},
       el("td", {}, el("a", {href: "/run/" + encodeURIComponent(run.run_id) + query(), text: run.run_id})),
-      el("td", {class: "status", title: run.verdict.text || null}, verdictBadge(run.verdict)),
+      el("td", {class: "status", title: run.verdict.text || null}, verdictBadge(run.verdict), " ", checksMark(run.verified)),
       agents,
       el("td", {class: "num", text: cost(run.total_cost_usd)}),
       el("td", {class: "num", text: duration(run.duration_s)}),
@@ -199,7 +207,8 @@ function runPage() {
     c.live = live;
     c.node.dataset.status = a.status || "";
     c.title.replaceChildren(el("span", {class: "role", text: a.role || "?"}), " ", el("span", {class: "name", text: a.agent || "?"}),
-      " ", badge(a.status), ...(a.phase && a.status === "running" ? [el("span", {class: "phase", text: a.phase})] : []));
+      " ", badge(a.status), ...(a.phase && a.status === "running" ? [el("span", {class: "phase", text: a.phase})] : []),
+      " ", checksMark(a.verified, a.checks));
     const facts = [a.cost_usd == null ? "cost not reported" : cost(a.cost_usd) + (a.cost_source === "estimated" ? " (estimated)" : ""),
       duration(a.duration_s)];
     if (a.branch) facts.push("branch " + a.branch);
@@ -243,6 +252,7 @@ function runPage() {
     const files = run.files || [];
     const facts = [["cost", run.total_cost_usd == null ? "not reported" : cost(run.total_cost_usd)], ["time", duration(run.duration_s)], ["files", files.length ? count(files.length, "file") : "none"]];
     if (run.started_at) facts.push(["started", new Date(run.started_at).toLocaleString()]);
+    if (run.verified === true || run.verified === false) facts.push(["checks", run.verified ? "verified ✓" : "failed ✗"]);
     if (run.tmux_session && run.status === "running") facts.push(["watch", `tmux attach -t ${run.tmux_session}`]);
     document.getElementById("facts").replaceChildren(...facts.map(([k, val]) => el("div", {class: "fact"}, el("dt", {text: k}), el("dd", {text: val}))));
     const fileList = document.getElementById("run-files");
@@ -275,6 +285,7 @@ function runPage() {
     const agents = [run.primary, ...(run.secondaries || [])].filter((a) => a && typeof a === "object");
     overview(run, agents);
     for (const a of agents) update(card(a), a, run.status === "running" && a.status === "running");
+    for (const r of agents.flatMap((a) => (Array.isArray(a.fix_rounds) ? a.fix_rounds : []))) update(card(r), r, false);
   });
 }
 
