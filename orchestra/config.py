@@ -9,6 +9,7 @@ from typing import Any, Optional
 
 import yaml
 
+from .budget import Budget, from_mapping as budget_from
 from .errors import ConfigError
 
 try:
@@ -65,6 +66,7 @@ class Profile:
     retry: Optional[re.Pattern] = None  # a line that means the agent retries a failed request
     max_retries: Optional[int] = None  # retries in a row tolerated before `failed` (None: no limit)
     view: str = "raw"  # what its tmux window (and the web view) shows: raw bytes, or its parser's rendering
+    budget: Budget = field(default_factory=Budget)  # its own limits, over the config's `budget:` (budget.py)
 
     @property
     def takes_task_in_argv(self) -> bool:
@@ -94,6 +96,12 @@ class Config:
     primary: str = "claude"
     demo_primary: str = "demo-claude"
     demo_secondary: str = "demo-droid"
+    budget: Budget = field(default_factory=Budget)  # every delegated agent's limits, unless its profile says
+
+    def budget_of(self, name: str, given: Optional[Budget] = None) -> Budget:
+        """An agent's limits: the config's, its profile's over them, `given` (options, an MCP call) over both."""
+        profile = self.agents.get(name)
+        return self.budget.over(profile.budget if profile else None).over(given)
 
     def profile(self, name: str) -> Profile:
         try:
@@ -250,7 +258,7 @@ class _Validator:
     def config(self, data: Any) -> Config:
         if not isinstance(data, dict):
             raise self.fail("top level", "expected a mapping with an 'agents:' section")
-        self.known(data, ("agents", "routing", "prices", "defaults"), "top level")
+        self.known(data, ("agents", "routing", "prices", "defaults", "budget"), "top level")
         agents_data = data.get("agents")
         if not isinstance(agents_data, dict) or not agents_data:
             raise self.fail("agents", "expected a mapping of agent name -> profile")
@@ -261,7 +269,7 @@ class _Validator:
         if not isinstance(defaults, dict):
             raise self.fail("defaults", "expected a mapping")
         self.known(defaults, ("primary", "demo_primary", "demo_secondary"), "defaults")
-        cfg = Config(self.path, agents, rules, default, prices)
+        cfg = Config(self.path, agents, rules, default, prices, budget=budget_from(data.get("budget"), self.fail, "budget{}"))
         for key in ("primary", "demo_primary", "demo_secondary"):
             if key in defaults:
                 value = defaults[key]
@@ -340,6 +348,7 @@ class _Validator:
         if prof.view == "rendered" and PARSERS[prof.parser].render is None:
             raise self.fail(f"{where}, field 'view'", f"parser '{prof.parser}' has no rendering (its agent's output "
                             "is not JSON events): use view: raw")
+        prof.budget = budget_from(body.get("budget"), self.fail, where + ", field 'budget{}'")
         prof.cols = self.size(body, "cols", where, prof.cols)
         prof.rows = self.size(body, "rows", where, prof.rows)
         return prof

@@ -36,6 +36,10 @@ def find_transcripts(workdir: Path, target: str, role: Optional[str] = None) -> 
             if a.get(key):
                 found.append((Path(a[key]).stem if key == "reply_transcript" else str(a.get("role") or Path(a[key]).stem),
                               str(a.get("agent") or "?"), runfolder.home(workdir) / a[key]))
+        for turn in a.get("turns") or []:  # its follow-up turns (orchestra send): secondary-1-turn-2
+            if isinstance(turn, dict) and isinstance(turn.get("transcript"), str):
+                found.append((Path(turn["transcript"]).stem, str(a.get("agent") or "?"),
+                              runfolder.home(workdir) / turn["transcript"]))
     if not found:
         raise OrchestraError(f"run {target}: its run.json names no transcript")
     order = {"primary": 0, "primary-reply": 2}

@@ -16,7 +16,7 @@ from .config import Config
 from .parsers import Parsed
 from .runfolder import LOST, RUNNING  # noqa: F401 (a record's statuses beside the others)
 
-STATUSES = ("completed", "partial", "failed", "timeout", "waiting_for_input", "crashed", "interrupted")
+STATUSES = ("completed", "partial", "failed", "timeout", "waiting_for_input", "crashed", "interrupted", "over_budget")
 
 
 @dataclass
@@ -48,6 +48,8 @@ class AgentSummary:
     reply: str = ""
     workdir: str = ""
     branch: Optional[str] = None
+    # its limits and what it spent against each (budget.Meter.state), when it had a budget
+    budget: Optional[dict] = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -112,6 +114,7 @@ SIGNAL_WORDS = {
     "exit_after_completion": ("failed: it exited non-zero after its completion line", "error"),
     "line_too_long": ("failed: the typed text was longer than its terminal takes in a line", "error"),
     "closed_terminal": ("failed: it closed its terminal unfinished", "error"),
+    "budget": ("stopped: it crossed a limit of its budget", "stopped"),
 }
 
 

@@ -176,6 +176,10 @@ def tmux_name(name: str) -> str:
     return safe if safe and not safe.isdigit() else f"w{safe}"
 
 
+def has_session(session: str) -> bool:
+    return _tmux("has-session", "-t", f"={session}")
+
+
 def kill_session(session: str) -> bool:
     return _tmux("kill-session", "-t", f"={session}")
 

@@ -8,6 +8,8 @@ from .base import Parser
 
 class AiderParser(Parser):
     name = "aider"
+    reports_cost = True
+    reports_tokens = True
     APPLIED = re.compile(r"^Applied edit to (.+?)\s*$", re.M)
     COMMIT = re.compile(r"^Commit ([0-9a-f]{7,40}) (.*)$", re.M)
     TOKENS = re.compile(r"^Tokens: ([\d.,]+)(k?) sent(?:, [\d.,]+k? cache \w+)*, ([\d.,]+)(k?) received\.(?: Cost: \$([\d.]+) message, \$([\d.]+) session\.)?", re.M)

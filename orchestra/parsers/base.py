@@ -69,6 +69,10 @@ class Parser:
     # True: also fed the output as written, escape sequences and all (feed_screen), and the judge of
     # when a turn is over (turn_over): for a full-screen agent whose words are where its screen puts them
     sees_screen = False
+    # What it reads from the agent's output as the agent goes: a cost limit needs a cost or tokens
+    # (times prices), a token limit tokens (budget.enforceable)
+    reports_cost = False
+    reports_tokens = False
 
     def __init__(self, profile: Any = None):
         self.profile = profile

@@ -45,6 +45,7 @@ def render(event: dict) -> str:
 
 class CursorParser(JsonLinesParser):
     name = "cursor"
+    reports_tokens = True
     render = staticmethod(render)
 
     def text(self, lines: str) -> None:  # plain `-p` text output: the answer itself

@@ -34,6 +34,7 @@ def render(event: dict) -> str:
 
 class DroidParser(JsonLinesParser):
     name = "droid"
+    reports_tokens = True
     render = staticmethod(render)
     TEXT_FILE = re.compile(r"^\s*(?:Created|Modified|Edited|Wrote)\s+(?:file\s+)?(\S+)\s*$", re.M)
 

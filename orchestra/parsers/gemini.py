@@ -43,6 +43,7 @@ def render(event: dict) -> str:
 
 class GeminiParser(JsonLinesParser):
     name = "gemini"
+    reports_tokens = True
     render = staticmethod(render)
     mid_line = False  # the window's last drawing was a streamed reply piece with no line end
 

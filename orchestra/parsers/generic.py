@@ -25,6 +25,8 @@ KEYS = ("files", "errors", "cost", "tokens_in", "tokens_out")
 
 class GenericParser(Parser):
     name = "generic"
+    reports_cost = True
+    reports_tokens = True
 
     def __init__(self, profile=None):
         super().__init__(profile)
