@@ -224,7 +224,7 @@ def latest_turn(record: dict, role: Optional[str] = None) -> Optional[dict]:
 
 
 def turn_text(record: dict, role: Optional[str] = None) -> str:
-    """The latest turn's summary, in the words a primary gets."""
+    """The latest turn's summary, in the words a model gets from MCP `send`, `wait` and `result`."""
     turn = latest_turn(record, role)
     run_id = record.get("run_id")
     where = f".orchestra/runs/{run_id}/run.json"
@@ -232,9 +232,9 @@ def turn_text(record: dict, role: Optional[str] = None) -> str:
         return f"Run {run_id}: {record.get('status')}; no follow-up turn recorded ({where})."
     head = (f"Run {run_id}, {turn.get('role')} ({turn.get('agent')}), turn {turn.get('turn')}, its session resumed "
             f"with your message: {turn.get('status')}.")
-    tail = [f"Another change: send it again (orchestra send {run_id} --agent {turn.get('role')} --task ...). "
-            f"The diff of this turn: git diff in {turn.get('workdir')}" + (f" (branch {turn['branch']})" if turn.get(
-                "branch") else "") + "."]
+    branch = f" (branch {turn['branch']})" if turn.get("branch") else ""
+    tail = [f"Its diff: git diff in {turn.get('workdir')}{branch}. Another change: "
+            f"send(run_id=\"{run_id}\", agent=\"{turn.get('role')}\", message=...)."]
     shown = {**turn, "role": f"{turn.get('role')} turn {turn.get('turn')}"}
     return report.secondaries_text([shown], head, tail, where)
 
