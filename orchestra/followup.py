@@ -118,7 +118,9 @@ class TurnRun(Run):
         agent = self._agent_of(record)
         if self.turn_session is not None:
             turn = {**self._live_agent(self.turn_session), **self.turn_facts()}
-            agent.update({k: turn.get(k) for k in ("status", "phase", "latest", "duration_s", "budget", "tmux_target")})
+            # while it runs, the agent is the turn: its phase, latest line, spending, transcript (what views follow)
+            agent.update({k: turn.get(k) for k in ("status", "phase", "latest", "duration_s", "budget", "tmux_target",
+                                                   "transcript")})
             agent["turns"] = [*(agent.get("turns") or []), turn]
         record.update(status=RUNNING, reason=f"{self.target.name}: {self.target.role} is resumed",
                       pid=self.pid, pid_started=self.pid_started)

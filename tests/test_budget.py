@@ -244,3 +244,48 @@ def test_send_without_a_session_id_to_an_unknown_agent_or_to_a_running_run_says_
     assert unknown.returncode == 2 and "has no 'secondary-7' (its agents: agent (toy))" in unknown.stderr
     no_id = orchestra(workdir, "send", run_id, "--task", "more")
     assert no_id.returncode == 2 and "reported no session id, so its session cannot be resumed" in no_id.stderr
+
+
+def test_a_terminals_status_line_shows_spent_against_the_limit(workdir, tmp_path):
+    import pexpect
+
+    gate = tmp_path / "gate"
+    os.mkfifo(gate)
+    child = pexpect.spawn(sys.executable, ["-m", "orchestra", "run", "--no-tmux", "--done", "^DONE", "--task", "t",
+                                           "--max-tokens", "5000", "--max-time", "60", "--cmd",
+                                           f"{sys.executable} {TOY} --task t --line 'Tokens: 300 sent, 20 received' "
+                                           f"--wait-fifo {gate}"],
+                          cwd=str(workdir), timeout=30, encoding="utf-8")
+    try:
+        child.expect(r"⏳ python \d+\.\ds │ 320 of 5000 tokens, \d+s of 60s │ Tokens: 300 sent")
+        with open(gate, "w") as fh:
+            fh.write("go")
+        child.expect("completed task")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close(force=True)
+    assert child.exitstatus == 0
+
+
+def test_a_secondary_over_its_budget_has_its_work_committed_on_its_branch(tmp_path):
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    for args in (["init", "-q", "-b", "main"], ["config", "user.email", "t@t.invalid"], ["config", "user.name", "T"],
+                 ["commit", "-q", "--allow-empty", "-m", "start"]):
+        subprocess.run(["git", *args], cwd=repo, check=True)
+    spend = ("import time; open('half.py', 'w').write('HALF = 1\\n'); "
+             "print('Tokens: 900 sent, 10 received', flush=True); time.sleep(60)")
+    cfg = toy_config(tmp_path, "--files", "whole.py")
+    data = yaml.safe_load(cfg.read_text())
+    data["agents"]["spender"] = {"command": [sys.executable, "-c", spend, "{task}"], "completion": "^DONE",
+                                 "kill_grace": 1, "budget": {"max_tokens": 500}}
+    cfg.write_text(yaml.safe_dump(data))
+    done = orchestra(repo, "delegate", "--no-analyze", "--to", "spender", "--to", "toy", "--task", "work",
+                     "--no-tmux", "--json", "--config", str(cfg))
+    record = json.loads(done.stdout)
+    spender, toy = record["secondaries"]
+    assert record["status"] == "partial" and spender["status"] == "over_budget", record
+    assert toy["status"] == "completed" and toy["budget"] is None
+    shown = subprocess.run(["git", "show", f"{spender['branch']}:half.py"], cwd=repo, capture_output=True, text=True)
+    assert shown.stdout == "HALF = 1\n", shown.stderr  # its work so far, kept on its branch
+    subprocess.run([sys.executable, "-m", "orchestra", "clean", record["run_id"]], cwd=repo, capture_output=True)
