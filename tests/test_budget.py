@@ -289,3 +289,50 @@ def test_a_secondary_over_its_budget_has_its_work_committed_on_its_branch(tmp_pa
     shown = subprocess.run(["git", "show", f"{spender['branch']}:half.py"], cwd=repo, capture_output=True, text=True)
     assert shown.stdout == "HALF = 1\n", shown.stderr  # its work so far, kept on its branch
     subprocess.run([sys.executable, "-m", "orchestra", "clean", record["run_id"]], cwd=repo, capture_output=True)
+
+
+RESUMABLE = Path(__file__).resolve().parent / "agents" / "resumable_agent.py"
+
+
+def resumable_profile(*args: str) -> dict:
+    return {"command": [sys.executable, str(RESUMABLE), "{task}", *args],
+            "resume": [sys.executable, str(RESUMABLE), "{task}", "--resume", "{session_id}", *args],
+            "parser": "claude", "completion": '"type":"result"', "timeout": 60, "kill_grace": 1}
+
+
+def test_send_to_one_of_several_secondaries_resumes_its_session_and_commits_the_turn_on_its_branch(tmp_path):
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    for args in (["init", "-q", "-b", "main"], ["config", "user.email", "t@t.invalid"], ["config", "user.name", "T"],
+                 ["commit", "-q", "--allow-empty", "-m", "start"]):
+        subprocess.run(["git", *args], cwd=repo, check=True)
+    cfg = tmp_path / "orchestra.yaml"
+    cfg.write_text(yaml.safe_dump({"agents": {"keeper": resumable_profile()}, "routing": {"default": "keeper"}}))
+    first = json.loads(orchestra(repo, "delegate", "--no-analyze", "--to", "keeper", "--parallel", "2", "--task",
+                                 "write a.py", "--no-tmux", "--json", "--config", str(cfg)).stdout)
+    run_id, second = first["run_id"], first["secondaries"][1]
+    try:
+        ask = orchestra(repo, "send", run_id, "--task", "now b.py", "--config", str(cfg))
+        assert ask.returncode == 2 and "has 2 secondaries (secondary-1 (keeper), secondary-2 (keeper))" in ask.stderr
+        done = orchestra(repo, "send", run_id, "--agent", "secondary-2", "--task", "now b.py", "--no-tmux",
+                         "--json", "--config", str(cfg))
+        assert done.returncode == 0, done.stderr
+        record = json.loads(done.stdout)
+        [turn] = record["secondaries"][1]["turns"]
+        assert not record["secondaries"][0].get("turns")
+        assert turn["files_modified"] == ["b.py"] and turn["branch"] == second["branch"], turn
+        assert turn["session_id"] == second["session_id"]  # the same session, resumed
+        shown = subprocess.run(["git", "show", f"{second['branch']}:b.py"], cwd=repo, capture_output=True, text=True)
+        assert shown.stdout == f"now b.py (session {second['session_id']}, resumed)\n", shown.stderr
+        log = subprocess.run(["git", "log", "--format=%s", second["branch"]], cwd=repo, capture_output=True,
+                             text=True).stdout
+        assert log.startswith("orchestra: keeper (completed): turn 2: now b.py"), log
+        assert record["total_cost_usd"] == 0.03  # two first turns and this one
+        again = orchestra(repo, "send", run_id, "--agent", "secondary-2", "--task", "then c.py", "--no-tmux",
+                          "--json", "--config", str(cfg), "--max-tokens", "50")
+        turns = json.loads(again.stdout)["secondaries"][1]["turns"]
+        assert [t["turn"] for t in turns] == [2, 3] and turns[1]["status"] == "over_budget", turns[1]
+        assert turns[1]["transcript"].endswith("secondary-2-turn-3.cast")
+        assert again.returncode == 1
+    finally:
+        subprocess.run([sys.executable, "-m", "orchestra", "clean", run_id], cwd=repo, capture_output=True)
