@@ -36,6 +36,18 @@ class Budget:
     def to_dict(self) -> dict:
         return {k: v for k, v in asdict(self).items() if v is not None}
 
+    def remaining(self, spent: list[dict]) -> "Budget":
+        """What is left of these limits after earlier rounds of the same agent (their summaries: cost_usd,
+        tokens, duration_s), for the next round's meter: one budget across an agent's rounds."""
+        cost = sum(s.get("cost_usd") or 0.0 for s in spent)
+        tokens = sum((s.get("tokens") or {}).get("input") or 0 for s in spent) + \
+            sum((s.get("tokens") or {}).get("output") or 0 for s in spent)
+        took = sum(s.get("duration_s") or 0.0 for s in spent)
+
+        def left(limit_, used):  # a limit used up leaves the least there is: the next round's first figure crosses it
+            return None if limit_ is None else max(limit_ - used, 1e-9 if isinstance(limit_, float) else 1)
+        return Budget(left(self.max_cost_usd, cost), left(self.max_tokens, tokens), left(self.max_time_s, took))
+
     def argv(self) -> list[str]:
         """The command-line options that give these limits (a run started in the background)."""
         out = []

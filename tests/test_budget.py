@@ -336,3 +336,14 @@ def test_send_to_one_of_several_secondaries_resumes_its_session_and_commits_the_
         assert again.returncode == 1
     finally:
         subprocess.run([sys.executable, "-m", "orchestra", "clean", run_id], cwd=repo, capture_output=True)
+
+
+def test_an_agents_rounds_share_one_budget():
+    from orchestra.budget import Budget
+
+    rounds = [{"cost_usd": 0.03, "tokens": {"input": 1000, "output": 100}, "duration_s": 20.0},
+              {"cost_usd": None, "tokens": {"input": None, "output": 50}, "duration_s": 5.0}]
+    left = Budget(0.05, 2000, 60.0).remaining(rounds)
+    assert (round(left.max_cost_usd, 6), left.max_tokens, left.max_time_s) == (0.02, 850, 35.0)
+    spent = Budget(0.01, 1000, None).remaining(rounds)
+    assert spent.max_cost_usd == 1e-9 and spent.max_tokens == 1 and spent.max_time_s is None
