@@ -1,17 +1,22 @@
 """orchestra web, measured: a table, not a timed test.
 
-    python bench/web.py [--agents 8] [--seconds 10] [--runs 1000] [--mb 200]
+    python bench/web.py [--agents 8] [--seconds 10] [--runs 1000] [--mb 200] [--big-mb 20] [--before REV]
 
 1. Lag: N agents, each printing a stamped line every 50 ms, live at once; for each line, from the agent
-   writing it (its stamp) to the page's terminal holding it (a MutationObserver in the page, not a poll
-   from Python): p50, p99, max. Two ways to watch them: N runs (`orchestra run --cmd`), a chromium tab
-   on each run's page; and one run of N secondaries (`delegate --parallel N`) on its one page. Then the
-   same N runs to a plain WebSocket client (the server's own part).
+   writing it (its stamp) to the next frame painted after the page's terminal took it (a MutationObserver
+   in the page, then requestAnimationFrame: not a poll from Python), with every watched terminal on
+   screen (the viewport as tall as the page): p50, p99, max. Two ways to watch them: N runs (`orchestra
+   run --cmd`), a chromium tab on each run's page; and one run of N secondaries (`delegate --parallel N`)
+   on its one page. Then the same N runs to a plain WebSocket client (the server's own part).
 2. The runs page of a directory with 1,000 runs (copies of a demo run's record): from navigation to
    1,000 rows in the table (timed from Python's goto and by the page from its navigation's start), with
    a server that has served nothing yet, then again.
 3. The server's memory (VmRSS) while one transcript grows to --mb MB, streamed live to a client
    (raw, then rendered): it should not grow with the transcript.
+4. Opening the page of an agent that has written --big-mb MB: from navigation to its current last line
+   painted, and the longest the page's main thread was busy at once (a tab that freezes), live and once
+   it is done; with the server and page of --before (a git revision, main by default: its files taken
+   with `git archive`) and of this checkout, in one run.
 """
 from __future__ import annotations
 
@@ -42,9 +47,11 @@ print("BENCH-DONE", flush=True)
 """
 
 
-def start_server(workdir: Path) -> tuple[subprocess.Popen, str]:
+def start_server(workdir: Path, code: Path = ROOT) -> tuple[subprocess.Popen, str]:
+    """`orchestra web` on workdir, of the orchestra whose source is in code."""
     proc = subprocess.Popen([sys.executable, "-m", "orchestra", "web", "--port", "0", "--workdir", str(workdir),
-                             "--token", TOKEN], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+                             "--token", TOKEN], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                            cwd=code, env={**os.environ, "PYTHONPATH": str(code)})
     return proc, proc.stdout.readline().split()[-1]
 
 
@@ -58,16 +65,26 @@ def rss_kb(pid: int) -> int:
         return next(int(line.split()[1]) for line in fh if line.startswith("VmRSS:"))
 
 
+# A line counts once the frame after its terminal took it is painted: a requestAnimationFrame callback
+# runs just before that frame is drawn, and a task queued from it runs once it is.
 LAGS_JS = """(n) => {
-    window.lags = []; const seen = new Set();
+    window.lags = []; const seen = new Set(); let stamps = [], frame = false;
+    const painted = (batch) => { const now = Date.now() / 1000; for (const s of batch) window.lags.push(now - s); };
+    const drawn = () => { frame = false; const batch = stamps; stamps = []; setTimeout(() => painted(batch), 0); };
     const terms = [...document.querySelectorAll('.term')].slice(0, n);
     terms.forEach((term, k) => new MutationObserver(() => {
-        const now = Date.now() / 1000;
         for (const m of term.textContent.matchAll(/tick (\\d+) (\\d+\\.\\d+)/g)) {
-            if (!seen.has(k + ':' + m[1])) { seen.add(k + ':' + m[1]); window.lags.push(now - Number(m[2])); }
+            if (!seen.has(k + ':' + m[1])) { seen.add(k + ':' + m[1]); stamps.push(Number(m[2])); }
         }
+        if (stamps.length && !frame) { frame = true; requestAnimationFrame(drawn); }
     }).observe(term, {subtree: true, childList: true, characterData: true}));
 }"""
+
+
+def all_on_screen(page) -> None:
+    """The viewport as tall as the page: every terminal on it is laid out and painted."""
+    height = page.evaluate("() => document.documentElement.scrollHeight")
+    page.set_viewport_size({"width": 1300, "height": max(900, height)})
 
 
 def start_gated(work: Path, agent: Path, gate: Path, seconds: float, procs: list) -> str:
@@ -102,6 +119,7 @@ def lag(browser, agents: int, seconds: float) -> list[float]:
             page = browser.new_page(viewport={"width": 1300, "height": 900})
             page.goto(f"{base}/run/{run_id}?token={TOKEN}")
             page.wait_for_selector('.term[data-mode="live"] .ap-term', timeout=30000)
+            all_on_screen(page)
             page.evaluate(LAGS_JS, 1)
             pages.append(page)
         with open(gate, "w") as fh:  # a reader per agent: each gets its line, all start
@@ -148,6 +166,7 @@ def lag_one_page(browser, agents: int, seconds: float) -> list[float]:
         page.goto(f"{base}/run/{run_id}?token={TOKEN}")
         page.wait_for_function(f"() => document.querySelectorAll('.term[data-mode=live] .ap-term').length >= {agents}",
                                timeout=60000)
+        all_on_screen(page)
         page.evaluate(LAGS_JS, agents)
         with open(gate, "w") as fh:
             fh.write("go\n" * agents)
@@ -283,17 +302,97 @@ def memory(mb: int, view: str) -> list[tuple[int, int]]:
         shutil.rmtree(work, ignore_errors=True)
 
 
+# Installed before the page's own scripts: the time (from navigation start) of the first frame painted
+# with `text` in a terminal, and the longest task the main thread ran (the longest the tab was frozen).
+PAINTED_JS = """(text) => {
+    window.longest = 0;
+    new PerformanceObserver((list) => {
+        for (const e of list.getEntries()) window.longest = Math.max(window.longest, e.duration);
+    }).observe({type: "longtask", buffered: true});
+    const seen = new MutationObserver(() => {
+        const term = document.querySelector('.term');
+        if (!term || !term.textContent.includes(text)) return;
+        seen.disconnect();
+        requestAnimationFrame(() => setTimeout(() => { window.painted = performance.now(); }, 0));
+    });
+    document.addEventListener("DOMContentLoaded", () =>
+        seen.observe(document.body, {subtree: true, childList: true, characterData: true}));
+}"""
+LAST_LINE = "the current last line"
+
+
+def source_of(rev: str, into: Path) -> Path:
+    """orchestra's files at a git revision (`git archive`: nothing in the repository is changed)."""
+    into.mkdir()
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev, "orchestra", "pyproject.toml"],
+                             capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    return into
+
+
+def big_page(browser, mb: int, before: str) -> dict:
+    """(code, live or done) -> (seconds from navigation to the last line painted or None, longest task s)."""
+    work = Path(tempfile.mkdtemp(prefix="orchestra-bench-web-"))
+    run_id = "20261129-120000-abcdef"
+    folder = work / ".orchestra" / "runs" / run_id
+    folder.mkdir(parents=True)
+    agent = {"agent": "flood", "role": "agent", "status": "running", "transcript": f".orchestra/runs/{run_id}/flood.cast"}
+    record = {"run_id": run_id, "status": "running", "pid": os.getpid(), "pid_started": process_started(os.getpid()),
+              "task": "write a lot", "primary": None, "secondaries": [agent]}
+    with open(folder / "flood.cast", "w") as fh:  # colored lines, a pty read (about 4 KB) an event
+        fh.write(json.dumps({"version": 2, "width": 120, "height": 40}) + "\n")
+        line = "line {} of a long output, \x1b[32min colour\x1b[0m, and more words to make it longer\r\n"
+        n = written = 0
+        while written < mb * 1024 * 1024:
+            event = json.dumps([n / 100, "o", "".join(line.format(n * 50 + i) for i in range(50))]) + "\n"
+            fh.write(event)
+            n, written = n + 1, written + len(event)
+        fh.write(json.dumps([n / 100, "o", LAST_LINE + "\r\n"]) + "\n")
+    results = {}
+    try:
+        old = source_of(before, work / "before")
+        for state in ("live", "done"):
+            if state == "done":
+                record = {**record, "status": "completed", "secondaries": [{**agent, "status": "completed"}]}
+            (folder / "run.json").write_text(json.dumps(record))
+            for name, code in ((f"{before}", old), ("this checkout", ROOT)):
+                server, url = start_server(work, code)
+                page = browser.new_page(viewport={"width": 1300, "height": 1000})
+                try:
+                    page.add_init_script(f"({PAINTED_JS})({json.dumps(LAST_LINE)})")
+                    page.goto(url.replace("/?", f"/run/{run_id}?"))
+                    try:
+                        page.wait_for_function("() => window.painted", timeout=120000, polling=200)
+                        shown = page.evaluate("window.painted") / 1000
+                    except Exception:  # not in 120 s: said as such
+                        shown = None
+                    results[name, state] = (shown, page.evaluate("window.longest") / 1000)
+                finally:
+                    page.close()
+                    stop(server)
+        return results
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--agents", type=int, default=8)
     ap.add_argument("--seconds", type=float, default=10)
     ap.add_argument("--runs", type=int, default=1000)
     ap.add_argument("--mb", type=int, default=200)
+    ap.add_argument("--big-mb", type=int, default=20)
+    ap.add_argument("--before", default="main", help="the git revision measured beside this checkout (4.)")
+    ap.add_argument("--only-big", action="store_true", help="measure 4. only")
     args = ap.parse_args()
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
+        big = big_page(browser, args.big_mb, args.before)
+        if args.only_big:
+            browser.close()
+            return print_big(big, args.big_mb)
         lags = sorted(lag(browser, args.agents, args.seconds))
         one_page = sorted(lag_one_page(browser, args.agents, args.seconds))
         cold, warm = runs_page(browser, args.runs)
@@ -313,6 +412,17 @@ def main() -> None:
         samples = memory(args.mb, view)
         shown = ", ".join(f"{m} MB: {kb / 1024:.1f}" for m, kb in samples)
         print(f"| server RSS (MB) as a transcript grows, streamed live {view} | {shown} | flat |")
+    print()
+    print_big(big, args.big_mb)
+
+
+def print_big(big: dict, mb: int) -> None:
+    print(f"| the page of an agent that wrote {mb} MB | code | its last line painted, from navigation | "
+          "longest the tab was busy at once |")
+    print("| --- | --- | --- | --- |")
+    for (code, state), (shown, longest) in big.items():
+        what = "live" if state == "live" else "done (its recording)"
+        print(f"| {what} | {code} | {f'{shown:.2f} s' if shown is not None else 'not within 120 s'} | {longest:.2f} s |")
 
 
 if __name__ == "__main__":

@@ -12,9 +12,10 @@ from typing import Optional
 import click
 
 from . import __version__
-from .config import Config, Profile, compile_pattern, load_config
+from .config import PLACEHOLDERS, Config, Profile, compile_pattern, load_config, placeholder_problem
 from .errors import OrchestraError
 from .run import Interrupted
+from .summary import apart_lines
 
 
 def _echo(text: str, **kwargs) -> None:
@@ -59,6 +60,10 @@ def main() -> None:
 _worker_run_id: Optional[str] = None
 DETACH_HELP = ("Run in the background (a process of its own that outlives this terminal); print the run id "
                "at once. Then: orchestra status / wait / cancel RUN_ID.")
+
+
+ISOLATE_HELP = ("Work in a git worktree and branch of its own (made from HEAD), so you can go on working here: its "
+                "summary lists exactly its files, and its branch is reported, to merge.")
 
 
 def _detach(workdir: str, as_json: bool, task: Optional[str] = None) -> None:
@@ -184,6 +189,8 @@ def _print_agent(a: dict) -> None:
         click.echo(f"   Reason: {a['reason']}")
     for path in a["files_modified"][:20]:
         click.echo(f"   • {path}")
+    for line in apart_lines(a, "--json has them all"):
+        click.echo(line)
     if a.get("files_outside_workdir"):
         click.echo(f"   ⚠️  paths outside the working directory (not followed): {', '.join(a['files_outside_workdir'])}")
     for err in a["errors"][:5]:
@@ -193,12 +200,15 @@ def _print_agent(a: dict) -> None:
 
 
 @cli.command()
-@click.option("--agent", "agent_name", help="Agent profile to run (see config.yaml).")
-@click.option("--cmd", "ad_hoc", help="Ad-hoc program instead of a profile: 'PROGRAM ARGS' (split like a shell, never run by one).")
+@click.option("--agent", "agent_name", help="Agent profile to run (`orchestra doctor` lists them).")
+@click.option("--cmd", "ad_hoc", help="Ad-hoc program instead of a profile: 'PROGRAM ARGS', split into arguments "
+              "as a shell would and never run by one; {task} in it becomes the task text, as one argument "
+              "(e.g. --cmd 'mycli --message {task}'); without {task} or {task_file} the task is typed to it.")
 @click.option("--done", "done_regex", help="With --cmd: the regex that means the task is done.")
 @click.option("--prompt", "prompt_regex", help="With --cmd: the regex that means the program waits for input.")
-@click.option("--task", default=None, help="The task text, given to the agent as one argument where its profile "
-              "has {task} (never through a shell), else typed at its prompt; - reads it from standard input.")
+@click.option("--task", default=None, help="The task text: it takes the place of {task} in the command (one "
+              "argument, byte for byte, never seen by a shell), or is typed at the agent's prompt; - reads it "
+              "from standard input.")
 @click.option("--task-file", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Read the task from this file (UTF-8), for a task too long to type.")
 @click.option("--timeout", type=float, default=None, help="Seconds before the agent is stopped (default: the profile's).")
@@ -207,9 +217,10 @@ def _print_agent(a: dict) -> None:
 @click.option("--no-tmux", is_flag=True, help="Do not open tmux windows.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option("--detach", is_flag=True, help=DETACH_HELP)
+@click.option("--isolate", is_flag=True, help=ISOLATE_HELP)
 @budget_options
 def run(agent_name, ad_hoc, done_regex, prompt_regex, task, task_file, timeout, config_path, workdir, no_tmux, as_json,
-        detach, max_cost, max_tokens, max_time):
+        detach, isolate, max_cost, max_tokens, max_time):
     """Run one agent on a task and print its summary."""
     from .budget import enforceable
     from .run import run_agent
@@ -233,17 +244,23 @@ def run(agent_name, ad_hoc, done_regex, prompt_regex, task, task_file, timeout, 
     enforceable(config.budget_of(profile.name, budget), profile, config)  # refused here, not in the background
     if detach:
         _detach(workdir, as_json, task)
-    say = (lambda line: None) if as_json else _say
     status = StatusLine(sys.stdout.isatty() and not as_json)
+
+    def say(line: str) -> None:
+        if not as_json:
+            status.clear()
+            _say(line)
+
     try:
         summary, agent = run_agent(config, profile, task if task is not None else "", Path(workdir),
                                    tmux=not no_tmux, say=say, status_line=status, run_id=_worker_run_id,
-                                   budget=budget)
+                                   isolate=isolate, budget=budget)
     finally:
         status.clear()
     data = agent.to_dict()
     if as_json:
-        click.echo(json.dumps({"run_id": summary.run_id, **data}, indent=2, ensure_ascii=False))
+        merges = {"merges": summary.merges} if summary.merges else {}  # --isolate: its branch's merge report
+        click.echo(json.dumps({"run_id": summary.run_id, **data, **merges}, indent=2, ensure_ascii=False))
     else:
         _print_agent(data)
         if agent.cost_usd is not None or profile.parser != "generic":  # a program with no notion of cost: no line
@@ -252,6 +269,8 @@ def run(agent_name, ad_hoc, done_regex, prompt_regex, task, task_file, timeout, 
         click.echo(f"   Transcript: {agent.transcript}")
         click.echo(f"   Run: {summary.run_id} (orchestra show {summary.run_id})")
         _print_watch(summary, workdir)
+        if summary.worktrees:
+            click.echo(f"   Worktree: orchestra clean {summary.run_id} removes it (its branch stays until merged)")
     sys.exit(0 if agent.status == "completed" else 1)
 
 
@@ -300,6 +319,9 @@ def _ad_hoc_profile(cmd: str, done: Optional[str], prompt: Optional[str]) -> Pro
                                  param_hint="--cmd") from None
     if not argv:
         raise click.UsageError("--cmd is empty")
+    problem = placeholder_problem(argv, PLACEHOLDERS)
+    if problem:
+        raise click.BadParameter(f"{problem} in {cmd!r}", param_hint="--cmd")
     if not done:
         raise click.UsageError("--cmd needs --done REGEX (what the program prints when the task is done)")
     patterns = {}
@@ -470,9 +492,10 @@ def summarize(agent_name, file, config_path, as_json):
 @click.option("--no-tmux", is_flag=True, help="Do not open tmux windows.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run's summary as JSON.")
 @click.option("--detach", is_flag=True, help=DETACH_HELP)
+@click.option("--isolate", is_flag=True, help="One secondary: " + ISOLATE_HELP[0].lower() + ISOLATE_HELP[1:])
 @budget_options
 def delegate(primary, secondaries, parallel, merge, task, task_file, no_analyze, demo, config_path, workdir, no_tmux,
-             as_json, detach, max_cost, max_tokens, max_time):
+             as_json, detach, isolate, max_cost, max_tokens, max_time):
     """The primary agent delegates a task to one or several secondaries and gets their summary back."""
     from .budget import enforceable
     from .delegate import Events, Plan, delegate as run_delegate
@@ -493,7 +516,7 @@ def delegate(primary, secondaries, parallel, merge, task, task_file, no_analyze,
     # --no-analyze needs no primary unless one is named
     plan = Plan(task=task, primary=config.profile(primary or config.primary) if primary or not no_analyze else None,
                 secondaries=list(secondaries or ("auto",)), analyze=not no_analyze, demo=demo,
-                parallel=parallel, merge=merge, budget=budget)
+                parallel=parallel, merge=merge, isolate=isolate, budget=budget)
     for name in {name for name in plan.slots if name != "auto"}:  # refused here, not in the background
         enforceable(config.budget_of(name, budget), config.profile(name), config)
     say = (lambda line: None) if as_json else _say
@@ -700,6 +723,8 @@ def _print_record(r: dict) -> None:
             click.echo(f"   ended by: {describe_ended_by(a.get('ended_by'))}")
         for path in a.get("files_modified") or []:
             click.echo(f"   • {path}")
+        for line in apart_lines(a, "show --json has them all"):
+            click.echo(line)
         for err in (a.get("errors") or [])[:5]:
             click.echo(f"   ⚠️  {err}")
         if a.get("branch"):
@@ -816,9 +841,31 @@ def cancel_cmd(run_id, workdir):
     click.echo(f"⛔ run {run_id}: {record.get('status')}" + (f" ({record['reason']})" if record.get("reason") else ""))
 
 
+@cli.command("trust")
+@click.argument("file", required=False, type=click.Path(dir_okay=False))
+def trust_cmd(file):
+    """Trust a project's config, FILE (default: ./orchestra.yaml), once you have read it: its profiles name the
+    commands orchestra runs. Until then, and again after any change to it, orchestra refuses to use it."""
+    from .config import user_config_dir, vet
+    from .trust import record
+
+    path = Path(file or "orchestra.yaml").absolute()
+    if not path.is_file():
+        raise OrchestraError(f"{path}: no such file (orchestra trust [FILE], by default ./orchestra.yaml)")
+    config, digest = vet(path)
+    store = record(path, digest, user_config_dir())
+    click.echo(f"🔓 Trusted {path} (sha256 {digest[:16]}, recorded in {store}); a changed file must be trusted again.")
+    for name, layer in config.sources.items():
+        if layer.path == path:
+            profile = config.agents[name]
+            runs = [("runs", profile.command), ("resumes with", profile.resume),
+                    ("asks its version with", profile.version_command)]
+            click.echo(f"   {name}: " + "; ".join(f"{what} {shlex.join(argv)}" for what, argv in runs if argv))
+
+
 @cli.group("mcp", invoke_without_command=True)
 @click.option("--config", "config_path", type=click.Path(dir_okay=False),
-              help="Config file (default: ./orchestra.yaml, then ~/.config/orchestra/config.yaml, then the shipped one).")
+              help="Config file, over the shipped and user ones (default: ./orchestra.yaml, once trusted).")
 @click.pass_context
 def mcp_cmd(ctx, config_path):
     """Serve orchestra's tools (delegate, wait, status, result, cancel, agents) to an MCP client on stdin/stdout,
@@ -922,29 +969,40 @@ def _token_from_file(path: Path) -> str:
               help="Config file (default: ./orchestra.yaml, ~/.config/orchestra/config.yaml, then the shipped one).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (for scripts) instead of text.")
 def doctor(config_path, as_json):
-    """Which agents are installed, which API key variables are set (never their values), and tmux."""
+    """Which agents are installed (and which file each profile comes from), which API key variables are set
+    (never their values), which agents are logged in, and tmux."""
     from .doctor import diagnose
 
     config = _config(config_path)
-    report = diagnose(config)
+    if not as_json:
+        for layer in config.layers:
+            click.echo(f"config ({layer.kind}): {layer.path}")
+    report = diagnose(config, on_row=None if as_json else _print_doctor_row)
     if as_json:
         click.echo(json.dumps(report, indent=2))
     else:
-        click.echo(f"config: {report['config']}")
-        for a in report["agents"]:
-            mark = "✅" if a["installed"] else "❌"
-            where = f"{a['path']} ({a['version'] or 'version unknown'})" if a["installed"] else f"not found — {a['install']}"
-            if a["tested_version"]:
-                where += f"; tested with {a['tested_version']}"
-            key = ""
-            if a["api_key_env"]:
-                key = f"; {a['api_key_env']} {'is set' if a['api_key_set'] else 'is NOT set'}"
-            click.echo(f"{mark} {a['agent']:<12} {a['binary']:<14} {where}{key}")
         t = report["tmux"]
         click.echo(("✅" if t["installed"] else "❌") + f" tmux         {t['version'] or 'not found: runs go headless'}")
         for line in report["warnings"] + report["problems"]:
             click.echo(f"⚠️  {line}")
     sys.exit(1 if report["problems"] else 0)
+
+
+def _print_doctor_row(a: dict) -> None:
+    if not a["installed"]:
+        mark, where = "❌", f"not found — {a['install']}"
+    else:
+        ready = (a["api_key_set"] or not a["api_key_env"]) and not a["login_missing"]
+        mark = "✅" if ready else "⚠️ "
+        version = a["version"] or ("version unknown" if a["version_asked"] else "version not asked")
+        where = f"{a['path']} ({version})"
+    if a["tested_version"]:
+        where += f"; tested with {a['tested_version']}"
+    if a["api_key_env"]:
+        where += f"; {a['api_key_env']} {'is set' if a['api_key_set'] else 'is NOT set'}"
+    if a["login_missing"]:
+        where += f"; {a['login_missing']}"
+    click.echo(f"{mark} {a['agent']:<12} {a['binary']:<14} {where} [{a['source']}]")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,11 @@
-"""Load config.yaml and validate it into typed agent profiles, routing rules and prices."""
+"""Load the config files and validate them into typed agent profiles, routing rules and prices.
+
+The shipped config.yaml is the base; the user's config, then the project's ./orchestra.yaml (or --config FILE)
+add to it and override it, profile by profile. A project's file is used only once the user trusts it (trust.py):
+its profiles name commands orchestra runs."""
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from dataclasses import dataclass, field
@@ -9,6 +14,7 @@ from typing import Any, Optional
 
 import yaml
 
+from . import trust
 from .budget import Budget, from_mapping as budget_from
 from .errors import ConfigError
 
@@ -21,6 +27,13 @@ DATA_DIR = Path(__file__).resolve().parent / "data"
 SHIPPED_CONFIG = DATA_DIR / "config.yaml"
 
 VIEWS = ("raw", "rendered")
+# what orchestra puts in a profile's argv (session.argv); resume: also the session to go on with
+PLACEHOLDERS = ("task", "task_file", "workdir", "python", "wrappers", "fixtures")
+RESUME_PLACEHOLDERS = PLACEHOLDERS + ("session_id",)
+_PLACEHOLDER = re.compile(r"(?<!\$)\{([A-Za-z_][A-Za-z0-9_]*)\}")  # ${HOME} in a `sh -c` script is the shell's
+
+# where each layer of the config comes from, in the order they apply
+SHIPPED, USER, PROJECT, EXPLICIT = "shipped", "user", "project", "--config"
 DEFAULT_DELEGATE_START = r"^\s*DELEGATE:[ \t]*"
 DEFAULT_DELEGATE_END = r"^\s*END(?: DELEGATE)?\s*$"
 
@@ -29,6 +42,16 @@ DEFAULT_DELEGATE_END = r"^\s*END(?: DELEGATE)?\s*$"
 class AutoAnswer:
     pattern: re.Pattern
     send: str
+
+
+@dataclass
+class Login:
+    """One way an agent can be logged in: all its conditions hold (env set, file there, its text matching)."""
+
+    env: Optional[str] = None  # this variable is set
+    file: Optional[str] = None  # this file exists (~ is the agent's HOME)
+    contains: Optional[re.Pattern] = None  # ...and its text matches; a group names a variable that must be set
+    about: str = ""  # how doctor names it
 
 
 @dataclass
@@ -41,6 +64,8 @@ class Profile:
     binary: Optional[str] = None
     install: str = ""
     version: Optional[str] = None  # the CLI's version its parser and patterns were tested with
+    version_command: Optional[list[str]] = None  # how to ask the installed CLI its version (else BINARY --version)
+    login: list[Login] = field(default_factory=list)  # ways it can be logged in; doctor checks one holds
     workdir: Optional[str] = None
     env: dict[str, str] = field(default_factory=dict)
     api_key_env: Optional[str] = None
@@ -86,9 +111,17 @@ class Price:
     output_per_mtok: float
 
 
+@dataclass(frozen=True)
+class Layer:
+    """One config file and what it is to the user."""
+
+    kind: str  # SHIPPED, USER, PROJECT or EXPLICIT
+    path: Path
+
+
 @dataclass
 class Config:
-    path: Path
+    path: Path  # the last file read (the one that overrides the others)
     agents: dict[str, Profile]
     rules: list[RouteRule]
     default_agent: str
@@ -96,6 +129,8 @@ class Config:
     primary: str = "claude"
     demo_primary: str = "demo-claude"
     demo_secondary: str = "demo-droid"
+    layers: list[Layer] = field(default_factory=list)
+    sources: dict[str, Layer] = field(default_factory=dict)  # profile name -> the file that defined it
     budget: Budget = field(default_factory=Budget)  # every delegated agent's limits, unless its profile says
 
     def budget_of(self, name: str, given: Optional[Budget] = None) -> Budget:
@@ -110,9 +145,19 @@ class Config:
             import difflib
 
             known = ", ".join(sorted(self.agents))
+            files = ", ".join(str(layer.path) for layer in self.layers) or str(self.path)
             close = difflib.get_close_matches(name, list(self.agents), n=1)
             hint = f"did you mean {close[0]}? " if close else ""
-            raise ConfigError(f"{self.path}: no agent profile named '{name}' ({hint}known: {known})") from None
+            raise ConfigError(f"no agent profile named '{name}' ({hint}known: {known}; read from {files})") from None
+
+    def change_hint(self, name: str, field_name: str) -> str:
+        """How a user changes a field of a profile: in the file that defined it, or, for a shipped profile (in
+        the installed package, which an upgrade overwrites), in a copy of it in their own config."""
+        layer = self.sources.get(name)
+        if layer is not None and layer.kind != SHIPPED:
+            return f"change {field_name} in {layer.path}"
+        return (f"copy agent '{name}' from {SHIPPED_CONFIG} into {user_config_path()} under `agents:` and change "
+                f"{field_name} there (a profile there replaces the shipped one whole)")
 
 
 def compile_pattern(text: str, may_match_empty: bool = False) -> re.Pattern:
@@ -130,16 +175,25 @@ def compile_pattern(text: str, may_match_empty: bool = False) -> re.Pattern:
         return pattern
     if _nested_repeat(parsed, False):
         part = _nested_part(text)
+        atomic = ", or make the inner part atomic: (?>a+)+" if ATOMIC_GROUPS else ""
         raise ValueError(f"{text!r}: the nested repeat {part!r} can take time exponential in a line's length "
                          "when the line almost matches, and a regular expression cannot be interrupted: "
-                         "repeat once (e.g. (a+)+ as a+, (\\w+\\s?)* as [\\w\\s]*), or, on Python 3.11+, "
-                         "make the inner part atomic: (?>a+)+")
+                         f"repeat once (e.g. (a+)+ as a+, (\\w+\\s?)* as [\\w\\s]*){atomic}")
     if not may_match_empty and parsed.getwidth()[0] == 0:
         raise ValueError(f"{text!r} can match the empty string, so it would match anywhere, at once and "
                          "again and again: make it need at least one character")
     return pattern
 
 
+def _has_atomic_groups() -> bool:
+    try:
+        re.compile("(?>a)")
+    except re.error:  # Python 3.10
+        return False
+    return True
+
+
+ATOMIC_GROUPS = _has_atomic_groups()
 _REPEATS = ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT")
 
 
@@ -208,42 +262,140 @@ def _nested_part(text: str) -> str:
     return text
 
 
-def find_config(explicit: Optional[str] = None, cwd: Optional[Path] = None) -> Path:
-    """--config FILE, ./orchestra.yaml, ~/.config/orchestra/config.yaml, the shipped config.yaml."""
+def user_config_dir() -> Path:
+    """Where the user's own config and the record of trusted project configs live."""
+    return Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "orchestra"
+
+
+def user_config_path() -> Path:
+    return user_config_dir() / "config.yaml"
+
+
+def base_layers() -> list[Layer]:
+    """The files that apply everywhere: the shipped config.yaml, then the user's own if there is one."""
+    user = user_config_path()
+    return [Layer(SHIPPED, SHIPPED_CONFIG)] + ([Layer(USER, user)] if user.is_file() else [])
+
+
+def find_layers(explicit: Optional[str] = None, cwd: Optional[Path] = None) -> list[Layer]:
+    """The config files that apply, base first: the shipped one, the user's, then --config FILE, or else
+    ./orchestra.yaml of the working directory (--config stands in for it)."""
+    layers = base_layers()
     if explicit:
         path = Path(explicit).expanduser()
         if not path.is_file():
             raise ConfigError(f"{path}: config file not found (given with --config)")
-        return path
-    candidates = [
-        (cwd or Path.cwd()) / "orchestra.yaml",
-        Path(os.environ.get("XDG_CONFIG_HOME", Path.home() / ".config")) / "orchestra" / "config.yaml",
-        SHIPPED_CONFIG,
-    ]
-    for path in candidates:
-        if path.is_file():
-            return path
-    raise ConfigError(f"no config found; looked at {', '.join(str(c) for c in candidates)}")
+        layers.append(Layer(EXPLICIT, path))
+    else:
+        project = (cwd or Path.cwd()) / "orchestra.yaml"
+        if project.is_file():
+            layers.append(Layer(PROJECT, project))
+    seen: set = set()
+    out = []
+    for layer in layers:  # a file named twice (--config naming the user's) counts once, as what it is first
+        if layer.path.resolve() not in seen:
+            seen.add(layer.path.resolve())
+            out.append(layer)
+    return out
 
 
 def load_config(explicit: Optional[str] = None, cwd: Optional[Path] = None) -> Config:
-    path = find_config(explicit, cwd)
+    """The config that applies in cwd (default: the current directory). Refused while its ./orchestra.yaml is
+    not trusted, or has changed since it was."""
+    return merge([read_layer(layer) for layer in find_layers(explicit, cwd)])
+
+
+def vet(path: Path) -> tuple[Config, str]:
+    """For `orchestra trust`: the config that `path` as a project's config makes (over the shipped and user
+    files), so its mistakes are said before it is trusted, and the sha256 of the very bytes read."""
+    path = Path(path).absolute()
+    reads = [read_layer(layer) for layer in base_layers() if layer.path.resolve() != path.resolve()]
+    project = read_layer(Layer(PROJECT, path), check_trust=False)
+    return merge(reads + [project]), project[2]
+
+
+def read_layer(layer: Layer, check_trust: bool = True) -> tuple[Layer, Any, str]:
+    """A config file's parsed YAML and the sha256 of its bytes; a project's file only when trusted (the same
+    bytes are hashed and parsed: a file changed in between cannot slip through)."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read config: {exc}") from None
-    return parse_config(text, path)
+        raw = layer.path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{layer.path}: cannot read config: {exc.strerror or exc}") from None
+    digest = hashlib.sha256(raw).hexdigest()
+    if layer.kind == PROJECT and check_trust:
+        trust.check(layer.path, digest, user_config_dir())
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{layer.path}: cannot read config: {exc}") from None
+    return layer, _parse_yaml(text, layer.path), digest
 
 
 def parse_config(text: str, path: Path) -> Config:
+    """One file on its own, nothing under it."""
+    return merge([(Layer(EXPLICIT, path), _parse_yaml(text, path), "")])
+
+
+def _parse_yaml(text: str, path: Path) -> Any:
     try:
-        data = yaml.safe_load(text)
+        return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError(f"{path}:{where}: invalid YAML: {problem}") from None
-    return _Validator(path).config(data)
+
+
+def merge(reads: list[tuple[Layer, Any, str]]) -> Config:
+    """Each file adds to and overrides the ones before it: a profile replaces the profile of its name whole;
+    routing's `rules` (an ordered list: the first match wins) replace the rules before them whole, and its
+    `default` the default; prices, defaults and budget count key by key. Each part is checked by the file it is in."""
+    agents: dict[str, Profile] = {}
+    sources: dict[str, Layer] = {}
+    checked = []
+    for layer, data, _ in reads:
+        validator = _Validator(layer.path)
+        data = validator.sections(data)
+        checked.append((validator, data))
+        for name, body in (data.get("agents") or {}).items():
+            agents[str(name)] = validator.profile(str(name), body)
+            sources[str(name)] = layer
+    if not agents:
+        raise checked[-1][0].fail("agents", "expected a mapping of agent name -> profile")
+    rules: list[RouteRule] = []
+    default: Optional[str] = None
+    prices: dict[str, Price] = {}
+    defaults: dict[str, str] = {}
+    budget = Budget()
+    for validator, data in checked:
+        if data.get("routing") is not None:
+            layer_rules, layer_default = validator.routing(data["routing"], agents)
+            rules = rules if layer_rules is None else layer_rules
+            default = default if layer_default is None else layer_default
+        prices.update(validator.prices(data.get("prices") or {}))
+        budget = budget.over(budget_from(data.get("budget"), validator.fail, "budget{}"))  # limit by limit
+        defaults.update(validator.defaults(data.get("defaults") or {}, agents))
+    if default is None:
+        default = "droid" if "droid" in agents else next(iter(agents))
+    cfg = Config(reads[-1][0].path, agents, rules, default, prices, layers=[r[0] for r in reads], sources=sources,
+                 budget=budget)
+    for key, value in defaults.items():
+        setattr(cfg, key, value)
+    return cfg
+
+
+def unknown_placeholders(argv: list[str], known: tuple) -> list[str]:
+    """The {name}s in argv that orchestra does not fill in (a typo such as {tsk} would reach the agent as is)."""
+    return sorted({m.group(1) for part in argv for m in _PLACEHOLDER.finditer(part)} - set(known))
+
+
+def placeholder_problem(argv: list[str], known: tuple) -> str:
+    unknown = unknown_placeholders(argv, known)
+    if not unknown:
+        return ""
+    names = ", ".join("{" + u + "}" for u in unknown)
+    return (f"unknown placeholder{'s' if len(unknown) > 1 else ''} {names} "
+            f"(known: {', '.join('{' + k + '}' for k in known) or 'none here'})")
 
 
 class _Validator:
@@ -255,28 +407,25 @@ class _Validator:
     def fail(self, where: str, message: str) -> ConfigError:
         return ConfigError(f"{self.path}: {where}: {message}")
 
-    def config(self, data: Any) -> Config:
+    def sections(self, data: Any) -> dict:
+        """A file's top level: any of agents, routing, prices, defaults, budget (an empty file adds nothing)."""
+        if data is None:
+            return {}
         if not isinstance(data, dict):
             raise self.fail("top level", "expected a mapping with an 'agents:' section")
         self.known(data, ("agents", "routing", "prices", "defaults", "budget"), "top level")
-        agents_data = data.get("agents")
-        if not isinstance(agents_data, dict) or not agents_data:
+        if "agents" in data and (not isinstance(data["agents"], dict) or not data["agents"]):
             raise self.fail("agents", "expected a mapping of agent name -> profile")
-        agents = {str(name): self.profile(str(name), body) for name, body in agents_data.items()}
-        rules, default = self.routing(data.get("routing") or {}, agents)
-        prices = self.prices(data.get("prices") or {})
-        defaults = data.get("defaults") or {}
-        if not isinstance(defaults, dict):
+        return data
+
+    def defaults(self, data: Any, agents: dict[str, Profile]) -> dict[str, str]:
+        if not isinstance(data, dict):
             raise self.fail("defaults", "expected a mapping")
-        self.known(defaults, ("primary", "demo_primary", "demo_secondary"), "defaults")
-        cfg = Config(self.path, agents, rules, default, prices, budget=budget_from(data.get("budget"), self.fail, "budget{}"))
-        for key in ("primary", "demo_primary", "demo_secondary"):
-            if key in defaults:
-                value = defaults[key]
-                if not isinstance(value, str) or value not in agents:
-                    raise self.fail(f"defaults.{key}", f"unknown agent '{value}'")
-                setattr(cfg, key, value)
-        return cfg
+        self.known(data, ("primary", "demo_primary", "demo_secondary"), "defaults")
+        for key, value in data.items():
+            if not isinstance(value, str) or value not in agents:
+                raise self.fail(f"defaults.{key}", f"unknown agent '{value}'")
+        return dict(data)
 
     def profile(self, name: str, body: Any) -> Profile:
         where = f"agent '{name}'"
@@ -291,6 +440,7 @@ class _Validator:
         command = self.str_list(body["command"], f"{where}, field 'command'")
         if not command or not command[0].strip():
             raise self.fail(f"{where}, field 'command'", "must not be empty (its first item is the program to run)")
+        self.placeholders(command, PLACEHOLDERS, f"{where}, field 'command'")
         prof = Profile(name=name, command=command)
         prof.parser = self.string(body, "parser", where, prof.parser)
         from .parsers import PARSERS  # late: parsers import config types
@@ -327,6 +477,13 @@ class _Validator:
         prof.ignore_files = self.str_list(body.get("ignore_files") or [], f"{where}, field 'ignore_files'")
         if body.get("resume") is not None:
             prof.resume = self.str_list(body["resume"], f"{where}, field 'resume'")
+            self.placeholders(prof.resume, RESUME_PLACEHOLDERS, f"{where}, field 'resume'")
+        if body.get("version_command") is not None:
+            prof.version_command = self.str_list(body["version_command"], f"{where}, field 'version_command'")
+            if not prof.version_command or not prof.version_command[0].strip():
+                raise self.fail(f"{where}, field 'version_command'", "must not be empty (e.g. [mycli, --version])")
+            self.placeholders(prof.version_command, (), f"{where}, field 'version_command'")
+        prof.login = self.logins(body.get("login") or [], f"{where}, field 'login'")
         parse = body.get("parse") or {}
         if not isinstance(parse, dict):
             raise self.fail(f"{where}, field 'parse'", "expected a mapping of name: regex")
@@ -401,6 +558,30 @@ class _Validator:
         except ValueError as exc:
             raise self.fail(where, str(exc)) from None
 
+    def placeholders(self, argv: list[str], known: tuple, where: str) -> None:
+        problem = placeholder_problem(argv, known)
+        if problem:
+            raise self.fail(where, problem)
+
+    def logins(self, value: Any, where: str) -> list[Login]:
+        shape = "expected a list of ways to log in, each {env: NAME} or {file: PATH, contains: REGEX}, with about: TEXT"
+        if not isinstance(value, list):
+            raise self.fail(where, shape)
+        out = []
+        for i, item in enumerate(value):
+            if not isinstance(item, dict) or not ({"env", "file"} & set(item)) or \
+                    not set(item) <= {"env", "file", "contains", "about"}:
+                raise self.fail(f"{where}[{i}]", shape)
+            for key in ("env", "file", "about"):
+                if key in item and not isinstance(item[key], str):
+                    raise self.fail(f"{where}[{i}].{key}", f"expected a string, got {type(item[key]).__name__}")
+            if "contains" in item and "file" not in item:
+                raise self.fail(f"{where}[{i}].contains", "needs a file to look in")
+            contains = self.regex(item["contains"], f"{where}[{i}].contains") if "contains" in item else None
+            out.append(Login(env=item.get("env"), file=item.get("file"), contains=contains,
+                             about=item.get("about", "")))
+        return out
+
     def answers(self, value: Any, where: str) -> list[AutoAnswer]:
         if not isinstance(value, list):
             raise self.fail(where, "expected a list of {pattern: REGEX, send: TEXT}")
@@ -411,23 +592,26 @@ class _Validator:
             out.append(AutoAnswer(self.regex(item["pattern"], f"{where}[{i}].pattern"), item["send"]))
         return out
 
-    def routing(self, data: Any, agents: dict[str, Profile]) -> tuple[list[RouteRule], str]:
+    def routing(self, data: Any, agents: dict[str, Profile]) -> tuple[Optional[list[RouteRule]], Optional[str]]:
+        """The file's rules and default, each None when it does not set it."""
         if not isinstance(data, dict):
             raise self.fail("routing", "expected a mapping with 'rules' and 'default'")
         self.known(data, ("rules", "default"), "routing")
-        rules = []
-        if not isinstance(data.get("rules") or [], list):
-            raise self.fail("routing.rules", "expected a list of {name: ..., agent: ..., words: [...]}")
-        for i, item in enumerate(data.get("rules") or []):
-            where = f"routing.rules[{i}]"
-            if not isinstance(item, dict) or not {"name", "agent", "words"} <= set(item):
-                raise self.fail(where, "expected {name: ..., agent: ..., words: [...]}")
-            if not isinstance(item["agent"], str) or item["agent"] not in agents:
-                raise self.fail(f"{where}.agent", f"unknown agent '{item['agent']}'")
-            words = self.str_list(item["words"], f"{where}.words")
-            rules.append(RouteRule(str(item["name"]), str(item["agent"]), [w.lower() for w in words]))
-        default = data.get("default", "droid" if "droid" in agents else next(iter(agents)))
-        if not isinstance(default, str) or default not in agents:
+        rules = None
+        if "rules" in data:
+            rules = []
+            if not isinstance(data.get("rules") or [], list):
+                raise self.fail("routing.rules", "expected a list of {name: ..., agent: ..., words: [...]}")
+            for i, item in enumerate(data.get("rules") or []):
+                where = f"routing.rules[{i}]"
+                if not isinstance(item, dict) or not {"name", "agent", "words"} <= set(item):
+                    raise self.fail(where, "expected {name: ..., agent: ..., words: [...]}")
+                if not isinstance(item["agent"], str) or item["agent"] not in agents:
+                    raise self.fail(f"{where}.agent", f"unknown agent '{item['agent']}'")
+                words = self.str_list(item["words"], f"{where}.words")
+                rules.append(RouteRule(str(item["name"]), str(item["agent"]), [w.lower() for w in words]))
+        default = data.get("default")
+        if "default" in data and (not isinstance(default, str) or default not in agents):
             raise self.fail("routing.default", f"unknown agent '{default}'")
         return rules, default
 

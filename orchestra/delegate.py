@@ -23,8 +23,8 @@ from .errors import OrchestraError
 from .router import Route, route
 from .run import Run, check_ready, summarize_session
 from .session import IDLE, AgentSession, drive, task_problem
-from .summary import AgentSummary, GitSnapshot, RunSummary, total_cost
-from .worktree import BranchReport, Repo, Tree
+from .summary import AgentSummary, GitSnapshot, RunSummary, apart_lines, total_cost
+from .worktree import BranchReport, Repo, Tree, tree_ignores
 
 # One line: typed into an interactive agent, a newline would send the message early.
 DELEGATION_PROMPT = (
@@ -62,7 +62,8 @@ class Plan:
     analyze: bool = True
     demo: bool = False
     parallel: int = 1  # with one --to: how many secondaries of it (or of auto) run at once
-    merge: bool = False  # merge the completed branches back (several secondaries)
+    merge: bool = False  # merge the completed branches back (several secondaries, or one isolated)
+    isolate: bool = False  # one secondary in a worktree and branch of its own, as several get
     timeouts: dict = field(default_factory=dict)
     budget: Optional[Budget] = None  # each secondary's limits (options), over its profile's and the config's
 
@@ -131,11 +132,11 @@ def delegate(config: Config, plan: Plan, workdir: Path, tmux: bool = True, event
         enforceable(config.budget_of(name, plan.budget), config.profile(name), config)
         check_ready(config.profile(name), config)
     check_task(config, plan)
-    # several secondaries in one directory would overwrite each other
-    repo = Repo(workdir) if len(plan.slots) > 1 else None
+    # several secondaries in one directory would overwrite each other; an isolated one works apart from you
+    repo = Repo(workdir, isolate=len(plan.slots) == 1) if len(plan.slots) > 1 or plan.isolate else None
     if plan.merge and repo is None:
-        raise OrchestraError("--merge is for several secondaries (each on its own branch); one secondary works "
-                             "in place, there is nothing to merge")
+        raise OrchestraError("--merge is for several secondaries or --isolate (each on its own branch); one "
+                             "secondary works in place, there is nothing to merge")
     if plan.merge:
         repo.ready_to_merge()
     run = Run(config, workdir, plan.task, tmux=tmux, say=events.say, run_id=run_id)
@@ -185,10 +186,9 @@ class _Flow:
         names = self.choose_secondaries(slots, self.briefs)
         if self.repo is not None:
             self.repo.run_id = self.run.id
-            left_out = self.repo.uncommitted()
+            left_out = self.repo.left_out()
             if left_out:
-                self.say(f"⚠️  uncommitted changes stay out of the worktrees (they start from HEAD): "
-                         f"{', '.join(left_out[:5])}{' ...' if len(left_out) > 5 else ''}")
+                self.say(left_out)
         windows = [f"secondary-{i + 1}" for i in range(len(names))]
         trees = self.repo.add(list(zip(names, windows))) if self.repo else [None] * len(names)
         for line in self.repo.warnings if self.repo else []:
@@ -243,7 +243,7 @@ class _Flow:
         if tree is None:
             return self.start(profile, window, brief, budget=budget), None, self.git
         # a fresh worktree is clean at the starting commit: its snapshot needs no git call
-        git = None if self.plan.demo else GitSnapshot(tree.workdir, self.repo.base_commit, {})
+        git = None if self.plan.demo else GitSnapshot(tree.workdir, self.repo.base_commit, {}, alone=True)
         return self.start(profile, window, brief, workdir=tree.workdir, where=tree.branch, budget=budget), tree, git
 
     def outcome(self) -> tuple[str, str]:
@@ -271,35 +271,23 @@ class _Flow:
                 self.say(f"   • {path}")
             if n > 10:
                 self.say(f"   • ... {n - 10} more (orchestra show {self.run.id})")
+        for line in apart_lines(summary.to_dict(), f"orchestra show {self.run.id}"):
+            self.say(line)
 
     def collect(self, tree: Tree, summary: AgentSummary, brief: str) -> None:
         """Commit what the secondary left in its worktree on its branch, so its work is kept whatever happens."""
-        summary.branch = tree.branch
-        title = " ".join(self.run.redactor.text(brief).split())[:72]
-        problem = self.repo.commit(tree, tree_ignores(self.config.profile(summary.agent)),
-                                   f"orchestra: {summary.agent} ({summary.status}): {title}\n\nrun {self.run.id}")
-        if problem:
-            summary.errors.append(problem)
-            self.say(f"⚠️  {tree.branch}: {problem}")
-        self.branches.append(self.repo.report(tree, summary.status, summary.files_modified, problem))
+        kept = self.repo.keep(tree, summary, tree_ignores(self.config.profile(summary.agent)),
+                              " ".join(self.run.redactor.text(brief).split()))
+        if kept.uncommitted:
+            self.say(f"⚠️  {tree.branch}: {kept.note}")
+        self.branches.append(kept)
 
     def report_branches(self) -> None:
-        base = self.repo.base_branch or f"the starting commit {self.repo.base_commit[:12]}"
-        self.repo.rehearse(self.branches)
-        for r in self.branches:
-            icon = "🌿" if (r.merges_cleanly and not r.conflicts_with_earlier) or not r.commits else "⚠️ "
-            state = r.describe()
-            self.say(f"{icon} {r.branch}: {state}" + (f" into {base}" if state == "merges cleanly" else ""))
-        if not self.plan.merge:
-            if any(r.commits and r.status == "completed" for r in self.branches):
-                self.say("   nothing merged (add --merge to merge the completed branches; "
-                         f"orchestra clean {self.run.id} removes the worktrees; branches with unmerged work stay)")
-            return
-        said, self.merge_stopped = self.repo.merge(self.branches)
+        hint = (f"   nothing merged (add --merge to merge the completed branches; orchestra clean {self.run.id} "
+                "removes the worktrees; branches with unmerged work stay)")
+        said, self.merge_stopped = self.repo.settle(self.branches, self.plan.merge, hint)
         for line in said:
             self.say(line)
-        if self.merge_stopped:
-            self.say(f"⛔ merge stopped {self.merge_stopped}")
 
     def choose_secondaries(self, slots: list[str], briefs: list[str]) -> list[str]:
         """Agent names for the slots. "auto" routes on the user's task; with several secondaries on each
@@ -400,11 +388,6 @@ class _Flow:
             worktrees=[t.to_dict() for t in self.repo.trees] if self.repo else [],
             merges=[r.to_dict() for r in self.branches], merge_stopped=self.merge_stopped,
         )
-
-
-def tree_ignores(profile: Profile) -> list[str]:
-    """What is not the agent's work in its worktree: its housekeeping files, and orchestra's own folder."""
-    return [*profile.ignore_files, ".orchestra"]
 
 
 def merge_turns(first: AgentSummary, turn: AgentSummary) -> AgentSummary:

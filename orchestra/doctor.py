@@ -1,41 +1,77 @@
-"""`orchestra doctor`: what is installed and set up, without showing a secret."""
+"""`orchestra doctor`: what is installed and set up, without showing a secret.
+
+The CLIs are asked their versions all at once (a node CLI takes a second or two to answer), and each agent's
+row is handed on as soon as its answer is in."""
 from __future__ import annotations
 
 import os
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from typing import Callable, Optional
 
 from . import agents
 from .agents import version_of
-from .config import Config
+from .config import Config, Profile
 
 
-def diagnose(config: Config) -> dict:
-    rows = []
-    for name, profile in config.agents.items():
-        binary = profile.binary or profile.command[0]
-        if binary.startswith("{"):  # a replay: needs nothing installed
-            continue
-        path = agents.which(binary)
-        rows.append({
-            "agent": name, "binary": binary, "installed": path is not None, "path": path,
-            "version": version_of(path) if path else None, "tested_version": profile.version,
-            "drift": agents.drift(profile) if path else "", "install": profile.install,
-            "api_key_env": profile.api_key_env,
-            "api_key_set": bool(profile.api_key_env and os.environ.get(profile.api_key_env)),
-        })
-    tmux = agents.which("tmux")
+def diagnose(config: Config, on_row: Optional[Callable[[dict], None]] = None) -> dict:
+    """The report; on_row(row) is called with each agent's row as soon as it is known (in no set order)."""
+    checked = [p for p in config.agents.values() if not (p.binary or p.command[0]).startswith("{")]  # a replay
+    # needs nothing installed
+    rows: dict[str, dict] = {}
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        asked: dict[tuple, Future] = {}  # one question per command: two profiles may run the same CLI
+        waits: dict[Future, list[Profile]] = {}
+        for profile in checked:
+            argv = agents.version_argv(profile)
+            if argv is None:
+                rows[profile.name] = _row(config, profile, None)
+                if on_row:
+                    on_row(rows[profile.name])
+                continue
+            key = tuple(argv)
+            if key not in asked:
+                asked[key] = pool.submit(version_of, argv[0], key[1:])
+            waits.setdefault(asked[key], []).append(profile)
+        tmux = agents.which("tmux")
+        tmux_version = pool.submit(version_of, tmux, ("-V",)) if tmux else None
+        for done in as_completed(waits):
+            for profile in waits[done]:
+                rows[profile.name] = _row(config, profile, done.result())
+                if on_row:
+                    on_row(rows[profile.name])
+        tmux_line = tmux_version.result() if tmux_version else None
+    ordered = [rows[p.name] for p in checked]
     problems = []
-    secondary = config.default_agent
-    for role, name in (("default primary", config.primary), ("default secondary", secondary)):
-        row = next((r for r in rows if r["agent"] == name), None)
+    for role, name in (("default primary", config.primary), ("default secondary", config.default_agent)):
+        row = rows.get(name)
         if row is not None and not row["installed"]:
             problems.append(f"the {role} '{name}' is not installed: {row['install']}")
         elif row is not None and row["api_key_env"] and not row["api_key_set"]:
             problems.append(f"the {role} '{name}' needs {row['api_key_env']} to be set")
+        elif row is not None and row["login_missing"]:
+            problems.append(f"the {role} '{name}' is {row['login_missing']}")
     return {
         "config": str(config.path),
-        "agents": rows,
-        "tmux": {"installed": tmux is not None, "path": tmux, "version": version_of(tmux, ("-V",)) if tmux else None},
+        "layers": [{"kind": layer.kind, "path": str(layer.path)} for layer in config.layers],
+        "agents": ordered,
+        "tmux": {"installed": tmux is not None, "path": tmux, "version": tmux_line},
         "agents_dir": str(agents.agents_dir()),
         "problems": problems,
-        "warnings": [r["drift"] for r in rows if r["drift"]],  # said, not a reason to fail
+        "warnings": [r["drift"] for r in ordered if r["drift"]],  # said, not a reason to fail
+    }
+
+
+def _row(config: Config, profile: Profile, version: Optional[str]) -> dict:
+    binary = profile.binary or profile.command[0]
+    path = agents.which(binary)
+    source = config.sources.get(profile.name)
+    return {
+        "agent": profile.name, "source": source.kind if source else None,
+        "source_path": str(source.path) if source else None,
+        "binary": binary, "installed": path is not None, "path": path,
+        "version": version, "version_asked": agents.version_argv(profile) is not None,
+        "tested_version": profile.version, "drift": agents.drift_of(profile, version) if path else "",
+        "install": profile.install, "api_key_env": profile.api_key_env,
+        "api_key_set": bool(profile.api_key_env and {**os.environ, **profile.env}.get(profile.api_key_env)),
+        "login_missing": agents.login_missing(profile) if path else "",
     }

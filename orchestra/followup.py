@@ -151,6 +151,8 @@ def take_turn(target: Target, message: str, budget: Optional[Budget] = None, tmu
     limits = target.check(message, budget)
     run = TurnRun(target, message, tmux=tmux, say=say)
     git = GitSnapshot.take(target.agent_workdir)
+    if git is not None and target.agent.get("branch"):
+        git.alone = True  # its own worktree: what changes there is its work
     head = git.head if git is not None else None
     stop: list[str] = []
     turn: dict = {}
@@ -190,8 +192,7 @@ def take_turn(target: Target, message: str, budget: Optional[Budget] = None, tmu
 
 def commit_turn(target: Target, head: str, message: str) -> Optional[str]:
     """A secondary in a worktree: what the turn left, committed on its branch, as its first turn's work was."""
-    from .delegate import tree_ignores
-    from .worktree import Repo, Tree
+    from .worktree import Repo, Tree, tree_ignores
 
     repo = Repo(target.agent_workdir)
     repo.base_commit = head

@@ -27,6 +27,7 @@ from mcp.shared.message import SessionMessage
 from mcp_types import CallToolResult, ErrorData, JSONRPCError, TextContent
 
 from . import followup, jobs, report, runfolder
+from .agents import login_missing
 from .config import Config, load_config
 from .delegate import installed
 from .errors import OrchestraError
@@ -58,8 +59,8 @@ INSTRUCTIONS = (
 
 DELEGATE_DOC = """Hand a self-contained coding task to another coding agent (the secondary), which does it in this \
 working directory while you wait, and get back its summary: status (completed, failed, timeout, ...) and why, the \
-files it modified (as git sees them), its errors, cost, tokens, duration, its reply, and where a person can watch or \
-replay it.
+files it modified (as git sees them; files someone else changed meanwhile are listed apart), its errors, cost, \
+tokens, duration, its reply, and where a person can watch or replay it.
 
 Delegate when a part of your work can be done on its own by someone else: write the task as a brief the other \
 agent can act on without your context (what to build, which files, how to check it). Do not delegate something \
@@ -71,6 +72,9 @@ wait_s: how long this call waits for the run (default 45 s). If the run is not o
 summary. Nothing is lost if a call times out.
 request_id: any string unique to this task; calling delegate again with the same request_id (a retry) never \
 starts a second run, it returns the one already started.
+isolate: true runs it in a git worktree and branch of its own, made from the last commit (your uncommitted \
+changes are not in it): use it when you go on editing files here while it works. Its summary then lists exactly \
+its files, and names its branch and whether it merges cleanly; merge it with git when you are ready.
 max_cost_usd, max_tokens, max_time_s: limits for the other agent (over the config's defaults); crossing one ends it \
 at once with status "over_budget", what it did so far kept. A cost limit for an agent that reports no cost (and \
 has no price configured) is refused: give max_tokens or max_time_s instead."""
@@ -185,13 +189,14 @@ def build(workdir: Path, config_path: Optional[str] = None) -> MCPServer:
 
     @server.tool(description=DELEGATE_DOC)
     async def delegate(task: str, ctx: Context, to: str = "auto", wait_s: float = WAIT_DEFAULT,
-                       request_id: Optional[str] = None, max_cost_usd: Optional[float] = None,
+                       request_id: Optional[str] = None, isolate: bool = False, max_cost_usd: Optional[float] = None,
                        max_tokens: Optional[int] = None, max_time_s: Optional[float] = None) -> CallToolResult:
         cfg = config()
         check_delegation(cfg, task, to)
         check_wait(wait_s)
         limits = check_budget(cfg, to, max_cost_usd=max_cost_usd, max_tokens=max_tokens, max_time_s=max_time_s)
         argv = ["delegate", "--task", task, "--to", to, "--no-analyze", "--workdir", str(workdir), *limits.argv()]
+        argv += ["--isolate"] if isolate else []
         if config_path:
             argv += ["--config", str(Path(config_path).resolve())]
         run_id = await off_loop(start_once, workdir, argv, request_id, task, to)
@@ -459,7 +464,7 @@ def turn_result(record: dict) -> CallToolResult:
     turn = followup.latest_turn(record) or {}
     data = {"run_id": record.get("run_id"), "status": record.get("status"), "turn": turn.get("turn"),
             "message": clip(" ".join(str(turn.get("message") or "").split()), 300),
-            "agent": {**_agent_data(turn, 1), "role": turn.get("role")},
+            "agent": {**_agent_data(turn, 1, {}), "role": turn.get("role")},
             "replay": f"orchestra replay {record.get('run_id')} --agent {Path(str(turn.get('transcript'))).stem}",
             "record": f".orchestra/runs/{record.get('run_id')}/run.json"}
     return _result(followup.turn_text(record), data)
@@ -468,6 +473,7 @@ def turn_result(record: dict) -> CallToolResult:
 def summary_data(record: dict) -> dict:
     """The run's summary, each part bounded as the block a primary gets is (delegate.summary_block)."""
     secondaries = [a for a in run_agents(record) if a.get("role") != "primary"]
+    merges = {m.get("branch"): m for m in record.get("merges") or [] if isinstance(m, dict)}
     return {
         "run_id": record.get("run_id"),
         "task": clip(" ".join(str(record.get("task") or "").split()), 300),
@@ -475,18 +481,20 @@ def summary_data(record: dict) -> dict:
         "reason": clip(str(record.get("reason") or ""), 500),
         "cost_usd": record.get("total_cost_usd"),
         "duration_s": record.get("duration_s"),
-        "agents": [_agent_data(a, len(secondaries)) for a in secondaries],
+        "agents": [_agent_data(a, len(secondaries), merges, record.get("merge_stopped")) for a in secondaries],
         "watch": f"tmux attach -t {record['tmux_session']}" if record.get("tmux_session") else None,
         "replay": f"orchestra replay {record.get('run_id')}",
         "record": f".orchestra/runs/{record.get('run_id')}/run.json",
     }
 
 
-def _agent_data(a: dict, n: int) -> dict:
+def _agent_data(a: dict, n: int, merges: dict, merge_stopped: Optional[str] = None) -> dict:
     """One agent's part, smaller as there are more agents (delegate --parallel 64): a whole result stays
     within about 50 KB, under what clients pass on (Claude Code: 25,000 tokens)."""
     files = [str(f) for f in a.get("files_modified") or []]
     errors = [str(e) for e in a.get("errors") or []]
+    others = a.get("files_changed_by_others") or []
+    state = _branch_state(merges[a["branch"]], merge_stopped) if a.get("branch") in merges else None
     budget = max(400, AGENTS_BUDGET // max(1, n))
     n_files, n_errors = max(3, FILES_SHOWN // n), max(1, ERRORS_SHOWN // n)
     return {
@@ -494,11 +502,16 @@ def _agent_data(a: dict, n: int) -> dict:
         "reason": clip(str(a.get("reason") or ""), min(500, budget // 4)),
         "files_modified": [clip(f, min(200, budget // 10)) for f in files[:n_files]],
         "files_more": max(0, len(files) - n_files),
+        # present only when there is something to say: 64 agents' empty keys would take 6 KB
+        **({"files_changed_by_others": [clip(str(f), min(200, budget // 10)) for f in others[:n_files]],
+            "others_more": max(0, len(others) - n_files)} if others else {}),
+        **({"files_note": clip(str(a["files_note"]), min(500, budget // 4))} if a.get("files_note") else {}),
         "errors": [clip(e, min(300, budget // 8)) for e in errors[:n_errors]],
         "errors_more": max(0, len(errors) - n_errors),
         "cost_usd": a.get("cost_usd"), "cost_source": a.get("cost_source"),
         "tokens": a.get("tokens"), "duration_s": a.get("duration_s"),
         "branch": a.get("branch"), "budget": a.get("budget"),
+        **({"merge": clip(state, 500)} if state else {}),  # the branch's merge state
         "ended_by": describe_ended_by(a.get("ended_by"), line=False, limit=80) if a.get("ended_by") else None,
         "reply": clip(" ".join(str(a.get("reply") or "").split()), min(REPLY_MAX, budget // 4)),
         "transcript": a.get("transcript"),
@@ -571,10 +584,12 @@ def agents_data(cfg: Config) -> dict:
     rows = []
     for name in routable(cfg):
         p = cfg.agents[name]
-        rows.append({"agent": name, "installed": installed(cfg, name),
+        ready = installed(cfg, name)
+        rows.append({"agent": name, "installed": ready,
                      "binary": p.binary or p.command[0], "install": p.install or None,
                      "api_key_env": p.api_key_env,
-                     "api_key_set": bool(p.api_key_env and os.environ.get(p.api_key_env))})
+                     "api_key_set": bool(p.api_key_env and os.environ.get(p.api_key_env)),
+                     "login_missing": login_missing(p) if ready else ""})
     return {
         "agents": rows,
         "routing": {"rules": [{"name": r.name, "agent": r.agent, "words": r.words} for r in cfg.rules],
@@ -594,6 +609,8 @@ def agents_text(data: dict) -> str:
             state = f"not installed ({a['binary']}" + (f"; {a['install']}" if a["install"] else "") + ")"
         elif a["api_key_env"] and not a["api_key_set"]:
             state = f"installed, but {a['api_key_env']} is not set"
+        elif a["login_missing"]:
+            state = f"installed, but {a['login_missing']}"
         else:
             state = "installed"
         lines.append(f"- {a['agent']}: {state}")

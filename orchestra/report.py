@@ -12,7 +12,7 @@ import re
 from typing import Optional
 
 from . import budget
-from .summary import describe_ended_by
+from .summary import OTHERS_LABEL, describe_ended_by
 
 TEXT_MAX = 4000  # characters, the whole text: a headless primary gets it as one argument, an
 # interactive one typed at its prompt (a terminal in line mode keeps 4095 bytes of a line)
@@ -64,6 +64,13 @@ def agent_lines(a: dict, share: int, n: int, record: str, branch_state: Optional
     lines.append(clip(f"files modified ({len(files)}{whole}): "
                       + (", ".join(clip(f, 200) for f in files[:n_files]) or "none")
                       + (" ..." if len(files) > n_files else ""), max(60, share // 3)))
+    others = [str(f) for f in a.get("files_changed_by_others") or []]
+    if others:  # git saw them change while it ran, and it did not name them (summary.attribute)
+        whole = f"; the whole list: {record}" if len(others) > n_files else ""
+        lines.append(clip(f"{OTHERS_LABEL} ({len(others)}{whole}): " + ", ".join(clip(f, 200) for f in others[:n_files])
+                          + (" ..." if len(others) > n_files else ""), max(60, share // 4)))
+    if a.get("files_note"):
+        lines.append(f"note: {clip(str(a['files_note']), REASON_MAX)}")
     whole = f"; all of them: {record}" if len(errors) > n_errors else ""
     lines.append(clip(f"errors ({len(errors)}{whole}): " + ("; ".join(clip(e, 300) for e in errors[:n_errors]) or "none")
                       + (" ..." if len(errors) > n_errors else ""), max(40, share // 4)))

@@ -17,8 +17,9 @@ from .procs import end_processes, marked_pids, process_started
 from .redact import Redactor, secrets_from_env
 from .runfolder import LOCK, RUN_MARK, RUNNING
 from .session import AgentSession, Outcome, drive, task_problem
-from .summary import AgentSummary, GitSnapshot, RunSummary, cost_of, split_paths, without_ignored
+from .summary import AgentSummary, GitSnapshot, RunSummary, attribute, cost_of, split_paths, without_ignored
 from .viewer import TmuxViewer, ViewerWindow
+from .worktree import BranchReport, Repo, tree_ignores
 
 LIVE_EVERY = 1.0  # seconds: the live record's latest lines and costs are rewritten at most this often
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -126,6 +127,7 @@ class Run:
         self._final = False
         self._live_failed = False
         self._lock = runfolder.hold_lock(self.dir / LOCK)  # released once the final record is written: what wait() waits on
+        self.live_before = set(runfolder.live_ids(self.workdir)) - {self.id}  # runs already under way here
         runfolder.mark_live(self.workdir, self.id)
         self.write_live()
         # from here on the run has a record: a signal ends it as `interrupted`, and a detached
@@ -237,6 +239,12 @@ class Run:
             if not self._live_failed:  # said once; the final record is tried (and reported) all the same
                 self._live_failed = True
                 self.warn(f"⚠️  cannot write {self.dir / 'run.json'}: {exc.strerror or exc} (the live record stops)")
+
+    def alongside(self) -> list[str]:
+        """The other runs of this directory under way at some time during this one, whose agents may
+        have written here meanwhile: those under way at its start, and those started since (a run id
+        begins with the second it was made)."""
+        return sorted((self.live_before | set(runfolder.made_since(self.home, self.id))) - {self.id})
 
     def heartbeat(self) -> None:
         """From the loop's tick: the latest lines and costs, at most every LIVE_EVERY seconds."""
@@ -364,7 +372,7 @@ def check_key(profile: Profile, env: dict, config: Config) -> None:
     if profile.api_key_env and not env.get(profile.api_key_env):
         raise OrchestraError(
             f"agent '{profile.name}': the API key variable {profile.api_key_env} is not set "
-            f"(export it, or change api_key_env in {config.path})")
+            f"(export it; or, to use another variable or none, {config.change_hint(profile.name, 'api_key_env')})")
 
 
 def check_ready(profile: Profile, config: Config) -> None:
@@ -380,6 +388,9 @@ def summarize_session(run: Run, s: AgentSession, role: str, git: Optional[GitSna
     inside, outside = split_paths(r.parsed.files, s.workdir)
     inside = without_ignored(inside, s.profile.ignore_files)
     seen = without_ignored(git.changed(), s.profile.ignore_files) if git is not None else None
+    alone = git is not None and git.alone
+    alongside = run.alongside() if git is not None and not alone else []
+    files, others, note = attribute(inside, seen, s.parser.names_files, alone, alongside)
     cost, source = cost_of(r.parsed, s.profile.name, run.config)
     # The transcript's bytes are masked as they come; this text was cleaned since, and a secret
     # that escape sequences cut apart in the bytes is whole in it: mask it here, for run.json,
@@ -387,7 +398,7 @@ def summarize_session(run: Run, s: AgentSession, role: str, git: Optional[GitSna
     mask = run.redactor.text
     summary = AgentSummary(
         agent=s.profile.name, role=role, status=r.status, reason=mask(r.reason), ended_by=r.ended_by,
-        files_modified=list(seen) if seen is not None else inside,
+        files_modified=files, files_changed_by_others=others, files_note=note, runs_alongside=alongside,
         files_claimed=inside, files_seen_by_git=seen, files_outside_workdir=outside,
         errors=[mask(e) for e in r.parsed.errors] + ([s.cast.error] if s.cast is not None and s.cast.error else []),
         cost_usd=cost, cost_source=source,
@@ -413,26 +424,43 @@ def budget_state(s: AgentSession) -> Optional[dict]:
 def run_agent(config: Config, profile: Profile, task: str, workdir: Path, tmux: bool = True,
               say: Callable[[str], None] = lambda line: None,
               status_line: Optional[Callable[[AgentSession], None]] = None,
-              run_id: Optional[str] = None, budget: Optional[Budget] = None) -> tuple[RunSummary, AgentSummary]:
-    """`orchestra run`: one agent, one task, followed to the end and summarised; budget: the limits given
-    for it (options), over its profile's and the config's."""
+              run_id: Optional[str] = None, isolate: bool = False,
+              budget: Optional[Budget] = None) -> tuple[RunSummary, AgentSummary]:
+    """`orchestra run`: one agent, one task, followed to the end and summarised. isolate: in a git
+    worktree and branch of its own (worktree.py), its work committed there and its merge reported.
+    budget: the limits given for it (options), over its profile's and the config's."""
     budget = config.budget_of(profile.name, budget)
     enforceable(budget, profile, config)
     check_ready(profile, config)  # before the run makes its folder, tmux session and windows
     problem = task_problem(profile, task)
     if problem:
         raise OrchestraError(f"agent '{profile.name}': {problem}")
+    repo = Repo(workdir, isolate=True) if isolate else None
     run = Run(config, workdir, task, tmux=tmux, say=say, run_id=run_id)
     run.check_versions([profile])
-    git = GitSnapshot.take(run.workdir)
-    s = run.session(profile, profile.name, task, role="agent", budget=budget)
+    tree = None
+    if repo is not None:
+        repo.run_id = run.id
+        tree = repo.plan([(profile.name, profile.name)])[0]  # made once the run is under way (work())
+        git: Optional[GitSnapshot] = GitSnapshot(tree.workdir, repo.base_commit, {}, alone=True)
+    else:
+        git = GitSnapshot.take(run.workdir)
+    s = run.session(profile, profile.name, task, role="agent", workdir=tree.workdir if tree else None, budget=budget)
     stop: list[str] = []  # the status and reason the run was stopped with, if it was
     agent: Optional[AgentSummary] = None
+    reports: list[BranchReport] = []
 
     def work() -> None:
+        if tree is not None:
+            left_out = repo.left_out()
+            if left_out:
+                say(left_out)
+            repo.make([tree])
+            for line in repo.warnings:
+                say(line)
         s.start()
         where = f"tmux window '{s.window.name}'" if s.window.target else "headless"
-        say(f"✅ Spawned {profile.name} ({where})")
+        say(f"✅ Spawned {profile.name} ({where})" + (f" on branch {tree.branch}" if tree else ""))
         def tick() -> None:
             run.heartbeat()
             if status_line:
@@ -451,7 +479,21 @@ def run_agent(config: Config, profile: Profile, task: str, workdir: Path, tmux: 
     def record() -> RunSummary:
         nonlocal agent
         agent = summarize_session(run, s, "agent", git)
-        return _one_agent_summary(run, agent, *(stop or (agent.status, agent.reason)))
+        if repo is not None and tree in repo.trees:  # its worktree was made: its work is kept on its branch
+            kept = repo.keep(tree, agent, tree_ignores(profile), " ".join(run.redactor.text(task).split()))
+            reports.append(kept)
+            if kept.uncommitted:
+                say(f"⚠️  {tree.branch}: {kept.note}")
+            hint = (f"   nothing merged (git merge {tree.branch} takes it; orchestra clean {run.id} removes "
+                    "the worktree, and the branch once merged)")
+            for line in repo.settle(reports, False, hint)[0]:
+                say(line)
+        summary = _one_agent_summary(run, agent, *(stop or (agent.status, agent.reason)))
+        if repo is not None:
+            summary.base = {"branch": repo.base_branch, "commit": repo.base_commit}
+            summary.worktrees = [t.to_dict() for t in repo.trees]
+            summary.merges = [r.to_dict() for r in reports]
+        return summary
 
     summary = run.conduct(work, stopped, record)
     if stop and stop[0] == "failed":

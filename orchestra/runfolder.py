@@ -150,6 +150,16 @@ def live_ids(workdir: Path) -> list[str]:
         return []
 
 
+def made_since(workdir: Path, run_id: str) -> list[str]:
+    """The runs of the directory whose folders were made in the same second as run_id's, or later
+    (a run id begins with that second)."""
+    try:
+        names = os.listdir(Path(workdir) / RUNS_DIR)
+    except OSError:
+        return []
+    return sorted(name for name in names if RUN_ID.fullmatch(name) and name[:15] >= run_id[:15])
+
+
 # -- reading records ---------------------------------------------------------------------------------
 
 

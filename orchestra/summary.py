@@ -1,7 +1,8 @@
 """The summary schema: one per agent, one per run; the same for --json, run.json and `summarize`.
 
 Files modified come from the agent's own report and, in a git repository, from
-git (changed and new files, before vs after); git's list is the truth.
+git (changed and new files, before vs after): git's list says what changed, the
+agent's named edits say which of it is the agent's (attribute()).
 """
 from __future__ import annotations
 
@@ -28,6 +29,10 @@ class AgentSummary:
     # what ended the wait: {"signal", "pattern", "line" (masked, 200 characters), "decided_ms"} (session.Outcome)
     ended_by: Optional[dict] = None
     files_modified: list[str] = field(default_factory=list)
+    # changed in its working directory while it ran, not by the edits it named: someone else's, or a command's
+    files_changed_by_others: list[str] = field(default_factory=list)
+    files_note: str = ""  # said when files_modified may hold another writer's files
+    runs_alongside: list[str] = field(default_factory=list)  # other runs of its directory under way meanwhile
     files_claimed: list[str] = field(default_factory=list)
     files_seen_by_git: Optional[list[str]] = None
     files_outside_workdir: list[str] = field(default_factory=list)
@@ -167,11 +172,50 @@ def total_cost(summaries: list[AgentSummary]) -> Optional[float]:
     return round(sum(costs), 6) if costs else None
 
 
-class GitSnapshot:
-    """What a git working tree looked like before an agent ran, to tell what it changed."""
+# How the files set apart are shown, wherever they are (the block a primary gets, show, MCP results)
+OTHERS_LABEL = "also changed while it ran, by someone else or by a command it ran"
 
-    def __init__(self, workdir: Path, head: Optional[str], dirty: dict[str, str]):
-        self.workdir, self.head, self.dirty = workdir, head, dirty
+
+def attribute(claimed: list[str], seen: Optional[list[str]], names_files: bool, alone: bool,
+              alongside: list[str]) -> tuple[list[str], list[str], str]:
+    """An agent's files (files_modified), the files set apart (files_changed_by_others), and what to say.
+
+    Without git, what it claimed. In a worktree of its own, all that git saw change. An agent whose
+    parser names every edit it makes: the files it named that git saw change; the rest of git's list
+    is another writer's (you, another run) or a command's it ran (a shell command names no file), and
+    is set apart. An agent that names no files (a --cmd program, a TUI's screen): git's list, which
+    holds whatever anyone else wrote meanwhile; said when other runs of the directory were under way."""
+    if seen is None:
+        return list(claimed), [], ""
+    if alone:
+        return list(seen), [], ""
+    if names_files:
+        named = set(claimed)
+        return [p for p in seen if p in named], [p for p in seen if p not in named], ""
+    note = ""
+    if alongside:
+        runs = f"run{'s' if len(alongside) > 1 else ''} {', '.join(alongside)}"
+        note = (f"this agent names no files: these are all the files git saw change while it ran, and {runs} "
+                f"worked in this directory at the same time, so other writers' files may be among them "
+                f"(a run isolated in a worktree of its own keeps them apart)")
+    return list(seen), [], note
+
+
+def apart_lines(agent: dict, more: str, shown: int = 10) -> list[str]:
+    """An agent's record's files set apart and its files note, as a terminal shows them (`more`: where
+    the whole list is)."""
+    others = agent.get("files_changed_by_others") or []
+    lines = [f"   ⚠️  {OTHERS_LABEL}: " + ", ".join(others[:shown])
+             + (f" ... and {len(others) - shown} more ({more})" if len(others) > shown else "")] if others else []
+    return lines + ([f"   ⚠️  {agent['files_note']}"] if agent.get("files_note") else [])
+
+
+class GitSnapshot:
+    """What a git working tree looked like before an agent ran, to tell what it changed. alone: the
+    tree is the agent's own (a worktree made for it), so whatever changed in it is its work."""
+
+    def __init__(self, workdir: Path, head: Optional[str], dirty: dict[str, str], alone: bool = False):
+        self.workdir, self.head, self.dirty, self.alone = workdir, head, dirty, alone
 
     @classmethod
     def take(cls, workdir: Path) -> Optional["GitSnapshot"]:

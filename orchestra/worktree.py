@@ -24,7 +24,7 @@ from typing import Optional
 from . import runfolder
 from .errors import OrchestraError
 from .procs import end_processes
-from .summary import GitSnapshot, without_ignored
+from .summary import AgentSummary, GitSnapshot, without_ignored
 
 WORKTREES_DIR = Path(".orchestra") / "worktrees"
 BRANCH_PREFIX = "orchestra"
@@ -126,21 +126,23 @@ class BranchReport:
 class Repo:
     """The repository a run's workdir is in, as it was when the run started."""
 
-    def __init__(self, workdir: Path):
+    def __init__(self, workdir: Path, isolate: bool = False):
         self.workdir = Path(workdir).resolve()
         self.run_id = ""  # set once the run has its id
+        # isolate: one agent in a worktree of its own (--isolate); else several secondaries, one each
+        who, why, instead = (("--isolate needs", "the agent works in a worktree of its own", "leave out --isolate")
+                             if isolate else
+                             ("several secondaries need", "each works in a worktree of its own so they do not "
+                              "overwrite each other's files", "delegate to one secondary"))
         top = git(self.workdir, "rev-parse", "--show-toplevel")
         if top.returncode != 0:
-            raise OrchestraError(
-                f"several secondaries need a git repository: each works in a worktree of its own so they do not "
-                f"overwrite each other's files, and {self.workdir} is not in one "
-                f"(run `git init` and commit, or delegate to one secondary)")
+            raise OrchestraError(f"{who} a git repository: {why}, and {self.workdir} is not in one "
+                                 f"(run `git init` and commit, or {instead})")
         self.root = Path(top.stdout.strip()).resolve()
         head = git(self.workdir, "rev-parse", "--verify", "-q", "HEAD")
         if head.returncode != 0:
-            raise OrchestraError(
-                f"several secondaries need a commit to start from: the repository at {self.root} has none yet "
-                f"(commit once, then delegate again)")
+            raise OrchestraError(f"{who} a commit to start from: the repository at {self.root} has none yet "
+                                 f"(commit once, then {'run' if isolate else 'delegate'} again)")
         self.base_commit = head.stdout.strip()
         branch = git(self.workdir, "symbolic-ref", "--short", "-q", "HEAD")
         self.base_branch: Optional[str] = branch.stdout.strip() if branch.returncode == 0 else None
@@ -181,6 +183,14 @@ class Repo:
         """What branches merge into: the starting branch, or the starting commit if HEAD was detached."""
         return self.base_branch or self.base_commit
 
+    def left_out(self) -> Optional[str]:
+        """What to say of the changes in the run's workdir that the worktrees will not have, if any."""
+        left = self.uncommitted()
+        if not left:
+            return None
+        return (f"⚠️  uncommitted changes stay out of the worktrees (they start from HEAD): "
+                f"{', '.join(left[:5])}{' ...' if len(left) > 5 else ''}")
+
     def uncommitted(self) -> list[str]:
         """Changes in the run's workdir that the worktrees (made from HEAD) will not have."""
         out = git(self.workdir, "status", "--porcelain", "-z", "--untracked-files=normal")
@@ -188,9 +198,12 @@ class Repo:
 
     def add(self, secondaries: list[tuple[str, str]]) -> list[Tree]:
         """A worktree and branch for each (agent, window), all made before any agent starts (the agents
-        would slow the checkouts). One after another: concurrent `git worktree add`s race on
-        .git/worktrees/ ("failed to read .git/worktrees/a/commondir", seen 2 in 30 runs under load)."""
-        trees = []
+        would slow the checkouts)."""
+        return self.make(self.plan(secondaries))
+
+    def plan(self, secondaries: list[tuple[str, str]]) -> list[Tree]:
+        """The worktree and branch each (agent, window) will get, none made yet."""
+        trees: list[Tree] = []
         for agent, window in secondaries:
             safe = re.sub(r"[^A-Za-z0-9_-]+", "-", agent).strip("-") or "agent"  # a valid branch and folder name
             name, n = safe, 1
@@ -199,6 +212,11 @@ class Repo:
                 name = f"{safe}-{n}"
             path = self.workdir / WORKTREES_DIR / self.run_id / name
             trees.append(Tree(agent, window, f"{BRANCH_PREFIX}/{self.run_id}/{name}", path, path / self.sub))
+        return trees
+
+    def make(self, trees: list[Tree]) -> list[Tree]:
+        """Check out the planned worktrees. One after another: concurrent `git worktree add`s race on
+        .git/worktrees/ ("failed to read .git/worktrees/a/commondir", seen 2 in 30 runs under load)."""
         if trees:
             trees[0].path.parent.mkdir(parents=True, exist_ok=True)
         failed = []
@@ -233,6 +251,36 @@ class Repo:
         if r.commits:
             r.merges_cleanly, r.conflicts, r.note = self.check(tree.branch, self.base)
         return r
+
+    def keep(self, tree: Tree, summary: AgentSummary, ignore: list[str], title: str) -> BranchReport:
+        """Commit what the agent left in its worktree on its branch, so its work is kept whatever happens,
+        and report the branch. The summary gets the branch, and the error if the commit failed."""
+        summary.branch = tree.branch
+        problem = self.commit(tree, ignore, f"orchestra: {summary.agent} ({summary.status}): {title[:72]}"
+                                            f"\n\nrun {self.run_id}")
+        if problem:
+            summary.errors.append(problem)
+        return self.report(tree, summary.status, summary.files_modified, problem)
+
+    def settle(self, reports: list[BranchReport], merge: bool, hint: str) -> tuple[list[str], Optional[str]]:
+        """Each branch's merge state (rehearsed), then with merge the completed branches merged; without,
+        hint is said when there is work to merge. Returns what to say, and where a merge stopped."""
+        base = self.base_branch or f"the starting commit {self.base_commit[:12]}"
+        self.rehearse(reports)
+        said = []
+        for r in reports:
+            icon = "🌿" if (r.merges_cleanly and not r.conflicts_with_earlier) or not r.commits else "⚠️ "
+            state = r.describe()
+            said.append(f"{icon} {r.branch}: {state}" + (f" into {base}" if state == "merges cleanly" else ""))
+        if not merge:
+            if any(r.commits and r.status == "completed" for r in reports):
+                said.append(hint)
+            return said, None
+        merged, stopped = self.merge(reports)
+        said += merged
+        if stopped:
+            said.append(f"⛔ merge stopped {stopped}")
+        return said, stopped
 
     def rehearse(self, reports: list[BranchReport]) -> None:
         """Merge the completed branches one after another in git's object store only (merge-tree and
@@ -361,6 +409,11 @@ def commit_all(path: Path, since: str, ignore: list[str], message: str,
     # orchestra's own commit on its own branch: no hooks, no signing prompt to fail it
     done = git(path, *identity, "-c", "commit.gpgsign=false", "commit", "-q", "--no-verify", "-m", message)
     return (files, None) if done.returncode == 0 else ([], f"git commit failed: {done.stderr.strip()}")
+
+
+def tree_ignores(profile) -> list[str]:
+    """What is not the agent's work in its worktree: its profile's housekeeping files, and orchestra's own folder."""
+    return [*profile.ignore_files, ".orchestra"]
 
 
 def clean(workdir: Path, run_id: str, force: bool = False, ignore: Optional[list[str]] = None) -> list[str]:

@@ -9,6 +9,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Optional
 
 import pytest
 
@@ -114,6 +115,19 @@ def toy_profile(*args: str, **fields):
 
 
 needs_git = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+
+
+def new_repo(path: Path, files: Optional[dict] = None) -> Path:
+    """A git repository at path on branch main, with an identity and one commit of files (a README by default)."""
+    path.mkdir(parents=True)
+    git(path, "init", "-q", "-b", "main")
+    git(path, "config", "user.name", "Test")
+    git(path, "config", "user.email", "test@orchestra.invalid")
+    for name, text in (files or {"README.md": "# project\n"}).items():
+        (path / name).write_text(text)
+    git(path, "add", "-A")
+    git(path, "commit", "-qm", "start")
+    return path
 
 
 def git(repo: Path, *args: str) -> str:

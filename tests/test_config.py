@@ -1,9 +1,11 @@
-"""Config: profiles load into typed objects; every mistake names file, profile and field."""
+"""Config: profiles load into typed objects; every mistake names file, profile and field; the user's and a
+project's files add to the shipped one."""
+import os
 from pathlib import Path
 
 import pytest
 
-from orchestra.config import SHIPPED_CONFIG, find_config, load_config, parse_config
+from orchestra.config import SHIPPED_CONFIG, compile_pattern, find_layers, load_config, parse_config
 from orchestra.errors import ConfigError
 
 
@@ -94,21 +96,23 @@ def test_a_bad_section_names_file_and_section(section, where):
     assert str(err.value).startswith(f"/x/orchestra.yaml: {where}")
 
 
-def test_config_is_found_in_order(tmp_path, monkeypatch):
+def test_config_files_apply_in_order_shipped_user_then_project_or_the_config_option(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
-    assert find_config(None, tmp_path) == SHIPPED_CONFIG
+    kinds = lambda *args: [(layer.kind, layer.path) for layer in find_layers(*args)]
+    assert kinds(None, tmp_path) == [("shipped", SHIPPED_CONFIG)]
     user = tmp_path / "xdg" / "orchestra" / "config.yaml"
     user.parent.mkdir(parents=True)
     user.write_text("agents: {a: {command: [p]}}\n")
-    assert find_config(None, tmp_path) == user
+    assert kinds(None, tmp_path) == [("shipped", SHIPPED_CONFIG), ("user", user)]
     local = tmp_path / "orchestra.yaml"
     local.write_text("agents: {a: {command: [p]}}\n")
-    assert find_config(None, tmp_path) == local
+    assert kinds(None, tmp_path) == [("shipped", SHIPPED_CONFIG), ("user", user), ("project", local)]
     explicit = tmp_path / "other.yaml"
-    explicit.write_text("agents: {a: {command: [p]}}\n")
-    assert find_config(str(explicit), tmp_path) == explicit
+    explicit.write_text("agents: {a: {command: [p]}}\n")  # in place of the project's
+    assert kinds(str(explicit), tmp_path) == [("shipped", SHIPPED_CONFIG), ("user", user), ("--config", explicit)]
+    assert kinds(str(SHIPPED_CONFIG), tmp_path) == [("shipped", SHIPPED_CONFIG), ("user", user)]  # once
     with pytest.raises(ConfigError, match="not found"):
-        find_config(str(tmp_path / "missing.yaml"), tmp_path)
+        find_layers(str(tmp_path / "missing.yaml"), tmp_path)
 
 
 @pytest.mark.parametrize("body, field", [
@@ -148,3 +152,106 @@ def test_repeats_that_cannot_nest_are_accepted():
     cfg = parse("agents:\n  a: {command: [p], completion: '✻ \\S+ for (?:\\d+h )?(?:\\d+m )?\\d+s',"
                 " errors: ['(?>a+)+$', '(ab){2}x', '^\\s*DONE']}\n")
     assert cfg.agents["a"].completion.search("✻ Cooked for 1m 3s")
+
+
+def layered(tmp_path, monkeypatch, user: str, project: str = ""):
+    """The config with this user file (and this file as --config, standing in for a project's)."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    path = tmp_path / "xdg" / "orchestra" / "config.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(user)
+    explicit = None
+    if project:
+        explicit = tmp_path / "project.yaml"
+        explicit.write_text(project)
+    return load_config(str(explicit) if explicit else None, tmp_path)
+
+
+def test_a_profile_in_the_users_config_replaces_the_shipped_one_whole_and_the_others_stay(tmp_path, monkeypatch):
+    cfg = layered(tmp_path, monkeypatch, "agents:\n  droid: {command: [my-droid, '{task}']}\n  mine: {command: [m]}\n")
+    shipped = load_config(str(SHIPPED_CONFIG))
+    assert set(cfg.agents) == set(shipped.agents) | {"mine"}
+    droid = cfg.agents["droid"]
+    assert droid.command == ["my-droid", "{task}"] and droid.completion is None and droid.version is None
+    assert cfg.agents["claude"].command == shipped.agents["claude"].command
+    assert (cfg.sources["droid"].kind, cfg.sources["mine"].kind, cfg.sources["claude"].kind) == \
+        ("user", "user", "shipped")
+    assert (cfg.demo_primary, cfg.demo_secondary, cfg.default_agent) == ("demo-claude", "demo-droid", "droid")
+
+
+def test_routing_rules_and_default_replace_the_earlier_ones_prices_and_defaults_count_key_by_key(
+        tmp_path, monkeypatch):
+    cfg = layered(tmp_path, monkeypatch,
+                  "agents: {mine: {command: [m]}}\nprices: {mine: {input_per_mtok: 1, output_per_mtok: 2}}\n"
+                  "defaults: {primary: mine}\n",
+                  "routing: {rules: [{name: web, agent: mine, words: [css]}]}\n"
+                  "prices: {codex: {input_per_mtok: 9, output_per_mtok: 9}}\n")
+    assert [(r.name, r.agent) for r in cfg.rules] == [("web", "mine")]  # not the shipped ui, backend, git
+    assert cfg.default_agent == "droid"  # no file but the shipped one set it
+    assert cfg.prices["mine"].input_per_mtok == 1 and cfg.prices["codex"].input_per_mtok == 9
+    assert cfg.prices["gemini"].input_per_mtok == 0.30  # shipped
+    assert (cfg.primary, cfg.demo_primary) == ("mine", "demo-claude")
+    cfg = layered(tmp_path, monkeypatch, "routing: {default: aider}\n")  # a file may hold no profile
+    assert cfg.default_agent == "aider" and [r.name for r in cfg.rules] == ["ui", "backend", "git"]
+
+
+def test_a_mistake_in_the_users_config_names_that_file(tmp_path, monkeypatch):
+    with pytest.raises(ConfigError) as err:
+        layered(tmp_path, monkeypatch, "routing: {default: nobody}\n")
+    assert str(err.value).startswith(f"{tmp_path / 'xdg' / 'orchestra' / 'config.yaml'}: routing.default")
+
+
+@pytest.mark.parametrize("field, argv, unknown, known", [
+    ("command", "[prog, '{tsk}']", "{tsk}", "{task}, {task_file}, {workdir}, {python}, {wrappers}, {fixtures}"),
+    ("command", "[prog, '{session_id}']", "{session_id}", "{task}, {task_file}"),
+    ("resume", "[prog, '--id={sesion_id}', '{tsk}']", "placeholders {sesion_id}, {tsk}", "{session_id}"),
+])
+def test_an_unknown_placeholder_is_refused_naming_it_and_the_known_ones(field, argv, unknown, known):
+    body = f"{{command: [p], {field}: {argv}}}" if field != "command" else f"{{command: {argv}}}"
+    with pytest.raises(ConfigError) as err:
+        parse(f"agents:\n  a: {body}\n")
+    message = str(err.value)
+    assert f"agent 'a', field '{field}': unknown " in message and unknown in message and known in message, message
+
+
+def test_braces_that_are_not_placeholders_are_left_alone():
+    cfg = parse("agents:\n  a: {command: [sh, -c, 'echo ${HOME} {} {\"k\": 1} \"$1\"', '{task}']}\n")
+    assert cfg.agents["a"].command[2] == 'echo ${HOME} {} {"k": 1} "$1"'
+
+
+def test_the_nested_repeat_message_suggests_atomic_groups_only_on_a_python_that_has_them(tmp_path):
+    import glob
+    import subprocess
+    import sys
+
+    import yaml
+
+    pythons = sorted(glob.glob(str(Path.home() / ".pyenv" / "versions" / "3.10*" / "bin" / "python")))
+    if not pythons:
+        pytest.skip("no Python 3.10 in ~/.pyenv/versions")
+    # orchestra's config module under Python 3.10, with the pure-Python part of this PyYAML
+    (tmp_path / "yaml").symlink_to(Path(yaml.__file__).parent)
+    code = ("from orchestra.config import compile_pattern\n"
+            "try:\n    compile_pattern('(a+)+$')\nexcept ValueError as exc:\n    print(exc)\n")
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run([pythons[-1], "-c", code], capture_output=True, text=True, timeout=60,
+                          env={"PYTHONPATH": f"{root}{os.pathsep}{tmp_path}", "PATH": os.environ["PATH"],
+                               "PYTHONDONTWRITEBYTECODE": "1"})
+    assert "nested repeat '(a+)+'" in done.stdout and "repeat once" in done.stdout, done.stdout + done.stderr
+    assert "(?>" not in done.stdout  # Python 3.10 refuses atomic groups
+    with pytest.raises(ValueError, match=r"\(\?>a\+\)\+"):  # and this Python (3.11+) takes them
+        compile_pattern("(a+)+$")
+    assert sys.version_info >= (3, 11)
+
+
+@pytest.mark.parametrize("login, where", [
+    ("{env: X}", "field 'login'"),
+    ("[{contains: x}]", "field 'login'[0]"),
+    ("[{env: X, colour: red}]", "field 'login'[0]"),
+    ("[{file: ~/f, contains: '(unclosed'}]", "field 'login'[0].contains"),
+    ("[{env: [X]}]", "field 'login'[0].env"),
+])
+def test_a_bad_login_names_its_field(login, where):
+    with pytest.raises(ConfigError) as err:
+        parse(f"agents:\n  a: {{command: [p], login: {login}}}\n")
+    assert f"agent 'a', {where}" in str(err.value), str(err.value)

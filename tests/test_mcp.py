@@ -74,8 +74,9 @@ def release(fifo: Path, wait: bool = False) -> None:
 class RawServer:
     """`orchestra mcp` driven with plain JSON-RPC lines, as a client that is not the SDK would."""
 
-    def __init__(self, cwd: Path, cfg: Path):
-        self.proc = subprocess.Popen([sys.executable, "-m", "orchestra", "mcp", "--config", str(cfg)], cwd=cwd,
+    def __init__(self, cwd: Path, cfg: Path | None):
+        config_option = ["--config", str(cfg)] if cfg else []  # none: the project's orchestra.yaml, when trusted
+        self.proc = subprocess.Popen([sys.executable, "-m", "orchestra", "mcp", *config_option], cwd=cwd,
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         self.next_id = 0
         self.buffer = b""
@@ -262,12 +263,53 @@ def test_bad_input_is_a_tool_error_that_says_what_to_do(tmp_path, project):
     for reply in (empty, unknown, too_long, bad_wait, no_run, not_an_id):
         assert reply.is_error
     assert "task is empty" in empty.content[0].text
-    assert "No agent named 'nobody'" in unknown.content[0].text and "Installed: worker" in unknown.content[0].text
+    assert "No agent named 'nobody'" in unknown.content[0].text
+    assert "worker" in unknown.content[0].text.split("Installed: ")[1].split(";")[0].split(", ")
     assert f"{MAX_ARG_BYTES + 1} bytes" in too_long.content[0].text and "file" in too_long.content[0].text
     assert "wait_s must be a number of seconds, 0 or more; got -1" in bad_wait.content[0].text
     assert "no run '20990101-000000-abcdef'" in no_run.content[0].text
     assert "not a run id" in not_an_id.content[0].text
     assert runs_of(project) == []  # nothing was started
+
+
+def test_a_project_config_the_user_has_not_trusted_is_a_tool_error_until_they_do(tmp_path, project, monkeypatch):
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))  # the server's and `orchestra trust`'s
+    cfg = config(tmp_path, "--files", "a.py").rename(project / "orchestra.yaml")
+    server = RawServer(project, None)
+    try:
+        server.initialize()
+        for name, args in (("agents", {}), ("delegate", {"task": "make a.py", "to": "worker"})):
+            reply = server.answer(server.send("tools/call", {"name": name, "arguments": args}))["result"]
+            text = reply["content"][0]["text"]
+            assert reply["isError"] and f"{cfg}: this project's config is not trusted yet" in text, reply
+            assert f"orchestra trust {cfg}" in text
+        assert runs_of(project) == []  # nothing was started
+        trusted = subprocess.run([sys.executable, "-m", "orchestra", "trust"], cwd=project, capture_output=True,
+                                 text=True, timeout=60)
+        assert trusted.returncode == 0, trusted.stderr
+        reply = server.answer(server.send("tools/call", {"name": "delegate", "arguments": {
+            "task": "make a.py", "to": "worker", "wait_s": 60}}))["result"]
+    finally:
+        server.close()
+    assert not reply.get("isError") and reply["structuredContent"]["status"] == "completed", reply
+    assert reply["structuredContent"]["agents"][0]["files_modified"] == ["a.py"]
+
+
+def test_agents_says_which_agent_is_not_logged_in_and_how_to_log_in(tmp_path, project):
+    cfg = config(tmp_path)
+    body = yaml.safe_load(cfg.read_text())
+    body["agents"]["worker"]["login"] = [{"env": "ORCHESTRA_TEST_NO_SUCH_TOKEN"}]
+    cfg.write_text(yaml.safe_dump(body))
+    server = RawServer(project, cfg)
+    try:
+        server.initialize()
+        reply = server.answer(server.send("tools/call", {"name": "agents", "arguments": {}}))["result"]
+    finally:
+        server.close()
+    row = next(a for a in reply["structuredContent"]["agents"] if a["agent"] == "worker")
+    assert row["login_missing"] == "not logged in: needs one of ORCHESTRA_TEST_NO_SUCH_TOKEN set"
+    assert "- worker: installed, but not logged in: needs one of ORCHESTRA_TEST_NO_SUCH_TOKEN set" in \
+        reply["content"][0]["text"]
 
 
 @pytest.mark.parametrize("secondaries", [1, 8, 64])

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import git, needs_git, orchestra
+from conftest import git, needs_git, new_repo, orchestra
 from orchestra import worktree
 from orchestra.errors import OrchestraError
 from orchestra.worktree import BranchReport, Repo, git as git_of_orchestra
@@ -25,15 +25,7 @@ HALF_RESOLVED = "mine\ntheirs, half resolved by hand\n"
 @pytest.fixture
 def repo(tmp_path):
     """main at "start" (README.md, lib.py), and the user's branch `feature`, whose README.md conflicts with main's."""
-    path = tmp_path / "repo"
-    path.mkdir()
-    git(path, "init", "-q", "-b", "main")
-    git(path, "config", "user.name", "Test")
-    git(path, "config", "user.email", "test@orchestra.invalid")
-    (path / "README.md").write_text("# project\n")
-    (path / "lib.py").write_text("# lib\n")
-    git(path, "add", "-A")
-    git(path, "commit", "-qm", "start")
+    path = new_repo(tmp_path / "repo", {"README.md": "# project\n", "lib.py": "# lib\n"})
     git(path, "switch", "-q", "-c", "feature")
     commit(path, "README.md", "theirs\n")
     git(path, "switch", "-q", "main")

@@ -14,21 +14,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import TOY, git, needs_git, orchestra, tmux
+from conftest import TOY, git, needs_git, new_repo, orchestra, tmux
 
 pytestmark = needs_git
 
 
 @pytest.fixture
 def repo(tmp_path):
-    path = tmp_path / "repo"
-    path.mkdir()
-    git(path, "init", "-q", "-b", "main")
-    git(path, "config", "user.name", "Test")
-    git(path, "config", "user.email", "test@orchestra.invalid")
-    (path / "README.md").write_text("# project\n")
-    git(path, "add", "-A")
-    git(path, "commit", "-qm", "start")
+    path = new_repo(tmp_path / "repo")
     return path
 
 

@@ -201,6 +201,30 @@ def test_interactive_claudes_reply_to_the_summary_is_the_models_words_alone_ever
     assert PRIMARY_REPLY in pane, pane
 
 
+def test_a_file_someone_writes_while_droid_works_is_set_apart_in_its_summary_and_the_primarys_block(
+        tmp_path, repo, tmux_sessions):
+    need("claude", "droid")
+    final, write = write_file_rules("droid", repo, "models/user.py", USER_PY, "Created models/user.py.")
+
+    def meanwhile(request):  # droid's last model call: droid is still at work
+        (repo / "notes.md").write_text("the user's own notes, written while droid worked\n")
+        return final.reply
+
+    rules = primary_rules() + [Rule(final.when, meanwhile, name="final-text"), write]
+    with ModelServer(rules) as srv:
+        cfg = write_config(tmp_path, repo, srv.url, ["claude", "droid"])
+        done, run = orchestra(cfg, repo, "delegate", "--from", "claude", "--to", "droid", "--task", "Add a User model")
+        requests = srv.requests.snapshot()
+    if run.get("tmux_session"):
+        tmux_sessions.append(run["tmux_session"])
+    assert done.returncode == 0, (run["reason"], done.stderr)
+    droid = run["secondaries"][0]
+    assert droid["files_modified"] == ["models/user.py"] and droid["files_changed_by_others"] == ["notes.md"]
+    assert droid["files_seen_by_git"] == ["models/user.py", "notes.md"]
+    assert any("files modified (1): models/user.py also changed while it ran, by someone else or by a command it "
+               "ran (1): notes.md" in r.last_user_text for r in requests)  # the block Claude got back
+
+
 def test_run_droid_alone_reports_the_file_and_tokens(tmp_path, repo):
     need("droid")
     with ModelServer(write_file_rules("droid", repo, "models/user.py", USER_PY, "Done.")) as srv:

@@ -57,13 +57,13 @@ def get(url: str, headers=None) -> tuple[int, str]:
         return exc.code, exc.read().decode()
 
 
-def ws_open(url: str, origin=None):
+def ws_open(url: str, origin=None, subprotocols=None):
     """Open a WebSocket and read its first message; the HTTP status when the server refuses the upgrade."""
     import websockets
     from websockets.sync.client import connect
 
     try:
-        with connect(url, origin=origin, open_timeout=10) as ws:
+        with connect(url, origin=origin, open_timeout=10, subprotocols=subprotocols) as ws:
             return 101, ws.recv(timeout=10)
     except websockets.exceptions.InvalidStatus as exc:
         return exc.response.status_code, None
@@ -309,3 +309,100 @@ def test_a_finished_terminal_is_sized_to_the_rows_its_recording_used(tmp_path):
     rendered.write_text(json.dumps({**json.loads(header), "orchestra": {"parser": "droid", "view": "rendered"}}) + "\n"
                         + events)
     assert rows_used(rendered, "rendered", 40, 120) < rows_used(rendered, "raw", 40, 120)  # as the view shows it
+
+
+def test_a_transcript_is_served_by_whatever_name_its_agent_has_and_only_if_its_run_names_it(server, workdir):
+    script = workdir / "tiny.sh"
+    script.write_text("#!/bin/sh\necho 'tiny says hello'\necho DONE\n")
+    script.chmod(0o755)
+    done = orchestra("run", "--cmd", f"{script} {{task}}", "--done", "^DONE", "--task", "t", "--no-tmux", "--json",
+                     cwd=workdir)
+    run_id = json.loads(done.stdout)["run_id"]
+    folder = workdir / ".orchestra" / "runs" / run_id
+    assert (folder / "tiny.sh.cast").is_file()  # named after the agent, whose name has a dot
+    status, cast = get(f"{server.base}/cast/{run_id}/tiny.sh.cast?token={TOKEN}")
+    assert status == 200 and "tiny says hello" in cast
+    status, first = ws_open(f"ws://{server.host}/ws/cast/{run_id}/tiny.sh?token={TOKEN}", subprotocols=["v2.asciicast"])
+    assert status == 101 and json.loads(first)["width"] > 0
+    (folder / "stray.cast").write_text((folder / "tiny.sh.cast").read_text())  # in the folder, not in the record
+    assert get(f"{server.base}/cast/{run_id}/stray.cast?token={TOKEN}")[0] == 404
+    assert get(f"{server.base}/cast/{run_id}/..%2Frun.cast?token={TOKEN}")[0] == 404
+    assert ws_open(f"ws://{server.host}/ws/cast/{run_id}/stray?token={TOKEN}", subprotocols=["v2.asciicast"])[0] == 403
+
+
+def long_cast(path, after: list[str], before: tuple[str, ...] = (), header: dict | None = None, mb: float = 2) -> None:
+    """A transcript of output events: `before`, then mb MB of numbered lines, then `after`."""
+    line = "filler line {} with some words to make it longer\r\n"
+    filler = ["".join(line.format(n * 20 + i) for i in range(20)) for n in range(int(mb * 1024 * 1024 / 1000))]
+    with open(path, "w") as fh:
+        fh.write(json.dumps(header or {"version": 2, "width": 80, "height": 24}) + "\n")
+        for n, text in enumerate([*before, *filler, *after]):
+            fh.write(json.dumps([n / 1000, "o", text]) + "\n")
+
+
+def streamed(tail: CastTail) -> str:
+    text = ""
+    while events := tail.read():
+        text += "".join(e[2] for e in events)
+    return text
+
+
+def test_a_long_live_transcript_is_streamed_from_a_line_start_near_its_end_saying_what_was_left_out(tmp_path):
+    cast = tmp_path / "secondary-1.cast"
+    long_cast(cast, ["the last line\r\n"])
+    tail = CastTail(cast)
+    skipped = tail.start_recent()
+    text = streamed(tail)
+    assert skipped > cast.stat().st_size - 300 * 1024  # a recent part is sent: the last 256 KB at most
+    assert text.startswith(f"\x1b[2m⋯ {skipped / 1048576:.1f} MB of earlier output left out here")
+    first = text.split("\r\n")[1]
+    assert first.startswith("filler line ") and first.endswith("to make it longer")  # a whole line
+    assert text.endswith("the last line\r\n")
+    tail.close()
+
+
+def test_a_long_live_transcript_is_streamed_from_its_last_full_screen_clear(tmp_path):
+    cast = tmp_path / "secondary-1.cast"
+    long_cast(cast, ["an old screen\r\n", "\x1b[H\x1b[2Jthe screen now\r\n", "more of it\r\n"])
+    tail = CastTail(cast)
+    tail.start_recent()
+    text = streamed(tail)
+    assert "an old screen" not in text and "filler line" not in text
+    assert text.endswith("\x1b[H\x1b[2Jthe screen now\r\nmore of it\r\n")
+    tail.close()
+
+
+def test_the_terminal_modes_in_force_where_a_live_stream_starts_are_set_first(tmp_path):
+    cast = tmp_path / "secondary-1.cast"
+    long_cast(cast, ["the last line\r\n"], before=("\x1b[?7l\x1b[?25l\x1b[?1049h", "\x1b[1;20r\x1b[?25h"), mb=0.5)
+    tail = CastTail(cast)
+    tail.start_recent()
+    left_out, rest = streamed(tail).split("\r\n", 1)
+    assert rest.startswith("\x1b[?1049h\x1b[1;20r\x1b[?7l\x1b[?25h" + "filler line")  # the screen first, then its region
+    tail.close()
+    long_cast(cast, ["the last line\r\n"], before=("\x1b[?1049h\x1b[1;20r", "\x1bc"))
+    tail = CastTail(cast)
+    tail.start_recent()
+    assert streamed(tail).split("\r\n", 1)[1].startswith("filler line")  # nothing set before a reset is in force
+    tail.close()
+
+
+def test_a_long_rendered_transcript_is_streamed_from_a_whole_json_line(tmp_path):
+    header = json.loads(DROID_CAST.read_text().split("\n", 1)[0])
+    events = [e[2] for e in map(json.loads, DROID_CAST.read_text().splitlines()[1:]) if e[1] == "o"]
+    cast = tmp_path / "secondary-1.cast"
+    long_cast(cast, events, header={**header, "orchestra": {"parser": "droid", "view": "rendered"}})
+    tail = CastTail(cast, "rendered")
+    assert tail.start_recent() > 0
+    text = streamed(tail) + "".join(e[2] for e in tail.finish())
+    assert "▸ \x1b[1mCreate\x1b[0m\x1b[36m routers/users.py" in text and '"type"' not in text
+    tail.close()
+
+
+def test_a_recording_so_far_is_served_up_to_its_last_whole_event(tmp_path):
+    from orchestra.web.feeds import recorded_cast
+
+    cast = tmp_path / "secondary-1.cast"
+    whole = json.dumps({"version": 2, "width": 80, "height": 24}) + "\n" + '[0.1, "o", "done\\r\\n"]\n' * 5000
+    cast.write_text(whole + '[0.2, "o", "being wri')  # the agent is writing its next event
+    assert b"".join(recorded_cast(cast)).decode() == whole

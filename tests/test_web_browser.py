@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -108,16 +109,80 @@ def gated(workdir):
         run.finish()
 
 
+class ScriptRun:
+    """`orchestra run --cmd '<dir>/NAME {task}'` of a shell script that runs `body`, then waits on a gate
+    (a FIFO) and prints DONE: a program whose name (and so its agent's, and its transcript's) is NAME."""
+
+    def __init__(self, workdir: Path, name: str, body: str):
+        self.gate = workdir / f"{name}.gate"
+        os.mkfifo(self.gate)
+        script = workdir / name
+        script.write_text(f"#!/bin/sh\n{body}\nread _ < '{self.gate}'\necho DONE\n")
+        script.chmod(0o755)
+        self.proc = subprocess.Popen([sys.executable, "-m", "orchestra", "run", "--cmd", f"{script} {{task}}",
+                                      "--done", "^DONE", "--task", "t", "--no-tmux", "--json"],
+                                     cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.runs, self.name = workdir / ".orchestra" / "runs", name
+
+    def run_id(self) -> str:
+        """Once its folder exists (orchestra makes it before the program starts)."""
+        return wait_for(lambda: next(iter(os.listdir(self.runs)), None) if self.runs.exists() else None)
+
+    def finish(self) -> dict:
+        if self.gate.exists():
+            with open(self.gate, "w") as fh:  # blocks until the program reads: it is waiting there
+                fh.write("go\n")
+            self.gate.unlink()
+        out, err = self.proc.communicate(timeout=120)
+        assert self.proc.returncode == 0, err
+        return json.loads(out)
+
+
+    def cast(self) -> Path:
+        return self.runs / self.run_id() / f"{self.name}.cast"
+
+    def wrote(self, text: str) -> None:
+        """Until the program's transcript ends with a line holding text (its last 4 KB are looked at)."""
+        def ends_with_it():
+            try:
+                with open(self.cast(), "rb") as fh:
+                    fh.seek(max(0, fh.seek(0, os.SEEK_END) - 4096))
+                    return text.encode() in fh.read()
+            except OSError:
+                return False
+        wait_for(ends_with_it)
+
+
+@pytest.fixture
+def script_runs(workdir):
+    made: list[ScriptRun] = []
+    yield lambda name, body: made.append(ScriptRun(workdir, name, body)) or made[-1]
+    for run in made:
+        if run.proc.poll() is None:
+            run.finish()
+
+
+def wait_for(found, timeout: float = 120):
+    """found()'s first true value, asked every 50 ms until timeout."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        value = found()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"not found within {timeout} s")
+
+
 def terminal(page, cast: str) -> str:
     """The terminal's text: its lines one after another, each padded to the terminal's width (the player puts
     each run of one style in an element of its own, and symbols such as ▸ and ■ in a layer apart)."""
     return page.text_content(f'article[data-cast="{cast}"] .term')
 
 
-def wait_terminal(page, cast: str, text: str) -> None:
+def wait_terminal(page, cast: str, text: str, timeout: float = WAIT_MS) -> None:
     page.wait_for_function(
         "([cast, text]) => (document.querySelector(`article[data-cast='${cast}'] .term`) || {}).textContent?.includes(text)",
-        arg=[cast, text], timeout=WAIT_MS)
+        arg=[cast, text], timeout=timeout)
 
 
 def test_the_runs_page_shows_a_running_replay_agent_and_flips_it_to_completed(server, gated, page):
@@ -356,3 +421,66 @@ def test_a_live_terminal_shows_down_to_its_lowest_written_row(server, gated, pag
     shot(page, tmp_path, "live")
     assert page.locator(f"{term}").bounding_box()["y"] > page.locator("#verdict").bounding_box()["y"]
     gated.finish()
+
+
+def test_a_program_whose_name_has_a_dot_shows_its_live_terminal_and_then_its_recording(server, script_runs, page):
+    run = script_runs("slow.sh", "echo 'first line from slow.sh'")  # its agent, and its transcript, are slow.sh
+    run.wrote("first line from slow.sh")
+    page.goto(f"{server.base}/run/{run.run_id()}?token={TOKEN}")
+    wait_terminal(page, "slow.sh", "first line from slow.sh")
+    assert page.get_attribute('article[data-cast="slow.sh"] .term', "data-mode") == "live"
+    run.finish()
+    page.wait_for_selector('article[data-cast="slow.sh"][data-status="completed"]', timeout=WAIT_MS)
+    wait_terminal(page, "slow.sh", "DONE")  # its recording's last screen
+    assert page.get_attribute('article[data-cast="slow.sh"] .term', "data-mode") == "playback"
+
+
+WRITER = """
+import sys
+write = sys.stdout.write
+for i in range(int(sys.argv[1])):
+    write(f"line {i} of a long output, \\x1b[32min colour\\x1b[0m, and more words to make it longer\\n")
+"""
+COUNT_CAST_BYTES = """
+window.castBytes = 0;
+const Native = window.WebSocket;
+window.WebSocket = class extends Native {
+  constructor(url, protocols) {
+    super(url, protocols);
+    if (String(url).includes("/ws/cast/")) this.addEventListener("message", (e) => { window.castBytes += e.data.length; });
+  }
+};
+"""
+
+
+def test_a_live_20_mb_transcript_opens_at_its_current_last_line_and_the_page_stays_responsive(
+        server, script_runs, workdir, page, tmp_path):
+    (workdir / "writer.py").write_text(WRITER)
+    run = script_runs("flood", f"{sys.executable} writer.py 240000; echo 'the current last line'")
+    run.wrote("the current last line")
+    assert run.cast().stat().st_size > 20 * 1024 * 1024
+    page.add_init_script(COUNT_CAST_BYTES)
+    page.goto(f"{server.base}/run/{run.run_id()}?token={TOKEN}")
+    wait_terminal(page, "flood", "the current last line", timeout=10000)  # where feeding 20 MB took minutes
+    page.wait_for_function("() => true", timeout=10000)  # its main thread answers: the tab is not frozen
+    shot = tmp_path / "live-20mb.png"
+    page.locator('article[data-cast="flood"]').screenshot(path=str(shot))  # the card, its last line in it
+    print(f"\nscreenshot: {shot}")
+    assert "line 239999 of a long output" in terminal(page, "flood")  # the last screen, whole
+    assert page.evaluate("window.castBytes") < 2 * 1024 * 1024  # a recent part of it, not all 20 MB
+
+
+def test_earlier_output_plays_the_recording_so_far_and_back_to_live_returns(server, script_runs, page):
+    run = script_runs("talker", "echo 'said before you came'")
+    run.wrote("said before you came")
+    page.goto(f"{server.base}/run/{run.run_id()}?token={TOKEN}")
+    term = 'article[data-cast="talker"] .term'
+    wait_terminal(page, "talker", "said before you came")
+    page.click('article[data-cast="talker"] button.earlier')
+    page.wait_for_selector(f'{term}[data-mode="playback"] .ap-player', timeout=WAIT_MS)
+    wait_terminal(page, "talker", "said before you came")  # its last screen, until it is played
+    page.click(f"{term} .ap-player")  # play, from the start
+    page.wait_for_function(f"() => document.querySelector('{term}').player?.getCurrentTime() > 0", timeout=WAIT_MS)
+    page.click('article[data-cast="talker"] button.earlier')  # now "back to live"
+    page.wait_for_selector(f'{term}[data-mode="live"]', timeout=WAIT_MS)
+    wait_terminal(page, "talker", "said before you came")

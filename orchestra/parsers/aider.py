@@ -10,6 +10,7 @@ class AiderParser(Parser):
     name = "aider"
     reports_cost = True
     reports_tokens = True
+    names_files = True  # "Applied edit to X" for each edit it applies
     APPLIED = re.compile(r"^Applied edit to (.+?)\s*$", re.M)
     COMMIT = re.compile(r"^Commit ([0-9a-f]{7,40}) (.*)$", re.M)
     TOKENS = re.compile(r"^Tokens: ([\d.,]+)(k?) sent(?:, [\d.,]+k? cache \w+)*, ([\d.,]+)(k?) received\.(?: Cost: \$([\d.]+) message, \$([\d.]+) session\.)?", re.M)

@@ -63,6 +63,10 @@ class Parsed:
 
 class Parser:
     name = "base"
+    # Whether every file the agent edits is named in what this parser reads (its tool calls, its edit
+    # lines): then the files git saw change that it did not name are someone else's, or a command's.
+    # False: git's list of what changed is all there is to tell its work by (summary.attribute).
+    names_files = False
     # render(event) -> str: a readable drawing of one of the agent's events (parsers/render.py), for
     # parsers of JSON events; None: the agent's window shows its raw bytes, always
     render: Optional[Callable[[dict], str]] = None
@@ -118,6 +122,8 @@ class Parser:
 
 class JsonLinesParser(Parser):
     """For agents that print one JSON object per line; other lines are noise."""
+
+    names_files = True  # each edit is a tool call event that names its file
 
     def feed(self, lines: str) -> None:
         drawn = self.rendered

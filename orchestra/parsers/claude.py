@@ -154,6 +154,7 @@ class ClaudeScreenParser(Parser):
 
     name = "claude-tui"
     sees_screen = True
+    names_files = False  # a screen, not a record: a long path is drawn cut short, a redraw may skip an edit
     TOOL = re.compile(r"^\s*[●⏺]\s*(Write|Edit|MultiEdit|Update|Create)\((.+?)\)\s*$", re.M)
     ERROR = re.compile(r"^\s*(?:⎿\s*)?(API Error:.*|Error:.*)$", re.M)
     OVER = re.compile(r"✻ \S+ for (?:\d+h )?(?:\d+m )?\d+s")  # without a profile (a saved transcript)

@@ -31,6 +31,9 @@ class GenericParser(Parser):
     def __init__(self, profile=None):
         super().__init__(profile)
         self.custom = {k: v for k, v in (getattr(profile, "parse", None) or {}).items() if k in KEYS}
+        # a profile's own `files` pattern says how its program names every file it writes; the default
+        # patterns only catch such lines where a program happens to print them
+        self.names_files = "files" in self.custom
 
     def feed(self, lines: str) -> None:
         self.parsed.add_reply(lines)

@@ -19,9 +19,11 @@ from ..summary import ended_by_words
 from ..transcript import event_bytes, header_of
 from ..views import RAW, RENDERED, Renderer, can_render, cast_view
 from ..worktree import BranchReport, next_steps
+from .recent import file_size, modes_at, recent_start
 
 CHUNK = 65536  # read from a transcript at a time: what one client holds of it, however long it grows
 MESSAGE = 262144  # characters of output sent in one message at most
+LEFT_OUT = "\x1b[2m⋯ {size} of earlier output left out here: the recording has it\x1b[0m\r\n"
 FILES_SHOWN = 10
 
 
@@ -153,7 +155,7 @@ def run_page(workdir: Path, run_id: str) -> dict:
     run = runfolder.load(workdir, run_id)
     folder = runfolder.folder(workdir, run_id)
     for a in run_agents(run):
-        name = Path(str(a.get("transcript") or "")).stem
+        name = transcript_name(a)
         a["cast"] = name if name and (folder / f"{name}.cast").is_file() else None
         header = header_of(folder / f"{name}.cast") if a["cast"] else {}
         parser, view = cast_view(header) if a["cast"] else (None, RAW)
@@ -177,12 +179,21 @@ def run_page(workdir: Path, run_id: str) -> dict:
     return run
 
 
+def transcript_name(agent: dict) -> str:
+    """The name of an agent's transcript in its run folder (its window's: primary, secondary-1, or for
+    `run` the agent's own, slow.sh say): what the page's URLs carry. A file name, never a path."""
+    return Path(str(agent.get("transcript") or "")).stem
+
+
 def cast_path(workdir: Path, run_id: str, name: str) -> Path:
-    """A run's transcript by its name (primary, secondary-1, ...), never a path outside its folder."""
-    if not RUN_ID.fullmatch(run_id) or not name.replace("-", "").replace("_", "").isalnum():
-        raise OrchestraError(f"no transcript {name!r} in run {run_id!r}")
+    """A run's transcript by its name, if the run's record names it: whatever characters the name holds
+    (an agent may be called slow.sh), the file is in the run's folder."""
+    try:
+        names = {transcript_name(a) for a in run_agents(runfolder.load(Path(workdir), run_id))}
+    except OrchestraError:
+        names = set()
     path = runfolder.folder(workdir, run_id) / f"{name}.cast"
-    if not path.is_file():
+    if not name or name not in names or not path.is_file():
         raise OrchestraError(f"no transcript {name!r} in run {run_id!r}")
     return path
 
@@ -198,7 +209,7 @@ def agent_running(workdir: Path, run_id: str, name: str) -> bool:
     if run.get("status") != RUNNING:
         return False
     for a in run_agents(run):
-        if Path(str(a.get("transcript") or "")).stem == name:
+        if transcript_name(a) == name:
             return a.get("status") == RUNNING
     return True  # not in the record yet: just started
 
@@ -219,6 +230,22 @@ class CastTail:
         self.view = RENDERED if self.renderer else RAW
         self.partial = b""
         self.last_time = 0.0
+        self.body = self.fh.tell()  # where the events begin
+        self.cut = 0  # characters of the next event's text left out
+        self.prelude = ""  # sent before the next event's text
+
+    def start_recent(self) -> int:
+        """Go to a recent point of a long transcript instead of its first byte (recent.py): what is sent
+        first is then a line saying how much was left out and the modes in force there. Returns the bytes
+        left out (0: from the first byte)."""
+        start = recent_start(self.fh, self.body, file_size(self.fh), clears=self.renderer is None)
+        self.fh.seek(start.offset)
+        self.cut = start.cut
+        if start.skipped:
+            modes = modes_at(self.fh, self.body, start.offset) if self.renderer is None else ""
+            self.fh.seek(start.offset)
+            self.prelude = LEFT_OUT.format(size=_size(start.skipped)) + modes
+        return start.skipped
 
     def close(self) -> None:
         self.fh.close()
@@ -242,6 +269,8 @@ class CastTail:
             except (ValueError, TypeError):
                 continue
             self.last_time = float(t) if isinstance(t, (int, float)) else self.last_time
+            if self.cut:
+                text, self.cut = text[self.cut:], 0
             text = self.shown(kind, text)
             if not text:
                 continue
@@ -249,6 +278,9 @@ class CastTail:
                 out[-1][0], out[-1][2] = self.last_time, out[-1][2] + text
             else:
                 out.append([self.last_time, "o", text])
+        if self.prelude:
+            out[:1] = [[self.last_time, "o", self.prelude + (out[0][2] if out else "")]]
+            self.prelude = ""
         return out
 
     def shown(self, kind: str, text: str) -> str:
@@ -266,6 +298,50 @@ class CastTail:
             return []
         rest = self.renderer.feed(b"", final=True)
         return [[self.last_time, "o", rest]] if rest else []
+
+
+def _size(n: int) -> str:
+    return f"{n / 1048576:.1f} MB" if n >= 1048576 else f"{max(1, round(n / 1024))} KB"
+
+
+def last_screen(path: Path, view: str = RAW) -> dict:
+    """A transcript's last screen as a player's poster draws it: the terminal's size and the text that
+    draws it, from the recent point a live terminal starts at (read up to the file's size now)."""
+    tail = CastTail(path, view)
+    try:
+        tail.start_recent()
+        size = file_size(tail.fh)
+        text = []
+        while tail.fh.tell() < size:
+            read_from = tail.fh.tell()
+            text += [e[2] for e in tail.read()]
+            if tail.fh.tell() == read_from:  # (cut short since it was measured)
+                break
+        text += [e[2] for e in tail.finish()]
+        return {"width": tail.start()["width"], "height": tail.start()["height"], "text": "".join(text)}
+    finally:
+        tail.close()
+
+
+def recorded_cast(path: Path) -> Iterator[bytes]:
+    """A transcript as it is recorded now, a chunk at a time: up to its last whole event (a live one
+    grows while it is sent; a player given half an event fails)."""
+    with open(path, "rb") as fh:
+        end = file_size(fh)
+        while end > 0:  # back to the end of the last whole line
+            fh.seek(max(0, end - CHUNK))
+            data = fh.read(end - fh.tell())
+            if b"\n" in data:
+                end -= len(data) - data.rfind(b"\n") - 1
+                break
+            end -= len(data)
+        fh.seek(0)
+        while end > 0:
+            data = fh.read(min(CHUNK, end))
+            if not data:
+                break
+            end -= len(data)
+            yield data
 
 
 def rendered_cast(path: Path) -> Iterator[bytes]:

@@ -3,8 +3,10 @@
 Pages: `/` (the runs) and `/run/<id>` (one run: a terminal per agent). Their data come over
 WebSockets that the server feeds by polling the run folders: `/ws/runs` (rows, as they change),
 `/ws/run/<id>` (the record, as it changes) and `/ws/cast/<id>/<name>` (an agent's transcript from
-its first byte, then as it grows, in asciinema's live v2.asciicast protocol). A finished
-transcript plays from `/cast/<id>/<name>.cast` (raw, or rendered as it is sent).
+a recent point, its first byte if it is short (web/recent.py), then as it grows, in asciinema's live
+v2.asciicast protocol). A transcript plays from `/cast/<id>/<name>.cast` (raw as recorded so far, or
+rendered as it is sent); `/screen/<id>/<name>` is its last screen, the poster a player shows before
+it loads the recording.
 
 Every request and WebSocket needs the token (403 without); a WebSocket whose Origin is not this
 server is refused; served on a loopback address, a request must name a loopback host (a DNS
@@ -25,14 +27,14 @@ from typing import Callable, Optional
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from starlette.applications import Starlette
-from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response, StreamingResponse
+from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from ..config import DATA_DIR
 from ..errors import OrchestraError
 from ..views import RAW, RENDERED
-from .feeds import CastTail, RunsIndex, agent_running, cast_path, rendered_cast, run_page
+from .feeds import CastTail, RunsIndex, agent_running, cast_path, last_screen, recorded_cast, rendered_cast, run_page
 
 STATIC = DATA_DIR / "web"
 WATCH_EVERY = 0.005  # seconds between two looks at the size of the transcripts being streamed: the page's lag
@@ -195,7 +197,16 @@ def make_app(workdir: Path, token: str, loopback: bool = True):
             return Response(str(exc), status_code=404)
         if request.query_params.get("view") == RENDERED:
             return StreamingResponse(rendered_cast(path), media_type="application/x-asciicast")
-        return FileResponse(path, media_type="application/x-asciicast")
+        return StreamingResponse(recorded_cast(path), media_type="application/x-asciicast")
+
+    async def screen(request):
+        view = RENDERED if request.query_params.get("view") == RENDERED else RAW
+        try:
+            path = cast_path(workdir, request.path_params["run_id"], request.path_params["name"])
+            shown = await asyncio.to_thread(last_screen, path, view)
+        except (OrchestraError, OSError, ValueError) as exc:
+            return JSONResponse({"error": str(exc)}, status_code=404)
+        return Response(json.dumps(shown), media_type="application/json")  # (ASCII: bytes that were not UTF-8 pass)
 
     async def ws_runs(ws: WebSocket):
         async def feed(send):
@@ -234,6 +245,12 @@ def make_app(workdir: Path, token: str, loopback: bool = True):
         except (OrchestraError, OSError, ValueError):
             await ws.close(code=1008)
             return
+        try:
+            await asyncio.to_thread(tail.start_recent)  # (looking back for the modes in force reads the file)
+        except (OSError, ValueError):
+            tail.close()
+            await ws.close(code=1008)
+            return
 
         async def feed(send):
             await send(json.dumps(tail.start()))
@@ -265,6 +282,7 @@ def make_app(workdir: Path, token: str, loopback: bool = True):
         Route("/api/runs", api_runs),
         Route("/api/run/{run_id}", api_run),
         Route("/cast/{run_id}/{name}.cast", cast_file),
+        Route("/screen/{run_id}/{name}", screen),
         WebSocketRoute("/ws/runs", ws_runs),
         WebSocketRoute("/ws/run/{run_id}", ws_run),
         WebSocketRoute("/ws/cast/{run_id}/{name}", ws_cast),

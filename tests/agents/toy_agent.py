@@ -36,6 +36,8 @@ def main() -> int:
     ap.add_argument("--pidfile", default=None, help="write this process's (and its child's) pid here")
     ap.add_argument("--wait-fifo", default=None, help="block until someone writes to this FIFO, then go on")
     ap.add_argument("--signal-fifo", default=None, help="write a line to this FIFO (blocks until someone reads it)")
+    ap.add_argument("--files-then-wait-fifo", default=None,
+                    help="once its files are written, block until someone writes to this FIFO, then finish")
     ap.add_argument("--linger", action="store_true", help="keep running after the completion line")
     ap.add_argument("--ignore-term", action="store_true", help="ignore SIGTERM")
     ap.add_argument("--note-term", default=None, help="on SIGTERM, write this file and go on (ignore it)")
@@ -110,6 +112,9 @@ def main() -> int:
             fh.write(f"# written for: {task}\n")
         line = f"modified: {path}\n"
         out(f"\x1b[32m{line}\x1b[0m" if args.color else line)
+    if args.files_then_wait_fifo:
+        with open(args.files_then_wait_fifo) as fh:
+            fh.read()
     if args.kill_self:
         os.kill(os.getpid(), getattr(signal, args.kill_self))
     if args.hang:

@@ -125,7 +125,9 @@ function runPage() {
     for (const s of [0.5, 1, 2, 4, 8]) c.speedBox.append(el("option", {value: s, text: s + "×", selected: s === 1 ? "" : null}));
     c.speedBox.onchange = () => { c.speed = Number(c.speedBox.value); c.mode = null; update(c, c.agent, c.live); };
     c.speedLabel = el("label", {}, "speed ", c.speedBox);
-    controls.append(c.speedLabel);
+    c.earlierBox = el("button", {class: "earlier", type: "button"});
+    c.earlierBox.onclick = () => { c.earlier = !c.earlier; c.mode = null; update(c, c.agent, c.live); };
+    controls.append(c.speedLabel, " ", c.earlierBox);
     c.node = el("article", {class: "agent", id: "agent-" + key, "data-cast": key},
       el("div", {class: "agent-head"}, c.title, c.facts, controls), c.ended, c.files, c.errors, c.latest, c.term);
     document.getElementById("agents").append(c.node);
@@ -163,22 +165,33 @@ function runPage() {
     c.term.style.height = Math.ceil(2 * pad + shown * box.height / Math.max(lines.length, 1)) + "px";
   }
 
+  // A live terminal starts at a recent point of its transcript, not its first byte (the server picks
+  // it: a tab fed 20 MB at once froze for a minute); a recording first shows its last screen (a poster
+  // the server draws from that same point) and is loaded, then fed from its start, only when played.
   function player(c, a, live) {
     if (c.player) { try { c.player.dispose(); } catch (e) { /* already gone */ } }
+    c.player = c.term.player = null;
     c.term.textContent = "";
-    const view = "&view=" + encodeURIComponent(c.view);
-    if (live) {
-      c.player = AsciinemaPlayer.create(
-        {driver: "websocket", url: wsURL(`/ws/cast/${encodeURIComponent(runId)}/${encodeURIComponent(a.cast)}`, view), bufferTime: 0},
-        c.term, {...termLayout(c, a, live), autoPlay: true});
-    } else {
-      c.player = AsciinemaPlayer.create(
-        `/cast/${encodeURIComponent(runId)}/${encodeURIComponent(a.cast)}.cast` + query(view),
-        c.term, {...termLayout(c, a, live), idleTimeLimit: 2, speed: c.speed, poster: "npt:99999"});
-    }
-    c.term.player = c.player;  // for scripts (and tests) driving the page: pause, seek, getCurrentTime
     c.term.dataset.mode = live ? "live" : "playback";
     c.term.dataset.view = c.view;
+    const view = "&view=" + encodeURIComponent(c.view);
+    const cast = `${encodeURIComponent(runId)}/${encodeURIComponent(a.cast)}`;
+    const made = c.made = (c.made || 0) + 1;  // a later call replaces this player while its poster is fetched
+    const layout = termLayout(c, a, live);
+    const create = (source, options) => {
+      if (made !== c.made) return;
+      c.player = AsciinemaPlayer.create(source, c.term, {...layout, ...options});
+      c.term.player = c.player;  // for scripts (and tests) driving the page: pause, seek, getCurrentTime
+    };
+    if (live) {
+      create({driver: "websocket", url: wsURL(`/ws/cast/${cast}`, view), bufferTime: 0}, {autoPlay: true});
+      return;
+    }
+    const recording = `/cast/${cast}.cast` + query(view);
+    const playback = {idleTimeLimit: 2, speed: c.speed};
+    fetch(`/screen/${cast}` + query(view)).then((r) => (r.ok ? r.json() : null)).catch(() => null)
+      .then((screen) => create(recording, screen ? {...playback, poster: "data:text/plain," + screen.text}
+                                                 : {...playback, poster: "npt:99999"}));
   }
 
   function update(c, a, live) {
@@ -199,10 +212,15 @@ function runPage() {
     c.errors.replaceChildren(...(a.errors || []).map((e) => el("li", {text: e})));
     // the live terminal shows the latest line as it is written (the record's is up to a second older)
     c.latest.textContent = a.status === "running" && a.latest && !a.cast ? "latest: " + a.latest : "";
-    c.speedLabel.hidden = live;
+    if (!live) c.earlier = false;
+    const playing = !live || c.earlier;  // the recording, or (earlier output) the recording so far
+    c.speedLabel.hidden = !playing;
+    c.earlierBox.hidden = !live;
+    c.earlierBox.textContent = c.earlier ? "back to live" : "earlier output";
+    c.earlierBox.title = c.earlier ? "" : "the recording so far: play, pause, seek";
     if (!a.cast) { c.term.textContent = "(no transcript)"; return; }
-    const mode = live ? "live" : "playback";
-    if (c.mode !== mode) { c.mode = mode; player(c, a, live); }
+    const mode = live ? (c.earlier ? "so far" : "live") : "playback";
+    if (c.mode !== mode) { c.mode = mode; player(c, a, !playing); }
   }
 
   // What ended an agent, in the server's words (summary.ended_by_words), coloured by what it means.
