@@ -15,11 +15,16 @@ import pytest
 import yaml
 
 from conftest import TOY, tmux
-from orchestra.config import SHIPPED_CONFIG, parse_config
+from orchestra.config import parse_config
 from orchestra.errors import ConfigError
 
 
 def orchestra(cwd: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    """`orchestra ARGS` in cwd; run, delegate and send read the config beside cwd (a project's own would
+    have to be trusted first)."""
+    cfg = cwd.parent / "orchestra.yaml"
+    if args and args[0] in ("run", "delegate", "send") and "--config" not in args and cfg.exists():
+        args = (*args, "--config", str(cfg))
     return subprocess.run([sys.executable, "-m", "orchestra", *args], cwd=cwd, capture_output=True, text=True,
                           timeout=timeout)
 
@@ -54,7 +59,7 @@ def run_json(workdir: Path, *args: str) -> tuple[subprocess.CompletedProcess, di
 
 
 def test_a_token_limit_ends_the_agent_on_the_read_that_crosses_it_as_over_budget(workdir):
-    toy_config(workdir, "--line", "Tokens: 300 sent, 20 received", "--line", "Tokens: 900 sent, 40 received", "--hang")
+    toy_config(workdir.parent, "--line", "Tokens: 300 sent, 20 received", "--line", "Tokens: 900 sent, 40 received", "--hang")
     done, agent = run_json(workdir, "--max-tokens", "500")
     assert done.returncode == 1
     assert agent["status"] == "over_budget" and agent["signal"] == "SIGTERM", agent  # ended as Ctrl-C would
@@ -66,14 +71,14 @@ def test_a_token_limit_ends_the_agent_on_the_read_that_crosses_it_as_over_budget
 
 
 def test_a_cost_limit_ends_the_agent_once_its_reported_cost_crosses_it(workdir):
-    toy_config(workdir, "--line", "Cost: $0.02", "--line", "Cost: $0.07", "--hang")
+    toy_config(workdir.parent, "--line", "Cost: $0.02", "--line", "Cost: $0.07", "--hang")
     done, agent = run_json(workdir, "--max-cost", "0.05")
     assert agent["status"] == "over_budget" and agent["ended_by"]["pattern"] == "max_cost_usd 0.05", agent
     assert agent["ended_by"]["line"] == "spent $0.07 (reported), over the limit of $0.05"
 
 
 def test_a_time_limit_ends_the_agent_when_its_time_is_up(workdir):
-    toy_config(workdir, "--hang")
+    toy_config(workdir.parent, "--hang")
     done, agent = run_json(workdir, "--max-time", "0.5")
     assert agent["status"] == "over_budget" and agent["ended_by"]["pattern"] == "max_time_s 0.5", agent
     assert agent["ended_by"]["decided_ms"] < 1000 and 0.5 <= agent["duration_s"] < 0.5 + 1 + 1  # + its kill_grace
@@ -81,7 +86,7 @@ def test_a_time_limit_ends_the_agent_when_its_time_is_up(workdir):
 
 
 def test_the_configs_budget_applies_a_profiles_own_over_it_and_an_option_over_both(workdir):
-    toy_config(workdir, "--line", "Tokens: 300 sent, 20 received", "--hang",
+    toy_config(workdir.parent, "--line", "Tokens: 300 sent, 20 received", "--hang",
                budget={"max_tokens": 100000, "max_time_s": 30}, profile_budget={"max_tokens": 200})
     done, agent = run_json(workdir)
     assert agent["ended_by"]["pattern"] == "max_tokens 200" and agent["budget"]["max_time_s"] == 30, agent
@@ -90,29 +95,30 @@ def test_the_configs_budget_applies_a_profiles_own_over_it_and_an_option_over_bo
 
 
 def test_within_its_budget_an_agent_completes_and_its_summary_says_what_it_spent(workdir):
-    toy_config(workdir, "--line", "Tokens: 300 sent, 20 received")
+    toy_config(workdir.parent, "--line", "Tokens: 300 sent, 20 received")
     done, agent = run_json(workdir, "--max-tokens", "1000")
     assert done.returncode == 0 and agent["status"] == "completed", agent
     assert agent["budget"] == {"max_tokens": 1000, "spent_tokens": 320}
 
 
-def shipped_without_prices(folder: Path) -> Path:
-    data = yaml.safe_load(SHIPPED_CONFIG.read_text())
-    data.pop("prices", None)
+def unpriced_config(folder: Path) -> Path:
+    """Agents whose output shows tokens only (a Droid-like parser, no price) or nothing (Claude Code's screen)."""
+    toy = [sys.executable, str(TOY), "--task", "{task}"]
     path = folder / "orchestra.yaml"
-    path.write_text(yaml.safe_dump(data, allow_unicode=True))
+    path.write_text(yaml.safe_dump({"agents": {"tokens-only": {"command": toy, "parser": "droid"},
+                                               "screen": {"command": toy, "parser": "claude-tui"}}}))
     return path
 
 
 @pytest.mark.parametrize("args, words", [
-    (["run", "--agent", "droid", "--max-cost", "0.1"], "agent 'droid' reports no cost, only tokens"),
-    (["run", "--agent", "claude-tui", "--max-cost", "0.1"], "agent 'claude-tui' reports neither cost nor tokens"),
-    (["run", "--agent", "claude-tui", "--max-tokens", "1000"], "agent 'claude-tui' reports no tokens"),
-    (["delegate", "--to", "droid", "--no-analyze", "--max-cost", "0.1"], "agent 'droid' reports no cost"),
-    (["run", "--agent", "droid", "--max-cost", "0.1", "--detach"], "agent 'droid' reports no cost"),
+    (["run", "--agent", "tokens-only", "--max-cost", "0.1"], "agent 'tokens-only' reports no cost, only tokens"),
+    (["run", "--agent", "screen", "--max-cost", "0.1"], "agent 'screen' reports neither cost nor tokens"),
+    (["run", "--agent", "screen", "--max-tokens", "1000"], "agent 'screen' reports no tokens"),
+    (["delegate", "--to", "tokens-only", "--no-analyze", "--max-cost", "0.1"], "agent 'tokens-only' reports no cost"),
+    (["run", "--agent", "tokens-only", "--max-cost", "0.1", "--detach"], "agent 'tokens-only' reports no cost"),
 ])
 def test_a_limit_the_agents_output_cannot_show_is_refused_before_anything_starts(workdir, args, words):
-    shipped_without_prices(workdir)
+    unpriced_config(workdir.parent)
     done = orchestra(workdir, *args, "--task", "hello")
     assert done.returncode == 2, done
     assert words in done.stderr and "could not be enforced" in done.stderr, done.stderr
@@ -122,7 +128,7 @@ def test_a_limit_the_agents_output_cannot_show_is_refused_before_anything_starts
 
 @pytest.mark.parametrize("option, value", [("--max-cost", "-1"), ("--max-tokens", "0"), ("--max-time", "nan")])
 def test_a_bad_limit_on_the_command_line_names_the_option(workdir, option, value):
-    toy_config(workdir)
+    toy_config(workdir.parent)
     done = orchestra(workdir, "run", "--agent", "toy", "--task", "x", option, value)
     assert done.returncode == 2 and option in done.stderr and "positive" in done.stderr, done.stderr
 
@@ -145,7 +151,7 @@ def test_a_bad_budget_in_the_config_names_the_field(tmp_path, text, where):
 def test_status_the_live_record_and_the_web_page_show_spent_against_the_limit_while_it_runs(workdir, tmp_path):
     gate = tmp_path / "gate"
     os.mkfifo(gate)
-    toy_config(workdir, "--line", "Tokens: 300 sent, 20 received", "--wait-fifo", str(gate))
+    toy_config(workdir.parent, "--line", "Tokens: 300 sent, 20 received", "--wait-fifo", str(gate))
     started = orchestra(workdir, "run", "--agent", "toy", "--task", "spend", "--no-tmux", "--json", "--detach",
                         "--max-tokens", "5000", "--max-cost", "1")
     run_id = json.loads(started.stdout)["run_id"]
@@ -214,7 +220,7 @@ def test_mcp_delegate_passes_its_limits_and_refuses_one_that_cannot_be_enforced(
 
 
 def test_send_to_an_agent_that_cannot_resume_says_so_and_starts_nothing(workdir):
-    toy_config(workdir, "--files", "a.py")
+    toy_config(workdir.parent, "--files", "a.py")
     done = orchestra(workdir, "run", "--agent", "toy", "--task", "make a.py", "--no-tmux")
     assert done.returncode == 0, done.stderr
     before = (workdir / ".orchestra").rglob("*")
@@ -228,7 +234,7 @@ def test_send_to_an_agent_that_cannot_resume_says_so_and_starts_nothing(workdir)
 def test_send_without_a_session_id_to_an_unknown_agent_or_to_a_running_run_says_why(workdir, tmp_path):
     gate = tmp_path / "gate"
     os.mkfifo(gate)
-    cfg = toy_config(workdir, "--wait-fifo", str(gate))
+    cfg = toy_config(workdir.parent, "--wait-fifo", str(gate))
     data = yaml.safe_load(cfg.read_text())
     data["agents"]["toy"]["resume"] = [sys.executable, str(TOY), "--task", "{task}", "--line", "{session_id}"]
     cfg.write_text(yaml.safe_dump(data))
