@@ -484,3 +484,14 @@ def test_earlier_output_plays_the_recording_so_far_and_back_to_live_returns(serv
     page.click('article[data-cast="talker"] button.earlier')  # now "back to live"
     page.wait_for_selector(f'{term}[data-mode="live"]', timeout=WAIT_MS)
     wait_terminal(page, "talker", "said before you came")
+
+
+def test_an_agent_over_its_budget_shows_what_it_spent_against_the_limit_and_what_stopped_it(server, workdir, page,
+                                                                                              tmp_path):
+    over = toy_run(workdir, "spender", "--line", "Tokens: 900 sent, 10 received", "--hang",
+                   budget={"max_tokens": 500}, kill_grace=0.5)
+    run_page(page, server, over)
+    shot(page, tmp_path, "over-budget")
+    assert "budget: 910 of 500 tokens" in page.inner_text("article.agent .facts")
+    assert page.inner_text("article.agent .ended").startswith("stopped: it crossed a limit of its budget")
+    assert "on: spent 910 tokens (900 in, 10 out), over the limit of 500" in page.inner_text("article.agent .ended")
