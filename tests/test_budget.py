@@ -158,7 +158,9 @@ def test_status_the_live_record_and_the_web_page_show_spent_against_the_limit_wh
     try:
         deadline = time.monotonic() + 30
         while True:  # the live record is rewritten about every second while the agent works
-            record = json.loads(orchestra(workdir, "status", run_id, "--json").stdout)
+            asked = orchestra(workdir, "status", run_id, "--json")
+            assert asked.returncode == 0, asked.stderr
+            record = json.loads(asked.stdout)
             budget = record["secondaries"][0].get("budget") if record["secondaries"] else None
             if budget and budget.get("spent_tokens") == 320 or time.monotonic() > deadline:
                 break
