@@ -355,3 +355,17 @@ def test_an_agents_rounds_share_one_budget():
     assert (round(left.max_cost_usd, 6), left.max_tokens, left.max_time_s) == (0.02, 850, 35.0)
     spent = Budget(0.01, 1000, None).remaining(rounds)
     assert spent.max_cost_usd == 1e-9 and spent.max_tokens == 1 and spent.max_time_s is None
+
+
+def test_a_record_with_a_damaged_budget_or_turns_still_shows(workdir):
+    folder = workdir / ".orchestra" / "runs" / "20261202-000000-abcdef"
+    folder.mkdir(parents=True)
+    agent = {"agent": "toy", "role": "agent", "status": "completed", "budget": "lots", "turns": [7, {"turn": "2",
+             "status": "completed", "files_modified": "b.py", "budget": [1]}]}
+    (folder / "run.json").write_text(json.dumps({"run_id": folder.name, "status": "completed", "secondaries": [agent]}))
+    shown = orchestra(workdir, "show", folder.name)
+    assert shown.returncode == 0 and "↪ turn 2: completed" in shown.stdout, shown.stderr
+    record = json.loads(orchestra(workdir, "show", folder.name, "--json").stdout)
+    tidy = record["secondaries"][0]
+    assert tidy["budget"] is None and tidy["turns"] == [{"turn": "2", "status": "completed", "files_modified": [],
+                                                         "budget": None}]
