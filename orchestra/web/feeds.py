@@ -161,7 +161,7 @@ def run_page(workdir: Path, run_id: str) -> dict:
         parser, view = cast_view(header) if a["cast"] else (None, RAW)
         a["view"], a["views"] = view, [RENDERED, RAW] if can_render(parser) else [RAW]
         if a["cast"]:
-            a["cols"], a["rows"] = _size(header)
+            a["cols"], a["rows"] = _terminal_size(header)
             if a.get("status") not in (RUNNING, "incomplete"):  # a live terminal's rows are all its own
                 a["rows_used"] = {v: rows_used(folder / f"{name}.cast", v, a["rows"], a["cols"]) for v in a["views"]}
         a["budget_text"] = budget.describe(a.get("budget"))  # spent against its limits, live or final
@@ -244,7 +244,7 @@ class CastTail:
         if start.skipped:
             modes = modes_at(self.fh, self.body, start.offset) if self.renderer is None else ""
             self.fh.seek(start.offset)
-            self.prelude = LEFT_OUT.format(size=_size(start.skipped)) + modes
+            self.prelude = LEFT_OUT.format(size=_megabytes(start.skipped)) + modes
         return start.skipped
 
     def close(self) -> None:
@@ -300,7 +300,7 @@ class CastTail:
         return [[self.last_time, "o", rest]] if rest else []
 
 
-def _size(n: int) -> str:
+def _megabytes(n: int) -> str:
     return f"{n / 1048576:.1f} MB" if n >= 1048576 else f"{max(1, round(n / 1024))} KB"
 
 
@@ -382,7 +382,7 @@ def _split_events(fh, tail: CastTail) -> Optional[list]:
     return out
 
 
-def _size(header: dict) -> tuple[int, int]:
+def _terminal_size(header: dict) -> tuple[int, int]:
     def number(key: str, default: int) -> int:
         value = header.get(key)
         return value if isinstance(value, int) and 0 < value <= 1000 else default
