@@ -105,6 +105,30 @@ def _check_plan(checks, check_timeout, fix_rounds):
     return CheckPlan(list(checks), check_timeout, fix_rounds)
 
 
+def budget_options(command):
+    """--max-cost, --max-tokens, --max-time: one agent's limits (each secondary's, with delegate)."""
+    ends = " Crossing a limit ends the agent as Ctrl-C would: status over_budget, its work kept."
+    command = click.option("--max-time", type=float, default=None, help="Seconds the agent may work.")(command)
+    command = click.option("--max-tokens", type=int, default=None,
+                           help="Tokens (input + output) the agent may use.")(command)
+    return click.option("--max-cost", type=float, default=None, help=(
+        "USD the agent may spend: its reported cost, else its tokens times the config's prices (an agent that "
+        "reports neither is refused)." + ends))(command)
+
+
+def _budget(max_cost, max_tokens, max_time):
+    from .budget import Budget, limit
+
+    values = {}
+    for option, name, value in (("--max-cost", "max_cost_usd", max_cost), ("--max-tokens", "max_tokens", max_tokens),
+                                ("--max-time", "max_time_s", max_time)):
+        try:
+            values[name] = limit(value, name)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint=option) from None
+    return Budget(**values)
+
+
 @click.group()
 @click.version_option(__version__, prog_name="orchestra")
 def cli() -> None:
@@ -137,12 +161,16 @@ class StatusLine:
     def __call__(self, session, others: int = 0) -> None:
         if not self.enabled:
             return
+        from .budget import describe as describe_budget
+        from .run import budget_state
+
         elapsed = _duration(time.monotonic() - session.started_at)
         retrying = session.retrying
         last = session.redactor.text(f"↻ {retrying}") if retrying else session.latest  # masked before it is cut
         width = max(20, click.get_terminal_size()[0] - 1) if hasattr(click, "get_terminal_size") else 100
         more = f" (+{others} more)" if others else ""
-        text = f"⏳ {session.profile.name}{more} {elapsed} │ {last}"[:width]
+        spent = describe_budget(budget_state(session))
+        text = f"⏳ {session.profile.name}{more} {elapsed}{' │ ' + spent if spent else ''} │ {last}"[:width]
         _echo("\r\x1b[2K" + text, nl=False)
         self.shown = True
 
@@ -240,12 +268,15 @@ def _print_checks(a: dict, what: str = "") -> None:
 @click.option("--detach", is_flag=True, help=DETACH_HELP)
 @click.option("--isolate", is_flag=True, help=ISOLATE_HELP)
 @check_options
+@budget_options
 def run(agent_name, ad_hoc, done_regex, prompt_regex, task, task_file, timeout, config_path, workdir, no_tmux, as_json,
-        detach, isolate, checks, check_timeout, fix_rounds):
+        detach, isolate, checks, check_timeout, fix_rounds, max_cost, max_tokens, max_time):
     """Run one agent on a task and print its summary."""
+    from .budget import enforceable
     from .run import run_agent
 
     checking = _check_plan(checks, check_timeout, fix_rounds)
+    budget = _budget(max_cost, max_tokens, max_time)
     task = _task_text(task, task_file, required=False)
     config = _config(config_path, workdir)
     if ad_hoc:
@@ -262,6 +293,7 @@ def run(agent_name, ad_hoc, done_regex, prompt_regex, task, task_file, timeout, 
         raise click.UsageError(f"agent '{profile.name}' needs --task")
     _check_not_blank(task)
     checking.refuse([profile])  # before a detached run starts too
+    enforceable(config.budget_of(profile.name, budget), profile, config)  # refused here, not in the background
     if detach:
         from .run import check_ready
         check_ready(profile, config)  # said here, by the command that would start it, not in its log
@@ -276,7 +308,7 @@ def run(agent_name, ad_hoc, done_regex, prompt_regex, task, task_file, timeout, 
     try:
         summary, agent = run_agent(config, profile, task if task is not None else "", Path(workdir),
                                    tmux=not no_tmux, say=say, status_line=status, run_id=_worker_run_id,
-                                   isolate=isolate, checking=checking)
+                                   isolate=isolate, checking=checking, budget=budget)
     finally:
         status.clear()
     data = agent.to_dict()
@@ -521,14 +553,17 @@ def summarize(agent_name, file, config_path, as_json):
 @click.option("--detach", is_flag=True, help=DETACH_HELP)
 @click.option("--isolate", is_flag=True, help="One secondary: " + ISOLATE_HELP[0].lower() + ISOLATE_HELP[1:])
 @check_options
+@budget_options
 def delegate(primary, secondaries, parallel, merge, task, task_file, no_analyze, demo, config_path, workdir, no_tmux,
-             as_json, detach, isolate, checks, check_timeout, fix_rounds):
+             as_json, detach, isolate, checks, check_timeout, fix_rounds, max_cost, max_tokens, max_time):
     """The primary agent delegates a task to one or several secondaries and gets their summary back.
     With --check, each is checked once it completes (and the merged checkout after --merge)."""
+    from .budget import enforceable
     from .delegate import Events, Plan, check_plan, checked_agents, delegate as run_delegate
 
     checking = _check_plan(checks, check_timeout, fix_rounds)
 
+    budget = _budget(max_cost, max_tokens, max_time)
     task = _task_text(task, task_file, required=True)
     _check_not_blank(task)
     config = _config(config_path, workdir)
@@ -544,8 +579,10 @@ def delegate(primary, secondaries, parallel, merge, task, task_file, no_analyze,
     # --no-analyze needs no primary unless one is named
     plan = Plan(task=task, primary=config.profile(primary or config.primary) if primary or not no_analyze else None,
                 secondaries=list(secondaries or ("auto",)), analyze=not no_analyze, demo=demo,
-                parallel=parallel, merge=merge, isolate=isolate, checking=checking)
+                parallel=parallel, merge=merge, isolate=isolate, checking=checking, budget=budget)
     checking.refuse(*checked_agents(config, plan))  # before a detached run starts too
+    for name in {name for name in plan.slots if name != "auto"}:  # refused here, not in the background
+        enforceable(config.budget_of(name, budget), config.profile(name), config)
     say = (lambda line: None) if as_json else _say
     status = StatusLine(sys.stdout.isatty() and not as_json)
 
@@ -589,6 +626,60 @@ def delegate(primary, secondaries, parallel, merge, task, task_file, no_analyze,
         if summary.worktrees:
             click.echo(f"   Worktrees: orchestra clean {summary.run_id} removes them (branches with unmerged work stay)")
     sys.exit(_exit_code(data))
+
+
+@cli.command()
+@click.argument("run_id")
+@click.option("--agent", "role", default=None, help="Which agent, by role (secondary-2) or name; needed when the "
+              "run had several secondaries.")
+@click.option("--task", default=None, help="The message: what to change (- reads it from standard input).")
+@click.option("--task-file", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Read the message from this file (UTF-8).")
+@click.option("--wait", "wait_s", type=float, default=None,
+              help="Seconds to wait for the turn (default: until it ends; 0: return at once, it goes on).")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="Config file.")
+@click.option("--workdir", type=click.Path(file_okay=False, exists=True), default=".",
+              help="Whose runs (default: this directory; a repository's runs are kept at its top).")
+@click.option("--no-tmux", is_flag=True, help="Do not open a tmux window.")
+@click.option("--json", "as_json", is_flag=True, help="Print the run's record, with the turn, as JSON.")
+@budget_options
+def send(run_id, role, task, task_file, wait_s, config_path, workdir, no_tmux, as_json, max_cost, max_tokens,
+         max_time):
+    """Give an agent whose run is over another message, in its own session (its profile's resume command):
+    a new turn in the same run, with its own transcript and summary (files changed by this turn, cost).
+    It runs in the background; orchestra status / wait RUN_ID follow it."""
+    from .followup import Target, latest_turn, start, take_turn
+    from .jobs import wait
+    from .runfolder import resolve
+
+    if wait_s is not None and not 0 <= wait_s < float("inf"):
+        raise click.BadParameter(f"expected a number of seconds, 0 or more, got {wait_s}", param_hint="--wait")
+    budget = _budget(max_cost, max_tokens, max_time)
+    message = _task_text(task, task_file, required=True)
+    config = _config(config_path, workdir)
+    run_id = resolve(Path(workdir), run_id)
+    target = Target(Path(workdir), run_id, config, role)
+    if _worker_run_id:  # the background process start() made: the turn itself
+        take_turn(target, message, budget, tmux=not no_tmux, say=_say)
+        return
+    target.check(message, budget)  # refused here, before anything starts
+    argv = ["send", run_id, "--agent", target.role, "--task", message, "--workdir", str(Path(workdir).resolve()),
+            *budget.argv(), *(["--config", str(Path(config_path).resolve())] if config_path else []),
+            *(["--no-tmux"] if no_tmux else [])]
+    start(Path(workdir), run_id, argv)
+    record = wait(Path(workdir), run_id, float("inf") if wait_s is None else wait_s)
+    turn = latest_turn(record, target.role) if record.get("status") != "running" else None
+    if as_json:
+        click.echo(json.dumps(record, indent=2, ensure_ascii=False))
+    elif turn is None:
+        click.echo(f"⏳ {target.name} of run {run_id} is under way (orchestra status {run_id}, orchestra wait {run_id})")
+    else:
+        _print_agent(turn)
+        click.echo(f"💰 Cost: {_cost(turn.get('cost_usd'), turn.get('cost_source', ''))}")
+        click.echo(f"⏱️  Time: {_duration(turn.get('duration_s') or 0)}")
+        click.echo(f"   Transcript: {turn.get('transcript')}")
+        click.echo(f"   Run: {run_id} (orchestra show {run_id})")
+    sys.exit((0 if wait_s == 0 else 124) if turn is None else 0 if turn.get("status") == "completed" else 1)
 
 
 @cli.command()
@@ -733,6 +824,13 @@ def _print_record(r: dict) -> None:
         if a.get("branch"):
             click.echo(f"   branch: {a['branch']}")
         _print_checks(a)
+        for t in [t for t in a.get("turns") or [] if isinstance(t, dict)]:  # orchestra send
+            files = t.get("files_modified") or []
+            click.echo(f"   ↪ turn {t.get('turn')}: {t.get('status', '?')}, {_duration(t.get('duration_s') or 0)}, "
+                       f"cost {_cost(t.get('cost_usd'), t.get('cost_source', ''))}, "
+                       f"{len(files)} file{'s' if len(files) != 1 else ''}: {' '.join(str(t.get('message') or '').split())[:80]}")
+            for path in files:
+                click.echo(f"     • {path}")
     for m in r.get("merges") or []:
         click.echo(f"🌿 {m.get('branch')}: {BranchReport.from_dict(m).describe(r.get('merge_stopped'))}")
     if r.get("merged_checks"):
@@ -798,7 +896,9 @@ def wait_cmd(run_id, timeout, workdir, as_json):
               help="Whose runs (default: this directory; a repository's runs are kept at its top).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (for scripts) instead of text.")
 def status_cmd(run_id, workdir, as_json):
-    """The runs under way in this directory (or one run): each agent's phase, time, cost so far, latest line."""
+    """The runs under way in this directory (or one run): each agent's phase, time, cost so far (against its
+    budget), latest line."""
+    from .budget import describe as describe_budget
     from .runfolder import run_agents
     from .jobs import status
 
@@ -816,8 +916,10 @@ def status_cmd(run_id, workdir, as_json):
         for a in run_agents(r):
             phase = a.get("phase") or a.get("status", "?")
             cost = f"${a['cost_usd']:.4f}" if isinstance(a.get("cost_usd"), (int, float)) else "cost -"
+            spent = describe_budget(a.get("budget"))
             click.echo(f"   [{a.get('role', '?')}] {a.get('agent', '?')}: {phase}, "
-                       f"{_duration(a.get('duration_s') or 0)}, {cost} │ {(a.get('latest') or '')[:100]}")
+                       f"{_duration(a.get('duration_s') or 0)}, {cost}{' (budget: ' + spent + ')' if spent else ''}"
+                       f" │ {(a.get('latest') or '')[:100]}")
         if r.get("status") == "running":
             _print_watch(r, workdir)
 

@@ -15,6 +15,7 @@ from typing import Any, Optional
 import yaml
 
 from . import trust
+from .budget import Budget, from_mapping as budget_from
 from .errors import ConfigError, OrchestraError
 
 try:
@@ -92,6 +93,7 @@ class Profile:
     max_retries: Optional[int] = None  # retries in a row tolerated before `failed` (None: no limit)
     view: str = "raw"  # what its tmux window (and the web view) shows: raw bytes, or its parser's rendering
     checks: list[str] = field(default_factory=list)  # acceptance checks, command lines (checks.py)
+    budget: Budget = field(default_factory=Budget)  # its own limits, over the config's `budget:` (budget.py)
 
     @property
     def takes_task_in_argv(self) -> bool:
@@ -132,6 +134,12 @@ class Config:
     demo_secondary: str = "demo-droid"
     layers: list[Layer] = field(default_factory=list)
     sources: dict[str, Layer] = field(default_factory=dict)  # profile name -> the file that defined it
+    budget: Budget = field(default_factory=Budget)  # every delegated agent's limits, unless its profile says
+
+    def budget_of(self, name: str, given: Optional[Budget] = None) -> Budget:
+        """An agent's limits: the config's, its profile's over them, `given` (options, an MCP call) over both."""
+        profile = self.agents.get(name)
+        return self.budget.over(profile.budget if profile else None).over(given)
 
     def profile(self, name: str) -> Profile:
         try:
@@ -344,7 +352,7 @@ def _parse_yaml(text: str, path: Path) -> Any:
 def merge(reads: list[tuple[Layer, Any, str]]) -> Config:
     """Each file adds to and overrides the ones before it: a profile replaces the profile of its name whole;
     routing's `rules` (an ordered list: the first match wins) replace the rules before them whole, and its
-    `default` the default; prices and defaults count key by key. Each part is checked by the file it is in."""
+    `default` the default; prices, defaults and budget count key by key. Each part is checked by the file it is in."""
     agents: dict[str, Profile] = {}
     sources: dict[str, Layer] = {}
     checked = []
@@ -361,16 +369,19 @@ def merge(reads: list[tuple[Layer, Any, str]]) -> Config:
     default: Optional[str] = None
     prices: dict[str, Price] = {}
     defaults: dict[str, str] = {}
+    budget = Budget()
     for validator, data in checked:
         if data.get("routing") is not None:
             layer_rules, layer_default = validator.routing(data["routing"], agents)
             rules = rules if layer_rules is None else layer_rules
             default = default if layer_default is None else layer_default
         prices.update(validator.prices(data.get("prices") or {}))
+        budget = budget.over(budget_from(data.get("budget"), validator.fail, "budget{}"))  # limit by limit
         defaults.update(validator.defaults(data.get("defaults") or {}, agents))
     if default is None:
         default = "droid" if "droid" in agents else next(iter(agents))
-    cfg = Config(reads[-1][0].path, agents, rules, default, prices, layers=[r[0] for r in reads], sources=sources)
+    cfg = Config(reads[-1][0].path, agents, rules, default, prices, layers=[r[0] for r in reads], sources=sources,
+                 budget=budget)
     for key, value in defaults.items():
         setattr(cfg, key, value)
     return cfg
@@ -400,12 +411,12 @@ class _Validator:
         return ConfigError(f"{self.path}: {where}: {message}")
 
     def sections(self, data: Any) -> dict:
-        """A file's top level: any of agents, routing, prices, defaults (an empty file adds nothing)."""
+        """A file's top level: any of agents, routing, prices, defaults, budget (an empty file adds nothing)."""
         if data is None:
             return {}
         if not isinstance(data, dict):
             raise self.fail("top level", "expected a mapping with an 'agents:' section")
-        self.known(data, ("agents", "routing", "prices", "defaults"), "top level")
+        self.known(data, ("agents", "routing", "prices", "defaults", "budget"), "top level")
         if "agents" in data and (not isinstance(data["agents"], dict) or not data["agents"]):
             raise self.fail("agents", "expected a mapping of agent name -> profile")
         return data
@@ -499,6 +510,7 @@ class _Validator:
             raise self.fail(f"{where}, field 'view'", f"parser '{prof.parser}' has no rendering (its agent's output "
                             "is not JSON events): use view: raw")
         prof.checks = self.checks(body.get("checks"), f"{where}, field 'checks'")
+        prof.budget = budget_from(body.get("budget"), self.fail, where + ", field 'budget{}'")
         prof.cols = self.size(body, "cols", where, prof.cols)
         prof.rows = self.size(body, "rows", where, prof.rows)
         return prof

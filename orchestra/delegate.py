@@ -18,6 +18,7 @@ from typing import Callable, Optional
 
 from . import agents, report
 from .checks import CheckPlan, Verifier, merged_commands, run_verified
+from .budget import Budget, enforceable
 from .config import Config, Profile
 from .errors import OrchestraError
 from .router import Route, route
@@ -66,6 +67,7 @@ class Plan:
     isolate: bool = False  # one secondary in a worktree and branch of its own, as several get
     timeouts: dict = field(default_factory=dict)
     checking: CheckPlan = field(default_factory=CheckPlan)  # acceptance checks and fix rounds (checks.py)
+    budget: Optional[Budget] = None  # each secondary's limits (options), over its profile's and the config's
 
     @property
     def slots(self) -> list[str]:
@@ -168,6 +170,8 @@ def delegate(config: Config, plan: Plan, workdir: Path, tmux: bool = True, event
              run_id: Optional[str] = None) -> RunSummary:
     check_plan(config, plan)
     plan.checking.refuse(*checked_agents(config, plan))
+    for name in sorted({name for name in plan.slots if name != "auto"}):
+        enforceable(config.budget_of(name, plan.budget), config.profile(name), config)
     # several secondaries in one directory would overwrite each other; an isolated one works apart from you
     repo = Repo(workdir, isolate=len(plan.slots) == 1) if len(plan.slots) > 1 or plan.isolate else None
     if plan.merge and repo is None:
@@ -277,13 +281,15 @@ class _Flow:
                         tree: Optional[Tree]) -> tuple[AgentSession, Optional[Tree], Optional[GitSnapshot]]:
         """Spawn one secondary: in the run's workdir, or with several in its worktree."""
         profile = self.config.profile(name)
+        budget = self.config.budget_of(name, self.plan.budget)
+        enforceable(budget, profile, self.config)  # (a routed one: checked once it is known)
         if not profile.takes_task_in_argv:
             brief = report.one_line(brief)  # typed: its line breaks would press Enter before the end
         if tree is None:
-            return self.start(profile, window, brief), None, self.git
+            return self.start(profile, window, brief, budget=budget), None, self.git
         # a fresh worktree is clean at the starting commit: its snapshot needs no git call
         git = None if self.plan.demo else GitSnapshot(tree.workdir, self.repo.base_commit, {}, alone=True)
-        return self.start(profile, window, brief, workdir=tree.workdir, where=tree.branch), tree, git
+        return self.start(profile, window, brief, workdir=tree.workdir, where=tree.branch, budget=budget), tree, git
 
     def outcome(self) -> tuple[str, str]:
         done = [s for s in self.secondaries if s.status == "completed"]
@@ -390,9 +396,9 @@ class _Flow:
 
     def start(self, profile: Profile, window: str, task: str, keep_alive: bool = False,
               argv: Optional[dict] = None, command: Optional[list] = None, workdir: Optional[Path] = None,
-              where: str = "") -> AgentSession:
+              where: str = "", budget: Optional[Budget] = None) -> AgentSession:
         s = self.run.session(profile, window, task, keep_alive=keep_alive, argv=argv, command=command,
-                             workdir=workdir)
+                             workdir=workdir, budget=budget)
         s.start()
         shown = f"in tmux window '{window}'" if s.window.target else "(headless)"
         if window != "primary-reply":

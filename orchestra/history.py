@@ -41,6 +41,10 @@ def find_transcripts(workdir: Path, target: str, role: Optional[str] = None) -> 
         for r in fix_rounds(a):  # after the agent they fixed
             found.append((str(r.get("role") or Path(r["transcript"]).stem), str(r.get("agent") or "?"),
                           runfolder.home(workdir) / r["transcript"]))
+        for turn in a.get("turns") or []:  # its follow-up turns (orchestra send): secondary-1-turn-2
+            if isinstance(turn, dict) and isinstance(turn.get("transcript"), str):
+                found.append((Path(turn["transcript"]).stem, str(a.get("agent") or "?"),
+                              runfolder.home(workdir) / turn["transcript"]))
     if not found:
         raise OrchestraError(f"run {target}: its run.json names no transcript")
     order = {"primary": 0, "primary-reply": 2}

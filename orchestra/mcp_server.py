@@ -26,7 +26,7 @@ from mcp.server.stdio import stdio_server
 from mcp.shared.message import SessionMessage
 from mcp_types import CallToolResult, ErrorData, JSONRPCError, TextContent
 
-from . import jobs, report, runfolder
+from . import followup, jobs, report, runfolder
 from .agents import login_missing
 from .config import Config, load_config
 from .delegate import installed
@@ -35,6 +35,8 @@ from .procs import process_alive
 from .report import ERRORS_SHOWN, FILES_SHOWN, clip, money, seconds
 from .runfolder import RUNNING, run_agents
 from .session import argv_problem
+from .budget import Budget, enforceable, limit
+from .budget import describe as describe_budget
 from .summary import describe_ended_by
 
 WAIT_DEFAULT = 45.0  # seconds: under the 60 s a client gives a tool call by default (Codex)
@@ -78,7 +80,10 @@ as a shell would (never run by one: use "sh -c '...'" for pipes); exit 0 passes.
 true (all passed), false (one failed: its command and the end of its output come first), null (none ran). Give \
 checks whenever the task has a test: e.g. checks=["python -m pytest -q tests/test_user.py"].
 fix_rounds: with checks, how many times a failing agent is resumed in its own session with the failed checks' \
-output, to fix them (default 0); only for agents that can be resumed."""
+output, to fix them (default 0); only for agents that can be resumed.
+max_cost_usd, max_tokens, max_time_s: limits for the other agent (over the config's defaults); crossing one ends it \
+at once with status "over_budget", what it did so far kept. A cost limit for an agent that reports no cost (and \
+has no price configured) is refused: give max_tokens or max_time_s instead."""
 
 WAIT_DOC = """Wait up to wait_s seconds (default 45) for a delegated run to end, and return its summary (status and \
 why, files modified, errors, cost, tokens, duration, the secondary's reply). If it is still going when wait_s \
@@ -92,6 +97,14 @@ command line), without waiting. Status "running" means it is not over: use wait.
 
 CANCEL_DOC = """Stop a delegated run (as Ctrl-C would): its agents are ended, what they wrote stays, and the \
 summary says "interrupted"."""
+
+SEND_DOC = """After a delegated run is over, ask the same agent for a change (having read its diff) without \
+starting over: message goes to its own session, resumed (it remembers the task and what it did), as a new turn in \
+the same run. You get the turn's own summary: status, the files this turn changed, errors, cost, its reply.
+
+agent: which one, by role ("secondary-2") or name, when the run had several secondaries.
+wait_s: as for delegate (default 45 s); if the turn is not over by then, call wait(run_id). An agent whose \
+profile cannot resume a session, or that reported no session id, is refused: delegate a new task instead."""
 
 AGENTS_DOC = """Which coding agents can be delegated to here: installed or not, whether their API key variable is \
 set, the routing rules that "auto" follows, and how a person watches or replays a run."""
@@ -183,17 +196,32 @@ def build(workdir: Path, config_path: Optional[str] = None) -> MCPServer:
     @server.tool(description=DELEGATE_DOC)
     async def delegate(task: str, ctx: Context, to: str = "auto", wait_s: float = WAIT_DEFAULT,
                        request_id: Optional[str] = None, isolate: bool = False, checks: Optional[list[str]] = None,
-                       fix_rounds: int = 0) -> CallToolResult:
+                       fix_rounds: int = 0, max_cost_usd: Optional[float] = None, max_tokens: Optional[int] = None,
+                       max_time_s: Optional[float] = None) -> CallToolResult:
         cfg = config()
         check_delegation(cfg, task, to)
         check_wait(wait_s)
+        limits = check_budget(cfg, to, max_cost_usd=max_cost_usd, max_tokens=max_tokens, max_time_s=max_time_s)
         argv = ["delegate", "--task", task, "--to", to, "--no-analyze", "--workdir", str(workdir),
-                *check_args(cfg, task, to, checks or [], fix_rounds)]
+                *check_args(cfg, task, to, checks or [], fix_rounds), *limits.argv()]
         argv += ["--isolate"] if isolate else []
         if config_path:
             argv += ["--config", str(Path(config_path).resolve())]
         run_id = await off_loop(start_once, workdir, argv, request_id, task, to)
         return await _wait(ctx, workdir, run_id, wait_s)
+
+    @server.tool(description=SEND_DOC)
+    async def send(run_id: str, message: str, ctx: Context, agent: Optional[str] = None,
+                   wait_s: float = WAIT_DEFAULT) -> CallToolResult:
+        cfg = config()
+        check_wait(wait_s)
+        target = await off_loop(followup.Target, workdir, run_id, cfg, agent)
+        await off_loop(target.check, message, None)
+        argv = ["send", target.run_id, "--agent", target.role, "--task", message, "--workdir", str(workdir)]
+        if config_path:
+            argv += ["--config", str(Path(config_path).resolve())]
+        await off_loop(followup.start, workdir, target.run_id, argv)
+        return await _wait(ctx, workdir, target.run_id, wait_s)
 
     @server.tool(description=WAIT_DOC)
     async def wait(run_id: str, ctx: Context, wait_s: float = WAIT_DEFAULT) -> CallToolResult:
@@ -260,6 +288,20 @@ def check_args(cfg: Config, task: str, to: str, checks: list[str], fix_rounds: i
                 checking=CheckPlan(list(checks), fix_rounds=fix_rounds))
     _call(plan.checking.refuse, *checked_agents(cfg, plan))
     return [arg for c in checks for arg in ("--check", c)] + (["--fix-rounds", str(fix_rounds)] if fix_rounds else [])
+
+
+def check_budget(cfg: Config, to: str, **given) -> Budget:
+    """The limits of a call, checked (each a positive number; one the agent's output cannot show refused)."""
+    values = {}
+    for name, value in given.items():
+        try:
+            values[name] = limit(value, name)
+        except ValueError as exc:
+            raise ToolError(f"{name}: {exc}") from None
+    budget = Budget(**values)
+    if to != "auto":
+        _call(enforceable, cfg.budget_of(to, budget), cfg.profile(to), cfg)
+    return budget
 
 
 def routable(cfg: Config) -> list[str]:
@@ -425,6 +467,8 @@ def progress_line(record: dict) -> str:
 
 
 def summary_result(record: dict) -> CallToolResult:
+    if record.get("status") != RUNNING and followup.latest_turn(record) is not None:
+        return turn_result(record)  # what was asked last: the newest turn (orchestra send)
     if record.get("status") == RUNNING:
         data = live_data(record)
         data["next"] = f"call wait(run_id=\"{record['run_id']}\") to keep waiting for its summary"
@@ -435,6 +479,16 @@ def summary_result(record: dict) -> CallToolResult:
         return _result(clip(text, TEXT_MAX), data)
     data = summary_data(record)
     return _result(summary_text(record, data), data)
+
+
+def turn_result(record: dict) -> CallToolResult:
+    turn = followup.latest_turn(record) or {}
+    data = {"run_id": record.get("run_id"), "status": record.get("status"), "turn": turn.get("turn"),
+            "message": clip(" ".join(str(turn.get("message") or "").split()), 300),
+            "agent": {**_agent_data(turn, 1, {}), "role": turn.get("role")},
+            "replay": f"orchestra replay {record.get('run_id')} --agent {Path(str(turn.get('transcript'))).stem}",
+            "record": f".orchestra/runs/{record.get('run_id')}/run.json"}
+    return _result(followup.turn_text(record), data)
 
 
 def summary_data(record: dict) -> dict:
@@ -479,7 +533,7 @@ def _agent_data(a: dict, n: int, merges: dict, merge_stopped: Optional[str] = No
         "errors_more": max(0, len(errors) - n_errors),
         "cost_usd": a.get("cost_usd"), "cost_source": a.get("cost_source"),
         "tokens": a.get("tokens"), "duration_s": a.get("duration_s"),
-        "branch": a.get("branch"),
+        "branch": a.get("branch"), "budget": a.get("budget"),
         **({"merge": clip(state, 500)} if state else {}),  # the branch's merge state
         "ended_by": describe_ended_by(a.get("ended_by"), line=False, limit=80) if a.get("ended_by") else None,
         "reply": clip(" ".join(str(a.get("reply") or "").split()), min(REPLY_MAX, budget // 4)),
@@ -557,7 +611,7 @@ def live_data(record: dict) -> dict:
         "elapsed_s": record.get("duration_s"), "cost_usd": record.get("total_cost_usd"),
         "agents": [{"agent": a.get("agent"), "role": a.get("role"), "status": a.get("status"),
                     "phase": a.get("phase"), "elapsed_s": a.get("duration_s"), "cost_usd": a.get("cost_usd"),
-                    "latest": clip(" ".join(str(a.get("latest") or "").split()), 200)}
+                    "budget": a.get("budget"), "latest": clip(" ".join(str(a.get("latest") or "").split()), 200)}
                    for a in run_agents(record)],
         "watch": f"tmux attach -t {record['tmux_session']}" if record.get("tmux_session") else None,
     }
@@ -566,7 +620,8 @@ def live_data(record: dict) -> dict:
 def live_text(record: dict) -> str:
     data = live_data(record)
     agents = "; ".join(f"{a['agent']} {a['phase'] or a['status']}, {seconds(a['elapsed_s'])}, cost "
-                       f"{money(a['cost_usd'])}" + (f", latest: {a['latest']}" if a["latest"] else "")
+                       f"{money(a['cost_usd'])}" + (f" (budget: {describe_budget(a['budget'])})" if a["budget"] else "")
+                       + (f", latest: {a['latest']}" if a["latest"] else "")
                        for a in data["agents"]) or "no agent started yet"
     text = f"{data['run_id']} {data['status']}: {agents}"
     if data["reason"] and data["status"] != RUNNING:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from typing import Optional
 
+from . import budget
 from .summary import OTHERS_LABEL, describe_ended_by
 
 TEXT_MAX = 4000  # characters, the whole text: a headless primary gets it as one argument, an
@@ -108,6 +109,8 @@ def agent_lines(a: dict, share: int, n: int, record: str, branch_state: Optional
                       + (" ..." if len(errors) > n_errors else ""), max(40, share // 4)))
     lines.append(f"cost: {money(a.get('cost_usd'), a.get('cost_source'))}; tokens: {count(tokens.get('input'))} in, "
                  f"{count(tokens.get('output'))} out; duration: {seconds(a.get('duration_s'))}")
+    if isinstance(a.get("budget"), dict):
+        lines.append(f"budget: {budget.describe(a['budget'])}")
     if a.get("branch"):
         lines.append(f"branch: {a['branch']}" + (f" ({clip(branch_state, REASON_MAX)})" if branch_state else ""))
     reply = " ".join(str(a.get("reply") or "").split())

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from . import agents, runfolder
+from .budget import Budget, Meter, enforceable
 from .config import Config, Profile
 from .errors import OrchestraError
 from .procs import end_processes, marked_pids, process_started
@@ -189,7 +190,8 @@ class Run:
 
     def session(self, profile: Profile, window: str, task: str, keep_alive: bool = False,
                 workdir: Optional[Path] = None, argv: Optional[dict] = None,
-                command: Optional[list] = None, role: Optional[str] = None) -> AgentSession:
+                command: Optional[list] = None, role: Optional[str] = None,
+                budget: Optional[Budget] = None) -> AgentSession:
         self.check_versions([profile])  # one chosen on the way (routed): before it starts
         env = dict(self.env)
         env.update(profile.env)
@@ -199,6 +201,8 @@ class Run:
         s = AgentSession(profile, task, workdir, self.dir / f"{window}.cast", window=None, env=env,
                          redactor=self.redactor, keep_alive=keep_alive, argv_values=argv)
         s.command_override = command
+        if budget:
+            s.meter = Meter(budget, lambda parsed: cost_of(parsed, profile.name, self.config))
         s.window = self.window(window)
         s.window_name = window
         self.roles[id(s)] = role or ("primary" if window.startswith("primary") else window)
@@ -238,7 +242,7 @@ class Run:
             "started_at": datetime.fromtimestamp(s.started_wall, timezone.utc).isoformat(timespec="milliseconds")
             if s.started_wall else "",
             "transcript": os.path.relpath(s.transcript_path, self.home), "tmux_target": s.window.target or None,
-            "files_modified": [], "errors": [],
+            "files_modified": [], "errors": [], "budget": budget_state(s),
         }
 
     def write_live(self) -> None:
@@ -354,11 +358,15 @@ class Run:
     def write_json(self, summary: RunSummary) -> Optional[Path]:
         """The final run.json, whole or not at all. One that cannot be written (a full disk) is said on
         stderr and the run goes on: its summary is printed all the same."""
+        summary.pid, summary.pid_started = self.pid, self.pid_started
+        return self.write_final(summary.to_dict())
+
+    def write_final(self, record: dict) -> Optional[Path]:
+        """write_json's record as a dict (a follow-up turn adds to a record written before, fields and all)."""
         path = self.dir / runfolder.RECORD
         self._final = True
-        summary.pid, summary.pid_started = self.pid, self.pid_started
         try:
-            runfolder.write_record(self.dir, self.redactor.data(summary.to_dict()))
+            runfolder.write_record(self.dir, self.redactor.data(record))
         except OSError as exc:
             self.warn(f"❌ cannot write {path}: {exc.strerror or exc} (the run's record is not saved)")
             return None
@@ -418,19 +426,30 @@ def summarize_session(run: Run, s: AgentSession, role: str, git: Optional[GitSna
         tmux_target=s.window.target or None, session_id=r.parsed.session_id,
         answers=[{k: mask(v) if isinstance(v, str) else v for k, v in a.items()} for a in r.answers],
         last_lines=r.last_lines, reply=mask(r.parsed.reply)[-4000:], workdir=str(s.workdir),
+        budget=budget_state(s),
     )
     run.results[id(s)] = summary
     return summary
+
+
+def budget_state(s: AgentSession) -> Optional[dict]:
+    """Its limits and what it has spent against each (None without a budget)."""
+    if s.meter is None:
+        return None
+    return s.meter.state(s.parser.result(), ((s.ended_at or time.monotonic()) - s.started_at) if s.started_at else 0.0)
 
 
 def run_agent(config: Config, profile: Profile, task: str, workdir: Path, tmux: bool = True,
               say: Callable[[str], None] = lambda line: None,
               status_line: Optional[Callable[[AgentSession], None]] = None,
               run_id: Optional[str] = None, isolate: bool = False,
-              checking: Optional[CheckPlan] = None) -> tuple[RunSummary, AgentSummary]:
+              checking: Optional[CheckPlan] = None, budget: Optional[Budget] = None) -> tuple[RunSummary, AgentSummary]:
     """`orchestra run`: one agent, one task, followed to the end, checked (checks.py) and summarised. isolate:
-    in a git worktree and branch of its own (worktree.py), its work committed there and its merge reported."""
+    in a git worktree and branch of its own (worktree.py), its work committed there and its merge reported.
+    budget: the limits given for it (options), over its profile's and the config's."""
     checking = checking or CheckPlan()
+    budget = config.budget_of(profile.name, budget)
+    enforceable(budget, profile, config)
     check_ready(profile, config)  # before the run makes its folder, tmux session and windows
     checking.refuse([profile])
     problem = task_problem(profile, task)
@@ -446,7 +465,7 @@ def run_agent(config: Config, profile: Profile, task: str, workdir: Path, tmux: 
         git: Optional[GitSnapshot] = GitSnapshot(tree.workdir, repo.base_commit, {}, alone=True)
     else:
         git = GitSnapshot.take(run.workdir)
-    s = run.session(profile, profile.name, task, role="agent", workdir=tree.workdir if tree else None)
+    s = run.session(profile, profile.name, task, role="agent", workdir=tree.workdir if tree else None, budget=budget)
     stop: list[str] = []  # the status and reason the run was stopped with, if it was
     agent: Optional[AgentSummary] = None
     reports: list[BranchReport] = []

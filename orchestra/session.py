@@ -33,6 +33,7 @@ import pexpect
 
 from . import agents, failures
 from .ansi import strip
+from .budget import OVER_BUDGET, Meter
 from .config import DATA_DIR, Profile
 from .errors import OrchestraError
 from .parsers import Parsed, make_parser
@@ -68,17 +69,17 @@ STARTING, WORKING, IDLE, EXITING, DONE = "starting", "working", "idle", "exiting
 
 # What ended the wait for an agent (its summary's `ended_by`): a pattern on a line, an event, orchestra.
 ENDED_BY = ("completion", "error_pattern", "auth_refused", "exit", "timeout", "interrupted", "waiting_for_input",
-            "max_retries", "auto_answer_loop", "exit_after_completion", "line_too_long", "closed_terminal")
+            "max_retries", "auto_answer_loop", "exit_after_completion", "line_too_long", "closed_terminal", "budget")
 ENDED_LINE = 200  # characters of the line that decided, kept in the summary
 ENDED_KEPT = 10 * ENDED_LINE  # ...of which this many are kept until masked (a result line may be 16 MB)
 
 
 @dataclass
 class Outcome:
-    status: str  # completed, failed, timeout, waiting_for_input, crashed, interrupted
+    status: str  # completed, failed, timeout, waiting_for_input, crashed, interrupted, over_budget
     reason: str = ""
     signal: str = "interrupted"  # what ended the wait: one of ENDED_BY
-    pattern: Optional[str] = None  # the regex that matched, its source
+    pattern: Optional[str] = None  # the regex that matched, its source (budget: the limit crossed)
     line: Optional[str] = None  # the line it matched (not masked yet: see AgentSession.result)
     decided_ms: Optional[float] = None  # from the event that carried it (a read, a deadline, the exit) to now
 
@@ -87,10 +88,10 @@ class Outcome:
         return {"signal": self.signal, "pattern": self.pattern, "line": line, "decided_ms": self.decided_ms}
 
 
-def decided(status: str, reason: str, signal: str, since: float, pattern: Optional[re.Pattern] = None,
+def decided(status: str, reason: str, signal: str, since: float, pattern: "Optional[re.Pattern | str]" = None,
             line: Optional[str] = None) -> Outcome:
     """An outcome and what decided it; `since`: when the read, deadline or exit that carried it came."""
-    return Outcome(status, reason, signal, pattern.pattern if pattern is not None else None,
+    return Outcome(status, reason, signal, pattern.pattern if isinstance(pattern, re.Pattern) else pattern,
                    line[:ENDED_KEPT] if line is not None else None,
                    round(max(0.0, time.monotonic() - since) * 1000, 3))
 
@@ -159,6 +160,7 @@ class AgentSession:
         self.ended_at = 0.0
         self.turn_started_at = 0.0
         self.on_output: Optional[Callable[["AgentSession"], None]] = None
+        self.meter: Optional[Meter] = None  # its budget, if it has one: ended `over_budget` when it crosses it
         # (partial, whole) pattern lists, built once: _on_match reads indexes in this order
         answers = [multiline(a.pattern) for a in profile.auto_answers]
         errors = [multiline(e) for e in profile.errors]
@@ -335,8 +337,16 @@ class AgentSession:
 
     @property
     def wake(self) -> float:
-        """When on_time() has something to do: the deadline, or the end of a quiet time to judge."""
-        return min(self.deadline, self._quiet_until)
+        """When on_time() has something to do: the deadline, the end of a quiet time to judge, its time budget."""
+        return min(self.deadline, self._quiet_until, self._budget_until)
+
+    @property
+    def _budget_until(self) -> float:
+        """When the agent, still at work, will have used its max_time_s."""
+        if self.meter is not None and self.meter.budget.max_time_s is not None and self.phase in (STARTING, WORKING) \
+                and self.started_at:
+            return self.started_at + self.meter.budget.max_time_s
+        return float("inf")
 
     @property
     def _quiet_until(self) -> float:
@@ -388,6 +398,10 @@ class AgentSession:
         self.deadline = time.monotonic() + DRAIN_GRACE
 
     def on_time(self, now: float) -> None:
+        budget_until = self._budget_until
+        if now >= budget_until:
+            self._over_budget(self.meter.time_up(now - self.started_at), budget_until)
+            return
         quiet_until = self._quiet_until
         if now >= quiet_until:
             self.quiet_checked = self.last_output  # judged once; new output arms it again
@@ -443,6 +457,10 @@ class AgentSession:
                 self._flush_out()
         if self.on_output is not None:
             self.on_output(self)
+        if self.meter is not None and self.phase in (STARTING, WORKING):
+            crossed = self.meter.crossed(self.parser.result())  # a comparison, unless its figures changed
+            if crossed:
+                self._over_budget(crossed, self.read_at)
         if self.phase in (STARTING, WORKING) and not self._key_refused():
             self._watch(lines)
 
@@ -587,6 +605,13 @@ class AgentSession:
         else:
             self._begin_exit(ask=True)
 
+    def _over_budget(self, crossed: tuple[str, str], since: float) -> None:
+        """A limit of its budget crossed: ended as Ctrl-C would end it (SIGTERM, SIGKILL after kill_grace)."""
+        limit, spent = crossed
+        self.outcome = decided(OVER_BUDGET, f"over its budget: {spent} ({limit.split()[0]})", "budget", since,
+                               limit, spent)
+        self._begin_exit(ask=False)
+
     def _timed_out(self) -> None:
         waiting = self.question()  # a stalled progress line is not a question
         reason = f"no completion within {self.profile.timeout:g}s"
@@ -729,7 +754,7 @@ class AgentSession:
         for what, count in self.retries.items():
             parsed.add_error(failures.retried(what, count))
         last_lines = self.stream.lines_shown(self.redactor)
-        if outcome.status in ("crashed", "failed", "timeout", "waiting_for_input"):
+        if outcome.status in ("crashed", "failed", "timeout", "waiting_for_input", OVER_BUDGET):
             parsed.add_error(outcome.reason)
             if last_lines:
                 parsed.add_error("last output: " + " | ".join(last_lines[-5:]))

@@ -17,7 +17,7 @@ from .config import Config
 from .parsers import Parsed
 from .runfolder import LOST, RUNNING  # noqa: F401 (a record's statuses beside the others)
 
-STATUSES = ("completed", "partial", "failed", "timeout", "waiting_for_input", "crashed", "interrupted")
+STATUSES = ("completed", "partial", "failed", "timeout", "waiting_for_input", "crashed", "interrupted", "over_budget")
 
 
 @dataclass
@@ -57,6 +57,8 @@ class AgentSummary:
     verified: Optional[bool] = None
     checks: list[dict] = field(default_factory=list)  # the last time they ran: command, exit_code, duration_s, output
     fix_rounds: list[dict] = field(default_factory=list)  # each: round, then its own summary, checks and verified
+    # its limits and what it spent against each (budget.Meter.state), when it had a budget
+    budget: Optional[dict] = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -123,6 +125,7 @@ SIGNAL_WORDS = {
     "exit_after_completion": ("failed: it exited non-zero after its completion line", "error"),
     "line_too_long": ("failed: the typed text was longer than its terminal takes in a line", "error"),
     "closed_terminal": ("failed: it closed its terminal unfinished", "error"),
+    "budget": ("stopped: it crossed a limit of its budget", "stopped"),
 }
 
 

@@ -230,6 +230,10 @@ def tmux_version() -> tuple[int, int]:
     return (int(m.group(1)), int(m.group(2))) if m else (0, 0)
 
 
+def has_session(session: str) -> bool:
+    return _tmux("has-session", "-t", f"={session}")
+
+
 def kill_session(session: str) -> bool:
     return _tmux("kill-session", "-t", f"={session}")
 

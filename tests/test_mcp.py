@@ -25,7 +25,7 @@ from mcp.client.stdio import StdioServerParameters
 
 from orchestra.mcp_server import PROGRESS_EVERY, TEXT_MAX, summary_result
 
-TOOLS = {"delegate", "wait", "status", "result", "cancel", "agents"}
+TOOLS = {"delegate", "wait", "status", "result", "cancel", "agents", "send"}
 
 
 def config(tmp_path: Path, *worker_args: str) -> Path:

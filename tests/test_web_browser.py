@@ -515,3 +515,14 @@ def test_checks_say_verified_or_failed_and_a_fix_round_is_one_more_terminal(serv
     page.goto(server.url)
     row = page.wait_for_selector(f'tr[data-run-id="{failed}"]', timeout=WAIT_MS)
     assert "checks failed ✗" in row.inner_text()
+
+
+def test_an_agent_over_its_budget_shows_what_it_spent_against_the_limit_and_what_stopped_it(server, workdir, page,
+                                                                                              tmp_path):
+    over = toy_run(workdir, "spender", "--line", "Tokens: 900 sent, 10 received", "--hang",
+                   budget={"max_tokens": 500}, kill_grace=0.5)
+    run_page(page, server, over)
+    shot(page, tmp_path, "over-budget")
+    assert "budget: 910 of 500 tokens" in page.inner_text("article.agent .facts")
+    assert page.inner_text("article.agent .ended").startswith("stopped: it crossed a limit of its budget")
+    assert "on: spent 910 tokens (900 in, 10 out), over the limit of 500" in page.inner_text("article.agent .ended")

@@ -8,6 +8,8 @@ from .base import Parser
 
 class AiderParser(Parser):
     name = "aider"
+    reports_cost = True
+    reports_tokens = True
     names_files = True  # "Applied edit to X" for each edit it applies
     APPLIED = re.compile(r"^Applied edit to (.+?)\s*$", re.M)
     COMMIT = re.compile(r"^Commit ([0-9a-f]{7,40}) (.*)$", re.M)

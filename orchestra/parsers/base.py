@@ -93,6 +93,10 @@ class Parser:
     # Its events repeat the message the agent was given, and render draws it (`» ...`); else a rendered
     # window is shown the message given on the command line by orchestra itself (AgentSession.start).
     shows_task = False
+    # What it reads from the agent's output as the agent goes: a cost limit needs a cost or tokens
+    # (times prices), a token limit tokens (budget.enforceable)
+    reports_cost = False
+    reports_tokens = False
 
     def __init__(self, profile: Any = None):
         self.profile = profile

@@ -7,7 +7,7 @@ from typing import Optional
 
 from ..screen import Screen
 from . import render as draw
-from .base import JsonLinesParser, Parser, add_tokens, tool_file
+from .base import JsonLinesParser, Parser, add_tokens, as_int, tool_file
 
 
 def render(event: dict) -> str:
@@ -56,7 +56,15 @@ class ClaudeParser(JsonLinesParser):
     --output-format json prints only the result object: the same code reads it."""
 
     name = "claude"
+    reports_cost = True
+    reports_tokens = True
     render = staticmethod(render)
+
+    def __init__(self, profile=None):
+        super().__init__(profile)
+        # message id -> its (input, output) tokens, counted since the last `result`: the figures as the
+        # agent goes (for a budget), which the result's own totals then replace
+        self.calls: dict[str, tuple[int, int]] = {}
 
     def event(self, event: dict) -> None:
         p = self.parsed
@@ -74,6 +82,7 @@ class ClaudeParser(JsonLinesParser):
             self.api_failed(self.line, error if status else f"no HTTP answer ({error})", status,
                             unreachable=status is None)
         elif kind == "assistant":
+            self.running(event.get("message") or {})
             for block in (event.get("message") or {}).get("content") or []:
                 if not isinstance(block, dict):
                     continue
@@ -90,6 +99,9 @@ class ClaudeParser(JsonLinesParser):
             if cost is not None:
                 p.cost_usd = (p.cost_usd or 0.0) + cost
             usage = event.get("usage") or {}
+            if self.calls:
+                add_tokens(p, -sum(c[0] for c in self.calls.values()), -sum(c[1] for c in self.calls.values()))
+                self.calls.clear()
             add_tokens(p, _input_tokens(usage), usage.get("output_tokens"))
             p.is_error = bool(event.get("is_error")) or event.get("subtype") not in (None, "success")
             if p.is_error:
@@ -99,6 +111,16 @@ class ClaudeParser(JsonLinesParser):
                 if isinstance(status, int):
                     self.api_failed(self.line, str(detail), status)
 
+    def running(self, message: dict) -> None:
+        """A model call's usage as it comes: each of its content blocks is an `assistant` event of its own,
+        with the same message id and the call's usage so far, so it is counted once, by its id."""
+        usage, mid = message.get("usage"), message.get("id")
+        if not isinstance(usage, dict) or not isinstance(mid, str):
+            return
+        now = (_input_tokens(usage) or 0, as_int(usage.get("output_tokens")) or 0)
+        before = self.calls.get(mid, (0, 0))
+        self.calls[mid] = now
+        add_tokens(self.parsed, now[0] - before[0], now[1] - before[1])
 
     def retry(self, line: str) -> str:
         """`{"type":"system","subtype":"api_retry","attempt":2,"error_status":529,"error":"overloaded"...}`"""

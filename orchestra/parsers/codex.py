@@ -60,6 +60,7 @@ def render(event: dict) -> str:
 
 class CodexParser(JsonLinesParser):
     name = "codex"
+    reports_tokens = True
     render = staticmethod(render)
     STATUS = re.compile(r"unexpected status (\d{3})\s*([A-Za-z][A-Za-z ]*)")
     LOST = re.compile(r"(Connection failed[^)]*)")

@@ -45,6 +45,7 @@ def render(event: dict) -> str:
 
 class CursorParser(JsonLinesParser):
     name = "cursor"
+    reports_tokens = True
     render = staticmethod(render)
     shows_task = True  # its stream repeats the user message
 

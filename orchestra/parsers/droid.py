@@ -34,6 +34,7 @@ def render(event: dict) -> str:
 
 class DroidParser(JsonLinesParser):
     name = "droid"
+    reports_tokens = True
     render = staticmethod(render)
     STATUS = re.compile(r"(\d{3}) [{\[]")
     shows_task = True  # its stream repeats the user message

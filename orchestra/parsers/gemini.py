@@ -45,6 +45,7 @@ def render(event: dict) -> str:
 
 class GeminiParser(JsonLinesParser):
     name = "gemini"
+    reports_tokens = True
     render = staticmethod(render)
     STATUS = re.compile(r'\\?"code\\?":\s*(\d{3})\b')
     shows_task = True  # its stream repeats the user message

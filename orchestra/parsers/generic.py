@@ -26,6 +26,8 @@ OWN_KEYS = KEYS + ("session_id",)  # a profile's own patterns may also find the 
 
 class GenericParser(Parser):
     name = "generic"
+    reports_cost = True
+    reports_tokens = True
 
     def __init__(self, profile=None):
         super().__init__(profile)

@@ -41,6 +41,8 @@ def render(event: dict) -> str:
 
 class OpenCodeParser(JsonLinesParser):
     name = "opencode"
+    reports_cost = True
+    reports_tokens = True
     render = staticmethod(render)
     first_at = None  # the time of its first event (ms): its events carry one each, its result no duration
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Iterator, Optional
 
 from ..errors import OrchestraError
-from .. import runfolder
+from .. import budget, runfolder
 from ..runfolder import RUN_ID, RUNNING, RUNS_DIR, lost_or_live, run_agents, run_terminals
 from ..summary import ended_by_words
 from ..transcript import event_bytes, header_of
@@ -165,6 +165,7 @@ def run_page(workdir: Path, run_id: str) -> dict:
             a["cols"], a["rows"] = _terminal_size(header)
             if a.get("status") not in (RUNNING, "incomplete"):  # a live terminal's rows are all its own
                 a["rows_used"] = {v: rows_used(folder / f"{name}.cast", v, a["rows"], a["cols"]) for v in a["views"]}
+        a["budget_text"] = budget.describe(a.get("budget"))  # spent against its limits, live or final
         if a.get("status") not in (RUNNING, "incomplete", "lost") and "ended_by" in a:
             a["ended"] = ended_by_words(a.get("ended_by"), str(a.get("status") or ""))
     run["verdict"] = verdict(run)

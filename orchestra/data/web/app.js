@@ -211,6 +211,7 @@ function runPage() {
       " ", checksMark(a.verified, a.checks));
     const facts = [a.cost_usd == null ? "cost not reported" : cost(a.cost_usd) + (a.cost_source === "estimated" ? " (estimated)" : ""),
       duration(a.duration_s)];
+    if (a.budget_text) facts.push("budget: " + a.budget_text);
     if (a.branch) facts.push("branch " + a.branch);
     if (a.tmux_target) facts.push("tmux " + a.tmux_target);
     c.facts.textContent = facts.join(" · ");
