@@ -22,7 +22,7 @@ from .budget import Budget, enforceable
 from .config import Config, Profile
 from .errors import OrchestraError
 from .run import Run, budget_state, check_ready, summarize_session
-from .runfolder import LOST, RUNNING, run_agents
+from .runfolder import LOST, RUN_MARK, RUNNING, run_agents
 from .session import AgentSession, Outcome, drive, task_problem
 from .summary import GitSnapshot
 from .viewer import has_session
@@ -180,7 +180,8 @@ def take_turn(target: Target, message: str, budget: Optional[Budget] = None, tmu
                                                 f"{target.turn}: {' '.join(run.task.split())[:60]}\n\nrun {run.id}")
             if problem:
                 turn["errors"].append(problem)
-        turn.update(rerun_checks(run.before, turn, target.agent_workdir))
+        turn.update(rerun_checks(target.agent, turn, target.agent_workdir, {**run.env, RUN_MARK: run.mark},
+                                 run.redactor.text))
         status, reason = stop or (summary.status, summary.reason)
         return run.final(turn, status, f"{target.name}: {reason}" if reason else "")
 
@@ -200,18 +201,16 @@ def commit_turn(target: Target, head: str, message: str) -> Optional[str]:
     return repo.commit(tree, tree_ignores(target.profile), message)
 
 
-def rerun_checks(record: dict, turn: dict, workdir: Path) -> dict:
-    """The run's acceptance checks, run again on the turn's work: the fields to add to the turn's summary.
+def rerun_checks(agent: dict, turn: dict, workdir: Path, env: dict, mask) -> dict:
+    """The agent's acceptance checks (the commands its run checked it with), run again on the turn's work:
+    the `verified` and `checks` fields of the turn's summary; nothing when its run had none."""
+    from .checks import run_all, verified
 
-    Hook: acceptance checks (orchestra/checks.py, `--check`) are being added beside this; once they are,
-    this calls their runner with the run's recorded checks and returns its `verified`/`checks` fields.
-    Until then a run has no checks and nothing is added."""
-    try:
-        from . import checks  # type: ignore[attr-defined]
-    except ImportError:
-        return {}
-    rerun = getattr(checks, "rerun", None)
-    return rerun(record, turn, workdir) if callable(rerun) and record.get("checks") else {}
+    commands = [str(c["command"]) for c in agent.get("checks") or [] if isinstance(c, dict) and c.get("command")]
+    if not commands or turn.get("status") != "completed":
+        return {"verified": None, "checks": []} if commands else {}
+    results = run_all(commands, workdir, env, float(agent.get("check_timeout") or 600.0), mask)
+    return {"verified": verified(results), "checks": [r.to_dict() for r in results]}
 
 
 def latest_turn(record: dict, role: Optional[str] = None) -> Optional[dict]:

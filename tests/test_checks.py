@@ -411,3 +411,15 @@ def test_the_checks_a_model_gets_are_bounded_however_many_agents_and_checks(seco
     assert len(result.content[0].text) <= TEXT_MAX
     assert len(json.dumps(result.structured_content)) < 50_000
     assert result.structured_content["agents"][0]["checks_more"] > 0
+
+
+def test_send_reruns_the_checks_of_the_run_on_the_turns_work(tmp_path, repo):
+    cfg = config(tmp_path, w=resumable("--files", "m.py"))
+    check = "grep -q 'make it right' m.py"
+    done, agent = run_json(repo, cfg, "w", "--check", check)
+    assert done.returncode == 1 and agent["verified"] is False  # its first work fails the check
+    sent = orchestra("send", agent["run_id"], "--task", "make it right", "--config", str(cfg), "--no-tmux", "--json",
+                     cwd=repo, timeout=90)
+    assert sent.returncode == 0, sent.stderr
+    [turn] = json.loads(sent.stdout)["secondaries"][0]["turns"]
+    assert turn["verified"] is True and turn["checks"][0]["command"] == check and turn["checks"][0]["exit_code"] == 0
