@@ -274,6 +274,7 @@ class Verifier:
         who = f" ({s.window_name})"
         v.checks = self.check(commands, s.workdir, who)
         session_id = s.parser.result().session_id
+        budget = s.meter.budget if getattr(s, "meter", None) is not None else None
         for n in range(1, self.plan.fix_rounds + 1):
             if v.verified is not False:
                 break
@@ -284,8 +285,11 @@ class Verifier:
             typed = not any("{task}" in p or "{task_file}" in p for p in s.profile.resume)
             git = GitSnapshot.take(s.workdir)  # what this round changes
             window = f"{s.window_name}-fix-{n}"
+            # one budget across the agent and its rounds: what is left of it after them
+            spent = [spent_by(s, self.run.config), *(r.to_dict() for r in v.rounds)]
             fixer = self.run.session(s.profile, window, fix_message(failed, len(v.checks), typed),
-                                     argv={"{session_id}": session_id}, command=s.profile.resume, workdir=s.workdir)
+                                     argv={"{session_id}": session_id}, command=s.profile.resume, workdir=s.workdir,
+                                     budget=budget.remaining(spent) if budget else None)
             fixer.start()
             shown = f"in tmux window '{window}'" if fixer.window.target else "(headless)"
             self.say(f"🔧 fix round {n} of {self.plan.fix_rounds}: {s.profile.name} resumes its session {shown}")
@@ -300,6 +304,16 @@ class Verifier:
             summary.verified = v.verified
             session_id = fixer.parser.result().session_id or session_id
         return v
+
+
+def spent_by(s, config) -> dict:
+    """What an agent's session has spent so far, as a summary says it (for Budget.remaining)."""
+    from .summary import cost_of
+
+    parsed = s.parser.result()
+    cost, _ = cost_of(parsed, s.profile.name, config)
+    took = ((s.ended_at or time.monotonic()) - s.started_at) if s.started_at else 0.0
+    return {"cost_usd": cost, "tokens": {"input": parsed.tokens_in, "output": parsed.tokens_out}, "duration_s": took}
 
 
 def merged_commands(verifications: list[Verification]) -> list[str]:

@@ -423,3 +423,12 @@ def test_send_reruns_the_checks_of_the_run_on_the_turns_work(tmp_path, repo):
     assert sent.returncode == 0, sent.stderr
     [turn] = json.loads(sent.stdout)["secondaries"][0]["turns"]
     assert turn["verified"] is True and turn["checks"][0]["command"] == check and turn["checks"][0]["exit_code"] == 0
+
+
+def test_fix_rounds_share_the_agents_budget(tmp_path, repo):
+    # each session reports 320 tokens: alone each would fit in 500, together the first round crosses them
+    cfg = config(tmp_path, w=resumable("--files", "m.py", "--line", "Tokens: 300 sent, 20 received"))
+    done, agent = run_json(repo, cfg, "w", "--check", "sh -c 'exit 1'", "--fix-rounds", "3", "--max-tokens", "500")
+    assert agent["verified"] is False
+    assert [r["status"] for r in agent["fix_rounds"]] == ["over_budget"], agent["fix_rounds"]
+    assert agent["fix_rounds"][0]["ended_by"]["signal"] == "budget"
