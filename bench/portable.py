@@ -3,7 +3,8 @@
 
     python bench/portable.py [--sizes 4,16] [--runs 7] [--latency-runs 20] [--exit-runs 30]
 
-Every measurement runs in a fresh process, alternately with and without ORCHESTRA_PORTABLE=1:
+Every measurement runs in a fresh process, alternately with and without ORCHESTRA_PORTABLE=1 (which
+goes first alternates too):
   linux      epoll, pidfds for the exits, /proc
   portable   poll (kqueue on a Mac), a SIGCHLD self-pipe for the exits, psutil, the pty slave held
              until the exit is seen (orchestra.ptyslave)
@@ -12,16 +13,17 @@ Rows:
   completion p50     bench/throughput.py's latency: a stamped completion line, write to detection (ms)
   completion p50 x4  the same with 4 agents, one of them flooding output the whole time
   exit               an agent that prints one line and exits: start() to drive() returning (ms, median)
-Ratio: portable over linux for times, linux over portable for MB/s: above 1.00 the portable loop is
-slower. The machine is shared: figures swing from run to run; the ratio of medians of interleaved runs
-is what to read.
+"portable cost": portable over linux for times, linux over portable for MB/s, less 1: above 0 the
+portable loop is slower. Beside it, the same for the CPU time the measuring process and its children
+(the agents) used, which a shared machine's load moves much less than wall time: the machines here
+swing by 20 % from one series of runs to the next, so read the CPU column first.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
-import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -58,20 +60,28 @@ def measure(portable: bool, argv: list[str]) -> dict:
     env = {k: v for k, v in os.environ.items() if k != "ORCHESTRA_PORTABLE"}
     if portable:
         env["ORCHESTRA_PORTABLE"] = "1"
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     out = subprocess.run([sys.executable, *argv], capture_output=True, text=True, timeout=900, env=env)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if out.returncode != 0:
         raise SystemExit(f"bench {argv} failed:\n{out.stderr}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    said = json.loads(out.stdout.strip().splitlines()[-1])
+    said["cpu_ms"] = (after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime) * 1000
+    return said
 
 
 def compare(label: str, argv: list[str], value, runs: int, higher_is_better: bool) -> tuple:
     got = {False: [], True: []}
-    for _ in range(runs):
-        for portable in (False, True):
-            got[portable].append(value(measure(portable, argv)))
+    cpu = {False: [], True: []}
+    for run in range(runs):
+        for portable in ((False, True) if run % 2 == 0 else (True, False)):  # neither always goes first
+            said = measure(portable, argv)
+            got[portable].append(value(said))
+            cpu[portable].append(said["cpu_ms"])
     linux, portable = statistics.median(got[False]), statistics.median(got[True])
     ratio = linux / portable if higher_is_better else portable / linux
-    return label, linux, portable, ratio
+    cpu_linux, cpu_portable = statistics.median(cpu[False]), statistics.median(cpu[True])
+    return label, linux, portable, ratio, cpu_linux, cpu_portable
 
 
 def main() -> None:
@@ -95,10 +105,12 @@ def main() -> None:
                             lambda r: r["p50"], args.runs, False))
     rows.append(compare("exit (ms)", [__file__, "--one-exit", str(args.exit_runs)], lambda r: r["ms"], args.runs, False))
     print(f"# orchestra bench: the portable loop against the Linux one (median of {args.runs} interleaved runs each)")
-    print(f"{'measurement':<28} | {'linux':>9} | {'portable':>9} | {'portable cost':>13}")
-    print("-" * 70)
-    for label, linux, portable, ratio in rows:
-        print(f"{label:<28} | {linux:>9.2f} | {portable:>9.2f} | {(ratio - 1) * 100:>+12.1f}%")
+    print(f"{'measurement':<28} | {'linux':>9} | {'portable':>9} | {'portable cost':>13} | "
+          f"{'CPU ms linux':>12} | {'portable':>9} | {'CPU cost':>8}")
+    print("-" * 112)
+    for label, linux, portable, ratio, cpu_linux, cpu_portable in rows:
+        print(f"{label:<28} | {linux:>9.2f} | {portable:>9.2f} | {(ratio - 1) * 100:>+12.1f}% | "
+              f"{cpu_linux:>12.1f} | {cpu_portable:>9.1f} | {(cpu_portable / cpu_linux - 1) * 100:>+7.1f}%")
 
 
 if __name__ == "__main__":

@@ -54,8 +54,9 @@ def stop(proc: subprocess.Popen) -> None:
 
 
 def rss_kb(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as fh:
-        return next(int(line.split()[1]) for line in fh if line.startswith("VmRSS:"))
+    import psutil  # (VmRSS on Linux; a Mac has no /proc)
+
+    return psutil.Process(pid).memory_info().rss // 1024
 
 
 LAGS_JS = """(n) => {

@@ -24,10 +24,10 @@ import signal
 import sys
 import termios
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from contextlib import nullcontext
 from typing import Callable, Iterable, Optional
 
 import pexpect
@@ -345,25 +345,27 @@ class AgentSession:
             return self.last_output + self.profile.input_wait
         return float("inf")
 
-    def on_readable(self, reads: int = READS_PER_WAKE) -> None:
+    def on_readable(self) -> bool:
+        """Read what is there, READS_PER_WAKE reads at most; True if there may be more."""
         self.last_output = time.monotonic()  # once per wake, not per read: for the quiet time
         # A pty read returns at most about 4 KB; reading again at once, while the child
         # keeps writing, saves a poll per read. The cap keeps other agents' turn short.
-        for _ in range(reads):
+        for _ in range(READS_PER_WAKE):
             if self.fd < 0 or self.eof:
-                return
+                return False
             try:
                 data = os.read(self.fd, READ_SIZE)
             except BlockingIOError:
-                return
+                return False
             except OSError as exc:
                 if exc.errno != errno.EIO:
                     raise
                 data = b""
             if not data:
                 self._on_eof()
-                return
+                return False
             self._handle(data)
+        return True
 
     def on_writable(self) -> None:
         if self.phase != DONE:
@@ -378,8 +380,11 @@ class AgentSession:
         self.exit_seen = time.monotonic()
         self._signal_group(signal.SIGKILL)  # anything it left behind in its group
         if not self.eof:
-            # what it wrote last; all of it while orchestra still holds the slave, which is let go next
-            self.on_readable(reads=READS_PER_WAKE if self.slave < 0 else sys.maxsize)
+            # what it wrote last; while orchestra holds the slave, which is let go next, all of it (or
+            # what comes within DRAIN_GRACE: a straggler that escaped the group may write forever)
+            until = self.exit_seen + DRAIN_GRACE
+            while self.on_readable() and self.slave >= 0 and time.monotonic() < until:
+                pass
         self._release_slave()
         if self.eof or self.fd < 0:
             self._finish()
