@@ -109,3 +109,36 @@ def test_the_portable_loop_sees_an_exit_without_pidfds_while_a_straggler_keeps_t
 def test_the_tests_tmux_socket_path_fits_macos_bound_of_104_bytes():
     socket = os.path.join(os.environ["TMUX_TMPDIR"], f"tmux-{os.getuid()}", "default")
     assert len(socket.encode()) < 104, socket
+
+
+FLOODING_STRAGGLER = r"""
+import json, sys, time
+from pathlib import Path
+from orchestra.config import Profile
+from orchestra.session import AgentSession, drive
+tmp = Path(sys.argv[1])
+# the agent leaves a straggler in a session of its own that writes to the pty without end, and exits
+pidfile = str(tmp / "straggler")
+flood = (f"import itertools, os; os.write(1, b'y' * 4096); open({pidfile!r} + '.new', 'w').write(str(os.getpid())); "
+         f"os.rename({pidfile!r} + '.new', {pidfile!r}); [os.write(1, b'y' * 4096) for _ in itertools.count()]")
+# (it exits once the straggler floods: then, while orchestra holds the slave, its reads never run dry)
+agent = (f"import os, subprocess, sys, time; subprocess.Popen([sys.executable, '-c', {flood!r}], start_new_session=True)\n"
+         f"while not os.path.exists({pidfile!r}): time.sleep(0.01)")
+prof = Profile(name="leaves", command=[sys.executable, "-c", agent], completion=None, timeout=30)
+s = AgentSession(prof, "", tmp, tmp / "a.cast")
+s.start()
+drive([s])
+print(json.dumps({"status": s.result().status, "released": s.slave == -1}))
+"""
+
+
+def test_an_exit_is_final_while_a_straggler_floods_the_held_terminal(tmp_path):
+    done = subprocess.run([sys.executable, "-c", FLOODING_STRAGGLER, str(tmp_path)], capture_output=True,
+                          text=True, timeout=60, env={**os.environ, "ORCHESTRA_PORTABLE": "1"})
+    straggler = int((tmp_path / "straggler").read_text())
+    try:
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout) == {"status": "completed", "released": True}
+    finally:
+        if process_alive(straggler):
+            os.kill(straggler, 9)
