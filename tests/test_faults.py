@@ -355,7 +355,7 @@ def test_what_an_agent_leaves_running_outside_its_process_group_is_ended_with_th
     agent.write_text(textwrap.dedent(f"""
         import os, subprocess, sys
         away = subprocess.Popen(["sleep", "300"], start_new_session=True)  # setsid: a session of its own
-        group = subprocess.Popen(["sleep", "301"], process_group=0, stdout=subprocess.DEVNULL,
+        group = subprocess.Popen(["sleep", "301"], preexec_fn=os.setpgrp, stdout=subprocess.DEVNULL,
                                  stderr=subprocess.DEVNULL)  # its own group, off the pty
         open({str(workdir / 'pids')!r}, "w").write(f"{{away.pid}} {{group.pid}}")
         # the first of the key stays held back (it may be the start of the key) until the run ends
