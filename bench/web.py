@@ -61,8 +61,9 @@ def stop(proc: subprocess.Popen) -> None:
 
 
 def rss_kb(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as fh:
-        return next(int(line.split()[1]) for line in fh if line.startswith("VmRSS:"))
+    import psutil  # (VmRSS on Linux; a Mac has no /proc)
+
+    return psutil.Process(pid).memory_info().rss // 1024
 
 
 # A line counts once the frame after its terminal took it is painted: a requestAnimationFrame callback

@@ -2,19 +2,25 @@
 a mark in their environment, and ending a set of them. The one place that reads /proc.
 
 Linux: /proc and pidfds. Elsewhere (macOS, the BSDs), or with ORCHESTRA_PORTABLE=1 (how Linux CI takes
-the path a Mac takes): psutil for the facts, kqueue or polling for an exit.
+the path a Mac takes): psutil for the facts, kqueue or polling for an exit, and for a loop over its own
+children a SIGCHLD self-pipe (ChildExits).
 """
 from __future__ import annotations
 
 import os
 import select
+import selectors
 import signal
+import threading
 import time
 from typing import Optional
 
 STRAGGLER_GRACE = 1.0  # seconds between SIGTERM and SIGKILL in end_processes
 PORTABLE = os.environ.get("ORCHESTRA_PORTABLE") == "1" or not os.path.isdir("/proc/self")
 HAS_PIDFD = hasattr(os, "pidfd_open") and not PORTABLE
+# The longest a loop over children without pidfds sleeps before it looks whether one ended anyway: a
+# SIGCHLD can only be heard where the main thread installed the handler (not in the MCP server's threads).
+EXIT_BACKSTOP = 0.25
 
 
 def pidfd_open(pid: int) -> int:
@@ -22,6 +28,93 @@ def pidfd_open(pid: int) -> int:
     if not HAS_PIDFD:
         return -1
     return os.pidfd_open(pid)
+
+
+def exit_watch(pid: int) -> int:
+    """A pidfd for a child of ours (not reaped yet, so never gone), or -1: no pidfds here, or the kernel
+    has none (before Linux 5.3); the loop then hears of its exit from ChildExits."""
+    try:
+        return pidfd_open(pid)
+    except OSError:
+        return -1
+
+
+def selector() -> selectors.BaseSelector:
+    """A read loop's selector: epoll on Linux; kqueue on macOS and the BSDs, whose poll(2) cannot watch a
+    pty; poll (or select) in the portable path on Linux, which has no kqueue."""
+    if not PORTABLE:
+        return selectors.DefaultSelector()
+    for name in ("KqueueSelector", "PollSelector", "SelectSelector"):
+        if hasattr(selectors, name):
+            return getattr(selectors, name)()
+    raise RuntimeError("no selector")  # pragma: no cover - select() is everywhere
+
+
+class ChildExits:
+    """A pipe that becomes readable when a child of this process ends (SIGCHLD), for a read loop's
+    selector where pidfds are missing (kqueue cannot watch a process through a selector). Which child
+    ended is then learnt by asking each (waitpid, as pexpect's isalive() does).
+
+    The handler is installed while at least one is open, and only from the main thread (Python's rule):
+    opened elsewhere with none installed, fileno() is -1 and the loop looks every EXIT_BACKSTOP seconds."""
+
+    _writers: set[int] = set()
+    _installed = False
+    _previous = None
+    _lock = threading.Lock()
+
+    def __init__(self) -> None:
+        self.read_fd = self.write_fd = -1
+        with ChildExits._lock:
+            if not ChildExits._installed:
+                if threading.current_thread() is not threading.main_thread():
+                    return
+                ChildExits._previous = signal.signal(signal.SIGCHLD, ChildExits._heard)
+                ChildExits._installed = True
+            self.read_fd, self.write_fd = os.pipe()
+            for fd in (self.read_fd, self.write_fd):
+                os.set_blocking(fd, False)
+            ChildExits._writers.add(self.write_fd)
+
+    def fileno(self) -> int:
+        return self.read_fd
+
+    def clear(self) -> None:
+        try:
+            while os.read(self.read_fd, 4096):
+                pass
+        except BlockingIOError:
+            pass
+
+    def close(self) -> None:
+        with ChildExits._lock:
+            if self.write_fd < 0:
+                return
+            ChildExits._writers.discard(self.write_fd)
+            if not ChildExits._writers and threading.current_thread() is threading.main_thread():
+                # (a handler left in place would make other code's system calls see EINTR for nothing)
+                signal.signal(signal.SIGCHLD, ChildExits._previous or signal.SIG_DFL)
+                ChildExits._installed = False
+            os.close(self.write_fd)
+            os.close(self.read_fd)
+            self.read_fd = self.write_fd = -1
+
+    def __enter__(self) -> "ChildExits":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @staticmethod
+    def _heard(signum, frame) -> None:
+        for fd in list(ChildExits._writers):
+            try:
+                os.write(fd, b"x")
+            except OSError:  # full (readable already) or closed meanwhile
+                pass
+        previous = ChildExits._previous
+        if callable(previous):
+            previous(signum, frame)
 
 
 def _psutil():
@@ -73,6 +166,11 @@ def wait_pidfd(pidfd: int, timeout: float) -> bool:
     return bool(p.poll(int(timeout * 1000)))
 
 
+def await_exit(pid: int, pidfd: int, timeout: float) -> bool:
+    """Whether process pid ends within timeout seconds, on its pidfd if it has one."""
+    return wait_pidfd(pidfd, timeout) if pidfd >= 0 else exit_within(pid, timeout)
+
+
 def exit_within(pid: int, timeout: float) -> bool:
     """Whether process pid ends within timeout seconds: on its pidfd (Linux), kqueue (macOS, BSD),
     or else by looking every 50 ms."""
@@ -118,6 +216,15 @@ def process_name(pid: int) -> Optional[str]:
         return None
 
 
+def terminal(pid: int) -> Optional[str]:
+    """The controlling terminal of a process (its device's path), or None: it has none, or is gone."""
+    psutil = _psutil()
+    try:
+        return psutil.Process(pid).terminal()
+    except (psutil.Error, OSError):
+        return None
+
+
 def command_line(pid: int) -> Optional[bytes]:
     """Its argv, NUL-separated, or None if it is gone or not ours to read."""
     if PORTABLE:
@@ -150,9 +257,7 @@ def end_processes(pids: list[int], grace: float = STRAGGLER_GRACE) -> list[str]:
             continue
     deadline = time.monotonic() + grace
     for pid, pidfd in left.items():
-        left_s = max(0.0, deadline - time.monotonic())
-        ended = wait_pidfd(pidfd, left_s) if pidfd >= 0 else exit_within(pid, left_s)
-        if not ended:
+        if not await_exit(pid, pidfd, max(0.0, deadline - time.monotonic())):
             try:
                 os.kill(pid, signal.SIGKILL)
             except OSError:

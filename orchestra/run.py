@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Optional
 
-from . import agents, runfolder
+from . import agents, awake, runfolder
 from .budget import Budget, Meter, enforceable
 from .config import Config, Profile
 from .errors import OrchestraError
@@ -301,7 +301,8 @@ class Run:
             try:
                 try:
                     signals.arm()  # one that came while the run was set up is raised here
-                    work()
+                    with awake.held(self.say):
+                        work()
                 except Interrupted as exc:
                     interrupted = exc
                     self.abort("interrupted", f"orchestra received {exc}")

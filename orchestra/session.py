@@ -9,9 +9,9 @@ The flow of every read:
                           +--> asciicast "o" event (flushed)
 
 pexpect owns the child (pty, size, environment, exit status); orchestra reads
-its fd itself with poll, because pexpect's expect() keeps everything since the
-last match and slows down as output grows. One `drive()` loop reads any number
-of sessions, so a flooding agent never delays another's completion.
+its fd itself through a selector (procs.selector), because pexpect's expect() keeps
+everything since the last match and slows down as output grows. One `drive()` loop
+reads any number of sessions, so a flooding agent never delays another's completion.
 """
 from __future__ import annotations
 
@@ -19,11 +19,12 @@ import codecs
 import errno
 import os
 import re
-import select
+import selectors
 import signal
 import sys
 import termios
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -31,14 +32,14 @@ from typing import Callable, Iterable, Optional
 
 import pexpect
 
-from . import agents, failures
+from . import agents, failures, limits, procs
 from .ansi import strip
 from .budget import OVER_BUDGET, Meter
 from .config import DATA_DIR, Profile
 from .errors import OrchestraError
 from .parsers import Parsed, make_parser
 from .parsers import render as draw
-from .procs import wait_pidfd as wait_exit
+from .ptyslave import SlaveKeeper
 from .redact import Redactor
 from .searcher import multiline
 from .stream import Stream
@@ -48,10 +49,8 @@ from .viewer import ViewerWindow
 READ_SIZE = 65536
 DRAIN_GRACE = 1.0  # seconds to read an exited agent's last output before giving up on its EOF
 READS_PER_WAKE = 16  # reads in a row before the loop looks at other agents again
-# Linux holds one argument of a program in at most 32 pages (MAX_ARG_STRLEN), its closing NUL included
-MAX_ARG_BYTES = 32 * os.sysconf("SC_PAGE_SIZE") - 1
-# A terminal in canonical (line) mode keeps at most 4096 bytes of a line, its Enter included (N_TTY_BUF_SIZE)
-LINE_MAX_BYTES = 4096
+MAX_ARG_BYTES = limits.ARG_BYTES  # the most one argument of a program holds here (see limits)
+LINE_MAX_BYTES = limits.LINE_BYTES  # what a terminal in canonical mode keeps of a line, its Enter included
 # The same question answered more than LOOP_ANSWERS times within LOOP_WINDOW seconds is a loop (an
 # answer that brings its own question back): a real agent does some work between two asks.
 LOOP_ANSWERS, LOOP_WINDOW = 20, 10.0
@@ -145,6 +144,7 @@ class AgentSession:
         self.cast: Optional[CastWriter] = None
         self.fd = -1
         self.pidfd = -1
+        self.slave = -1  # the pty's slave, held open until the exit is seen (the portable path: see ptyslave)
         self.eof = False
         self.exited = False
         self.outbuf = b""
@@ -241,9 +241,11 @@ class AgentSession:
                                           # agent reports the directory it works in
                                           "cwd": os.path.abspath(self.workdir)})
         parent = os.getpid()
+        keeper = SlaveKeeper() if procs.PORTABLE else None
         try:
             self.child = pexpect.spawn(binary, argv[1:], cwd=str(self.workdir), env=env, echo=False,
-                                       dimensions=(self.profile.rows, self.profile.cols), encoding=None)
+                                       dimensions=(self.profile.rows, self.profile.cols), encoding=None,
+                                       preexec_fn=keeper.preexec if keeper else None)
         except BaseException as exc:
             if os.getpid() != parent:
                 # pexpect forks, then changes directory and execs; what fails in between is raised in
@@ -252,6 +254,8 @@ class AgentSession:
                 os.write(2, f"orchestra: cannot start {binary}: {exc}\r\n".encode(errors="replace"))
                 os._exit(127)
             self.cast.close()
+            if keeper:
+                keeper.close()
             if isinstance(exc, (pexpect.ExceptionPexpect, OSError)):
                 raise OrchestraError(f"agent '{self.profile.name}': cannot start {binary}: {exc}") from None
             raise
@@ -261,7 +265,8 @@ class AgentSession:
         self.child.ptyproc.delayafterclose = 0
         self.fd = self.child.child_fd
         os.set_blocking(self.fd, False)
-        self.pidfd = _pidfd(self.child.pid)
+        self.slave = keeper.received() if keeper else -1
+        self.pidfd = procs.exit_watch(self.child.pid)
         self.started_at = self.turn_started_at = time.monotonic()
         self.started_wall = time.time()
         self.deadline = self.started_at + self.profile.timeout
@@ -301,14 +306,17 @@ class AgentSession:
     def type_message(self, text: str, since: Optional[float] = None) -> None:
         """Type a task or a turn's message at the agent's prompt, whole, or end the turn failed, saying why.
 
-        A terminal in canonical (line) mode keeps 4095 bytes of a line and drops the rest without
-        a word; a TUI in raw mode takes any length. So the mode is read when the text is typed.
+        A terminal in canonical (line) mode keeps a bounded part of a line (4096 bytes on Linux, 1024
+        on macOS, its Enter included: limits.line_bytes) and drops the rest without a word; a TUI in
+        raw mode takes any length. So the mode is read when the text is typed.
         since: when the read that showed the prompt was taken (else: now)."""
         size = len((text + self.profile.submit).encode("utf-8", "surrogateescape"))
-        if size > LINE_MAX_BYTES and self.fd >= 0 and _canonical(self.fd):
+        bound, source = limits.line_bytes(self.fd) if self.fd >= 0 else (LINE_MAX_BYTES, "")
+        if size > bound and _canonical(self.fd):
             self.outcome = decided("failed", (
                 f"the text to type is {size} bytes with its Enter, and the agent reads its input a line at a "
-                f"time (its terminal is in canonical mode), which keeps at most {LINE_MAX_BYTES} bytes of a line: "
+                f"time (its terminal is in canonical mode), which keeps at most {bound} bytes of a line "
+                f"({source}): "
                 "it would get the text cut, so it was not typed. Put {task_file} (or {task}) in the profile's "
                 "command to give it the task whole"), "line_too_long", since or time.monotonic())
             self._begin_exit(ask=False)
@@ -355,32 +363,34 @@ class AgentSession:
             return self.last_output + self.profile.input_wait
         return float("inf")
 
-    def on_readable(self) -> None:
+    def on_readable(self) -> bool:
+        """Read what is there, READS_PER_WAKE reads at most; True if there may be more."""
         self.last_output = time.monotonic()  # once per wake, not per read: for the quiet time
         # A pty read returns at most about 4 KB; reading again at once, while the child
         # keeps writing, saves a poll per read. The cap keeps other agents' turn short.
         for _ in range(READS_PER_WAKE):
             if self.fd < 0 or self.eof:
-                return
+                return False
             try:
                 data = os.read(self.fd, READ_SIZE)
             except BlockingIOError:
-                return
+                return False
             except OSError as exc:
                 if exc.errno != errno.EIO:
                     raise
                 data = b""
             if not data:
                 self._on_eof()
-                return
+                return False
             self._handle(data)
+        return True
 
     def on_writable(self) -> None:
         if self.phase != DONE:
             self._flush_out()
 
     def on_exit(self) -> None:
-        """The child process ended (its pidfd became readable)."""
+        """The child process ended (its pidfd became readable, or it was found ended after a SIGCHLD)."""
         if self.exited or self.child is None:
             return
         self.child.isalive()  # reaps it and records the exit status
@@ -388,7 +398,12 @@ class AgentSession:
         self.exit_seen = time.monotonic()
         self._signal_group(signal.SIGKILL)  # anything it left behind in its group
         if not self.eof:
-            self.on_readable()  # what it wrote last
+            # what it wrote last; while orchestra holds the slave, which is let go next, all of it (or
+            # what comes within DRAIN_GRACE: a straggler that escaped the group may write forever)
+            until = self.exit_seen + DRAIN_GRACE
+            while self.on_readable() and self.slave >= 0 and time.monotonic() < until:
+                pass
+        self._release_slave()
         if self.eof or self.fd < 0:
             self._finish()
             return
@@ -644,9 +659,9 @@ class AgentSession:
         """abort()'s second half: wait for the exit until the deadline abort_begin() set, then SIGKILL."""
         if self.phase == DONE or self.child is None:
             return
-        if not wait_exit(self.pidfd, max(0.0, self.abort_deadline - time.monotonic())):
+        if not procs.await_exit(self.child.pid, self.pidfd, max(0.0, self.abort_deadline - time.monotonic())):
             self._signal_group(signal.SIGKILL)
-            wait_exit(self.pidfd, 5)
+            procs.await_exit(self.child.pid, self.pidfd, 5)
         self.on_exit()
         drive([self])  # its last output, if still on its way (draining): the same loop, as briefly
 
@@ -716,14 +731,19 @@ class AgentSession:
                          ).encode())
         if self.cast:
             self.cast.close()
-        for fd in (self.pidfd,):
-            if fd >= 0:
-                os.close(fd)
+        if self.pidfd >= 0:
+            os.close(self.pidfd)
         self.pidfd = -1
+        self._release_slave()
         try:
             self.child.close(force=False)
         except Exception:  # the fd may already be gone; the process is reaped
             pass
+
+    def _release_slave(self) -> None:
+        if self.slave >= 0:
+            os.close(self.slave)
+            self.slave = -1
 
     def _exit_outcome(self) -> Outcome:
         code, sig = self.child.exitstatus, self.child.signalstatus
@@ -789,59 +809,91 @@ def drive(sessions: Iterable[AgentSession], tick: Optional[Callable[[], None]] =
           tick_every: float = 0.25) -> None:
     """Read every session's output as it comes, until none of them is active.
 
-    One poll over all ptys and all pidfds: each read is handled at once, so a
-    completion line is seen within one read of being written, whatever the
-    other agents are doing. Kept-alive (idle) sessions are still read.
+    One selector over all ptys and the watches on the agents' exits (their pidfds; where there are none,
+    a SIGCHLD self-pipe, after which each child is asked whether it ended): each read is handled at
+    once, so a completion line is seen within one read of being written, whatever the other agents are
+    doing. Kept-alive (idle) sessions are still read.
     """
     sessions = list(sessions)
-    poller = select.poll()
-    registered: dict[int, int] = {}
+    selector = procs.selector()
+    registered: dict[int, tuple[AgentSession, str, int]] = {}  # fd -> its owner, what it is, the events
     next_tick = time.monotonic() + tick_every if tick else float("inf")
-    while any(s.active for s in sessions):
-        owners: dict[int, tuple[AgentSession, str]] = {}
-        wanted: dict[int, int] = {}
-        for s in sessions:
-            if s.phase == DONE:
-                continue
-            if s.fd >= 0 and not s.eof:
-                owners[s.fd] = (s, "pty")
-                wanted[s.fd] = select.POLLIN | (select.POLLOUT if s.outbuf else 0)
-            if s.pidfd >= 0 and not s.exited:
-                owners[s.pidfd] = (s, "exit")
-                wanted[s.pidfd] = select.POLLIN
-        for fd in [fd for fd in registered if fd not in wanted]:
-            poller.unregister(fd)
-            del registered[fd]
-        for fd, mask in wanted.items():
-            if registered.get(fd) != mask:
-                (poller.modify if fd in registered else poller.register)(fd, mask)
-                registered[fd] = mask
-        now = time.monotonic()
-        wake = min([s.wake for s in sessions if s.active] + [next_tick])
-        timeout_ms = None if wake == float("inf") else max(0, int((wake - now) * 1000) + 1)
-        for fd, event in poller.poll(timeout_ms):
-            s, kind = owners[fd]
-            if s.phase == DONE:
-                continue
-            if kind == "exit":
-                s.on_exit()
-                continue
-            if event & select.POLLOUT:
-                s.on_writable()
-            if event & (select.POLLIN | select.POLLHUP | select.POLLERR):
-                s.on_readable()
-        now = time.monotonic()
-        for s in sessions:
-            if s.active:
-                s.on_time(now)
-        if tick and now >= next_tick:
-            tick()
-            next_tick = now + tick_every
-    for fd in registered:
+    unwatched = not procs.HAS_PIDFD or any(s.pidfd < 0 and s.child is not None and not s.exited for s in sessions)
+    with procs.ChildExits() if unwatched else nullcontext() as children:
+        if children is not None and children.fileno() >= 0:
+            selector.register(children.fileno(), selectors.EVENT_READ, (None, "children", 0))
+        look_at = time.monotonic() if unwatched else float("inf")  # one may have ended before the pipe was there
         try:
-            poller.unregister(fd)
-        except (KeyError, ValueError):
-            pass
+            while any(s.active for s in sessions):
+                if time.monotonic() >= look_at:
+                    _look_for_exits(sessions)
+                    look_at = time.monotonic() + procs.EXIT_BACKSTOP
+                    if not any(s.active for s in sessions):
+                        break
+                _watch(selector, registered, sessions)
+                now = time.monotonic()
+                wake = min([s.wake for s in sessions if s.active] + [next_tick, look_at])
+                timeout = None if wake == float("inf") else max(0.0, wake - now + 0.001)
+                for key, events in selector.select(timeout):
+                    s, kind, _ = key.data
+                    if kind == "children":
+                        children.clear()
+                        look_at = 0.0
+                        continue
+                    if s.phase == DONE:
+                        continue
+                    if kind == "exit":
+                        s.on_exit()
+                        continue
+                    if events & selectors.EVENT_WRITE:
+                        s.on_writable()
+                    if events & selectors.EVENT_READ:  # (a hang-up or an error is reported as readable too)
+                        s.on_readable()
+                now = time.monotonic()
+                for s in sessions:
+                    if s.active:
+                        s.on_time(now)
+                if tick and now >= next_tick:
+                    tick()
+                    next_tick = now + tick_every
+        finally:
+            selector.close()
+
+
+def _watch(selector: selectors.BaseSelector, registered: dict, sessions: list[AgentSession]) -> None:
+    """Register what each session needs watched now: its pty (and whether it can take more input), its pidfd."""
+    wanted: dict[int, tuple[AgentSession, str, int]] = {}
+    for s in sessions:
+        if s.phase == DONE:
+            continue
+        if s.fd >= 0 and not s.eof:
+            wanted[s.fd] = (s, "pty", selectors.EVENT_READ | (selectors.EVENT_WRITE if s.outbuf else 0))
+        if s.pidfd >= 0 and not s.exited:
+            wanted[s.pidfd] = (s, "exit", selectors.EVENT_READ)
+    for fd in [fd for fd in registered if fd not in wanted]:
+        selector.unregister(fd)
+        del registered[fd]
+    for fd, data in wanted.items():
+        have = registered.get(fd)
+        if have == data:
+            continue
+        if have is not None and have[:2] != data[:2]:
+            # the number of a closed descriptor, given again to another one: a new registration
+            selector.unregister(fd)
+            del registered[fd]
+            have = None
+        if have is None:
+            selector.register(fd, data[2], data)
+        else:
+            selector.modify(fd, data[2], data)
+        registered[fd] = data
+
+
+def _look_for_exits(sessions: list[AgentSession]) -> None:
+    """Which children without a pidfd ended (waitpid, through pexpect): told by SIGCHLD, or looked for."""
+    for s in sessions:
+        if s.pidfd < 0 and s.child is not None and not s.exited and s.phase != DONE and not s.child.isalive():
+            s.on_exit()
 
 
 def task_problem(profile: Profile, task: str, command: Optional[list] = None, what: str = "the task") -> str:
@@ -869,7 +921,7 @@ def argv_problem(text: str, what: str = "the task") -> str:
     if size <= MAX_ARG_BYTES:
         return ""
     return (f"{what} is {size} bytes, and one argument of a program can hold at most {MAX_ARG_BYTES} bytes "
-            "(Linux's MAX_ARG_STRLEN): write the long part to a file and give a task that names the file, "
+            f"({limits.ARG_BOUND}): write the long part to a file and give a task that names the file, "
             "or use a profile whose command takes {task_file} instead of {task}")
 
 
@@ -914,12 +966,13 @@ def _unspawnable(argv: list[str], env: dict, workdir: Path, task_in_argv: bool) 
     for key, value in env.items():
         if not key or "\0" in key or "\0" in value or "=" in key:
             return f"the environment variable {key.split(chr(0))[0]!r} is empty or has a NUL byte or '=' in it (field 'env')"
+    size = limits.exec_bytes(argv, env)
+    if size > limits.ARGV_BYTES:
+        return (f"its arguments{' (with the task)' if task_in_argv else ''} and environment come to {size} bytes, "
+                f"and a program can be given at most {limits.ARGV_BYTES} bytes of them together (ARG_MAX, with a "
+                "pointer for each): shorten them (fields 'command' and 'env'), or give the task in a file "
+                "({task_file})")
     return ""
 
 
-def _pidfd(pid: int) -> int:
-    try:
-        return os.pidfd_open(pid)
-    except (AttributeError, OSError) as exc:  # pragma: no cover - Linux >= 5.3 has it
-        raise OrchestraError(f"cannot watch process {pid}: pidfd_open failed ({exc}); Linux 5.3+ is needed") from None
 

@@ -16,38 +16,38 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 TOY = ROOT / "tests" / "agents" / "toy_agent.py"
 MARK = "ORCHESTRA_TEST_MARK"
+# tmux's socket is $TMUX_TMPDIR/tmux-UID/default, and macOS bounds a socket's path at 104 bytes: its
+# $TMPDIR (/var/folders/...) is long, so the tests' tmux lives under /tmp where there is one
+TMUX_PARENT = "/tmp" if os.path.isdir("/tmp") else tempfile.gettempdir()
+TMUX_PREFIX = "orch-tmux-"
 
 
 def pytest_configure(config):
     # Every process the tests start inherits this mark, so leftovers can be found even when orphaned.
     os.environ[MARK] = uuid.uuid4().hex
     # A tmux server of the tests' own: never the user's sessions.
-    os.environ["TMUX_TMPDIR"] = tempfile.mkdtemp(prefix="orchestra-tests-tmux-")
+    os.environ["TMUX_TMPDIR"] = tempfile.mkdtemp(prefix=TMUX_PREFIX, dir=TMUX_PARENT)
     os.environ.pop("TMUX", None)
     os.environ.pop("TMUX_PANE", None)
 
 
 def pytest_unconfigure(config):
     # here, not in the fixture below: a run that collects nothing or is interrupted still cleans up
-    if os.environ.get("TMUX_TMPDIR", "").startswith(os.path.join(tempfile.gettempdir(), "orchestra-tests-tmux-")):
+    if os.environ.get("TMUX_TMPDIR", "").startswith(os.path.join(TMUX_PARENT, TMUX_PREFIX)):
         tmux("kill-server")
         shutil.rmtree(os.environ["TMUX_TMPDIR"], ignore_errors=True)
 
 
 def marked_processes() -> list[tuple[int, str]]:
-    from orchestra.procs import marked_pids
+    """The processes the tests started that still run (not zombies), with their command lines: through
+    orchestra's procs, so the check holds on the portable path too (psutil, no /proc)."""
+    from orchestra.procs import command_line, marked_pids, process_alive
 
     found = []
-    for entry in marked_pids(MARK, os.environ[MARK]):
-        try:
-            with open(f"/proc/{entry}/cmdline", "rb") as fh:
-                cmd = fh.read().replace(b"\0", b" ").decode(errors="replace").strip()
-            with open(f"/proc/{entry}/stat", "rb") as fh:
-                state = fh.read().rsplit(b")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if state != b"Z":
-            found.append((int(entry), cmd))
+    for pid in marked_pids(MARK, os.environ[MARK]):
+        cmd = command_line(pid)
+        if cmd is not None and process_alive(pid):
+            found.append((pid, cmd.replace(b"\0", b" ").decode(errors="replace").strip()))
     return found
 
 

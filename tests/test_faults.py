@@ -16,17 +16,15 @@ import yaml
 
 from conftest import TOY, orchestra, tmux, toy
 from orchestra.config import Profile
+from orchestra.procs import PORTABLE, process_alive
 from orchestra.session import AgentSession, drive
 
 SECRET = "sk-planted-secret-0123456789abcdef"
 
 
 def alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except FileNotFoundError:
-        return False
+    """Whether it runs (a zombie does not), known on either path (procs: /proc, or psutil)."""
+    return process_alive(pid)
 
 
 def all_gone(pids: list[int], timeout: float = 5) -> bool:
@@ -396,7 +394,7 @@ def test_what_an_agent_leaves_running_outside_its_process_group_is_ended_with_th
     agent.write_text(textwrap.dedent(f"""
         import os, subprocess, sys
         away = subprocess.Popen(["sleep", "300"], start_new_session=True)  # setsid: a session of its own
-        group = subprocess.Popen(["sleep", "301"], process_group=0, stdout=subprocess.DEVNULL,
+        group = subprocess.Popen(["sleep", "301"], preexec_fn=os.setpgrp, stdout=subprocess.DEVNULL,
                                  stderr=subprocess.DEVNULL)  # its own group, off the pty
         open({str(workdir / 'pids')!r}, "w").write(f"{{away.pid}} {{group.pid}}")
         # the first of the key stays held back (it may be the start of the key) until the run ends
@@ -426,6 +424,8 @@ def test_a_program_that_cannot_be_executed_is_named_recorded_and_leaves_no_windo
     assert tmux("has-session", "-t", f"=orchestra-{run['run_id']}").returncode != 0
 
 
+@pytest.mark.skipif(PORTABLE, reason="on the portable path orchestra holds the pty's slave until the exit "
+                    "(ptyslave), so a closed terminal is seen at the exit or the timeout")
 def test_an_agent_that_closes_its_terminal_and_stays_is_ended_and_the_reason_says_so(tmp_path):
     prof = Profile(name="mute", command=[sys.executable, "-c", "import os, time\nfor fd in (0, 1, 2): os.close(fd)\n"
                                          "time.sleep(60)"], completion=re.compile("^DONE", re.M), timeout=30,

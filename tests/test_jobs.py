@@ -9,7 +9,7 @@ import threading
 from conftest import orchestra, toy
 from test_faults import all_gone, config, wait_for, wait_for_file
 
-from orchestra import jobs
+from orchestra import jobs, procs
 
 
 def test_the_record_is_live_from_the_start_and_a_reader_never_sees_half_of_it(workdir):
@@ -57,9 +57,7 @@ def test_a_detached_worker_has_a_session_of_its_own_and_no_terminal(workdir):
     run_id = jobs.start(workdir, ["run", "--agent", "slow", "--task", "t", "--config", str(cfg), "--no-tmux"])
     worker = jobs.status(workdir, run_id)[0]["pid"]
     agent = int(wait_for_file(pidfile))
-    with open(f"/proc/{worker}/stat") as fh:
-        fields = fh.read().rsplit(")", 1)[1].split()
-    assert int(fields[3]) == worker and int(fields[4]) == 0  # its own session leader; no controlling tty
+    assert os.getsid(worker) == worker and procs.terminal(worker) is None  # its own session leader; no tty
     assert jobs.cancel(workdir, run_id)["status"] == "interrupted"
     assert all_gone([agent])
 

@@ -31,8 +31,13 @@ def test_a_big_untracked_file_is_never_read_into_memory(repo):
         from orchestra.summary import GitSnapshot
         snap = GitSnapshot.take(Path(sys.argv[1]))
         assert "big.bin" in snap.dirty and snap.changed() == []
-        # VmHWM: this process's peak RSS (ru_maxrss would count the parent's too: Linux keeps it across exec)
-        print(next(line.split()[1] for line in open("/proc/self/status") if line.startswith("VmHWM:")))  # kB
+        # VmHWM: this process's peak RSS (ru_maxrss would count the parent's too: Linux keeps it across exec);
+        # macOS has no /proc, and its ru_maxrss (in bytes) is this process's own
+        if sys.platform.startswith("linux"):
+            print(next(line.split()[1] for line in open("/proc/self/status") if line.startswith("VmHWM:")))  # kB
+        else:
+            import resource
+            print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)  # kB
     """)
     done = subprocess.run([sys.executable, "-c", probe, str(repo)], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr

@@ -7,6 +7,7 @@ import stat
 import pytest
 
 from conftest import orchestra, toy, write_config
+from orchestra import limits
 from orchestra.config import Profile, load_config
 from orchestra.errors import OrchestraError
 from orchestra.run import run_agent
@@ -49,6 +50,7 @@ def test_a_typed_task_longer_than_a_terminal_line_is_never_typed_cut(workdir):
     assert done.returncode == 1, done.stderr
     assert agent["status"] == "failed"
     assert "canonical mode" in agent["reason"] and "{task_file}" in agent["reason"]
+    assert f"at most {limits.line_bytes(0)[0]} bytes of a line ({limits.line_bytes(0)[1]})" in agent["reason"]
     assert not any(line.startswith("task digest") for line in agent["last_lines"])  # it never got a cut task
     assert any("canonical mode" in e for e in agent["errors"])
 
@@ -94,5 +96,14 @@ def test_an_argument_too_long_is_refused_by_the_session_before_it_forks(tmp_path
     prof = Profile(name="toy", command=toy("--task", "--message={task}"), completion=re.compile("^DONE", re.M))
     s = AgentSession(prof, "v" * MAX_ARG_BYTES, tmp_path, tmp_path / "t.cast")
     with pytest.raises(OrchestraError, match="MAX_ARG_STRLEN"):
+        s.start()
+    assert s.child is None
+
+
+def test_arguments_and_environment_too_big_together_are_refused_naming_arg_max(tmp_path):
+    # each argument fits (under MAX_ARG_STRLEN on Linux); together they pass the platform's ARG_MAX
+    prof = Profile(name="toy", command=toy(*["a" * 100_000] * 30), completion=re.compile("^DONE", re.M))
+    s = AgentSession(prof, "", tmp_path, tmp_path / "t.cast")
+    with pytest.raises(OrchestraError, match=r"ARG_MAX.*\{task_file\}"):
         s.start()
     assert s.child is None

@@ -18,14 +18,16 @@ import pytest
 from conftest import ROOT, orchestra, toy, write_config
 from test_web import TOKEN, WebServer
 
-CHROMIUM = "/usr/bin/chromium"
+# the platform's chromium (Debian's, Homebrew's...): scripts/test finds it and names it in ORCHESTRA_CHROMIUM
+CHROMIUM = os.environ.get("ORCHESTRA_CHROMIUM") or "/usr/bin/chromium"
 DROID_CAST = ROOT / "fixtures" / "droid-secondary.cast"
 WAIT_MS = 30000  # for what the page shows; a loaded 2-core machine can be slow to start chromium
 
 
 def missing() -> str:
     if not os.path.exists(CHROMIUM):
-        return f"{CHROMIUM} is missing (apt-get install chromium; scripts/test installs it)"
+        return (f"{CHROMIUM} is missing (apt-get install chromium, or brew install --cask chromium, or name one in "
+                "ORCHESTRA_CHROMIUM; scripts/test installs it and finds it)")
     try:
         import playwright.sync_api  # noqa: F401
     except ImportError:
