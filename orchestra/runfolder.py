@@ -73,7 +73,10 @@ _NOT_A_HOME = _not_homes()
 
 
 def new_run_id() -> str:
-    return datetime.now().strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
+    """The local time it starts, then its 256th of a second and 4 random hex digits: ids sort in the order
+    runs started (`latest`, `runs`), to 4 ms, and two runs started at once still differ."""
+    now = datetime.now()
+    return now.strftime("%Y%m%d-%H%M%S-") + f"{now.microsecond * 256 // 1_000_000:02x}" + secrets.token_hex(2)
 
 
 def folder(workdir: Path, run_id: str) -> Path:

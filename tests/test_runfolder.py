@@ -206,3 +206,13 @@ def test_delegate_and_mcp_give_a_primary_the_same_words():
     for part in ("ended by: completion /DONE/", "files modified (1): a.py", "errors (0): none",
                  "cost: $0.5000 (reported)", "duration: 3.2s", "its reply: Created a.py."):
         assert part in block and part in text, part
+
+
+def test_run_ids_made_one_after_another_sort_in_the_order_they_were_made():
+    ids = []
+    for _ in range(5):
+        made = runfolder.new_run_id()
+        while runfolder.new_run_id()[:18] == made[:18]:  # the next 256th of a second
+            pass
+        ids.append(made)
+    assert ids == sorted(ids) and all(runfolder.RUN_ID.fullmatch(i) for i in ids)
