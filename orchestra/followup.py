@@ -21,7 +21,7 @@ from . import jobs, report, runfolder
 from .budget import Budget, enforceable
 from .config import Config, Profile
 from .errors import OrchestraError
-from .run import Run, budget_state, check_ready, summarize_session
+from .run import Run, check_ready, summarize_session
 from .runfolder import LOST, RUN_MARK, RUNNING, run_agents
 from .session import AgentSession, Outcome, drive, task_problem
 from .summary import GitSnapshot

@@ -17,7 +17,7 @@ from .searcher import multiline
 from .session import ENDED_KEPT, ENDED_LINE
 from .stream import Stream
 from .summary import AgentSummary, cost_of, split_paths
-from .transcript import event_bytes, header_of, read_cast
+from .transcript import event_bytes, read_cast
 
 CHUNK = 65536
 

@@ -15,7 +15,6 @@ from typing import Optional
 
 from .config import Config
 from .parsers import Parsed
-from .runfolder import LOST, RUNNING  # noqa: F401 (a record's statuses beside the others)
 
 STATUSES = ("completed", "partial", "failed", "timeout", "waiting_for_input", "crashed", "interrupted", "over_budget")
 

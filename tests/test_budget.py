@@ -254,25 +254,11 @@ def test_send_without_a_session_id_to_an_unknown_agent_or_to_a_running_run_says_
     assert no_id.returncode == 2 and "reported no session id, so its session cannot be resumed" in no_id.stderr
 
 
-def test_a_terminals_status_line_shows_spent_against_the_limit(workdir, tmp_path):
-    import pexpect
+def test_a_terminals_status_line_shows_spent_against_the_limit(workdir):
+    from test_status_line import status_line_shows
 
-    gate = tmp_path / "gate"
-    os.mkfifo(gate)
-    child = pexpect.spawn(sys.executable, ["-m", "orchestra", "run", "--no-tmux", "--done", "^DONE", "--task", "t",
-                                           "--max-tokens", "5000", "--max-time", "60", "--cmd",
-                                           f"{sys.executable} {TOY} --task t --line 'Tokens: 300 sent, 20 received' "
-                                           f"--wait-fifo {gate}"],
-                          cwd=str(workdir), timeout=30, encoding="utf-8")
-    try:
-        child.expect(r"⏳ python \d+\.\ds │ 320 of 5000 tokens, \d+s of 60s │ Tokens: 300 sent")
-        with open(gate, "w") as fh:
-            fh.write("go")
-        child.expect("completed task")
-        child.expect(pexpect.EOF)
-    finally:
-        child.close(force=True)
-    assert child.exitstatus == 0
+    status_line_shows(workdir, r"⏳ python \d+\.\ds │ 320 of 5000 tokens, \d+s of 60s │ Tokens: 300 sent",
+                      ("--max-tokens", "5000", "--max-time", "60"), "--line 'Tokens: 300 sent, 20 received'")
 
 
 def test_a_secondary_over_its_budget_has_its_work_committed_on_its_branch(tmp_path):
