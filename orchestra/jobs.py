@@ -90,7 +90,12 @@ def wait(workdir: Path, run_id: str, timeout: float, progress: Optional[Callable
             return record
         step = min(left, every) if progress else left
         if ended.wait(None if step == float("inf") else step):
-            return runfolder.load(workdir, run_id)  # its final record (or lost, if it died without one)
+            final = runfolder.load(workdir, run_id)  # its final record (or lost, if it died without one)
+            if final.get("status") == RUNNING:
+                # a process killed outright lets go of its lock before it has quite ended: see it end
+                exit_within(final.get("pid") or record["pid"], 5.0)
+                final = runfolder.load(workdir, run_id)
+            return final
         record = runfolder.load(workdir, run_id)
         if progress and record.get("status") == RUNNING and time.monotonic() < deadline:
             progress(record)
