@@ -300,13 +300,7 @@ _AGENT_LISTS = ("files_modified", "files_claimed", "errors", "last_lines", "file
 
 def tidy(run: dict) -> dict:
     """The record with every field a reader uses of the type it expects (others untouched)."""
-    run = dict(run)
-    for key in _TEXT:
-        if key in run and run[key] is not None and not isinstance(run[key], str):
-            run[key] = str(run[key])
-    for key in _NUMBER:
-        if key in run and not _is_number(run[key]):
-            run[key] = None
+    run = _typed(run, _TEXT, _NUMBER)
     for key in _LISTS:
         if key in run and not isinstance(run[key], list):
             run[key] = []
@@ -323,13 +317,7 @@ def tidy(run: dict) -> dict:
 
 
 def tidy_agent(agent: dict) -> dict:
-    agent = dict(agent)
-    for key in _AGENT_TEXT:
-        if key in agent and agent[key] is not None and not isinstance(agent[key], str):
-            agent[key] = str(agent[key])
-    for key in _AGENT_NUMBER:
-        if key in agent and not _is_number(agent[key]):
-            agent[key] = None
+    agent = _typed(agent, _AGENT_TEXT, _AGENT_NUMBER)
     for key in _AGENT_LISTS:
         if key in agent:
             value = agent[key]
@@ -344,6 +332,18 @@ def tidy_agent(agent: dict) -> dict:
         agent["turns"] = [tidy_agent(t) for t in agent["turns"] if isinstance(t, dict)] \
             if isinstance(agent["turns"], list) else []
     return agent
+
+
+def _typed(record: dict, texts: tuple, numbers: tuple) -> dict:
+    """A copy of record whose text fields are text (or None) and number fields numbers (else None)."""
+    record = dict(record)
+    for key in texts:
+        if key in record and record[key] is not None and not isinstance(record[key], str):
+            record[key] = str(record[key])
+    for key in numbers:
+        if key in record and not _is_number(record[key]):
+            record[key] = None
+    return record
 
 
 def _is_number(value) -> bool:

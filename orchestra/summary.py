@@ -115,6 +115,7 @@ def describe_ended_by(ended: Optional[dict], line: bool = True, limit: int = 200
 SIGNAL_WORDS = {
     "completion": ("finished: its completion line appeared", "ok"),
     "error_pattern": ("failed: an error line appeared", "error"),
+    "auth_refused": ("failed: the API refused its key", "error"),
     "exit": ("its process exited before any pattern decided", "error"),
     "timeout": ("timed out", "error"),
     "interrupted": ("interrupted", "stopped"),

@@ -135,3 +135,9 @@ def test_run_json_and_show_say_what_ended_the_wait(workdir):
     shown = orchestra("show", agent["run_id"], cwd=workdir)
     assert shown.returncode == 0, shown.stderr
     assert re.search(r"ended by: completion /\^DONE/ \(decided in [\d.]+ ms\) on: DONE here", shown.stdout), shown.stdout
+
+
+def test_every_signal_that_can_end_an_agent_is_said_in_words():
+    from orchestra.summary import SIGNAL_WORDS
+
+    assert set(ENDED_BY) <= set(SIGNAL_WORDS), set(ENDED_BY) - set(SIGNAL_WORDS)
