@@ -49,6 +49,7 @@ from .viewer import ViewerWindow
 READ_SIZE = 65536
 DRAIN_GRACE = 1.0  # seconds to read an exited agent's last output before giving up on its EOF
 READS_PER_WAKE = 16  # reads in a row before the loop looks at other agents again
+HANGUP_PROBE = 1.0  # quiet seconds after which a held slave is let go a moment: did the agent close its terminal?
 MAX_ARG_BYTES = limits.ARG_BYTES  # the most one argument of a program holds here (see limits)
 LINE_MAX_BYTES = limits.LINE_BYTES  # what a terminal in canonical mode keeps of a line, its Enter included
 # The same question answered more than LOOP_ANSWERS times within LOOP_WINDOW seconds is a loop (an
@@ -145,6 +146,8 @@ class AgentSession:
         self.fd = -1
         self.pidfd = -1
         self.slave = -1  # the pty's slave, held open until the exit is seen (the portable path: see ptyslave)
+        self.slave_name = ""  # its path, to take it again after a probe for a hang-up
+        self.probed_at = 0.0  # when the held slave was last let go to look for a hang-up
         self.eof = False
         self.exited = False
         self.outbuf = b""
@@ -266,6 +269,11 @@ class AgentSession:
         self.fd = self.child.child_fd
         os.set_blocking(self.fd, False)
         self.slave = keeper.received() if keeper else -1
+        if self.slave >= 0:
+            try:
+                self.slave_name = os.ttyname(self.slave)
+            except OSError:
+                pass  # then no probe: a closed terminal is seen at the exit or the timeout
         self.pidfd = procs.exit_watch(self.child.pid)
         self.started_at = self.turn_started_at = time.monotonic()
         self.started_wall = time.time()
@@ -346,7 +354,7 @@ class AgentSession:
     @property
     def wake(self) -> float:
         """When on_time() has something to do: the deadline, the end of a quiet time to judge, its time budget."""
-        return min(self.deadline, self._quiet_until, self._budget_until)
+        return min(self.deadline, self._quiet_until, self._budget_until, self._probe_at)
 
     @property
     def _budget_until(self) -> float:
@@ -362,6 +370,32 @@ class AgentSession:
         if self.phase in (STARTING, WORKING) and self.last_output > self.quiet_checked and not self.exited:
             return self.last_output + self.profile.input_wait
         return float("inf")
+
+    @property
+    def _probe_at(self) -> float:
+        """When to look whether the agent, quiet while orchestra holds its slave, closed its terminal."""
+        if self.slave >= 0 and self.slave_name and self.phase in (STARTING, WORKING) and not self.exited:
+            return max(self.last_output, self.started_at, self.probed_at) + HANGUP_PROBE
+        return float("inf")
+
+    def _probe_hangup(self, now: float) -> None:
+        """Let the held slave go for a moment: if the agent holds none of its terminal any more, the pty
+        hangs up (its EOF is read next, as where no slave is held); else take the slave again at once.
+
+        Only while the agent has been quiet and nothing waits to be read: the last close of a slave can
+        throw away unread output (ptyslave), and there is none then. An agent that writes and exits in
+        the microseconds between the look and the close is the one case left unguarded."""
+        self.probed_at = now
+        if _readable(self.fd):
+            return  # read first: the loop does, then this waits for quiet again
+        os.close(self.slave)
+        self.slave = -1
+        if _readable(self.fd):  # hung up: nobody else has the terminal open
+            return
+        try:
+            self.slave = os.open(self.slave_name, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+        except OSError:
+            self.slave_name = ""  # gone in between (the agent let it go): its hang-up is read next
 
     def on_readable(self) -> bool:
         """Read what is there, READS_PER_WAKE reads at most; True if there may be more."""
@@ -413,6 +447,8 @@ class AgentSession:
         self.deadline = time.monotonic() + DRAIN_GRACE
 
     def on_time(self, now: float) -> None:
+        if now >= self._probe_at:
+            self._probe_hangup(now)
         budget_until = self._budget_until
         if now >= budget_until:
             self._over_budget(self.meter.time_up(now - self.started_at), budget_until)
@@ -923,6 +959,13 @@ def argv_problem(text: str, what: str = "the task") -> str:
     return (f"{what} is {size} bytes, and one argument of a program can hold at most {MAX_ARG_BYTES} bytes "
             f"({limits.ARG_BOUND}): write the long part to a file and give a task that names the file, "
             "or use a profile whose command takes {task_file} instead of {task}")
+
+
+def _readable(fd: int) -> bool:
+    """Whether reading `fd` would not block now (data, an EOF or a hang-up)."""
+    with procs.selector() as sel:
+        sel.register(fd, selectors.EVENT_READ)
+        return bool(sel.select(0))
 
 
 def _canonical(fd: int) -> bool:

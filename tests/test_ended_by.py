@@ -99,8 +99,6 @@ def test_a_typed_text_too_long_for_a_line_says_line_too_long(tmp_path):
     assert (e["status"], e["signal"]) == ("failed", "line_too_long")
 
 
-@pytest.mark.skipif(PORTABLE, reason="on the portable path orchestra holds the pty's slave until the exit "
-                    "(ptyslave), so a closed terminal is seen at the exit or the timeout")
 def test_a_closed_terminal_says_closed_terminal(tmp_path):
     prof = Profile(name="mute", command=[sys.executable, "-c", "import os, time\nfor fd in (0, 1, 2): os.close(fd)\n"
                                          "time.sleep(60)"], completion=re.compile("^DONE", re.M), timeout=30,

@@ -424,8 +424,6 @@ def test_a_program_that_cannot_be_executed_is_named_recorded_and_leaves_no_windo
     assert tmux("has-session", "-t", f"=orchestra-{run['run_id']}").returncode != 0
 
 
-@pytest.mark.skipif(PORTABLE, reason="on the portable path orchestra holds the pty's slave until the exit "
-                    "(ptyslave), so a closed terminal is seen at the exit or the timeout")
 def test_an_agent_that_closes_its_terminal_and_stays_is_ended_and_the_reason_says_so(tmp_path):
     prof = Profile(name="mute", command=[sys.executable, "-c", "import os, time\nfor fd in (0, 1, 2): os.close(fd)\n"
                                          "time.sleep(60)"], completion=re.compile("^DONE", re.M), timeout=30,

@@ -64,6 +64,34 @@ def test_on_the_portable_path_orchestra_holds_the_agents_own_terminal_until_its_
     assert said["held"] == said["agent"] and said["released"]
 
 
+QUIET_AGENT = r"""
+import json, sys, tempfile
+from pathlib import Path
+from orchestra import session
+from orchestra.config import Profile
+from orchestra.session import AgentSession, drive
+tmp = Path(tempfile.mkdtemp(prefix="orchestra-quiet-"))
+# quiet for a few probes, then its last lines, and out at once
+agent = f"import time; time.sleep({session.HANGUP_PROBE * 3.5}); print('\\n'.join(f'line {{i}}' for i in range(50)))"
+s = AgentSession(Profile(name="quiet", command=[sys.executable, "-c", agent], completion=None, timeout=30), "",
+                 tmp, tmp / "a.cast")
+held_at_output = []
+s.on_output = lambda s: held_at_output.append(s.slave >= 0)
+s.start()
+drive([s])
+print(json.dumps({"probed": s.probed_at > 0, "held": held_at_output[:1], "status": s.result().status,
+                  "last": s.stream.last_lines[-1] if s.stream.last_lines else ""}))
+"""
+
+
+def test_a_quiet_agent_is_probed_for_a_closed_terminal_and_its_slave_held_again_so_its_last_lines_stay(tmp_path):
+    done = subprocess.run([sys.executable, "-c", QUIET_AGENT], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "ORCHESTRA_PORTABLE": "1", "TMPDIR": str(tmp_path)})
+    assert done.returncode == 0, done.stderr
+    said = json.loads(done.stdout)
+    assert said == {"probed": True, "held": [True], "status": "completed", "last": "line 49"}
+
+
 ESCAPED_EXIT = r"""
 import json, os, signal, sys, tempfile, threading
 from pathlib import Path
