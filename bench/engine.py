@@ -71,7 +71,7 @@ TUI_CHILD = textwrap.dedent("""
             elif r == rows - 1:
                 out.append("\\x1b[2m  ? for shortcuts\\x1b[22m")
             else:
-                out.append("\\x1b[38;5;246m│\\x1b[39m \\x1b[36m%02d\\x1b[39m src/module_%d.py \\x1b[2m+%d -%d\\x1b[22m %s" % (r, (r * 7 + i) % 50, r, i % 9, "·" * 40))
+                out.append("\\x1b[38;5;246m│\\x1b[39m \\x1b[36m%02d\\x1b[39m src/module_%d.py \\x1b[2m+%d -%d\\x1b[22m %s" % (r, (r * 7 + i) % 50, r, i % 9, "·" * 10))
         return "\\n".join(out).encode()
     frames = [frame(i) for i in range(52)]
     start = time.monotonic()
