@@ -6,13 +6,17 @@ from typing import Optional
 
 # Cursor-forward and column moves lay out words on a line ("Done:\x1b[9Gcreated"): keep a space.
 _CURSOR_GAP = re.compile(r"\x1b\[[0-9;?]*[CG]")
+_MOVES = re.compile(r"\x1b\[[0-?]*[ -/]*[CG]")  # the other sequences that end in C or G
 # Strings (OSC: titles, hyperlinks; DCS, PM, APC) end at BEL or ST. One that never ends (a title
 # cut short, binary output) would hide everything after it, a completion line too: as terminals
 # bound what such a string may hold, it also ends at a line feed and after MAX_STRING characters.
 MAX_STRING = 4096
-# every alternative starts with ESC, so the regex engine skips ahead to each ESC
+# every alternative starts with ESC, so the regex engine skips ahead to each ESC. A cursor move (CSI
+# ending in C or G) is not one of them: strip() takes the others out first, then turns the moves (now
+# the only ESCs left, as a rule) into gaps in a second pass that costs little, instead of a second pass
+# over every escape (one pass with a function for its replacement would cost more than two).
 _ESCAPES = re.compile(
-    r"\x1b(?:\[[0-?]*[ -/]*[@-~]"         # CSI
+    r"\x1b(?:\[[0-?]*[ -/]*[@-BD-FH-~]"  # CSI, but a cursor move (C, G): see _MOVES
     r"|[\]P^_][^\x07\x1b\n]{0,%d}(?:\x07|\x1b\\)?"  # OSC, DCS, PM, APC
     r"|[()*+][0-9A-Za-z]"                # charset selection
     r"|[@-Z\\-_=>78])" % MAX_STRING        # two-byte escapes
@@ -38,7 +42,11 @@ _MAX_ESCAPE = MAX_STRING + 8  # an unfinished escape longer than this is noise, 
 def strip(text: str) -> str:
     """Plain text of a complete piece of output."""
     if "\x1b" in text:
-        text = _ESCAPES.sub("", _CURSOR_GAP.sub(" ", text))
+        text = _ESCAPES.sub("", text)
+        if "\x1b" in text:
+            text = _CURSOR_GAP.sub(" ", text)
+            if "\x1b" in text:
+                text = _MOVES.sub("", text)
     data = text.encode("utf-8", "surrogatepass")
     if _LONE_CR.search(data) is None:
         data = data.translate(_BREAKS, _DELETE_WITH_CR)
