@@ -53,6 +53,7 @@ DRAIN_GRACE = 1.0  # seconds to read an exited agent's last output before giving
 # and no completion line waits behind another agent's backlog; alone, 16 reads between two polls.
 TURN_BYTES = 4096
 SOLO_BYTES = 16 * 4096
+MIN_READ = 1024  # a turn ends when less than this is left of it
 LOOK_EVERY = 0.1  # seconds: the longest the loop goes without looking at every agent (see drive)
 MAX_ARG_BYTES = limits.ARG_BYTES  # the most one argument of a program holds here (see limits)
 LINE_MAX_BYTES = limits.LINE_BYTES  # what a terminal in canonical mode keeps of a line, its Enter included
@@ -370,17 +371,18 @@ class AgentSession:
         return float("inf")
 
     def on_readable(self, turn: int = SOLO_BYTES) -> bool:
-        """Read what is there, each read handled at once, until `turn` bytes are read; True if there may be more."""
+        """Read what is there, each read handled at once, `turn` bytes at most; True if there may be more."""
         self.last_output = time.monotonic()  # once per turn, not per read: for the quiet time
         # A pty read returns at most about 4 KB; reading again at once, while the child keeps writing,
         # saves a poll per read. A read shorter than the longest yet has most likely emptied the pty:
         # the next poll says whether it did, cheaper than a read that fails.
         got = 0
-        while got < turn:
+        while turn - got >= MIN_READ:
             if self.fd < 0 or self.eof:
                 return False
+            size = min(READ_SIZE, turn - got)
             try:
-                data = os.read(self.fd, READ_SIZE)
+                data = os.read(self.fd, size)
             except BlockingIOError:
                 return False
             except OSError as exc:
@@ -392,9 +394,9 @@ class AgentSession:
                 return False
             got += len(data)
             self._handle(data)
-            if len(data) < self._longest_read:
+            if len(data) < min(size, self._longest_read):
                 return True
-            self._longest_read = len(data)
+            self._longest_read = max(self._longest_read, len(data))
         return True
 
     def on_writable(self) -> None:
