@@ -14,8 +14,9 @@ regex on each read: what reading agents from Python costs with nothing else to d
 2. tui: --tui-agents TUI-like agents, each redrawing an Ink-style frame (erase the last frame's lines
    with cursor up + erase line, then draw 40 coloured lines, about 3.8 KB) 26 times a second (about
    100 KB/s each) for --tui-seconds, then a completion line. CPU time of the reading process per MB
-   read (process time of drive(), so the agents' own CPU is not counted), and with tmux on, the tmux
-   server's CPU per MB beside it (a private server; /proc/PID/stat before and after).
+   read, from the loop's start to the last completion matched, for either loop (process time, so the
+   agents' own CPU is not counted; orchestra's ending of the agents after it is not either), and with
+   tmux on, the tmux server's CPU per MB beside it (a private server; /proc/PID/stat before and after).
 
 Each measurement runs in a fresh process; the codes (the bare loop, orchestra of --old or --before,
 this checkout's orchestra) take turns within each run, so load on this shared machine falls on all of
@@ -227,6 +228,10 @@ def one_tui_orchestra(agents: int, seconds: float, tmux: bool) -> dict:
             self.bytes_read = getattr(self, "bytes_read", 0) + len(data)
             super()._handle(data, final)
 
+        def _turn_over(self, outcome) -> None:
+            self.cpu_at = time.process_time()  # as the bare loop, up to the last completion
+            super()._turn_over(outcome)
+
     tmp = Path(tempfile.mkdtemp(prefix="orchestra-bench-"))
     viewer = TmuxViewer(f"orchestra-bench-{os.getpid()}") if tmux else None
     prof = Profile(name="tui", command=[sys.executable, "-c", TUI_CHILD, str(seconds), str(TUI_RATE)],
@@ -245,7 +250,7 @@ def one_tui_orchestra(agents: int, seconds: float, tmux: bool) -> dict:
         tmux_before = tmux_cpu() if tmux else 0.0
         t0 = time.process_time()
         drive(sessions)
-        cpu = time.process_time() - t0
+        cpu = max(s.cpu_at for s in sessions) - t0
         if tmux:
             # what tmux was given last is drawn a moment later: let it settle, then read its CPU
             time.sleep(0.3)

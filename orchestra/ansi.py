@@ -41,12 +41,22 @@ _MAX_ESCAPE = MAX_STRING + 8  # an unfinished escape longer than this is noise, 
 
 def strip(text: str) -> str:
     """Plain text of a complete piece of output."""
+    return _controls(_unescape(text) if "\x1b" in text else text)
+
+
+def _unescape(text: str) -> str:
+    """The text without its escape sequences (a cursor gap left as a space). No sequence spans a line
+    feed, so this is the same line by line."""
+    text = _ESCAPES.sub("", text)
     if "\x1b" in text:
-        text = _ESCAPES.sub("", text)
+        text = _CURSOR_GAP.sub(" ", text)
         if "\x1b" in text:
-            text = _CURSOR_GAP.sub(" ", text)
-            if "\x1b" in text:
-                text = _MOVES.sub("", text)
+            text = _MOVES.sub("", text)
+    return text
+
+
+def _controls(text: str) -> str:
+    """The text without control characters, a lone CR or a backspace read as a line break."""
     data = text.encode("utf-8", "surrogatepass")
     if _LONE_CR.search(data) is None:
         data = data.translate(_BREAKS, _DELETE_WITH_CR)
@@ -55,11 +65,24 @@ def strip(text: str) -> str:
     return data.decode("utf-8", "surrogatepass")
 
 
+# A TUI redraws its screen (Ink: erase the frame's lines, draw them all again), and most lines of a frame
+# are the lines of the frame before: a read's lines are looked up among those cleaned lately, and only the
+# others are cleaned (in one pass, joined). Output whose lines do not come back is cleaned whole, trying
+# the lines again every LINES_RETRY reads.
+SEEN_LINES = 1024  # lines kept, cleared when full
+SEEN_LINE = 1024  # characters: a read with a longer line is cleaned whole
+LINES_MIN = 8  # lines in a read, at least, for the lookup to pay
+LINES_RETRY = 64
+
+
 class Cleaner:
     """strip() for a stream: an escape sequence cut by a read is held until it is whole."""
 
     def __init__(self) -> None:
         self.carry = ""
+        self._seen: dict[str, str] = {}  # a line with escape sequences -> the same without
+        self._whole = 0  # reads to clean whole before looking lines up again
+        self._missed = 0  # reads in a row whose lines were mostly not seen before
 
     def feed(self, text: str) -> str:
         if self.carry:
@@ -69,14 +92,41 @@ class Cleaner:
             text, self.carry = text[:esc], text[esc:]
         if text.endswith("\r"):  # maybe the first half of "\r\n"
             text, self.carry = text[:-1], "\r" + self.carry
-        return strip(text)
+        if "\x1b" not in text:
+            return _controls(text)
+        if self._whole or text.count("\n") < LINES_MIN:
+            self._whole = max(0, self._whole - 1)
+            return _controls(_unescape(text))
+        return _controls(self._unescape_lines(text))
+
+    def _unescape_lines(self, text: str) -> str:
+        lines = text.split("\n")
+        if max(map(len, lines)) > SEEN_LINE:
+            return _unescape(text)
+        seen = self._seen
+        got = [seen.get(line) for line in lines]
+        missing = [line for line, done in zip(lines, got) if done is None]
+        if not missing:
+            return "\n".join(got)
+        if len(missing) * 2 > len(lines):  # mostly new lines, twice in a row: not a redraw
+            self._missed += 1
+            if self._missed > 1:
+                self._whole, self._missed = LINES_RETRY, 0
+        else:
+            self._missed = 0
+        cleaned = _unescape("\n".join(missing)).split("\n")
+        if len(seen) + len(missing) > SEEN_LINES:
+            seen.clear()
+        seen.update(zip(missing, cleaned))
+        news = iter(cleaned)
+        return "\n".join([done if done is not None else next(news) for done in got])
 
     def feed_plain(self, data: bytes) -> Optional[str]:
         """feed() for a read of printable ASCII, tabs and CR LF only, or None for any other read.
 
         Most output is such lines, and deleting their CRs is all the cleaning they need: one
         bytes.translate tells them apart and one bytes.replace cleans them, faster than strip()."""
-        if self.carry or data.translate(None, _PLAIN):
+        if self.carry or b"\x1b" in data or data.translate(None, _PLAIN):  # (an ESC is found soonest)
             return None
         lone = _LONE_CR.search(data)
         if lone is not None and lone.start() != len(data) - 1:
