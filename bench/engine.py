@@ -60,7 +60,7 @@ FLOOD_CHILD = textwrap.dedent("""
 # then draw the new one: a box of 40 coloured lines with a spinner and a counter that change per frame.
 TUI_CHILD = textwrap.dedent("""
     import os, sys, time
-    seconds, rate = float(sys.argv[1]), float(sys.argv[2])
+    seconds, rate, kind = float(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
     rows = 40
     erase = b"\\x1b[2K\\x1b[1A" * (rows - 1) + b"\\x1b[2K\\x1b[G"
     spin = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
@@ -72,7 +72,8 @@ TUI_CHILD = textwrap.dedent("""
             elif r == rows - 1:
                 out.append("\\x1b[2m  ? for shortcuts\\x1b[22m")
             else:
-                out.append("\\x1b[38;5;246m│\\x1b[39m \\x1b[36m%02d\\x1b[39m src/module_%d.py \\x1b[2m+%d -%d\\x1b[22m %s" % (r, (r * 7 + i) % 50, r, i % 9, "·" * 10))
+                j = i if kind == "changing" else 0  # "ink": the lines under the status line stay
+                out.append("\\x1b[38;5;246m│\\x1b[39m \\x1b[36m%02d\\x1b[39m src/module_%d.py \\x1b[2m+%d -%d\\x1b[22m %s" % (r, (r * 7 + j) % 50, r, j % 9, "·" * 10))
         return "\\n".join(out).encode()
     frames = [frame(i) for i in range(52)]
     start = time.monotonic()
@@ -89,6 +90,9 @@ TUI_CHILD = textwrap.dedent("""
     time.sleep(30)
 """)
 TUI_RATE = 26  # frames a second: about 100 KB/s
+# "changing": every line of a frame differs from the frame before (the issue's figures); "ink": only
+# the status line does (spinner, time, tokens), as in an Ink app's frame, whose other lines stay put
+TUI_KINDS = ("changing", "ink")
 
 
 # -- one measurement, in a process of its own ---------------------------------------------------
@@ -207,8 +211,8 @@ def tmux_cpu() -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def one_tui_bare(agents: int, seconds: float) -> dict:
-    children = [spawn([sys.executable, "-c", TUI_CHILD, str(seconds), str(TUI_RATE)]) for _ in range(agents)]
+def one_tui_bare(agents: int, seconds: float, kind: str) -> dict:
+    children = [spawn([sys.executable, "-c", TUI_CHILD, str(seconds), str(TUI_RATE), kind]) for _ in range(agents)]
     try:
         t0 = time.process_time()
         _, total = bare_loop(children, agents)
@@ -218,7 +222,7 @@ def one_tui_bare(agents: int, seconds: float) -> dict:
     return {"cpu": cpu, "bytes": total, "tmux_cpu": 0.0}
 
 
-def one_tui_orchestra(agents: int, seconds: float, tmux: bool) -> dict:
+def one_tui_orchestra(agents: int, seconds: float, kind: str, tmux: bool) -> dict:
     from orchestra.config import Profile
     from orchestra.session import AgentSession, drive
     from orchestra.viewer import TmuxViewer
@@ -234,7 +238,7 @@ def one_tui_orchestra(agents: int, seconds: float, tmux: bool) -> dict:
 
     tmp = Path(tempfile.mkdtemp(prefix="orchestra-bench-"))
     viewer = TmuxViewer(f"orchestra-bench-{os.getpid()}") if tmux else None
-    prof = Profile(name="tui", command=[sys.executable, "-c", TUI_CHILD, str(seconds), str(TUI_RATE)],
+    prof = Profile(name="tui", command=[sys.executable, "-c", TUI_CHILD, str(seconds), str(TUI_RATE), kind],
                    completion=re.compile(COMPLETION, re.M), timeout=120, linger=0.05, kill_grace=0.5)
     try:
         sessions = []
@@ -303,9 +307,9 @@ def main() -> None:
         elif kind == "flood":
             said = one_flood_orchestra(int(rest[0]))
         elif kind == "tui-bare":
-            said = one_tui_bare(int(rest[0]), float(rest[1]))
+            said = one_tui_bare(int(rest[0]), float(rest[1]), rest[2])
         else:
-            said = one_tui_orchestra(int(rest[0]), float(rest[1]), rest[2] == "tmux")
+            said = one_tui_orchestra(int(rest[0]), float(rest[1]), rest[2], rest[3] == "tmux")
         print(json.dumps(said))
         return
 
@@ -348,37 +352,40 @@ def main() -> None:
         if args.only in (None, "tui"):
             variants = [(name, code, False) for name, code in codes] + \
                        ([(name, code, True) for name, code in codes if code is not None] if tmux else [])
-            tui: dict[tuple, list[dict]] = {(name, t): [] for name, _, t in variants}
+            tui: dict[tuple, list[dict]] = {(kind, name, t): [] for kind in TUI_KINDS for name, _, t in variants}
             for run in range(args.runs):
-                order = variants if run % 2 == 0 else variants[::-1]
-                for name, code, t in order:
-                    if code is None:
-                        said = measure(None, "tui-bare", str(args.tui_agents), str(args.tui_seconds))
-                    else:
-                        said = measure(code, "tui", str(args.tui_agents), str(args.tui_seconds),
-                                       "tmux" if t else "no-tmux")
-                    tui[(name, t)].append(said)
+                for kind in TUI_KINDS:
+                    order = variants if run % 2 == 0 else variants[::-1]
+                    for name, code, t in order:
+                        if code is None:
+                            said = measure(None, "tui-bare", str(args.tui_agents), str(args.tui_seconds), kind)
+                        else:
+                            said = measure(code, "tui", str(args.tui_agents), str(args.tui_seconds), kind,
+                                           "tmux" if t else "no-tmux")
+                        tui[(kind, name, t)].append(said)
                 print(f"# tui run {run + 1}/{args.runs} done", file=sys.stderr, flush=True)
 
             def per_mb(rows: list[dict], key: str) -> float:
                 return statistics.median(r[key] / (r["bytes"] / 1e6) * 1000 for r in rows)
 
-            limit = per_mb(tui[(codes[0][0], False)], "cpu")
             print(f"# 2. CPU per MB read, {args.tui_agents} TUI-like agents (Ink-style frames of about 3.8 KB, "
-                  f"{TUI_RATE}/s each) for {args.tui_seconds:g} s (ms of CPU per MB; median of {args.runs} runs)")
-            print(f"{'reader':<28} | {'tmux':>4} | {'MB read':>7} | {'CPU ms/MB':>9} | {'vs limit':>8} | "
+                  f"{TUI_RATE}/s each) for {args.tui_seconds:g} s (ms of CPU per MB; median of {args.runs} runs); "
+                  "frames: changing = every line differs from the frame before, ink = only the status line does")
+            print(f"{'frames':<8} | {'reader':<28} | {'tmux':>4} | {'MB read':>7} | {'CPU ms/MB':>9} | {'vs limit':>8} | "
                   f"{'µs/frame':>8} | {'tmux server ms/MB':>17} | {'viewer skipped':>14}")
-            print("-" * 114)
-            for name, code, t in variants:
-                rows = tui[(name, t)]
-                mb = statistics.median(r["bytes"] for r in rows) / 1e6
-                cpu = per_mb(rows, "cpu")
-                frame_us = cpu * 3.8e-3 * 1000  # ms per MB -> µs per 3.8 KB
-                tm = f"{per_mb(rows, 'tmux_cpu'):>17.1f}" if t else f"{'-':>17}"
-                skipped = f"{statistics.median(r.get('skipped', 0) for r in rows) / 1e6:>11.2f} MB" if t else \
-                    f"{'-':>14}"
-                print(f"{name:<28} | {'on' if t else 'off':>4} | {mb:>7.1f} | {cpu:>9.1f} | {cpu / limit:>7.2f}x | "
-                      f"{frame_us:>8.0f} | {tm} | {skipped}")
+            print("-" * 125)
+            for kind in TUI_KINDS:
+                limit = per_mb(tui[(kind, codes[0][0], False)], "cpu")
+                for name, code, t in variants:
+                    rows = tui[(kind, name, t)]
+                    mb = statistics.median(r["bytes"] for r in rows) / 1e6
+                    cpu = per_mb(rows, "cpu")
+                    frame_us = cpu * 3.8e-3 * 1000  # ms per MB -> µs per 3.8 KB
+                    tm = f"{per_mb(rows, 'tmux_cpu'):>17.1f}" if t else f"{'-':>17}"
+                    skipped = f"{statistics.median(r.get('skipped', 0) for r in rows) / 1e6:>11.2f} MB" if t \
+                        else f"{'-':>14}"
+                    print(f"{kind:<8} | {name:<28} | {'on' if t else 'off':>4} | {mb:>7.1f} | {cpu:>9.1f} | "
+                          f"{cpu / limit:>7.2f}x | {frame_us:>8.0f} | {tm} | {skipped}")
         print(f"# took {time.monotonic() - started:.0f} s")
     finally:
         subprocess.run(["tmux", "kill-server"], capture_output=True)  # the private server only
