@@ -104,10 +104,10 @@ class Cleaner:
         if max(map(len, lines)) > SEEN_LINE:
             return _unescape(text)
         seen = self._seen
-        got = [seen.get(line) for line in lines]
-        missing = [line for line, done in zip(lines, got) if done is None]
-        if not missing:
+        got = list(map(seen.get, lines))
+        if None not in got:
             return "\n".join(got)
+        missing = [line for line, done in zip(lines, got) if done is None]
         if len(missing) * 2 > len(lines):  # mostly new lines, twice in a row: not a redraw
             self._missed += 1
             if self._missed > 1:

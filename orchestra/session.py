@@ -838,7 +838,7 @@ def drive(sessions: Iterable[AgentSession], tick: Optional[Callable[[], None]] =
     turn = SOLO_BYTES if len(sessions) == 1 else TURN_BYTES
     selector = procs.selector()
     registered: dict[int, tuple[AgentSession, str, int]] = {}  # fd -> its owner, what it is, the events
-    watched: dict[AgentSession, tuple[int, ...]] = {}  # session -> the fds it has registered
+    watched: dict[AgentSession, dict] = {}  # session -> what it has registered (fd -> as in registered)
     next_tick = time.monotonic() + tick_every if tick else float("inf")
     unwatched = not procs.HAS_PIDFD or any(s.pidfd < 0 and s.child is not None and not s.exited for s in sessions)
     with procs.ChildExits() if unwatched else nullcontext() as children:
@@ -913,6 +913,8 @@ def _watch(selector: selectors.BaseSelector, registered: dict, watched: dict, se
                 wanted[s.fd] = (s, "pty", selectors.EVENT_READ | (selectors.EVENT_WRITE if s.outbuf else 0))
             if s.pidfd >= 0 and not s.exited:
                 wanted[s.pidfd] = (s, "exit", selectors.EVENT_READ)
+        if watched.get(s) == wanted:
+            continue  # (as a rule: a read changes nothing of it)
         for fd in watched.get(s, ()):
             have = registered.get(fd)
             if fd not in wanted and have is not None and have[0] is s:
@@ -932,7 +934,7 @@ def _watch(selector: selectors.BaseSelector, registered: dict, watched: dict, se
             else:
                 selector.modify(fd, data[2], data)
             registered[fd] = data
-        watched[s] = tuple(wanted)
+        watched[s] = wanted
 
 
 def _look_for_exits(sessions: list[AgentSession]) -> None:
