@@ -154,7 +154,6 @@ class AgentSession:
         self.eof = False
         self.exited = False
         self.outbuf = b""
-        self._longest_read = 0  # the most one read of its pty has returned (see on_readable)
         self.pending_submit = ""
         self.echo: list = []
         self.deadline = float("inf")
@@ -374,8 +373,7 @@ class AgentSession:
         """Read what is there, each read handled at once, `turn` bytes at most; True if there may be more."""
         self.last_output = time.monotonic()  # once per turn, not per read: for the quiet time
         # A pty read returns at most about 4 KB; reading again at once, while the child keeps writing,
-        # saves a poll per read. A read shorter than the longest yet has most likely emptied the pty:
-        # the next poll says whether it did, cheaper than a read that fails.
+        # saves a poll per read (even after a short read: more has often come while it was handled).
         got = 0
         while turn - got >= MIN_READ:
             if self.fd < 0 or self.eof:
@@ -394,9 +392,6 @@ class AgentSession:
                 return False
             got += len(data)
             self._handle(data)
-            if len(data) < min(size, self._longest_read):
-                return True
-            self._longest_read = max(self._longest_read, len(data))
         return True
 
     def on_writable(self) -> None:
