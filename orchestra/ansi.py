@@ -6,13 +6,17 @@ from typing import Optional
 
 # Cursor-forward and column moves lay out words on a line ("Done:\x1b[9Gcreated"): keep a space.
 _CURSOR_GAP = re.compile(r"\x1b\[[0-9;?]*[CG]")
+_MOVES = re.compile(r"\x1b\[[0-?]*[ -/]*[CG]")  # the other sequences that end in C or G
 # Strings (OSC: titles, hyperlinks; DCS, PM, APC) end at BEL or ST. One that never ends (a title
 # cut short, binary output) would hide everything after it, a completion line too: as terminals
 # bound what such a string may hold, it also ends at a line feed and after MAX_STRING characters.
 MAX_STRING = 4096
-# every alternative starts with ESC, so the regex engine skips ahead to each ESC
+# every alternative starts with ESC, so the regex engine skips ahead to each ESC. A cursor move (CSI
+# ending in C or G) is not one of them: strip() takes the others out first, then turns the moves (now
+# the only ESCs left, as a rule) into gaps in a second pass that costs little, instead of a second pass
+# over every escape (one pass with a function for its replacement would cost more than two).
 _ESCAPES = re.compile(
-    r"\x1b(?:\[[0-?]*[ -/]*[@-~]"         # CSI
+    r"\x1b(?:\[[0-?]*[ -/]*[@-BD-FH-~]"  # CSI, but a cursor move (C, G): see _MOVES
     r"|[\]P^_][^\x07\x1b\n]{0,%d}(?:\x07|\x1b\\)?"  # OSC, DCS, PM, APC
     r"|[()*+][0-9A-Za-z]"                # charset selection
     r"|[@-Z\\-_=>78])" % MAX_STRING        # two-byte escapes
@@ -37,8 +41,22 @@ _MAX_ESCAPE = MAX_STRING + 8  # an unfinished escape longer than this is noise, 
 
 def strip(text: str) -> str:
     """Plain text of a complete piece of output."""
+    return _controls(_unescape(text) if "\x1b" in text else text)
+
+
+def _unescape(text: str) -> str:
+    """The text without its escape sequences (a cursor gap left as a space). No sequence spans a line
+    feed, so this is the same line by line."""
+    text = _ESCAPES.sub("", text)
     if "\x1b" in text:
-        text = _ESCAPES.sub("", _CURSOR_GAP.sub(" ", text))
+        text = _CURSOR_GAP.sub(" ", text)
+        if "\x1b" in text:
+            text = _MOVES.sub("", text)
+    return text
+
+
+def _controls(text: str) -> str:
+    """The text without control characters, a lone CR or a backspace read as a line break."""
     data = text.encode("utf-8", "surrogatepass")
     if _LONE_CR.search(data) is None:
         data = data.translate(_BREAKS, _DELETE_WITH_CR)
@@ -47,11 +65,24 @@ def strip(text: str) -> str:
     return data.decode("utf-8", "surrogatepass")
 
 
+# A TUI redraws its screen (Ink: erase the frame's lines, draw them all again), and most lines of a frame
+# are the lines of the frame before: a read's lines are looked up among those cleaned lately, and only the
+# others are cleaned (in one pass, joined). Output whose lines do not come back is cleaned whole, trying
+# the lines again every LINES_RETRY reads.
+SEEN_LINES = 1024  # lines kept, cleared when full
+SEEN_LINE = 1024  # characters: a read with a longer line is cleaned whole
+LINES_MIN = 8  # lines in a read, at least, for the lookup to pay
+LINES_RETRY = 64
+
+
 class Cleaner:
     """strip() for a stream: an escape sequence cut by a read is held until it is whole."""
 
     def __init__(self) -> None:
         self.carry = ""
+        self._seen: dict[str, str] = {}  # a line with escape sequences -> the same without
+        self._whole = 0  # reads to clean whole before looking lines up again
+        self._missed = 0  # reads in a row whose lines were mostly not seen before
 
     def feed(self, text: str) -> str:
         if self.carry:
@@ -61,14 +92,41 @@ class Cleaner:
             text, self.carry = text[:esc], text[esc:]
         if text.endswith("\r"):  # maybe the first half of "\r\n"
             text, self.carry = text[:-1], "\r" + self.carry
-        return strip(text)
+        if "\x1b" not in text:
+            return _controls(text)
+        if self._whole or text.count("\n") < LINES_MIN:
+            self._whole = max(0, self._whole - 1)
+            return _controls(_unescape(text))
+        return _controls(self._unescape_lines(text))
+
+    def _unescape_lines(self, text: str) -> str:
+        lines = text.split("\n")
+        if max(map(len, lines)) > SEEN_LINE:
+            return _unescape(text)
+        seen = self._seen
+        got = list(map(seen.get, lines))
+        if None not in got:
+            return "\n".join(got)
+        missing = [line for line, done in zip(lines, got) if done is None]
+        if len(missing) * 2 > len(lines):  # mostly new lines, twice in a row: not a redraw
+            self._missed += 1
+            if self._missed > 1:
+                self._whole, self._missed = LINES_RETRY, 0
+        else:
+            self._missed = 0
+        cleaned = _unescape("\n".join(missing)).split("\n")
+        if len(seen) + len(missing) > SEEN_LINES:
+            seen.clear()
+        seen.update(zip(missing, cleaned))
+        news = iter(cleaned)
+        return "\n".join([done if done is not None else next(news) for done in got])
 
     def feed_plain(self, data: bytes) -> Optional[str]:
         """feed() for a read of printable ASCII, tabs and CR LF only, or None for any other read.
 
         Most output is such lines, and deleting their CRs is all the cleaning they need: one
         bytes.translate tells them apart and one bytes.replace cleans them, faster than strip()."""
-        if self.carry or data.translate(None, _PLAIN):
+        if self.carry or b"\x1b" in data or data.translate(None, _PLAIN):  # (an ESC is found soonest)
             return None
         lone = _LONE_CR.search(data)
         if lone is not None and lone.start() != len(data) - 1:

@@ -48,7 +48,13 @@ from .viewer import ViewerWindow
 
 READ_SIZE = 65536
 DRAIN_GRACE = 1.0  # seconds to read an exited agent's last output before giving up on its EOF
-READS_PER_WAKE = 16  # reads in a row before the loop looks at other agents again
+# An agent's turn in the loop, in bytes: with others in the loop, one pty read's worth (a Linux pty hands
+# over about 4 KB a read), so every agent with output waiting is read before a flooding one is read again
+# and no completion line waits behind another agent's backlog; alone, 16 reads between two polls.
+TURN_BYTES = 4096
+SOLO_BYTES = 16 * 4096
+MIN_READ = 1024  # a turn ends when less than this is left of it
+LOOK_EVERY = 0.1  # seconds: the longest the loop goes without looking at every agent (see drive)
 HANGUP_PROBE = 1.0  # quiet seconds after which a held slave is let go a moment: did the agent close its terminal?
 MAX_ARG_BYTES = limits.ARG_BYTES  # the most one argument of a program holds here (see limits)
 LINE_MAX_BYTES = limits.LINE_BYTES  # what a terminal in canonical mode keeps of a line, its Enter included
@@ -397,16 +403,18 @@ class AgentSession:
         except OSError:
             self.slave_name = ""  # gone in between (the agent let it go): its hang-up is read next
 
-    def on_readable(self) -> bool:
-        """Read what is there, READS_PER_WAKE reads at most; True if there may be more."""
-        self.last_output = time.monotonic()  # once per wake, not per read: for the quiet time
-        # A pty read returns at most about 4 KB; reading again at once, while the child
-        # keeps writing, saves a poll per read. The cap keeps other agents' turn short.
-        for _ in range(READS_PER_WAKE):
+    def on_readable(self, turn: int = SOLO_BYTES) -> bool:
+        """Read what is there, each read handled at once, `turn` bytes at most; True if there may be more."""
+        self.last_output = time.monotonic()  # once per turn, not per read: for the quiet time
+        # A pty read returns at most about 4 KB; reading again at once, while the child keeps writing,
+        # saves a poll per read (even after a short read: more has often come while it was handled).
+        got = 0
+        while turn - got >= MIN_READ:
             if self.fd < 0 or self.eof:
                 return False
+            size = min(READ_SIZE, turn - got)
             try:
-                data = os.read(self.fd, READ_SIZE)
+                data = os.read(self.fd, size)
             except BlockingIOError:
                 return False
             except OSError as exc:
@@ -416,6 +424,7 @@ class AgentSession:
             if not data:
                 self._on_eof()
                 return False
+            got += len(data)
             self._handle(data)
         return True
 
@@ -848,28 +857,49 @@ def drive(sessions: Iterable[AgentSession], tick: Optional[Callable[[], None]] =
     One selector over all ptys and the watches on the agents' exits (their pidfds; where there are none,
     a SIGCHLD self-pipe, after which each child is asked whether it ended): each read is handled at
     once, so a completion line is seen within one read of being written, whatever the other agents are
-    doing. Kept-alive (idle) sessions are still read.
+    doing. Fair turns: each poll, every agent with output waiting gets one turn of TURN_BYTES (alone in
+    the loop, SOLO_BYTES), so a flooding agent is read again only after all the others were. Kept-alive
+    (idle) sessions are still read.
+
+    The work of a wake is the agents it woke: the others' registrations, deadlines and activity are
+    looked at again after tick() (which may change any of them), when nothing was ready, and every
+    LOOK_EVERY seconds; so 32 agents cost a wake no more than one.
     """
     sessions = list(sessions)
+    turn = SOLO_BYTES if len(sessions) == 1 else TURN_BYTES
     selector = procs.selector()
     registered: dict[int, tuple[AgentSession, str, int]] = {}  # fd -> its owner, what it is, the events
+    watched: dict[AgentSession, dict] = {}  # session -> what it has registered (fd -> as in registered)
     next_tick = time.monotonic() + tick_every if tick else float("inf")
     unwatched = not procs.HAS_PIDFD or any(s.pidfd < 0 and s.child is not None and not s.exited for s in sessions)
     with procs.ChildExits() if unwatched else nullcontext() as children:
         if children is not None and children.fileno() >= 0:
             selector.register(children.fileno(), selectors.EVENT_READ, (None, "children", 0))
         look_at = time.monotonic() if unwatched else float("inf")  # one may have ended before the pipe was there
+        wakes: dict[AgentSession, float] = {}  # the active sessions, each with when on_time has work
+        touched: Iterable[AgentSession] = sessions  # whose state may have changed since they were looked at
+        everyone_at = 0.0  # when every session is looked at again
         try:
-            while any(s.active for s in sessions):
-                if time.monotonic() >= look_at:
+            while True:
+                now = time.monotonic()
+                if now >= everyone_at:
+                    touched, everyone_at = sessions, now + LOOK_EVERY
+                for s in touched:
+                    if s.active:
+                        wakes[s] = s.wake
+                    else:
+                        wakes.pop(s, None)
+                if not wakes:
+                    break
+                if now >= look_at:
                     _look_for_exits(sessions)
                     look_at = time.monotonic() + procs.EXIT_BACKSTOP
-                    if not any(s.active for s in sessions):
-                        break
-                _watch(selector, registered, sessions)
-                now = time.monotonic()
-                wake = min([s.wake for s in sessions if s.active] + [next_tick, look_at])
+                    everyone_at = 0.0  # (and looked at again)
+                    continue
+                _watch(selector, registered, watched, touched)
+                wake = min(min(wakes.values()), next_tick, look_at)
                 timeout = None if wake == float("inf") else max(0.0, wake - now + 0.001)
+                touched, ready = [], []
                 for key, events in selector.select(timeout):
                     s, kind, _ = key.data
                     if kind == "children":
@@ -878,51 +908,64 @@ def drive(sessions: Iterable[AgentSession], tick: Optional[Callable[[], None]] =
                         continue
                     if s.phase == DONE:
                         continue
+                    touched.append(s)
                     if kind == "exit":
                         s.on_exit()
                         continue
                     if events & selectors.EVENT_WRITE:
                         s.on_writable()
                     if events & selectors.EVENT_READ:  # (a hang-up or an error is reported as readable too)
-                        s.on_readable()
+                        ready.append(s)
+                for s in ready:  # one turn each, in the order the poll gave
+                    if s.phase != DONE:
+                        s.on_readable(turn)
+                if not touched:
+                    everyone_at = 0.0  # a quiet wake: a deadline, or a tick
                 now = time.monotonic()
-                for s in sessions:
-                    if s.active:
+                for s, at in list(wakes.items()):
+                    if now >= at and s.active:
                         s.on_time(now)
+                        touched.append(s)
                 if tick and now >= next_tick:
                     tick()
                     next_tick = now + tick_every
+                    everyone_at = 0.0  # tick() may have changed any of them
         finally:
             selector.close()
 
 
-def _watch(selector: selectors.BaseSelector, registered: dict, sessions: list[AgentSession]) -> None:
-    """Register what each session needs watched now: its pty (and whether it can take more input), its pidfd."""
-    wanted: dict[int, tuple[AgentSession, str, int]] = {}
+def _watch(selector: selectors.BaseSelector, registered: dict, watched: dict, sessions: Iterable[AgentSession]) -> None:
+    """Register what each of these sessions needs watched now: its pty (and whether it can take more input),
+    its pidfd; and no longer what it needs no more."""
     for s in sessions:
-        if s.phase == DONE:
-            continue
-        if s.fd >= 0 and not s.eof:
-            wanted[s.fd] = (s, "pty", selectors.EVENT_READ | (selectors.EVENT_WRITE if s.outbuf else 0))
-        if s.pidfd >= 0 and not s.exited:
-            wanted[s.pidfd] = (s, "exit", selectors.EVENT_READ)
-    for fd in [fd for fd in registered if fd not in wanted]:
-        selector.unregister(fd)
-        del registered[fd]
-    for fd, data in wanted.items():
-        have = registered.get(fd)
-        if have == data:
-            continue
-        if have is not None and have[:2] != data[:2]:
-            # the number of a closed descriptor, given again to another one: a new registration
-            selector.unregister(fd)
-            del registered[fd]
-            have = None
-        if have is None:
-            selector.register(fd, data[2], data)
-        else:
-            selector.modify(fd, data[2], data)
-        registered[fd] = data
+        wanted: dict[int, tuple[AgentSession, str, int]] = {}
+        if s.phase != DONE:
+            if s.fd >= 0 and not s.eof:
+                wanted[s.fd] = (s, "pty", selectors.EVENT_READ | (selectors.EVENT_WRITE if s.outbuf else 0))
+            if s.pidfd >= 0 and not s.exited:
+                wanted[s.pidfd] = (s, "exit", selectors.EVENT_READ)
+        if watched.get(s) == wanted:
+            continue  # (as a rule: a read changes nothing of it)
+        for fd in watched.get(s, ()):
+            have = registered.get(fd)
+            if fd not in wanted and have is not None and have[0] is s:
+                selector.unregister(fd)
+                del registered[fd]
+        for fd, data in wanted.items():
+            have = registered.get(fd)
+            if have == data:
+                continue
+            if have is not None and have[:2] != data[:2]:
+                # the number of a closed descriptor, given again to another one: a new registration
+                selector.unregister(fd)
+                del registered[fd]
+                have = None
+            if have is None:
+                selector.register(fd, data[2], data)
+            else:
+                selector.modify(fd, data[2], data)
+            registered[fd] = data
+        watched[s] = wanted
 
 
 def _look_for_exits(sessions: list[AgentSession]) -> None:

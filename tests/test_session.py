@@ -1,6 +1,7 @@
 """AgentSession on real child processes: prompt, send, completion, exit status, time, parsing."""
 import json
 import re
+import sys
 import time
 
 
@@ -142,3 +143,54 @@ def test_an_exit_code_of_its_own_after_the_completion_line_fails_the_task(tmp_pa
 def test_an_exit_code_caused_by_orchestras_own_sigterm_after_linger_changes_nothing(tmp_path):
     s, r = run(profile("--linger", "--term-exit", "1"), tmp_path)
     assert r.status == "completed" and r.exit_code == 1
+
+
+FLOODER = """
+import os, sys, time
+for i in range(150):  # 15 KB: more than three turns, less than a Linux pty holds (about 19 KB)
+    os.write(1, b"flood %04d " % i + b"x" * 88 + b"\\n")
+os.write(1, b"FLOOD-DONE\\n")
+open(sys.argv[1], "w").close()
+time.sleep(30)
+"""
+STEADY = """
+import os, sys, time
+while not os.path.exists(sys.argv[1]):  # its line comes after the flooder's backlog is in its pty
+    time.sleep(0.005)
+os.write(1, b"DONE steady\\n")
+open(sys.argv[2], "w").close()
+time.sleep(30)
+"""
+
+
+def test_a_flooders_backlog_gets_one_turn_before_another_agents_completion_line(tmp_path):
+    # Both agents' output is waiting before the loop starts, the flooder's first (it is polled first):
+    # the steady agent's completion is handled after one turn of the flooder's, not after its backlog.
+    from orchestra.session import TURN_BYTES
+
+    handled: list[tuple[str, int, str]] = []
+
+    class Logged(AgentSession):
+        def _handle(self, data: bytes, final: bool = False) -> None:
+            super()._handle(data, final)
+            handled.append((self.profile.name, len(data), self.phase))
+
+    flooded, wrote = tmp_path / "flooded", tmp_path / "wrote"
+    flood = Profile(name="flooder", command=[sys.executable, "-c", FLOODER, str(flooded)],
+                    completion=re.compile(r"^FLOOD-DONE", re.M), timeout=20, linger=0.1, kill_grace=0.5)
+    steady = Profile(name="steady", command=[sys.executable, "-c", STEADY, str(flooded), str(wrote)],
+                     completion=re.compile(r"^DONE", re.M), timeout=20, linger=0.1, kill_grace=0.5)
+    sessions = [Logged(flood, "", tmp_path, tmp_path / "f.cast"), Logged(steady, "", tmp_path, tmp_path / "s.cast")]
+    for s in sessions:
+        s.start()
+    deadline = time.monotonic() + 15
+    while not wrote.exists():  # both backlogs written (the children say so in files)
+        assert time.monotonic() < deadline, "the agents did not write their output"
+        time.sleep(0.005)
+    drive(sessions)
+    assert [s.result().status for s in sessions] == ["completed", "completed"]
+    done = next(i for i, (name, _, phase) in enumerate(handled) if name == "steady" and phase != "working")
+    before = sum(n for name, n, _ in handled[:done] if name == "flooder")
+    total = sum(n for name, n, _ in handled if name == "flooder")
+    assert total >= 3 * TURN_BYTES  # a backlog of several turns...
+    assert 0 < before <= TURN_BYTES  # ...of which one turn was read before the other agent's line

@@ -32,6 +32,34 @@ def test_cleaner_gives_the_same_text_however_the_stream_is_cut(seed):
     assert text == strip(TERMINAL_OUTPUT)
 
 
+def ink_frame(i: int) -> str:
+    """A TUI's redraw (Ink): the last frame's lines erased, then all drawn again; only the first changes."""
+    erase = "\x1b[2K\x1b[1A" * 11 + "\x1b[2K\x1b[G"
+    lines = [f"\x1b[38;5;214m{'⠋⠙⠹⠸'[i % 4]}\x1b[39m Working… ({i}s)"]
+    lines += [f"\x1b[38;5;246m│\x1b[39m \x1b[36m{r:02d}\x1b[39m src/m{r}.py\x1b[5G\x1b[2m+{r}\x1b[22m" for r in range(10)]
+    return erase + "\r\n".join(lines + ["\x1b[2m? for shortcuts\x1b[22m"])
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_a_tuis_redrawn_lines_are_cleaned_as_the_first_time_however_the_stream_is_cut(seed):
+    # lines seen before are looked up (see Cleaner), whole reads of frames or cut anywhere
+    frames = "".join(ink_frame(i) for i in range(40))
+    rng = random.Random(seed)
+    c, pieces, i = Cleaner(), [], 0
+    while i < len(frames):
+        n = rng.choice([rng.randint(1, 300), rng.randint(1000, 4096)])
+        pieces.append(c.feed(frames[i:i + n]))
+        i += n
+    assert "".join(pieces) + c.flush() == strip(frames)
+
+
+def test_output_whose_lines_do_not_come_back_is_cleaned_whole_and_the_same():
+    c = Cleaner()
+    reads = ["".join(f"\x1b[31mline {k}-{j}\x1b[0m\x1b[3Cdone\r\n" for j in range(40)) for k in range(200)]
+    assert [c.feed(r) for r in reads] == [strip(r) for r in reads]
+    assert len(c._seen) < 40 * 10  # tried the lines again now and then, not every read
+
+
 def test_strip_removes_escapes_and_reads_carriage_returns_as_line_breaks():
     text = strip(TERMINAL_OUTPUT)
     assert "\x1b" not in text and "\r" not in text
