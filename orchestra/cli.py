@@ -7,15 +7,18 @@ import shlex
 import sys
 import time
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import click
 
 from . import __version__
-from .config import PLACEHOLDERS, Config, Profile, compile_pattern, load_config, placeholder_problem
-from .errors import OrchestraError
-from .run import Interrupted
-from .summary import apart_lines
+from .errors import Interrupted, OrchestraError
+
+if TYPE_CHECKING:
+    from .config import Config, Profile
+
+# Each command imports what it uses, when it runs: `orchestra --help`, `status` and `runs` start without the
+# agents' machinery (pexpect, yaml, the parsers), the web server or the MCP SDK (tests/test_cli.py holds it).
 
 
 def _echo(text: str, **kwargs) -> None:
@@ -144,6 +147,8 @@ def cli() -> None:
 
 
 def _config(path: Optional[str], workdir: Optional[str] = None) -> Config:
+    from .config import load_config
+
     return load_config(path, Path(workdir) if workdir else None)
 
 
@@ -203,6 +208,8 @@ def _count(value) -> str:
 
 
 def _print_agent(a: dict) -> None:
+    from .summary import apart_lines
+
     icon = "✅" if a["status"] == "completed" else "❌"
     n = len(a["files_modified"])
     verb = "completed task" if a["status"] == "completed" else a["status"]
@@ -366,6 +373,8 @@ def _check_not_blank(task: Optional[str]) -> None:
 
 
 def _ad_hoc_profile(cmd: str, done: Optional[str], prompt: Optional[str]) -> Profile:
+    from .config import PLACEHOLDERS, Profile, compile_pattern, placeholder_problem
+
     try:
         argv = shlex.split(cmd)
     except ValueError as exc:  # an unclosed quote
@@ -795,7 +804,7 @@ def show(run_id, workdir, as_json):
 def _print_record(r: dict) -> None:
     """A run's record as `show` prints it."""
     from .runfolder import run_agents
-    from .summary import describe_ended_by
+    from .summary import apart_lines, describe_ended_by
     from .worktree import BranchReport
 
     checked = {True: ", verified ✓", False: ", checks failed ✗"}.get(r.get("verified"), "")

@@ -12,7 +12,7 @@ from typing import Callable, Optional
 from . import agents, awake, runfolder
 from .budget import Budget, Meter, enforceable
 from .config import Config, Profile
-from .errors import OrchestraError
+from .errors import Interrupted, OrchestraError  # (Interrupted: the CLI catches it without importing this)
 from .procs import end_processes, marked_pids, process_started
 from .redact import Redactor, secrets_from_env
 from .runfolder import LOCK, RUN_MARK, RUNNING
@@ -25,20 +25,6 @@ from .worktree import BranchReport, Repo, tree_ignores
 SESSIONS_SAID = "sessions-closed"  # in .orchestra/: the closing of old tmux sessions has been said
 LIVE_EVERY = 1.0  # seconds: the live record's latest lines and costs are rewritten at most this often
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-
-
-class Interrupted(BaseException):
-    """Ctrl-C or SIGTERM reached orchestra during a run. A BaseException, like KeyboardInterrupt:
-    an `except Exception` that happens to be running when the signal lands must not swallow it."""
-
-    def __init__(self, signum: int):
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
-        self.run_dir: Optional[Path] = None  # where its record was written, once it was
-
-    @property
-    def exit_code(self) -> int:
-        return 128 + self.signum
 
 
 class StopSignals:

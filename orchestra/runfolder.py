@@ -16,8 +16,7 @@ import fcntl
 import json
 import os
 import re
-import secrets
-from datetime import datetime, timezone
+from functools import lru_cache
 from pathlib import Path
 from typing import Optional
 
@@ -47,15 +46,17 @@ def home(workdir: Path) -> Path:
     """Where the runs of a directory are kept: the top of the git repository it is in, so one repository has
     one .orchestra/ whichever subdirectory a run starts from; outside a repository the directory itself."""
     workdir = Path(workdir).resolve()
+    not_homes = _not_homes()
     for folder in (workdir, *workdir.parents):
-        if folder in _NOT_A_HOME:
+        if folder in not_homes:
             break
         if (folder / ".git").exists():
             return folder
     return workdir
 
 
-def _not_homes() -> set:
+@lru_cache(maxsize=1)
+def _not_homes() -> frozenset:
     """Folders whose repository, if they have one, is never a run's home: a home directory kept in git (its
     dotfiles) or a stray one in the temp directory would otherwise gather the runs of every folder below."""
     import tempfile
@@ -66,15 +67,15 @@ def _not_homes() -> set:
             found.add(Path(folder).resolve())
         except OSError:
             pass
-    return found
-
-
-_NOT_A_HOME = _not_homes()
+    return frozenset(found)
 
 
 def new_run_id() -> str:
     """The local time it starts, then its 256th of a second and 4 random hex digits: ids sort in the order
     runs started (`latest`, `runs`), to 4 ms, and two runs started at once still differ."""
+    import secrets
+    from datetime import datetime
+
     now = datetime.now()
     return now.strftime("%Y%m%d-%H%M%S-") + f"{now.microsecond * 256 // 1_000_000:02x}" + secrets.token_hex(2)
 
@@ -353,6 +354,8 @@ def _is_number(value) -> bool:
 def incomplete_run(workdir: Path, run_dir: Path) -> dict:
     """What a run folder without run.json still tells: the run's id and start (from the id), its
     transcripts, whose they are (their headers' titles) and how long each went on (its last event)."""
+    from datetime import datetime, timezone
+
     from .transcript import header_of  # (transcripts are read only for a folder without a record)
 
     agents = []
