@@ -82,13 +82,17 @@ def timed(argv: list[str], env: Optional[dict] = None, cwd: Optional[Path] = Non
     return wall, (usage.ru_utime + usage.ru_stime) * 1000
 
 
-def series(cases: dict[str, tuple[list[str], dict, Optional[Path]]], runs: int) -> dict[str, dict[str, list[float]]]:
-    """Each case (argv, env, cwd) `runs` times, one of each in turn, the order turned each round."""
+def series(cases: dict[str, tuple], runs: int) -> dict[str, dict[str, list[float]]]:
+    """Each case (argv, env, cwd[, a function called before each run, untimed]) `runs` times, one of each in
+    turn, the order turned each round."""
     out = {name: {"wall": [], "cpu": []} for name in cases}
     names = list(cases)
     for r in range(runs):
         for name in (names if r % 2 == 0 else names[::-1]):
-            wall, cpu = timed(*cases[name])
+            argv, env, cwd, *before = cases[name]
+            for prepare in before:
+                prepare()
+            wall, cpu = timed(argv, env, cwd)
             out[name]["wall"].append(wall)
             out[name]["cpu"].append(cpu)
     return out

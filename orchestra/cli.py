@@ -760,29 +760,28 @@ def route_cmd(task, config_path, as_json):
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (for scripts) instead of text.")
 def runs(workdir, as_json):
     """List past runs in this working directory."""
-    from .runfolder import list_runs, run_agents
+    from .runfolder import list_runs, rows as run_rows
 
-    items = list_runs(Path(workdir))
     if as_json:
-        click.echo(json.dumps(items, indent=2, ensure_ascii=False))
+        click.echo(json.dumps(list_runs(Path(workdir)), indent=2, ensure_ascii=False))
         return
+    items = run_rows(Path(workdir))  # (a finished run's row is kept: its record is not read again)
     if not items:
         click.echo("No runs yet in this directory (.orchestra/runs/ is empty).")
         return
     rows = []
     for r in reversed(items):  # newest first
-        names = ",".join(str(a.get("agent") or "?") for a in run_agents(r))
         cost, took = r.get("total_cost_usd"), r.get("duration_s")
         checked = {True: " ✓", False: " ✗"}.get(r.get("verified"), "")  # its checks
-        rows.append((str(r.get("run_id") or "?"), str(r.get("status") or "?") + checked, names[:30],
+        rows.append((str(r.get("run_id") or "?"), str(r.get("status") or "?") + checked,
+                     ",".join(map(str, r.get("agents") or []))[:30],
                      ("$%.4f" % cost) if isinstance(cost, (int, float)) else "-",
                      _duration(took) if isinstance(took, (int, float)) else "-",
                      " ".join(str(r.get("task") or "").split())[:60]))
     head = ("RUN", "STATUS", "AGENTS", "COST", "TIME", "TASK")
     widths = [max(len(row[i]) for row in [head, *rows]) for i in range(5)]
-    for row in [head, *rows]:
-        click.echo(f"{row[0]:<{widths[0]}}  {row[1]:<{widths[1]}}  {row[2]:<{widths[2]}}  {row[3]:>{widths[3]}}  "
-                   f"{row[4]:>{widths[4]}}  {row[5]}".rstrip())
+    click.echo("\n".join(f"{row[0]:<{widths[0]}}  {row[1]:<{widths[1]}}  {row[2]:<{widths[2]}}  "
+                         f"{row[3]:>{widths[3]}}  {row[4]:>{widths[4]}}  {row[5]}".rstrip() for row in [head, *rows]))
 
 
 @cli.command()
