@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
@@ -204,6 +205,7 @@ class _Flow:
         self.rules: list = []  # per secondary, the routing rule that chose it (None: named, or the default)
         self.merged_checks: list[dict] = []
         self.started: list[tuple[AgentSession, Optional[Tree], Optional[GitSnapshot]]] = []
+        self.wrapping: Optional[AtOnce] = None  # the secondaries' wrap_up, under way or done
         self.returned = False
         self.reply: Optional[str] = None
         self.status = "failed"
@@ -212,11 +214,13 @@ class _Flow:
     def fail(self, status: str, reason: str) -> None:
         """The run stopped early: record it, and every secondary that was started, as it ended."""
         self.status, self.reason = status, reason
-        for (s, tree, git), brief in zip(self.started[len(self.secondaries):], self.briefs[len(self.secondaries):]):
-            summary = self.result_of(s, s.window_name, git)
+        done = self.wrapping.finished() if self.wrapping is not None else {}  # (their git work ends first)
+        for i in range(len(self.secondaries), len(self.started)):
+            s, tree, git = self.started[i]
+            summary, kept = done[i] if i in done else self.wrap_up(s, tree, git, self.briefs[i])
             self.secondaries.append(summary)
-            if tree is not None:
-                self.collect(tree, summary, brief)  # its work so far, kept on its branch
+            if kept is not None:
+                self.note_kept(tree, kept)  # its work so far, kept on its branch
 
     # -- steps ----------------------------------------------------------------
 
@@ -242,12 +246,15 @@ class _Flow:
         self.follow([s for s, _, _ in secondaries] + ([primary] if primary is not None else []))
         for (s, _, _), rule in zip(secondaries, self.rules):  # before their work is committed on their branches
             self.checker.verify(s, plan.checking.commands(s.profile, rule))
-        for (s, tree, git), brief in zip(secondaries, self.briefs):
-            summary = self.result_of(s, s.window_name, git)
+        # each secondary's summary and (in its worktree) its work committed and its branch reported: git's
+        # part, one secondary's independent of the others', at once; then said in their order
+        self.wrapping = AtOnce([lambda spec=spec, brief=brief: self.wrap_up(*spec, brief)
+                                for spec, brief in zip(secondaries, self.briefs)])
+        for (s, tree, git), (summary, kept) in zip(secondaries, self.wrapping.results()):
             self.secondaries.append(summary)
             self.say_result(summary, several=tree is not None)
-            if tree is not None:
-                self.collect(tree, summary, brief)
+            if kept is not None:
+                self.note_kept(tree, kept)
         if self.repo is not None:
             self.report_branches()
         self.status, self.reason = self.outcome()
@@ -319,10 +326,17 @@ class _Flow:
         for line in apart_lines(summary.to_dict(), f"orchestra show {self.run.id}"):
             self.say(line)
 
-    def collect(self, tree: Tree, summary: AgentSummary, brief: str) -> None:
-        """Commit what the secondary left in its worktree on its branch, so its work is kept whatever happens."""
-        kept = self.repo.keep(tree, summary, tree_ignores(self.config.profile(summary.agent)),
-                              " ".join(self.run.redactor.text(brief).split()))
+    def wrap_up(self, s: AgentSession, tree: Optional[Tree], git: Optional[GitSnapshot],
+                brief: str) -> tuple[AgentSummary, Optional[BranchReport]]:
+        """A secondary's summary and, in a worktree, what it left committed on its branch (so its work is kept
+        whatever happens) and its branch reported. Nothing is said here: it runs in a thread of its own (AtOnce)."""
+        summary = self.result_of(s, s.window_name, git)
+        if tree is None:
+            return summary, None
+        return summary, self.repo.keep(tree, summary, tree_ignores(self.config.profile(summary.agent)),
+                                       " ".join(self.run.redactor.text(brief).split()))
+
+    def note_kept(self, tree: Tree, kept: BranchReport) -> None:
         if kept.uncommitted:
             self.say(f"⚠️  {tree.branch}: {kept.note}")
         self.branches.append(kept)
@@ -415,6 +429,7 @@ class _Flow:
                 status(working[0], len(working) - 1)
 
         drive(sessions, tick=tick)
+        self.run.flush_live()
 
     def result_of(self, s: AgentSession, role: str, git: Optional[GitSnapshot] = None) -> AgentSummary:
         summary = summarize_session(self.run, s, role, git)
@@ -442,6 +457,41 @@ class _Flow:
             verified=run_verified([s.to_dict() for s in self.secondaries], self.merged_checks),
             merged_checks=self.merged_checks,
         )
+
+
+class AtOnce:
+    """Calls made each in a thread of its own (they wait on git, not on Python), their results in order."""
+
+    def __init__(self, calls: list[Callable[[], object]]):
+        self.values: dict[int, object] = {}
+        self.errors: dict[int, BaseException] = {}
+
+        def call(i: int, fn: Callable[[], object]) -> None:
+            try:
+                self.values[i] = fn()
+            except BaseException as exc:  # raised in the caller's thread, by results()
+                self.errors[i] = exc
+
+        self.threads = [threading.Thread(target=call, args=(i, fn), name=f"orchestra-wrap-up-{i}", daemon=True)
+                        for i, fn in enumerate(calls)]
+        for t in self.threads:
+            t.start()
+
+    def results(self) -> list:
+        """Each call's value, in order, once all have returned; the first error is raised instead."""
+        for t in self.threads:
+            t.join()
+        for i in range(len(self.threads)):
+            if i in self.errors:
+                raise self.errors[i]
+        return [self.values[i] for i in range(len(self.threads))]
+
+    def finished(self) -> dict[int, object]:
+        """Once every call has returned (a signal that cut results() short does not stop them): the values
+        of those that did not fail, by index."""
+        for t in self.threads:
+            t.join()
+        return dict(self.values)
 
 
 def merge_turns(first: AgentSummary, turn: AgentSummary) -> AgentSummary:

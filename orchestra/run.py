@@ -24,6 +24,9 @@ from .worktree import BranchReport, Repo, tree_ignores
 
 SESSIONS_SAID = "sessions-closed"  # in .orchestra/: the closing of old tmux sessions has been said
 LIVE_EVERY = 1.0  # seconds: the live record's latest lines and costs are rewritten at most this often
+# seconds: a phase change within this of the last write waits for the loop's next tick (a quarter second) or its
+# end, so eight agents ending at once make one write, not sixteen
+LIVE_SOON = 0.1
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
@@ -112,6 +115,7 @@ class Run:
         self.versions_said: set[str] = set()  # the profiles whose CLI's version was checked
         self.pid, self.pid_started = os.getpid(), process_started(os.getpid())
         self._live_at = 0.0
+        self._live_due = False  # a phase change not written yet
         self._final = False
         self._live_failed = False
         self._lock = runfolder.hold_lock(self.dir / LOCK)  # released once the final record is written: what wait() waits on
@@ -193,7 +197,7 @@ class Run:
         s.window_name = window
         self.roles[id(s)] = role or ("primary" if window.startswith("primary") else window)
         self.sessions.append(s)
-        s.on_phase = lambda _: self.write_live()
+        s.on_phase = lambda _: self.phase_changed()
         self.write_live()
         return s
 
@@ -237,6 +241,7 @@ class Run:
         if self._final:
             return
         self._live_at = time.monotonic()
+        self._live_due = False
         try:
             runfolder.write_record(self.dir, self.live())
         except OSError as exc:
@@ -250,9 +255,22 @@ class Run:
         begins with the second it was made)."""
         return sorted((self.live_before | set(runfolder.made_since(self.home, self.id))) - {self.id})
 
+    def phase_changed(self) -> None:
+        """An agent's phase changed: written at once, or with the others that change within LIVE_SOON."""
+        if time.monotonic() - self._live_at >= LIVE_SOON:
+            self.write_live()
+        else:
+            self._live_due = True
+
     def heartbeat(self) -> None:
-        """From the loop's tick: the latest lines and costs, at most every LIVE_EVERY seconds."""
-        if time.monotonic() - self._live_at >= LIVE_EVERY:
+        """From the loop's tick: a phase change held back, else the latest lines and costs at most every
+        LIVE_EVERY seconds."""
+        if self._live_due or time.monotonic() - self._live_at >= LIVE_EVERY:
+            self.write_live()
+
+    def flush_live(self) -> None:
+        """The loop has ended: a phase change held back is written now."""
+        if self._live_due:
             self.write_live()
 
     def abort(self, status: str = "interrupted", reason: str = "", at_once: bool = False) -> None:
@@ -475,6 +493,7 @@ def run_agent(config: Config, profile: Profile, task: str, workdir: Path, tmux: 
                 status_line(s)
 
         drive([s], tick=tick)
+        run.flush_live()
         verifier.verify(s, checking.commands(profile))
 
     def stopped(status: str, reason: str) -> None:

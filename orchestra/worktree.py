@@ -17,6 +17,7 @@ import os
 import re
 import shutil
 import subprocess
+import threading
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Optional
@@ -147,6 +148,9 @@ class Repo:
         branch = git(self.workdir, "symbolic-ref", "--short", "-q", "HEAD")
         self.base_branch: Optional[str] = branch.stdout.strip() if branch.returncode == 0 else None
         self.sub = self.workdir.relative_to(self.root)
+        self._lock = threading.Lock()
+        self._tip: Optional[str] = None  # base_tip()
+        self._changes: dict[str, tuple[set, bool]] = {}  # branch -> (paths it changed, only added or modified)
         self.trees: list[Tree] = []
         self.warnings: list[str] = []  # for the user, said by the flow
         self.has_identity = bool(git(self.workdir, "config", "user.email").stdout.strip())
@@ -238,26 +242,59 @@ class Repo:
             raise OrchestraError("git could not create the worktree " + "; ".join(failed))
         return trees
 
-    def commit(self, tree: Tree, ignore: list[str], message: str) -> Optional[str]:
-        """Commit whatever the agent left uncommitted anywhere in its worktree (but `ignore` globs) on its branch.
-        Returns what went wrong, if anything."""
-        return commit_all(tree.path, self.base_commit, ignore, message, self._identity())[1]
+    def commit(self, tree: Tree, ignore: list[str], message: str, changed: Optional[list[str]] = None) -> Optional[str]:
+        """Commit whatever the agent left uncommitted anywhere in its worktree (but `ignore` globs) on its branch
+        (changed: git's view of the whole worktree, if just taken). Returns what went wrong, if anything."""
+        return commit_all(tree.path, self.base_commit, ignore, message, self._identity(), changed, listed=False)[1]
 
     def report(self, tree: Tree, status: str, files: list[str], problem: Optional[str] = None) -> BranchReport:
         r = BranchReport(tree.agent, tree.branch, status, files=files, note=problem or "")
         r.uncommitted = bool(problem)
+        if self.base_tip() == self.base_commit:
+            # the starting branch has not moved: a branch that still descends from it merges by fast-forward,
+            # no merge to ask git about; one git call says both (commits only it has, and only the base has)
+            count = git(self.root, "rev-list", "--left-right", "--count", f"{self.base_commit}...{tree.branch}")
+            behind, _, ahead = count.stdout.strip().partition("\t")
+            if count.returncode == 0 and behind.isdigit() and ahead.isdigit():
+                r.commits = int(ahead)
+                if r.commits and int(behind) == 0 and self.can_rehearse:  # (an older git says it did not check)
+                    r.merges_cleanly = True
+                    self._note_changes(tree.branch)
+                elif r.commits:
+                    r.merges_cleanly, r.conflicts, r.note = self.check(tree.branch, self.base)
+                return r
         count = git(self.root, "rev-list", "--count", f"{self.base_commit}..{tree.branch}")
         r.commits = int(count.stdout.strip() or 0) if count.returncode == 0 else 0
         if r.commits:
             r.merges_cleanly, r.conflicts, r.note = self.check(tree.branch, self.base)
         return r
 
+    def base_tip(self) -> Optional[str]:
+        """The commit the starting branch (or commit) is at now: asked once, by the first report."""
+        with self._lock:
+            if self._tip is None:
+                self._tip = git(self.root, "rev-parse", "-q", "--verify", f"{self.base}^{{commit}}").stdout.strip()
+            return self._tip
+
+    def _note_changes(self, branch: str) -> None:
+        """What a branch changed since the start, path by path, and whether it only added and modified files:
+        what rehearse() needs to know the branches merge one after another without asking git to merge."""
+        diff = git(self.root, "diff", "--name-status", "--no-renames", "-z", self.base_commit, branch)
+        if diff.returncode != 0:
+            return
+        parts = diff.stdout.split("\0")
+        kinds, paths = parts[0:-1:2], parts[1::2]
+        self._changes[branch] = (set(paths), all(k in ("A", "M") for k in kinds))
+
     def keep(self, tree: Tree, summary: AgentSummary, ignore: list[str], title: str) -> BranchReport:
         """Commit what the agent left in its worktree on its branch, so its work is kept whatever happens,
-        and report the branch. The summary gets the branch, and the error if the commit failed."""
+        and report the branch. The summary gets the branch, and the error if the commit failed. (Safe to call
+        for several trees at once, each in a thread of its own.)"""
         summary.branch = tree.branch
+        # at the worktree's top, git's view in the summary (just taken) is the whole worktree's
+        changed = summary.files_seen_by_git if tree.workdir == tree.path else None
         problem = self.commit(tree, ignore, f"orchestra: {summary.agent} ({summary.status}): {title[:72]}"
-                                            f"\n\nrun {self.run_id}")
+                                            f"\n\nrun {self.run_id}", changed)
         if problem:
             summary.errors.append(problem)
         return self.report(tree, summary.status, summary.files_modified, problem)
@@ -286,7 +323,7 @@ class Repo:
         """Merge the completed branches one after another in git's object store only (merge-tree and
         commit-tree: no working tree, no ref moves), to tell which would conflict with those before it."""
         current = self.base
-        if not self.can_rehearse:
+        if not self.can_rehearse or self.apart(reports):
             return
         for r in reports:
             if r.status != "completed" or not r.commits or not r.merges_cleanly:
@@ -303,6 +340,28 @@ class Repo:
             if made.returncode != 0:
                 return
             current = made.stdout.strip()
+
+    def apart(self, reports: list[BranchReport]) -> bool:
+        """Whether the branches to rehearse merge one after another as surely as each merges alone, with no
+        merge asked of git: the starting branch has not moved, and each branch only added and modified files,
+        none of them another branch's, nor a folder of another's file (a rename, a deletion, a file where
+        another branch has a folder: git is asked, as before)."""
+        rehearsed = [r for r in reports if r.status == "completed" and r.commits and r.merges_cleanly]
+        if self.base_tip() != self.base_commit or any(r.branch not in self._changes for r in rehearsed):
+            return False
+        owner: dict[str, str] = {}
+        folders: dict[str, set] = {}
+        for r in rehearsed:
+            paths, simple = self._changes[r.branch]
+            if not simple:
+                return False
+            for path in paths:
+                if owner.setdefault(path, r.branch) != r.branch:
+                    return False
+                parts = path.split("/")
+                for i in range(1, len(parts)):
+                    folders.setdefault("/".join(parts[:i]), set()).add(r.branch)
+        return not any(path in folders and folders[path] - {branch} for path, branch in owner.items())
 
     def _identity(self) -> list[str]:
         return [] if self.has_identity else IDENTITY
@@ -392,23 +451,30 @@ def _left_to_you(rest: list[BranchReport], todo: str = "") -> str:
             f"yourself: " + "; ".join(f"git merge {b}" for b in left))
 
 
-def commit_all(path: Path, since: str, ignore: list[str], message: str,
-               identity: list[str]) -> tuple[list[str], Optional[str]]:
-    """Commit, on the branch checked out at `path`, every file changed since `since` (git's list, but
-    `ignore` globs) that is not committed yet. Returns the files committed and what went wrong, if anything."""
-    paths = without_ignored(GitSnapshot(path, since, {}).changed(), ignore)
+def commit_all(path: Path, since: str, ignore: list[str], message: str, identity: list[str],
+               changed: Optional[list[str]] = None, listed: bool = True) -> tuple[list[str], Optional[str]]:
+    """Commit, on the branch checked out at `path`, every file changed since `since` (git's list, or `changed`
+    when the caller has just taken it; but `ignore` globs) that is not committed yet. Returns the files
+    committed (listed: as git staged them; else the paths given to it) and what went wrong, if anything."""
+    paths = without_ignored(GitSnapshot(path, since, {}).changed() if changed is None else changed, ignore)
     if not paths:
         return [], None
     added = git(path, "add", "-A", "--", *paths)
     if added.returncode != 0:
         return [], f"git add failed: {added.stderr.strip()}"
-    staged = git(path, "diff", "--cached", "--name-only", "-z")
-    files = [f for f in staged.stdout.split("\0") if f]
-    if staged.returncode == 0 and not files:
-        return [], None  # the agent committed everything itself (aider does)
+    files = paths
+    if listed:
+        staged = git(path, "diff", "--cached", "--name-only", "-z")
+        files = [f for f in staged.stdout.split("\0") if f]
+        if staged.returncode == 0 and not files:
+            return [], None  # the agent committed everything itself (aider does)
     # orchestra's own commit on its own branch: no hooks, no signing prompt to fail it
     done = git(path, *identity, "-c", "commit.gpgsign=false", "commit", "-q", "--no-verify", "-m", message)
-    return (files, None) if done.returncode == 0 else ([], f"git commit failed: {done.stderr.strip()}")
+    if done.returncode == 0:
+        return files, None
+    if not listed and git(path, "diff", "--cached", "--quiet").returncode == 0:
+        return [], None  # nothing was staged: the agent committed everything itself (aider does)
+    return [], f"git commit failed: {done.stderr.strip()}"
 
 
 def tree_ignores(profile) -> list[str]:
