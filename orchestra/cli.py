@@ -58,6 +58,13 @@ def main() -> None:
         tell_starter(str(exc))
         _echo(f"❌ {exc}", err=True)
         sys.exit(2)
+    finally:
+        # The command is over and its files are closed: what Python still holds is left to the exit as it is,
+        # not searched for cycles first (every object of the modules a run imports: tens of milliseconds).
+        # Finalizers and atexit handlers run as ever; only the collection of what is already unreachable waits.
+        import gc
+
+        gc.freeze()
 
 
 _worker_run_id: Optional[str] = None

@@ -467,7 +467,7 @@ def run_agent(config: Config, profile: Profile, task: str, workdir: Path, tmux: 
     if repo is not None:
         repo.run_id = run.id
         tree = repo.plan([(profile.name, profile.name)])[0]  # made once the run is under way (work())
-        git: Optional[GitSnapshot] = GitSnapshot(tree.workdir, repo.base_commit, {}, alone=True)
+        git: Optional[GitSnapshot] = GitSnapshot(tree.workdir, repo.base_commit, {}, alone=True, top=tree.path)
     else:
         git = GitSnapshot.take(run.workdir)
     s = run.session(profile, profile.name, task, role="agent", workdir=tree.workdir if tree else None, budget=budget)

@@ -278,3 +278,40 @@ def test_a_branch_of_a_starting_branch_that_moved_is_checked_by_a_merge(repo):
     report = started.report(worktree.Tree("a", "secondary-1", "orchestra/r/a", repo, repo), "completed", [])
     assert (report.commits, report.merges_cleanly, report.conflicts) == (1, False, ["lib.py"])
     assert started.apart([report]) is False
+
+
+def agent_work(tree: Path, shape: str) -> None:
+    """What an agent may leave in its worktree, one way each."""
+    (tree / "new.py").write_text("new\n")                      # untracked
+    (tree / "lib.py").write_text("# lib, changed\n")          # tracked, changed
+    (tree / "README.md").unlink()                             # tracked, deleted
+    (tree / "sub").mkdir()
+    (tree / "sub" / "deep.py").write_text("deep\n")           # untracked, in a folder
+    (tree / "staged.py").write_text("staged\n")
+    git(tree, "add", "staged.py")                             # staged new
+    (tree / "gone.py").write_text("gone\n")
+    git(tree, "add", "gone.py")
+    (tree / "gone.py").unlink()                               # staged new, then deleted: no change at all
+    if shape == "changed back":
+        git(tree, "add", "lib.py")
+        (tree / "lib.py").write_text("# lib\n")               # staged, then changed back as it was
+    if shape == "committed":
+        git(tree, "commit", "-qm", "the agent's own commit")
+
+
+@pytest.mark.parametrize("shape", ["uncommitted", "changed back", "committed"])
+@pytest.mark.parametrize("sub", ["", "sub"])
+def test_one_git_status_tells_what_changed_in_a_worktree_as_the_two_calls_do(repo, shape, sub):
+    from orchestra.summary import GitSnapshot
+
+    tree = repo.parent / "tree"
+    git(repo, "worktree", "add", "-q", "-b", "orchestra/r/a", str(tree), "main")
+    base = git(repo, "rev-parse", "HEAD")
+    agent_work(tree, shape)
+    where = tree / sub
+    one = GitSnapshot(where, base, {}, alone=True, top=tree).changed()
+    two = GitSnapshot(where, base, {}, alone=True).changed()
+    assert one == two and one  # (each shape: what git's diff and list of untracked files say)
+    from orchestra.summary import _status_since  # the one call answers, or leaves it to the two
+
+    assert (_status_since(tree, where, base) is not None) is (shape == "uncommitted")
