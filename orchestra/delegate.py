@@ -215,12 +215,12 @@ class _Flow:
         """The run stopped early: record it, and every secondary that was started, as it ended."""
         self.status, self.reason = status, reason
         done = self.wrapping.finished() if self.wrapping is not None else {}  # (their git work ends first)
-        for i in range(len(self.secondaries), len(self.started)):
-            s, tree, git = self.started[i]
-            summary, kept = done[i] if i in done else self.wrap_up(s, tree, git, self.briefs[i])
+        left = [done[i] if i in done else self.wrap_up(*self.started[i], self.briefs[i])
+                for i in range(len(self.secondaries), len(self.started))]
+        for (summary, saved), kept in zip(left, self.reported([saved for _, saved in left])):
             self.secondaries.append(summary)
             if kept is not None:
-                self.note_kept(tree, kept)  # its work so far, kept on its branch
+                self.note_kept(saved[0], kept)  # its work so far, kept on its branch
 
     # -- steps ----------------------------------------------------------------
 
@@ -250,7 +250,8 @@ class _Flow:
         # part, one secondary's independent of the others', at once; then said in their order
         self.wrapping = AtOnce([lambda spec=spec, brief=brief: self.wrap_up(*spec, brief)
                                 for spec, brief in zip(secondaries, self.briefs)])
-        for (s, tree, git), (summary, kept) in zip(secondaries, self.wrapping.results()):
+        done = self.wrapping.results()
+        for (s, tree, _), summary, kept in zip(secondaries, [d[0] for d in done], self.reported([d[1] for d in done])):
             self.secondaries.append(summary)
             self.say_result(summary, several=tree is not None)
             if kept is not None:
@@ -327,14 +328,19 @@ class _Flow:
             self.say(line)
 
     def wrap_up(self, s: AgentSession, tree: Optional[Tree], git: Optional[GitSnapshot],
-                brief: str) -> tuple[AgentSummary, Optional[BranchReport]]:
-        """A secondary's summary and, in a worktree, what it left committed on its branch (so its work is kept
-        whatever happens) and its branch reported. Nothing is said here: it runs in a thread of its own (AtOnce)."""
+                brief: str) -> tuple[AgentSummary, Optional[tuple]]:
+        """A secondary's summary and, in a worktree, what it left committed on its branch, so its work is kept
+        whatever happens (Repo.save). Nothing is said here: it runs in a thread of its own (AtOnce)."""
         summary = self.result_of(s, s.window_name, git)
         if tree is None:
             return summary, None
-        return summary, self.repo.keep(tree, summary, tree_ignores(self.config.profile(summary.agent)),
+        return summary, self.repo.save(tree, summary, tree_ignores(self.config.profile(summary.agent)),
                                        " ".join(self.run.redactor.text(brief).split()))
+
+    def reported(self, saved: list[Optional[tuple]]) -> list[Optional[BranchReport]]:
+        """The branch reports of the secondaries that have a worktree (None for the others), once all are saved."""
+        reports = iter(self.repo.reports([x for x in saved if x is not None]) if self.repo else [])
+        return [next(reports) if x is not None else None for x in saved]
 
     def note_kept(self, tree: Tree, kept: BranchReport) -> None:
         if kept.uncommitted:
