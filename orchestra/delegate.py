@@ -248,6 +248,9 @@ class _Flow:
             self.checker.verify(s, plan.checking.commands(s.profile, rule))
         # each secondary's summary and (in its worktree) its work committed and its branch reported: git's
         # part, one secondary's independent of the others', at once; then said in their order
+        for _, _, git in secondaries:
+            if git is not None:
+                git.prefetch()  # every worktree's git status at once, before the threads that read them start
         self.wrapping = AtOnce([lambda spec=spec, brief=brief: self.wrap_up(*spec, brief)
                                 for spec, brief in zip(secondaries, self.briefs)])
         done = self.wrapping.results()
