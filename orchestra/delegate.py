@@ -299,7 +299,8 @@ class _Flow:
         if tree is None:
             return self.start(profile, window, brief, budget=budget), None, self.git
         # a fresh worktree is clean at the starting commit: its snapshot needs no git call
-        git = None if self.plan.demo else GitSnapshot(tree.workdir, self.repo.base_commit, {}, alone=True, top=tree.path)
+        git = None if self.plan.demo else GitSnapshot(tree.workdir, self.repo.base_commit, {}, alone=True,
+                                                      top=tree.path)
         return self.start(profile, window, brief, workdir=tree.workdir, where=tree.branch, budget=budget), tree, git
 
     def outcome(self) -> tuple[str, str]:
