@@ -184,7 +184,8 @@ def main() -> None:
     base = got["Python reading every record (LOOP)"]
     bw, bc = med(base["wall"]), med(base["cpu"])
     print(f"# orchestra bench: {args.runs} finished runs (+2 under way, 3 without a record), run.json "
-          f"{min(sizes) // 1024}-{max(sizes) // 1024} KB (median {med(sizes) / 1024:.1f}); each command a fresh process, "
+          f"{min(sizes) // 1024}-{max(sizes) // 1024} KB (median {med(sizes) / 1024:.1f}); "
+          f"each command a fresh process, "
           f"{args.times} times, alternating (median); before = {args.before}; target: within 1.2x of the loop")
     head = f"{'what':>46} | {'wall ms':>8} | {'x loop':>6} | {'CPU ms':>7} | {'x loop':>6}"
     print(head)

@@ -78,7 +78,8 @@ def main() -> None:
     bare = med(got["python -c pass"]["wall"])
     print(f"# orchestra bench: CLI start, {args.runs} runs each, alternating (median ms); before = {args.before}; "
           f"target < {TARGET_MS} ms")
-    head = f"{'command':>26} | {'wall ms':>8} | {'CPU ms':>7} | {'over python -c pass':>19} | {'imports ms':>10} | heavy modules imported"
+    head = (f"{'command':>26} | {'wall ms':>8} | {'CPU ms':>7} | {'over python -c pass':>19} | {'imports ms':>10} | "
+            "heavy modules imported")
     print(head)
     print("-" * len(head))
     for name, t in got.items():
