@@ -60,10 +60,11 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=15)
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="orchestra-bench-start-"))
-    exe = python(tmp / "venv")
-    old, new = Tree(args.before, exe), Tree(None, exe)
-    work = tmp / "work"
+    old = None
     try:
+        exe = python(tmp / "venv")
+        old, new = Tree(args.before, exe), Tree(None, exe)
+        work = tmp / "work"
         subprocess.run(["git", "init", "-q", str(work)], check=True)
         cases = {"python -c pass": ([exe, "-c", "pass"], new.env, work)}
         for cmd in COMMANDS:
@@ -73,7 +74,8 @@ def main() -> None:
         imports = {name: import_times(tree, cmd, work) for cmd in COMMANDS for tree in (old, new)
                    for name in [f"{' '.join(cmd)} ({tree.name})"]}
     finally:
-        old.remove()
+        if old is not None:
+            old.remove()
         shutil.rmtree(tmp, ignore_errors=True)
     bare = med(got["python -c pass"]["wall"])
     print(f"# orchestra bench: CLI start, {args.runs} runs each, alternating (median ms); before = {args.before}; "

@@ -43,21 +43,26 @@ class Tree:
         self.rev = rev
         self.python = python
         self.tmp: Optional[Path] = None
-        if rev is None:
-            self.path = ROOT
-        else:
-            self.tmp = Path(tempfile.mkdtemp(prefix="orchestra-bench-tree-"))
-            archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev], capture_output=True, check=True).stdout
-            subprocess.run(["tar", "-x", "-C", str(self.tmp)], input=archive, check=True)
-            self.path = self.tmp
-        # an installed orchestra has its bytecode; where PYTHONDONTWRITEBYTECODE is set, a checkout would
-        # compile its sources at every start
-        compileall.compile_dir(str(self.path / "orchestra"), quiet=1)
-        self.env = {**os.environ, "PYTHONPATH": str(self.path)}
-        found = subprocess.run([python, "-c", "import orchestra; print(orchestra.__file__)"],
-                               env=self.env, cwd="/", capture_output=True, text=True, check=True).stdout.strip()
-        if not found.startswith(str(self.path)):
-            raise SystemExit(f"PYTHONPATH={self.path} imports orchestra from {found}, not from the tree")
+        self.path = ROOT
+        try:
+            if rev is not None:
+                self.tmp = self.path = Path(tempfile.mkdtemp(prefix="orchestra-bench-tree-"))
+                done = subprocess.run(["git", "-C", str(ROOT), "archive", rev], capture_output=True)
+                if done.returncode != 0:
+                    raise SystemExit(f"--before {rev}: git archive says {done.stderr.decode(errors='replace').strip()}")
+                archive = done.stdout
+                subprocess.run(["tar", "-x", "-C", str(self.tmp)], input=archive, check=True)
+            # an installed orchestra has its bytecode; where PYTHONDONTWRITEBYTECODE is set, a checkout would
+            # compile its sources at every start
+            compileall.compile_dir(str(self.path / "orchestra"), quiet=1)
+            self.env = {**os.environ, "PYTHONPATH": str(self.path)}
+            found = subprocess.run([python, "-c", "import orchestra; print(orchestra.__file__)"],
+                                   env=self.env, cwd="/", capture_output=True, text=True, check=True).stdout.strip()
+            if not found.startswith(str(self.path)):
+                raise SystemExit(f"PYTHONPATH={self.path} imports orchestra from {found}, not from the tree")
+        except BaseException:
+            self.remove()
+            raise
 
     @property
     def name(self) -> str:
