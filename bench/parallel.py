@@ -19,7 +19,8 @@ worktree and branch, and that is part of what is measured, as are the tmux windo
              worktrees, windows and spawns are made one after another; "after exit" is from
              the last secondary's end to delegate() returning (commits, merge report, run.json).
              A second table splits that work by step (STEPS: git worktree add, tmux window,
-             spawn, git's view of each secondary, branch report...), summed over the secondaries.
+             spawn, git's view of each secondary, branch report...), summed over the secondaries (the
+             summaries and commits run at once, a thread each: their sum can exceed the wall time).
   detection  N secondaries running a small child (STEADY_CHILD) that writes a line every
              20 ms for T seconds and then `DONE <time.time()>`; with N > 1 one of the N
              (FLOOD_CHILD) instead floods output without pause for T seconds, then writes
@@ -83,9 +84,9 @@ STEPS = [
     ("worktree", "worktree", "Repo.add"),           # git worktree add -b, one per secondary
     ("window", "run", "Run.window"),                # tmux window (new-session / new-window)
     ("spawn", "delegate", "AgentSession.start"),    # pexpect spawn (fork, exec, pty)
-    ("summary", "delegate", "summarize_session"),   # parse + git's view of what changed (2 git calls each)
+    ("summary", "delegate", "summarize_session"),   # parse + git's view of what changed (one git status each)
     ("commit", "worktree", "Repo.commit"),          # commit what the secondary left (nothing here)
-    ("report", "worktree", "Repo.report"),          # rev-list, merge-tree per branch
+    ("report", "worktree", "Repo.reports"),         # every branch's tip and parents; merge-tree where needed
     ("record", "run", "Run.write_json"),            # run.json
     ("close", "run", "Run.close_viewer"),
 ]

@@ -251,6 +251,7 @@ class Verifier:
         from .session import drive
 
         drive(sessions, tick=self.run.heartbeat)
+        self.run.flush_live()
 
     def check(self, commands: list[str], workdir: Path, who: str = "") -> list[CheckResult]:
         return run_all(commands, Path(workdir), self.env, self.plan.timeout, self.run.redactor.text, self.say, who)

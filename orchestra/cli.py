@@ -7,15 +7,18 @@ import shlex
 import sys
 import time
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import click
 
 from . import __version__
-from .config import PLACEHOLDERS, Config, Profile, compile_pattern, load_config, placeholder_problem
-from .errors import OrchestraError
-from .run import Interrupted
-from .summary import apart_lines
+from .errors import Interrupted, OrchestraError
+
+if TYPE_CHECKING:
+    from .config import Config, Profile
+
+# Each command imports what it uses, when it runs: `orchestra --help`, `status` and `runs` start without the
+# agents' machinery (pexpect, yaml, the parsers), the web server or the MCP SDK (tests/test_cli.py holds it).
 
 
 def _echo(text: str, **kwargs) -> None:
@@ -55,6 +58,13 @@ def main() -> None:
         tell_starter(str(exc))
         _echo(f"❌ {exc}", err=True)
         sys.exit(2)
+    finally:
+        # The command is over and its files are closed: what Python still holds is left to the exit as it is,
+        # not searched for cycles first (every object of the modules a run imports: tens of milliseconds).
+        # Finalizers and atexit handlers run as ever; only the collection of what is already unreachable waits.
+        import gc
+
+        gc.freeze()
 
 
 _worker_run_id: Optional[str] = None
@@ -144,6 +154,8 @@ def cli() -> None:
 
 
 def _config(path: Optional[str], workdir: Optional[str] = None) -> Config:
+    from .config import load_config
+
     return load_config(path, Path(workdir) if workdir else None)
 
 
@@ -203,6 +215,8 @@ def _count(value) -> str:
 
 
 def _print_agent(a: dict) -> None:
+    from .summary import apart_lines
+
     icon = "✅" if a["status"] == "completed" else "❌"
     n = len(a["files_modified"])
     verb = "completed task" if a["status"] == "completed" else a["status"]
@@ -366,6 +380,8 @@ def _check_not_blank(task: Optional[str]) -> None:
 
 
 def _ad_hoc_profile(cmd: str, done: Optional[str], prompt: Optional[str]) -> Profile:
+    from .config import PLACEHOLDERS, Profile, compile_pattern, placeholder_problem
+
     try:
         argv = shlex.split(cmd)
     except ValueError as exc:  # an unclosed quote
@@ -751,29 +767,28 @@ def route_cmd(task, config_path, as_json):
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (for scripts) instead of text.")
 def runs(workdir, as_json):
     """List past runs in this working directory."""
-    from .runfolder import list_runs, run_agents
+    from .runfolder import list_runs, rows as run_rows
 
-    items = list_runs(Path(workdir))
     if as_json:
-        click.echo(json.dumps(items, indent=2, ensure_ascii=False))
+        click.echo(json.dumps(list_runs(Path(workdir)), indent=2, ensure_ascii=False))
         return
+    items = run_rows(Path(workdir))  # (a finished run's row is kept: its record is not read again)
     if not items:
         click.echo("No runs yet in this directory (.orchestra/runs/ is empty).")
         return
     rows = []
     for r in reversed(items):  # newest first
-        names = ",".join(str(a.get("agent") or "?") for a in run_agents(r))
         cost, took = r.get("total_cost_usd"), r.get("duration_s")
         checked = {True: " ✓", False: " ✗"}.get(r.get("verified"), "")  # its checks
-        rows.append((str(r.get("run_id") or "?"), str(r.get("status") or "?") + checked, names[:30],
+        rows.append((str(r.get("run_id") or "?"), str(r.get("status") or "?") + checked,
+                     ",".join(map(str, r.get("agents") or []))[:30],
                      ("$%.4f" % cost) if isinstance(cost, (int, float)) else "-",
                      _duration(took) if isinstance(took, (int, float)) else "-",
                      " ".join(str(r.get("task") or "").split())[:60]))
     head = ("RUN", "STATUS", "AGENTS", "COST", "TIME", "TASK")
     widths = [max(len(row[i]) for row in [head, *rows]) for i in range(5)]
-    for row in [head, *rows]:
-        click.echo(f"{row[0]:<{widths[0]}}  {row[1]:<{widths[1]}}  {row[2]:<{widths[2]}}  {row[3]:>{widths[3]}}  "
-                   f"{row[4]:>{widths[4]}}  {row[5]}".rstrip())
+    click.echo("\n".join(f"{row[0]:<{widths[0]}}  {row[1]:<{widths[1]}}  {row[2]:<{widths[2]}}  "
+                         f"{row[3]:>{widths[3]}}  {row[4]:>{widths[4]}}  {row[5]}".rstrip() for row in [head, *rows]))
 
 
 @cli.command()
@@ -795,7 +810,7 @@ def show(run_id, workdir, as_json):
 def _print_record(r: dict) -> None:
     """A run's record as `show` prints it."""
     from .runfolder import run_agents
-    from .summary import describe_ended_by
+    from .summary import apart_lines, describe_ended_by
     from .worktree import BranchReport
 
     checked = {True: ", verified ✓", False: ", checks failed ✗"}.get(r.get("verified"), "")

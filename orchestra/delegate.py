@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
@@ -204,6 +205,7 @@ class _Flow:
         self.rules: list = []  # per secondary, the routing rule that chose it (None: named, or the default)
         self.merged_checks: list[dict] = []
         self.started: list[tuple[AgentSession, Optional[Tree], Optional[GitSnapshot]]] = []
+        self.wrapping: Optional[AtOnce] = None  # the secondaries' wrap_up, under way or done
         self.returned = False
         self.reply: Optional[str] = None
         self.status = "failed"
@@ -212,11 +214,13 @@ class _Flow:
     def fail(self, status: str, reason: str) -> None:
         """The run stopped early: record it, and every secondary that was started, as it ended."""
         self.status, self.reason = status, reason
-        for (s, tree, git), brief in zip(self.started[len(self.secondaries):], self.briefs[len(self.secondaries):]):
-            summary = self.result_of(s, s.window_name, git)
+        done = self.wrapping.finished() if self.wrapping is not None else {}  # (their git work ends first)
+        left = [done[i] if i in done else self.wrap_up(*self.started[i], self.briefs[i])
+                for i in range(len(self.secondaries), len(self.started))]
+        for (summary, saved), kept in zip(left, self.reported([saved for _, saved in left])):
             self.secondaries.append(summary)
-            if tree is not None:
-                self.collect(tree, summary, brief)  # its work so far, kept on its branch
+            if kept is not None:
+                self.note_kept(saved[0], kept)  # its work so far, kept on its branch
 
     # -- steps ----------------------------------------------------------------
 
@@ -242,12 +246,19 @@ class _Flow:
         self.follow([s for s, _, _ in secondaries] + ([primary] if primary is not None else []))
         for (s, _, _), rule in zip(secondaries, self.rules):  # before their work is committed on their branches
             self.checker.verify(s, plan.checking.commands(s.profile, rule))
-        for (s, tree, git), brief in zip(secondaries, self.briefs):
-            summary = self.result_of(s, s.window_name, git)
+        # each secondary's summary and (in its worktree) its work committed and its branch reported: git's
+        # part, one secondary's independent of the others', at once; then said in their order
+        for _, _, git in secondaries:
+            if git is not None:
+                git.prefetch()  # every worktree's git status at once, before the threads that read them start
+        self.wrapping = AtOnce([lambda spec=spec, brief=brief: self.wrap_up(*spec, brief)
+                                for spec, brief in zip(secondaries, self.briefs)])
+        done = self.wrapping.results()
+        for (s, tree, _), summary, kept in zip(secondaries, [d[0] for d in done], self.reported([d[1] for d in done])):
             self.secondaries.append(summary)
             self.say_result(summary, several=tree is not None)
-            if tree is not None:
-                self.collect(tree, summary, brief)
+            if kept is not None:
+                self.note_kept(tree, kept)
         if self.repo is not None:
             self.report_branches()
         self.status, self.reason = self.outcome()
@@ -288,7 +299,8 @@ class _Flow:
         if tree is None:
             return self.start(profile, window, brief, budget=budget), None, self.git
         # a fresh worktree is clean at the starting commit: its snapshot needs no git call
-        git = None if self.plan.demo else GitSnapshot(tree.workdir, self.repo.base_commit, {}, alone=True)
+        git = None if self.plan.demo else GitSnapshot(tree.workdir, self.repo.base_commit, {}, alone=True,
+                                                      top=tree.path)
         return self.start(profile, window, brief, workdir=tree.workdir, where=tree.branch, budget=budget), tree, git
 
     def outcome(self) -> tuple[str, str]:
@@ -319,10 +331,22 @@ class _Flow:
         for line in apart_lines(summary.to_dict(), f"orchestra show {self.run.id}"):
             self.say(line)
 
-    def collect(self, tree: Tree, summary: AgentSummary, brief: str) -> None:
-        """Commit what the secondary left in its worktree on its branch, so its work is kept whatever happens."""
-        kept = self.repo.keep(tree, summary, tree_ignores(self.config.profile(summary.agent)),
-                              " ".join(self.run.redactor.text(brief).split()))
+    def wrap_up(self, s: AgentSession, tree: Optional[Tree], git: Optional[GitSnapshot],
+                brief: str) -> tuple[AgentSummary, Optional[tuple]]:
+        """A secondary's summary and, in a worktree, what it left committed on its branch, so its work is kept
+        whatever happens (Repo.save). Nothing is said here: it runs in a thread of its own (AtOnce)."""
+        summary = self.result_of(s, s.window_name, git)
+        if tree is None:
+            return summary, None
+        return summary, self.repo.save(tree, summary, tree_ignores(self.config.profile(summary.agent)),
+                                       " ".join(self.run.redactor.text(brief).split()))
+
+    def reported(self, saved: list[Optional[tuple]]) -> list[Optional[BranchReport]]:
+        """The branch reports of the secondaries that have a worktree (None for the others), once all are saved."""
+        reports = iter(self.repo.reports([x for x in saved if x is not None]) if self.repo else [])
+        return [next(reports) if x is not None else None for x in saved]
+
+    def note_kept(self, tree: Tree, kept: BranchReport) -> None:
         if kept.uncommitted:
             self.say(f"⚠️  {tree.branch}: {kept.note}")
         self.branches.append(kept)
@@ -415,6 +439,7 @@ class _Flow:
                 status(working[0], len(working) - 1)
 
         drive(sessions, tick=tick)
+        self.run.flush_live()
 
     def result_of(self, s: AgentSession, role: str, git: Optional[GitSnapshot] = None) -> AgentSummary:
         summary = summarize_session(self.run, s, role, git)
@@ -442,6 +467,41 @@ class _Flow:
             verified=run_verified([s.to_dict() for s in self.secondaries], self.merged_checks),
             merged_checks=self.merged_checks,
         )
+
+
+class AtOnce:
+    """Calls made each in a thread of its own (they wait on git, not on Python), their results in order."""
+
+    def __init__(self, calls: list[Callable[[], object]]):
+        self.values: dict[int, object] = {}
+        self.errors: dict[int, BaseException] = {}
+
+        def call(i: int, fn: Callable[[], object]) -> None:
+            try:
+                self.values[i] = fn()
+            except BaseException as exc:  # raised in the caller's thread, by results()
+                self.errors[i] = exc
+
+        self.threads = [threading.Thread(target=call, args=(i, fn), name=f"orchestra-wrap-up-{i}", daemon=True)
+                        for i, fn in enumerate(calls)]
+        for t in self.threads:
+            t.start()
+
+    def results(self) -> list:
+        """Each call's value, in order, once all have returned; the first error is raised instead."""
+        for t in self.threads:
+            t.join()
+        for i in range(len(self.threads)):
+            if i in self.errors:
+                raise self.errors[i]
+        return [self.values[i] for i in range(len(self.threads))]
+
+    def finished(self) -> dict[int, object]:
+        """Once every call has returned (a signal that cut results() short does not stop them): the values
+        of those that did not fail, by index."""
+        for t in self.threads:
+            t.join()
+        return dict(self.values)
 
 
 def merge_turns(first: AgentSummary, turn: AgentSummary) -> AgentSummary:

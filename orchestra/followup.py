@@ -164,6 +164,7 @@ def take_turn(target: Target, message: str, budget: Optional[Budget] = None, tmu
         s.start()
         say(f"✅ Resumed {target.profile.name} ({target.role}) for turn {target.turn}")
         drive([s], tick=run.heartbeat)
+        run.flush_live()
 
     def stopped(status: str, reason: str) -> None:
         stop[:] = [status, reason]

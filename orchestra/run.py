@@ -12,7 +12,7 @@ from typing import Callable, Optional
 from . import agents, awake, runfolder
 from .budget import Budget, Meter, enforceable
 from .config import Config, Profile
-from .errors import OrchestraError
+from .errors import Interrupted, OrchestraError  # (Interrupted: the CLI catches it without importing this)
 from .procs import end_processes, marked_pids, process_started
 from .redact import Redactor, secrets_from_env
 from .runfolder import LOCK, RUN_MARK, RUNNING
@@ -24,21 +24,10 @@ from .worktree import BranchReport, Repo, tree_ignores
 
 SESSIONS_SAID = "sessions-closed"  # in .orchestra/: the closing of old tmux sessions has been said
 LIVE_EVERY = 1.0  # seconds: the live record's latest lines and costs are rewritten at most this often
+# seconds: a phase change within this of the last write waits for the loop's next tick (a quarter second) or its
+# end, so eight agents ending at once make one write, not sixteen
+LIVE_SOON = 0.1
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-
-
-class Interrupted(BaseException):
-    """Ctrl-C or SIGTERM reached orchestra during a run. A BaseException, like KeyboardInterrupt:
-    an `except Exception` that happens to be running when the signal lands must not swallow it."""
-
-    def __init__(self, signum: int):
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
-        self.run_dir: Optional[Path] = None  # where its record was written, once it was
-
-    @property
-    def exit_code(self) -> int:
-        return 128 + self.signum
 
 
 class StopSignals:
@@ -126,6 +115,7 @@ class Run:
         self.versions_said: set[str] = set()  # the profiles whose CLI's version was checked
         self.pid, self.pid_started = os.getpid(), process_started(os.getpid())
         self._live_at = 0.0
+        self._live_due = False  # a phase change not written yet
         self._final = False
         self._live_failed = False
         self._lock = runfolder.hold_lock(self.dir / LOCK)  # released once the final record is written: what wait() waits on
@@ -207,7 +197,7 @@ class Run:
         s.window_name = window
         self.roles[id(s)] = role or ("primary" if window.startswith("primary") else window)
         self.sessions.append(s)
-        s.on_phase = lambda _: self.write_live()
+        s.on_phase = lambda _: self.phase_changed()
         self.write_live()
         return s
 
@@ -251,6 +241,7 @@ class Run:
         if self._final:
             return
         self._live_at = time.monotonic()
+        self._live_due = False
         try:
             runfolder.write_record(self.dir, self.live())
         except OSError as exc:
@@ -264,9 +255,22 @@ class Run:
         begins with the second it was made)."""
         return sorted((self.live_before | set(runfolder.made_since(self.home, self.id))) - {self.id})
 
+    def phase_changed(self) -> None:
+        """An agent's phase changed: written at once, or with the others that change within LIVE_SOON."""
+        if time.monotonic() - self._live_at >= LIVE_SOON:
+            self.write_live()
+        else:
+            self._live_due = True
+
     def heartbeat(self) -> None:
-        """From the loop's tick: the latest lines and costs, at most every LIVE_EVERY seconds."""
-        if time.monotonic() - self._live_at >= LIVE_EVERY:
+        """From the loop's tick: a phase change held back, else the latest lines and costs at most every
+        LIVE_EVERY seconds."""
+        if self._live_due or time.monotonic() - self._live_at >= LIVE_EVERY:
+            self.write_live()
+
+    def flush_live(self) -> None:
+        """The loop has ended: a phase change held back is written now."""
+        if self._live_due:
             self.write_live()
 
     def abort(self, status: str = "interrupted", reason: str = "", at_once: bool = False) -> None:
@@ -463,7 +467,7 @@ def run_agent(config: Config, profile: Profile, task: str, workdir: Path, tmux: 
     if repo is not None:
         repo.run_id = run.id
         tree = repo.plan([(profile.name, profile.name)])[0]  # made once the run is under way (work())
-        git: Optional[GitSnapshot] = GitSnapshot(tree.workdir, repo.base_commit, {}, alone=True)
+        git: Optional[GitSnapshot] = GitSnapshot(tree.workdir, repo.base_commit, {}, alone=True, top=tree.path)
     else:
         git = GitSnapshot.take(run.workdir)
     s = run.session(profile, profile.name, task, role="agent", workdir=tree.workdir if tree else None, budget=budget)
@@ -489,6 +493,7 @@ def run_agent(config: Config, profile: Profile, task: str, workdir: Path, tmux: 
                 status_line(s)
 
         drive([s], tick=tick)
+        run.flush_live()
         verifier.verify(s, checking.commands(profile))
 
     def stopped(status: str, reason: str) -> None:

@@ -16,8 +16,7 @@ import fcntl
 import json
 import os
 import re
-import secrets
-from datetime import datetime, timezone
+from functools import lru_cache
 from pathlib import Path
 from typing import Optional
 
@@ -47,15 +46,17 @@ def home(workdir: Path) -> Path:
     """Where the runs of a directory are kept: the top of the git repository it is in, so one repository has
     one .orchestra/ whichever subdirectory a run starts from; outside a repository the directory itself."""
     workdir = Path(workdir).resolve()
+    not_homes = _not_homes()
     for folder in (workdir, *workdir.parents):
-        if folder in _NOT_A_HOME:
+        if folder in not_homes:
             break
         if (folder / ".git").exists():
             return folder
     return workdir
 
 
-def _not_homes() -> set:
+@lru_cache(maxsize=1)
+def _not_homes() -> frozenset:
     """Folders whose repository, if they have one, is never a run's home: a home directory kept in git (its
     dotfiles) or a stray one in the temp directory would otherwise gather the runs of every folder below."""
     import tempfile
@@ -66,15 +67,15 @@ def _not_homes() -> set:
             found.add(Path(folder).resolve())
         except OSError:
             pass
-    return found
-
-
-_NOT_A_HOME = _not_homes()
+    return frozenset(found)
 
 
 def new_run_id() -> str:
     """The local time it starts, then its 256th of a second and 4 random hex digits: ids sort in the order
     runs started (`latest`, `runs`), to 4 ms, and two runs started at once still differ."""
+    import secrets
+    from datetime import datetime
+
     now = datetime.now()
     return now.strftime("%Y%m%d-%H%M%S-") + f"{now.microsecond * 256 // 1_000_000:02x}" + secrets.token_hex(2)
 
@@ -110,10 +111,13 @@ def make(workdir: Path, run_id: Optional[str] = None) -> tuple[str, Path]:
                              "(orchestra writes transcripts and run.json there; pick another --workdir)") from None
 
 
-def write_atomically(path: Path, text: str) -> None:
-    """A reader sees the old file or the new one, never half of one."""
-    tmp = path.with_name(path.name + ".tmp")
+def write_atomically(path: Path, text: str, mode: Optional[int] = None) -> None:
+    """A reader sees the old file or the new one, never half of one (and two writers at once, one or the other's
+    whole). mode: the new file's, else the umask's."""
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     try:
+        if mode is not None:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode))
         tmp.write_text(text + "\n", encoding="utf-8")
         os.replace(tmp, path)
     except OSError:
@@ -217,15 +221,24 @@ def resolve(workdir: Path, given: str) -> str:
 def load(workdir: Path, run_id: str) -> dict:
     """A run's record (run.json) as readers use it; for a run that has none, what its folder tells."""
     check_id(run_id)
-    workdir = home(workdir)
-    path = workdir / RUNS_DIR / run_id / RECORD
-    if not path.parent.is_dir():
-        raise OrchestraError(f"no run '{run_id}' in {workdir / RUNS_DIR} (see `orchestra runs`)")
-    if not path.exists():
-        return incomplete_run(workdir, path.parent)
+    return _load_in(home(workdir), run_id)
+
+
+def _load_in(top: Path, run_id: str) -> dict:
+    """load() in the home `top` (a listing finds it once, not once a run)."""
+    path = os.path.join(top, RUNS_DIR, run_id, RECORD)
     try:
-        run = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+    except FileNotFoundError:
+        if not os.path.isdir(os.path.dirname(path)):
+            raise OrchestraError(f"no run '{run_id}' in {top / RUNS_DIR} (see `orchestra runs`)") from None
+        return incomplete_run(top, top / RUNS_DIR / run_id)
+    except OSError as exc:
+        raise OrchestraError(f"{path}: cannot read: {exc}") from None
+    try:
+        run = json.loads(text)
+    except ValueError as exc:
         raise OrchestraError(f"{path}: cannot read: {exc}") from None
     if not isinstance(run, dict) or not isinstance(run.get("run_id"), str):
         raise OrchestraError(f"{path}: not a run record (a JSON object with a run_id): damaged or not orchestra's")
@@ -238,20 +251,81 @@ def unreadable(run_id: str, why: str = "") -> dict:
             "total_cost_usd": None, "duration_s": None}
 
 
+def _run_names(top: Path) -> list[str]:
+    try:
+        return sorted(e.name for e in os.scandir(top / RUNS_DIR) if RUN_ID.fullmatch(e.name) and e.is_dir())
+    except OSError:
+        return []
+
+
 def list_runs(workdir: Path) -> list[dict]:
     """Every run folder, oldest first: its record, or what the folder tells without one (incomplete)."""
-    root = home(workdir) / RUNS_DIR
-    try:
-        names = sorted(e.name for e in os.scandir(root) if RUN_ID.fullmatch(e.name) and e.is_dir())
-    except OSError:
-        names = []
+    top = home(workdir)
     runs = []
-    for name in names:
+    for name in _run_names(top):
         try:
-            runs.append(load(workdir, name))
+            runs.append(_load_in(top, name))
         except OrchestraError as exc:
             runs.append(unreadable(name, str(exc)))
     return runs
+
+
+# -- the runs listed: a row each, kept for the finished ones -------------------------------------------
+
+# A finished run's row, under its run.json's fingerprint: `orchestra runs` reads a record again only when
+# it changed (a follow-up turn, a hand edit), not a thousand records at every listing.
+ROWS = ORCHESTRA_DIR / "rows.json"
+ROWS_VERSION = 1
+
+
+def row_of(run: dict) -> dict:
+    """What `orchestra runs` shows of a run (its record as load() gives it)."""
+    return {"run_id": run.get("run_id"), "status": run.get("status"), "verified": run.get("verified"),
+            "agents": [str(a.get("agent") or "?") for a in run_agents(run)],
+            "total_cost_usd": run.get("total_cost_usd"), "duration_s": run.get("duration_s"), "task": run.get("task")}
+
+
+def rows(workdir: Path) -> list[dict]:
+    """row_of() every run folder, oldest first. A finished run's row comes from ROWS while its run.json has
+    the size, times and inode it had when the row was made (a record is rewritten whole, renamed over the
+    old one, so a new one never has the old one's inode; an edit in place changes its ctime); any other
+    is read. A run under way, lost, incomplete or unreadable is read at every listing, never kept."""
+    top = home(workdir)
+    kept_path = top / ROWS
+    try:
+        with open(kept_path, encoding="utf-8") as fh:
+            kept = json.load(fh)
+        kept = kept["rows"] if kept.get("version") == ROWS_VERSION and isinstance(kept.get("rows"), dict) else {}
+    except (OSError, ValueError, AttributeError, TypeError):
+        kept = {}
+    found, out = {}, []
+    runs_dir = os.path.join(top, RUNS_DIR)
+    for name in _run_names(top):
+        try:
+            st = os.stat(os.path.join(runs_dir, name, RECORD))
+            mark = f"{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:{st.st_ino}"
+        except OSError:
+            mark = None
+        had = kept.get(name)
+        if mark is not None and isinstance(had, list) and len(had) == 2 and had[0] == mark and isinstance(had[1], dict):
+            found[name] = had
+            out.append(had[1])
+            continue
+        try:
+            run = _load_in(top, name)
+        except OrchestraError as exc:
+            run = unreadable(name, str(exc))
+        row = row_of(run)
+        out.append(row)
+        if mark is not None and run.get("status") not in (RUNNING, LOST, "unreadable", "incomplete"):
+            found[name] = [mark, row]
+    if found != kept:
+        try:
+            write_atomically(kept_path, json.dumps({"version": ROWS_VERSION, "rows": found}, ensure_ascii=False),
+                             mode=0o600)
+        except OSError:
+            pass  # listed all the same; read again next time
+    return out
 
 
 def run_agents(run: dict) -> list[dict]:
@@ -299,7 +373,7 @@ _AGENT_LISTS = ("files_modified", "files_claimed", "errors", "last_lines", "file
 
 
 def tidy(run: dict) -> dict:
-    """The record with every field a reader uses of the type it expects (others untouched)."""
+    """The record (changed in place) with every field a reader uses of the type it expects (others untouched)."""
     run = _typed(run, _TEXT, _NUMBER)
     for key in _LISTS:
         if key in run and not isinstance(run[key], list):
@@ -319,9 +393,12 @@ def tidy(run: dict) -> dict:
 def tidy_agent(agent: dict) -> dict:
     agent = _typed(agent, _AGENT_TEXT, _AGENT_NUMBER)
     for key in _AGENT_LISTS:
-        if key in agent:
-            value = agent[key]
-            agent[key] = [str(v) for v in value] if isinstance(value, list) else []
+        value = agent.get(key)
+        if value is not None or key in agent:
+            if not isinstance(value, list):
+                agent[key] = []
+            elif not all(type(v) is str for v in value):
+                agent[key] = [str(v) for v in value]
     if "tokens" in agent and not isinstance(agent["tokens"], dict):
         agent["tokens"] = {"input": None, "output": None}
     if "ended_by" in agent and not isinstance(agent["ended_by"], (dict, type(None))):
@@ -335,13 +412,13 @@ def tidy_agent(agent: dict) -> dict:
 
 
 def _typed(record: dict, texts: tuple, numbers: tuple) -> dict:
-    """A copy of record whose text fields are text (or None) and number fields numbers (else None)."""
-    record = dict(record)
+    """record (changed in place) with its text fields text (or None) and number fields numbers (else None)."""
     for key in texts:
-        if key in record and record[key] is not None and not isinstance(record[key], str):
-            record[key] = str(record[key])
+        value = record.get(key)
+        if value is not None and not isinstance(value, str):
+            record[key] = str(value)
     for key in numbers:
-        if key in record and not _is_number(record[key]):
+        if not _is_number(record.get(key)):
             record[key] = None
     return record
 
@@ -353,6 +430,8 @@ def _is_number(value) -> bool:
 def incomplete_run(workdir: Path, run_dir: Path) -> dict:
     """What a run folder without run.json still tells: the run's id and start (from the id), its
     transcripts, whose they are (their headers' titles) and how long each went on (its last event)."""
+    from datetime import datetime, timezone
+
     from .transcript import header_of  # (transcripts are read only for a folder without a record)
 
     agents = []

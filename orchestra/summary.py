@@ -218,10 +218,23 @@ def apart_lines(agent: dict, more: str, shown: int = 10) -> list[str]:
 
 class GitSnapshot:
     """What a git working tree looked like before an agent ran, to tell what it changed. alone: the
-    tree is the agent's own (a worktree made for it), so whatever changed in it is its work."""
+    tree is the agent's own (a worktree made for it), so whatever changed in it is its work. top: that
+    worktree's top, made clean at `head`: one `git status` then tells what changed, as long as the agent
+    committed nothing."""
 
-    def __init__(self, workdir: Path, head: Optional[str], dirty: dict[str, str], alone: bool = False):
-        self.workdir, self.head, self.dirty, self.alone = workdir, head, dirty, alone
+    def __init__(self, workdir: Path, head: Optional[str], dirty: dict[str, str], alone: bool = False,
+                 top: Optional[Path] = None):
+        self.workdir, self.head, self.dirty, self.alone, self.top = workdir, head, dirty, alone, top
+        self._asked: Optional[subprocess.Popen] = None  # prefetch(): the git status changed() will read
+
+    def prefetch(self) -> None:
+        """Start now the one git call changed() will read (so several snapshots' calls run at once)."""
+        if self.top is not None and self.head and not self.dirty and self._asked is None:
+            try:
+                self._asked = subprocess.Popen(STATUS, cwd=self.workdir, stdout=subprocess.PIPE,
+                                               stderr=subprocess.DEVNULL)
+            except OSError:
+                pass
 
     @classmethod
     def take(cls, workdir: Path) -> Optional["GitSnapshot"]:
@@ -232,6 +245,11 @@ class GitSnapshot:
 
     def changed(self) -> list[str]:
         """Files changed or created since the snapshot, relative to workdir, committed or not."""
+        if self.top is not None and self.head and not self.dirty:
+            asked, self._asked = self._asked, None
+            seen = _status_since(Path(self.top), Path(self.workdir), self.head, asked)
+            if seen is not None:
+                return sorted(seen)
         now = _changed_paths(self.workdir, self.head)
         return sorted(p for p in now if p not in self.dirty or self.dirty[p] != _digest(self.workdir / p))
 
@@ -243,6 +261,57 @@ def _changed_paths(workdir: Path, head: Optional[str]) -> set[str]:
     else:
         paths |= set(_git_list(workdir, "ls-files", "-z"))
     return {p for p in paths if not p.startswith(".orchestra/")}
+
+
+# what one call says of a worktree: its HEAD, its changed files (staged or not) and its untracked ones
+STATUS = ["git", "--no-optional-locks", "status", "--porcelain=v2", "-z", "--branch", "--untracked-files=all",
+          "--no-renames"]
+
+
+def _status_since(top: Path, workdir: Path, head: str, asked: Optional[subprocess.Popen] = None) -> Optional[set[str]]:
+    """What _changed_paths(workdir, head) says, in one git call, for a worktree whose HEAD is still `head`:
+    its tracked files changed (staged or not) and its untracked ones, under workdir. None when only the two
+    calls can say it: HEAD moved (the agent committed), a rename or a conflict, or a file staged and then
+    changed again (whether it now differs from HEAD, only a diff tells). asked: that call, started already."""
+    try:
+        if asked is None:
+            asked = subprocess.Popen(STATUS, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        out, _ = asked.communicate(timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        if asked is not None:
+            asked.kill()
+            asked.wait()
+        return None
+    if asked.returncode != 0:
+        return None
+    oid, paths = None, []
+    for entry in out.split(b"\0"):
+        if entry.startswith(b"# branch.oid "):
+            oid = entry[len(b"# branch.oid "):].decode()
+        elif entry.startswith(b"1 "):
+            fields = entry.split(b" ", 8)
+            if len(fields) < 9:
+                return None
+            staged, unstaged = fields[1][:1], fields[1][1:2]
+            if staged == b"A" and unstaged == b"D":
+                continue  # added, then deleted: not there before, not there now
+            if staged not in (b".", b"A") and unstaged != b".":
+                return None
+            paths.append(fields[8])
+        elif entry.startswith(b"? "):
+            paths.append(entry[2:])
+        elif entry and not entry.startswith(b"#"):
+            return None
+    if oid != head:
+        return None
+    prefix = os.path.relpath(workdir, top)
+    prefix = "" if prefix == "." else prefix.replace(os.sep, "/") + "/"
+    seen = set()
+    for raw in paths:
+        path = raw.decode("utf-8", "replace")
+        if path.startswith(prefix) and not path[len(prefix):].startswith(".orchestra/"):
+            seen.add(path[len(prefix):])
+    return seen
 
 
 def _digest(path: Path) -> str:

@@ -147,6 +147,8 @@ class Repo:
         branch = git(self.workdir, "symbolic-ref", "--short", "-q", "HEAD")
         self.base_branch: Optional[str] = branch.stdout.strip() if branch.returncode == 0 else None
         self.sub = self.workdir.relative_to(self.root)
+        self._tip: Optional[str] = None  # the commit the starting branch is at, as reports() last found it
+        self._changes: dict[str, tuple[set, bool]] = {}  # branch -> (paths it changed, only added or modified)
         self.trees: list[Tree] = []
         self.warnings: list[str] = []  # for the user, said by the flow
         self.has_identity = bool(git(self.workdir, "config", "user.email").stdout.strip())
@@ -238,29 +240,94 @@ class Repo:
             raise OrchestraError("git could not create the worktree " + "; ".join(failed))
         return trees
 
-    def commit(self, tree: Tree, ignore: list[str], message: str) -> Optional[str]:
-        """Commit whatever the agent left uncommitted anywhere in its worktree (but `ignore` globs) on its branch.
-        Returns what went wrong, if anything."""
-        return commit_all(tree.path, self.base_commit, ignore, message, self._identity())[1]
+    def commit(self, tree: Tree, ignore: list[str], message: str, changed: Optional[list[str]] = None) -> Optional[str]:
+        """Commit whatever the agent left uncommitted anywhere in its worktree (but `ignore` globs) on its branch
+        (changed: git's view of the whole worktree, if just taken). Returns what went wrong, if anything."""
+        return commit_all(tree.path, self.base_commit, ignore, message, self._identity(), changed, listed=False)[1]
 
     def report(self, tree: Tree, status: str, files: list[str], problem: Optional[str] = None) -> BranchReport:
-        r = BranchReport(tree.agent, tree.branch, status, files=files, note=problem or "")
-        r.uncommitted = bool(problem)
-        count = git(self.root, "rev-list", "--count", f"{self.base_commit}..{tree.branch}")
-        r.commits = int(count.stdout.strip() or 0) if count.returncode == 0 else 0
-        if r.commits:
-            r.merges_cleanly, r.conflicts, r.note = self.check(tree.branch, self.base)
-        return r
+        return self.reports([(tree, status, files, problem)])[0]
 
-    def keep(self, tree: Tree, summary: AgentSummary, ignore: list[str], title: str) -> BranchReport:
-        """Commit what the agent left in its worktree on its branch, so its work is kept whatever happens,
-        and report the branch. The summary gets the branch, and the error if the commit failed."""
+    def reports(self, saved: list[tuple[Tree, str, list[str], Optional[str]]]) -> list[BranchReport]:
+        """Each branch's report, from what save() returned for it (its tree, its agent's status and files, what
+        went wrong committing): its commits since the start and whether it merges cleanly into the starting
+        branch. Two git calls for them all where the starting branch has not moved (the usual): every tip, the
+        starting branch's and their parents (a branch at the start, or one commit on it, merges by fast-forward:
+        no merge to ask git about), then what each such commit changed (for rehearse()); git is asked branch by
+        branch as before for any other."""
+        out = [BranchReport(tree.agent, tree.branch, status, files=files, note=problem or "", uncommitted=bool(problem))
+               for tree, status, files, problem in saved]
+        tips = self._tips([r.branch for r in out]) if self.can_rehearse else {}
+        one_commit: dict[str, str] = {}  # branch -> its one commit on the start
+        for r in out:
+            tip, parents = tips.get(r.branch, (None, None))
+            if self._tip == self.base_commit and tip == self.base_commit:
+                continue  # nothing on it
+            if self._tip == self.base_commit and parents == [self.base_commit]:
+                r.commits, r.merges_cleanly = 1, True
+                one_commit[r.branch] = tip
+                continue
+            count = git(self.root, "rev-list", "--count", f"{self.base_commit}..{r.branch}")
+            r.commits = int(count.stdout.strip() or 0) if count.returncode == 0 else 0
+            if r.commits:
+                r.merges_cleanly, r.conflicts, r.note = self.check(r.branch, self.base)
+        if one_commit:
+            self._note_changes(one_commit)
+        return out
+
+    def _tips(self, branches: list[str]) -> dict[str, tuple[str, list[str]]]:
+        """branch -> (its tip, the tip's parents), in one git call, which also tells where the starting
+        branch is now (self._tip)."""
+        refs = [f"refs/heads/{b}" for b in branches] + ([f"refs/heads/{self.base_branch}"] if self.base_branch else [])
+        listed = git(self.root, "for-each-ref", "--format=%(refname) %(objectname) %(parent)", *refs)
+        found = {}
+        for line in listed.stdout.splitlines() if listed.returncode == 0 else []:
+            ref, oid, *parents = line.split()
+            found[ref[len("refs/heads/"):]] = (oid, parents)
+        base = found.get(self.base_branch) if self.base_branch else (self.base_commit, None)
+        self._tip = base[0] if base else ""
+        return found
+
+    def _note_changes(self, commits: dict[str, str]) -> None:
+        """What each branch's one commit changed, path by path, and whether it only added and modified files
+        (one git call for them all): what rehearse() needs to know the branches merge one after another
+        without asking git to merge them."""
+        by_commit = {c: b for b, c in commits.items()}
+        listed = git(self.root, "diff-tree", "-r", "--no-renames", "--name-status", "-z", "--stdin",
+                     stdin="".join(c + "\n" for c in commits.values()))
+        parts = listed.stdout.split("\0") if listed.returncode == 0 else []
+        branch, i = None, 0
+        while i < len(parts):
+            part = parts[i]
+            if part in by_commit:  # the commit whose changes follow
+                branch = by_commit[part]
+                self._changes[branch] = (set(), True)
+                i += 1
+            elif branch is not None and part and i + 1 < len(parts):
+                paths, simple = self._changes[branch]
+                paths.add(parts[i + 1])
+                self._changes[branch] = (paths, simple and part in ("A", "M"))
+                i += 2
+            else:
+                i += 1
+
+    def save(self, tree: Tree, summary: AgentSummary, ignore: list[str],
+             title: str) -> tuple[Tree, str, list[str], Optional[str]]:
+        """Commit what the agent left in its worktree on its branch, so its work is kept whatever happens. The
+        summary gets the branch, and the error if the commit failed. Returns what reports() takes. (Safe to
+        call for several trees at once, each in a thread of its own.)"""
         summary.branch = tree.branch
+        # at the worktree's top, git's view in the summary (just taken) is the whole worktree's
+        changed = summary.files_seen_by_git if tree.workdir == tree.path else None
         problem = self.commit(tree, ignore, f"orchestra: {summary.agent} ({summary.status}): {title[:72]}"
-                                            f"\n\nrun {self.run_id}")
+                                            f"\n\nrun {self.run_id}", changed)
         if problem:
             summary.errors.append(problem)
-        return self.report(tree, summary.status, summary.files_modified, problem)
+        return tree, summary.status, summary.files_modified, problem
+
+    def keep(self, tree: Tree, summary: AgentSummary, ignore: list[str], title: str) -> BranchReport:
+        """save() and report() for one branch."""
+        return self.reports([self.save(tree, summary, ignore, title)])[0]
 
     def settle(self, reports: list[BranchReport], merge: bool, hint: str) -> tuple[list[str], Optional[str]]:
         """Each branch's merge state (rehearsed), then with merge the completed branches merged; without,
@@ -286,7 +353,7 @@ class Repo:
         """Merge the completed branches one after another in git's object store only (merge-tree and
         commit-tree: no working tree, no ref moves), to tell which would conflict with those before it."""
         current = self.base
-        if not self.can_rehearse:
+        if not self.can_rehearse or self.apart(reports):
             return
         for r in reports:
             if r.status != "completed" or not r.commits or not r.merges_cleanly:
@@ -303,6 +370,28 @@ class Repo:
             if made.returncode != 0:
                 return
             current = made.stdout.strip()
+
+    def apart(self, reports: list[BranchReport]) -> bool:
+        """Whether the branches to rehearse merge one after another as surely as each merges alone, with no
+        merge asked of git: the starting branch has not moved, and each branch only added and modified files,
+        none of them another branch's, nor a folder of another's file (a rename, a deletion, a file where
+        another branch has a folder: git is asked, as before)."""
+        rehearsed = [r for r in reports if r.status == "completed" and r.commits and r.merges_cleanly]
+        if self._tip != self.base_commit or any(r.branch not in self._changes for r in rehearsed):
+            return False
+        owner: dict[str, str] = {}
+        folders: dict[str, set] = {}
+        for r in rehearsed:
+            paths, simple = self._changes[r.branch]
+            if not simple:
+                return False
+            for path in paths:
+                if owner.setdefault(path, r.branch) != r.branch:
+                    return False
+                parts = path.split("/")
+                for i in range(1, len(parts)):
+                    folders.setdefault("/".join(parts[:i]), set()).add(r.branch)
+        return not any(path in folders and folders[path] - {branch} for path, branch in owner.items())
 
     def _identity(self) -> list[str]:
         return [] if self.has_identity else IDENTITY
@@ -392,23 +481,30 @@ def _left_to_you(rest: list[BranchReport], todo: str = "") -> str:
             f"yourself: " + "; ".join(f"git merge {b}" for b in left))
 
 
-def commit_all(path: Path, since: str, ignore: list[str], message: str,
-               identity: list[str]) -> tuple[list[str], Optional[str]]:
-    """Commit, on the branch checked out at `path`, every file changed since `since` (git's list, but
-    `ignore` globs) that is not committed yet. Returns the files committed and what went wrong, if anything."""
-    paths = without_ignored(GitSnapshot(path, since, {}).changed(), ignore)
+def commit_all(path: Path, since: str, ignore: list[str], message: str, identity: list[str],
+               changed: Optional[list[str]] = None, listed: bool = True) -> tuple[list[str], Optional[str]]:
+    """Commit, on the branch checked out at `path`, every file changed since `since` (git's list, or `changed`
+    when the caller has just taken it; but `ignore` globs) that is not committed yet. Returns the files
+    committed (listed: as git staged them; else the paths given to it) and what went wrong, if anything."""
+    paths = without_ignored(GitSnapshot(path, since, {}).changed() if changed is None else changed, ignore)
     if not paths:
         return [], None
     added = git(path, "add", "-A", "--", *paths)
     if added.returncode != 0:
         return [], f"git add failed: {added.stderr.strip()}"
-    staged = git(path, "diff", "--cached", "--name-only", "-z")
-    files = [f for f in staged.stdout.split("\0") if f]
-    if staged.returncode == 0 and not files:
-        return [], None  # the agent committed everything itself (aider does)
+    files = paths
+    if listed:
+        staged = git(path, "diff", "--cached", "--name-only", "-z")
+        files = [f for f in staged.stdout.split("\0") if f]
+        if staged.returncode == 0 and not files:
+            return [], None  # the agent committed everything itself (aider does)
     # orchestra's own commit on its own branch: no hooks, no signing prompt to fail it
     done = git(path, *identity, "-c", "commit.gpgsign=false", "commit", "-q", "--no-verify", "-m", message)
-    return (files, None) if done.returncode == 0 else ([], f"git commit failed: {done.stderr.strip()}")
+    if done.returncode == 0:
+        return files, None
+    if not listed and git(path, "diff", "--cached", "--quiet").returncode == 0:
+        return [], None  # nothing was staged: the agent committed everything itself (aider does)
+    return [], f"git commit failed: {done.stderr.strip()}"
 
 
 def tree_ignores(profile) -> list[str]:
@@ -572,9 +668,9 @@ def _worktrees_of(root: Path, run_id: str) -> list[tuple[Path, Optional[str]]]:
 GIT_ENV = {"GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"}
 
 
-def git(cwd: Path, *args: str) -> subprocess.CompletedProcess:
+def git(cwd: Path, *args: str, stdin: Optional[str] = None) -> subprocess.CompletedProcess:
     try:
-        return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=120,
+        return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=120, input=stdin,
                               env={**os.environ, **GIT_ENV})
     except (OSError, subprocess.TimeoutExpired) as exc:
         return subprocess.CompletedProcess(["git", *args], 127, "", str(exc))

@@ -4,6 +4,7 @@ import json
 import os
 import re
 import stat
+import subprocess
 import sys
 from pathlib import Path
 
@@ -241,3 +242,29 @@ def test_a_project_config_with_a_mistake_is_not_trusted(workdir, home):
     done = orchestra("trust", cwd=workdir, env=home)
     assert done.returncode == 2 and f"{cfg}: agent 'mine', field 'command': unknown placeholder {{tsk}}" in done.stderr
     assert not (Path(home["XDG_CONFIG_HOME"]) / "orchestra" / "trusted.json").exists()
+
+
+# What a command that only reads or lists must not import: the agents' machinery, the config's YAML, the
+# MCP SDK, the web server, the process-table library, asyncio (each costs milliseconds at every start)
+HEAVY = ("pexpect", "yaml", "mcp", "starlette", "uvicorn", "psutil", "asyncio", "orchestra.session",
+         "orchestra.config", "orchestra.run")
+IMPORTED = """
+import atexit, json, sys
+out = sys.argv.pop()
+atexit.register(lambda: open(out, "w").write(json.dumps(sorted(sys.modules))))
+sys.argv = ["orchestra", *sys.argv[1:]]
+from orchestra.cli import main
+main()
+"""
+
+
+@pytest.mark.parametrize("command", [["--help"], ["status"], ["runs"], ["status", "--json"]])
+def test_help_status_and_runs_import_none_of_the_heavy_modules(workdir, command):
+    (workdir / ".orchestra" / "live").mkdir(parents=True)  # (an empty directory of runs under way)
+    modules = workdir / "modules.json"
+    done = subprocess.run([sys.executable, "-c", IMPORTED, *command, str(modules)], cwd=workdir,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    imported = json.loads(modules.read_text())
+    assert "orchestra.cli" in imported and "click" in imported  # (it did run the command)
+    assert not [m for m in imported if m in HEAVY or m.split(".")[0] in HEAVY[:7]]

@@ -132,3 +132,34 @@ def test_waiting_on_a_run_again_and_again_keeps_one_thread_on_it(workdir):
     assert jobs.cancel(workdir, run_id)["status"] == "interrupted"
     followers[0].join(timeout=10)
     assert not followers[0].is_alive() and all_gone([agent])
+
+
+def test_phase_changes_close_together_make_one_live_write_and_the_loops_end_writes_what_was_held(workdir, monkeypatch):
+    from orchestra import run as run_module, runfolder
+    from orchestra.config import load_config
+
+    writes = []
+    real = runfolder.write_record
+    def counted(folder, record):
+        writes.append(record)
+        return real(folder, record)
+
+    monkeypatch.setattr(runfolder, "write_record", counted)
+    r = run_module.Run(load_config(None), workdir, "t", tmux=False)
+    try:
+        r._live_at = 0.0  # the last write long ago
+        before = len(writes)
+        for _ in range(16):  # eight agents, each exiting then done, at once
+            r.phase_changed()
+        assert len(writes) == before + 1  # the first at once; the others within LIVE_SOON held back
+        r.heartbeat()  # the loop's next tick writes what was held back
+        assert len(writes) == before + 2
+        r.heartbeat()
+        r.flush_live()  # nothing held back: nothing written
+        assert len(writes) == before + 2
+        r.phase_changed()
+        r.flush_live()  # the loop's end writes what was held back
+        assert len(writes) == before + 3 and all(w["status"] == "running" for w in writes)
+    finally:
+        r.signals.restore()
+        r.write_final({"run_id": r.id, "status": "completed"})

@@ -228,3 +228,90 @@ def test_a_merge_the_user_starts_while_the_agents_work_survives_the_run(tmp_path
     cleaned = orchestra("clean", rid, cwd=repo)
     assert cleaned.returncode == 0 and branches(repo) == [a, b], cleaned.stdout + cleaned.stderr
     assert git(repo, "rev-parse", "MERGE_HEAD") == git(repo, "rev-parse", "feature")
+
+
+# Branches from main's start, each a list of (path, text or None to delete): whether they merge one after
+# another without asking git (Repo.apart), and what git's own rehearsal says of them
+SHAPES = {
+    "apart": ([[("a.py", "a\n")], [("b.py", "b\n"), ("lib.py", "# lib, by b\n")], [("pkg/c.py", "c\n")]], True),
+    "same file": ([[("lib.py", "# lib, by a\n")], [("lib.py", "# lib, by b\n")]], False),
+    "a file where another has a folder": ([[("pkg", "a file\n")], [("pkg/c.py", "c\n")]], False),
+    "a deletion": ([[("lib.py", None)], [("b.py", "# lib\n")]], False),
+}
+
+
+@pytest.mark.parametrize("shape", list(SHAPES))
+def test_branches_that_change_different_files_are_reported_as_gits_rehearsal_reports_them(repo, shape, monkeypatch):
+    changes, apart = SHAPES[shape]
+    started = Repo(repo)
+    trees = []
+    for n, files in enumerate(changes):
+        branch = f"orchestra/r/{n}"
+        git(repo, "switch", "-q", "-c", branch, "main")
+        for path, text in files:
+            if text is None:
+                git(repo, "rm", "-q", path)
+                continue
+            (repo / path).parent.mkdir(parents=True, exist_ok=True)
+            (repo / path).write_text(text)
+            git(repo, "add", path)
+        git(repo, "commit", "-qm", f"branch {n}")
+        trees.append(worktree.Tree(str(n), f"secondary-{n}", branch, repo, repo))
+    git(repo, "switch", "-q", "main")
+    reports = [started.report(t, "completed", []) for t in trees]
+    assert all(r.merges_cleanly and r.commits == 1 for r in reports)  # (main has not moved: each alone is clean)
+    assert started.apart(reports) is apart
+    started.rehearse(reports)
+    monkeypatch.setattr(Repo, "apart", lambda self, reports: False)  # git's own rehearsal, merge by merge
+    by_git = [BranchReport(r.agent, r.branch, r.status, commits=r.commits, merges_cleanly=True) for r in reports]
+    started.rehearse(by_git)
+    assert [r.conflicts_with_earlier for r in reports] == [r.conflicts_with_earlier for r in by_git]
+    assert any(r.conflicts_with_earlier for r in by_git) is (shape != "apart" and shape != "a deletion")
+
+
+def test_a_branch_of_a_starting_branch_that_moved_is_checked_by_a_merge(repo):
+    started = Repo(repo)
+    git(repo, "switch", "-q", "-c", "orchestra/r/a")
+    commit(repo, "lib.py", "# lib, by a\n")
+    git(repo, "switch", "-q", "main")
+    commit(repo, "lib.py", "# lib, by you meanwhile\n")  # main moved on: a merge, not a fast-forward
+    report = started.report(worktree.Tree("a", "secondary-1", "orchestra/r/a", repo, repo), "completed", [])
+    assert (report.commits, report.merges_cleanly, report.conflicts) == (1, False, ["lib.py"])
+    assert started.apart([report]) is False
+
+
+def agent_work(tree: Path, shape: str) -> None:
+    """What an agent may leave in its worktree, one way each."""
+    (tree / "new.py").write_text("new\n")                      # untracked
+    (tree / "lib.py").write_text("# lib, changed\n")          # tracked, changed
+    (tree / "README.md").unlink()                             # tracked, deleted
+    (tree / "sub").mkdir()
+    (tree / "sub" / "deep.py").write_text("deep\n")           # untracked, in a folder
+    (tree / "staged.py").write_text("staged\n")
+    git(tree, "add", "staged.py")                             # staged new
+    (tree / "gone.py").write_text("gone\n")
+    git(tree, "add", "gone.py")
+    (tree / "gone.py").unlink()                               # staged new, then deleted: no change at all
+    if shape == "changed back":
+        git(tree, "add", "lib.py")
+        (tree / "lib.py").write_text("# lib\n")               # staged, then changed back as it was
+    if shape == "committed":
+        git(tree, "commit", "-qm", "the agent's own commit")
+
+
+@pytest.mark.parametrize("shape", ["uncommitted", "changed back", "committed"])
+@pytest.mark.parametrize("sub", ["", "sub"])
+def test_one_git_status_tells_what_changed_in_a_worktree_as_the_two_calls_do(repo, shape, sub):
+    from orchestra.summary import GitSnapshot
+
+    tree = repo.parent / "tree"
+    git(repo, "worktree", "add", "-q", "-b", "orchestra/r/a", str(tree), "main")
+    base = git(repo, "rev-parse", "HEAD")
+    agent_work(tree, shape)
+    where = tree / sub
+    one = GitSnapshot(where, base, {}, alone=True, top=tree).changed()
+    two = GitSnapshot(where, base, {}, alone=True).changed()
+    assert one == two and one  # (each shape: what git's diff and list of untracked files say)
+    from orchestra.summary import _status_since  # the one call answers, or leaves it to the two
+
+    assert (_status_since(tree, where, base) is not None) is (shape == "uncommitted")

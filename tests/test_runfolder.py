@@ -216,3 +216,60 @@ def test_run_ids_made_one_after_another_sort_in_the_order_they_were_made():
             pass
         ids.append(made)
     assert ids == sorted(ids) and all(runfolder.RUN_ID.fullmatch(i) for i in ids)
+
+
+def finished(workdir: Path, n: int, status: str = "completed") -> list[str]:
+    """n finished runs' records, written as a run writes them."""
+    ids = []
+    for i in range(n):
+        run_id = f"20990102-00000{i}-abcde{i}"
+        folder = workdir / ".orchestra" / "runs" / run_id
+        folder.mkdir(parents=True)
+        runfolder.write_record(folder, {"run_id": run_id, "status": status, "task": f"task {i}", "total_cost_usd": 0.5,
+                                        "duration_s": 3.0, "secondaries": [{"agent": "droid", "role": "secondary-1"}]})
+        ids.append(run_id)
+    return ids
+
+
+def test_runs_lists_a_finished_runs_kept_row_until_its_record_changes(workdir):
+    ids = finished(workdir, 3)
+    first = orchestra("runs", cwd=workdir)
+    kept = workdir / ".orchestra" / "rows.json"
+    assert first.returncode == 0 and all(i in first.stdout for i in ids) and kept.exists()
+    assert stat.S_IMODE(kept.stat().st_mode) == 0o600
+    assert runfolder.rows(workdir) == [runfolder.row_of(r) for r in runfolder.list_runs(workdir)]
+    assert orchestra("runs", cwd=workdir).stdout == first.stdout  # from the kept rows: the same table
+
+    # a follow-up turn rewrites the record (a new file renamed over it): read again
+    record = json.loads((workdir / ".orchestra" / "runs" / ids[0] / "run.json").read_text())
+    runfolder.write_record(workdir / ".orchestra" / "runs" / ids[0], {**record, "status": "over_budget"})
+    # a hand edit in place, the same size: its ctime says it changed
+    path = workdir / ".orchestra" / "runs" / ids[1] / "run.json"
+    text = path.read_text()
+    with open(path, "r+") as fh:
+        fh.write(text.replace("task 1", "TASK 1"))
+    listed = {row["run_id"]: row for row in runfolder.rows(workdir)}
+    assert listed[ids[0]]["status"] == "over_budget" and listed[ids[1]]["task"] == "TASK 1"
+    assert "over_budget" in orchestra("runs", cwd=workdir).stdout
+
+
+def test_a_run_under_way_is_read_at_every_listing_and_shown_lost_once_its_process_is_gone(workdir):
+    done = subprocess.Popen([sys.executable, "-c", "pass"])
+    done.wait()
+    alive = finished(workdir, 2, status="running")
+    for run_id, pid in zip(alive, [os.getpid(), done.pid]):
+        folder = workdir / ".orchestra" / "runs" / run_id
+        runfolder.write_record(folder, {**json.loads((folder / "run.json").read_text()), "pid": pid})
+    assert [r["status"] for r in runfolder.rows(workdir)] == ["running", "lost"]
+    assert [r["status"] for r in runfolder.rows(workdir)] == ["running", "lost"]
+    assert not (workdir / ".orchestra" / "rows.json").exists()  # nothing kept of them
+
+
+def test_a_damaged_rows_file_is_read_past_and_made_again(workdir):
+    ids = finished(workdir, 2)
+    kept = workdir / ".orchestra" / "rows.json"
+    for damage in ["not json", "[1, 2]", '{"version": 1, "rows": {"%s": [1]}}' % ids[0],
+                   '{"version": 1, "rows": {"%s": ["x", "y"]}}' % ids[0]]:
+        kept.write_text(damage)
+        assert [r["run_id"] for r in runfolder.rows(workdir)] == ids
+    assert json.loads(kept.read_text())["version"] == runfolder.ROWS_VERSION

@@ -110,8 +110,9 @@ def test_a_repository_at_the_home_or_temp_directory_never_gathers_other_folders_
     (home / ".git").mkdir(parents=True)  # dotfiles in git
     project = home / "code" / "project"
     project.mkdir(parents=True)
-    monkeypatch.setattr(runfolder, "_NOT_A_HOME", {home.resolve(), runfolder.Path("/")})
+    found = runfolder._not_homes  # (what home() leaves out, here and in the temp directory)
+    monkeypatch.setattr(runfolder, "_not_homes", lambda: frozenset({home.resolve(), runfolder.Path("/")}))
     assert runfolder.home(project) == project.resolve()
     (home / "code" / ".git").mkdir()
     assert runfolder.home(project) == (home / "code").resolve()
-    assert runfolder.Path(tempfile.gettempdir()).resolve() in runfolder._not_homes()
+    assert runfolder.Path(tempfile.gettempdir()).resolve() in found()
