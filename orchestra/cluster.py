@@ -1,0 +1,642 @@
+"""Secondaries on a Ray cluster (`orchestra delegate --cluster ADDRESS`): the one module that imports ray,
+and only when a run asks for a cluster, so the CLI starts as fast without it.
+
+    connect     ray.init on the address (`auto`: $RAY_ADDRESS), its node-death detection said up front
+    survey      one small task pinned to each alive node: the agents' programs and the names of their key
+                variables there (never their values), and what a dead task of an earlier run left (ended)
+    Remote      one secondary: a streaming Ray task (max_retries=0, spread across the nodes) whose chunks
+                (cast bytes, the live record's agent) are written into the user's run folder as they come,
+                and whose last chunk is its summary, its node and a `base..branch` bundle of its work
+    secondary   the node's side: clone the run's base bundle into local scratch, run an ordinary
+                `orchestra run --json` of the same profile there, stream, commit what is left, bundle back
+
+Git travels as bundles through Ray's object store (the base once, ray.put, shared by every task); the
+coordinator fetches each branch bundle into the branch a local secondary would get, so the merge report
+and --merge read them unchanged. Credentials never travel: a task is told the names of the variables its
+profile needs and reads them from its node's environment.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Optional
+
+from . import agents
+from .errors import OrchestraError
+from .procs import end_processes, marked_pids, process_alive, process_started
+from .summary import AgentSummary
+from .worktree import IDENTITY, commit_all, git
+
+INSTALL_HINT = "--cluster needs Ray: pip install 'orchestra[ray]' (on this machine and on every node)"
+# Every process a node's secondary starts carries this mark (<run id>.<slot>): what a later task on the node
+# ends when the task that started them is gone (its node's raylet died, or the coordinator vanished).
+CLUSTER_MARK = "ORCHESTRA_CLUSTER"
+SCRATCH = "orchestra-cluster"  # under the node's temp directory: one folder per secondary under way
+STREAM_EVERY = 0.25  # seconds between two looks at the remote run's record and transcript
+NODE_WATCH_EVERY = 1.0  # seconds between two looks at whether the nodes under work are alive
+STOP_GRACE = 15.0  # seconds a cancelled task gets to end its agent (SIGINT to its `orchestra run`), then SIGKILL
+BASE_REF = "refs/orchestra/base"  # the ref the base bundle carries
+# What the test cluster and the README's `ray start --system-config` set: a node that stops answering is
+# dead after ~3 s (Ray's defaults wait 30 s for a crash, minutes for a cut-off node).
+FAST_DETECTION = {"health_check_initial_delay_ms": 1000, "health_check_period_ms": 1000,
+                  "health_check_timeout_ms": 1000, "health_check_failure_threshold": 3}
+
+
+def _ray():
+    try:
+        import ray
+    except ImportError:
+        raise OrchestraError(INSTALL_HINT) from None
+    return ray
+
+
+# -- the coordinator's side ---------------------------------------------------------------------------------------
+
+@dataclass
+class Resources:
+    """What each secondary asks of its node (--cluster-resources 'cpu=1,memory=2G,gpu_box=1')."""
+
+    cpus: float = 1.0
+    memory: Optional[int] = None  # bytes
+    custom: dict = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, text: Optional[str]) -> "Resources":
+        found = cls()
+        for part in (text or "").split(","):
+            if not part.strip():
+                continue
+            name, eq, value = part.partition("=")
+            name, value = name.strip().lower(), value.strip()
+            try:
+                if not eq:
+                    raise ValueError
+                if name in ("cpu", "cpus"):
+                    found.cpus = float(value)
+                elif name in ("memory", "mem"):
+                    found.memory = _size(value)
+                else:
+                    found.custom[name] = float(value)
+            except ValueError:
+                raise OrchestraError(f"--cluster-resources: {part.strip()!r} is not NAME=NUMBER (like cpu=2, "
+                                     "memory=4G, or a custom resource of your nodes, gpu_box=1)") from None
+            if found.cpus < 0 or (found.memory or 0) < 0 or any(v < 0 for v in found.custom.values()):
+                raise OrchestraError(f"--cluster-resources: {part.strip()!r} is negative")
+        return found
+
+    def options(self) -> dict:
+        opts: dict = {"num_cpus": self.cpus}
+        if self.memory:
+            opts["memory"] = self.memory
+        if self.custom:
+            opts["resources"] = dict(self.custom)
+        return opts
+
+
+def _size(text: str) -> int:
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?", text.strip().lower())
+    if not m:
+        raise ValueError(text)
+    return int(float(m.group(1)) * 1024 ** " kmgt".index(m.group(2) or " "))
+
+
+def address_of(given: str) -> str:
+    """The Ray address a run connects to: `auto` reads $RAY_ADDRESS."""
+    if given == "auto":
+        address = os.environ.get("RAY_ADDRESS", "").strip()
+        if not address:
+            raise OrchestraError("--cluster auto: RAY_ADDRESS is not set (export RAY_ADDRESS=HEAD:6379, or give "
+                                 "--cluster HEAD:6379)")
+        return address
+    return given
+
+
+def connect(address: str):
+    """ray.init on the cluster, once per process; said clearly when it cannot be reached."""
+    ray = _ray()
+    if ray.is_initialized():
+        return ray
+    try:
+        ray.init(address=address_of(address), log_to_driver=False, logging_level="ERROR",
+                 configure_logging=True, include_dashboard=False)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        raise OrchestraError(f"cannot reach the Ray cluster at {address}: {exc}") from None
+    # Ray prints a dead raylet's last log lines on stdout from a thread of its own: stdout is --json's
+    _quiet(ray)
+    return ray
+
+
+def _quiet(ray) -> None:
+    worker = getattr(getattr(ray, "_private", None), "worker", None)
+    if worker is not None and hasattr(worker, "_worker_logs_enabled"):
+        worker._worker_logs_enabled = False
+
+
+def alive_nodes(ray) -> list[dict]:
+    return [n for n in ray.nodes() if n.get("Alive")]
+
+
+def survey(ray, needs: dict[str, dict]) -> list[dict]:
+    """Each alive node's answer to `needs` (profile name -> {"programs": [...], "vars": [...]}), from a task
+    pinned to it; what a dead task left there is ended on the way. Raises OrchestraError naming the first
+    node that lacks a program or a variable."""
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    nodes = alive_nodes(ray)
+    if not nodes:
+        raise OrchestraError("the Ray cluster has no alive node")
+    task = ray.remote(_look)
+    refs = [task.options(num_cpus=0, max_retries=0, scheduling_strategy=NodeAffinitySchedulingStrategy(
+        n["NodeID"], soft=False)).remote(needs) for n in nodes]
+    answers = ray.get(refs)
+    for answer in answers:
+        for name, lacks in sorted(answer["lacks"].items()):
+            what = "; ".join([f"{p} is not installed" for p in lacks["programs"]] +
+                             [f"{v} is not set" for v in lacks["vars"]])
+            raise OrchestraError(f"agent '{name}' cannot run on node {answer['ip']} ({answer['node'][:12]}): {what} "
+                                 "there (keys are provisioned on the nodes: set it in the environment the node's "
+                                 "`ray start` runs in; orchestra never sends a key)")
+    return answers
+
+
+def doctor_nodes(address: str, config: Optional[Path]) -> list[dict]:
+    """`orchestra doctor` on every alive node (a task pinned to each), its output as the node printed it."""
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    from .redact import Redactor, secrets_from_env
+
+    ray = connect(address)
+    text = shareable_config(config, Redactor(secrets_from_env(os.environ)).text) if config else None
+    task = ray.remote(doctor_here)
+    refs = [task.options(num_cpus=0, max_retries=0, scheduling_strategy=NodeAffinitySchedulingStrategy(
+        n["NodeID"], soft=False)).remote(text) for n in alive_nodes(ray)]
+    return sorted(ray.get(refs), key=lambda n: n["ip"] + n["id"])
+
+
+def base_bundle(repo_root: Path, base_commit: str, run_id: str) -> bytes:
+    """A bundle of the run's base commit (all its history), read into memory for the object store."""
+    ref = f"refs/orchestra/{run_id}/base"
+    scratch = Path(tempfile.mkdtemp(prefix="orchestra-bundle-"))
+    try:
+        made = git(repo_root, "update-ref", ref, base_commit)
+        if made.returncode != 0:
+            raise OrchestraError(f"git could not mark the base commit for the cluster: {made.stderr.strip()}")
+        done = git(repo_root, "bundle", "create", "-q", str(scratch / "base.bundle"), ref)
+        if done.returncode != 0:
+            raise OrchestraError(f"git could not bundle the base commit for the cluster: {done.stderr.strip()}")
+        return (scratch / "base.bundle").read_bytes()
+    finally:
+        git(repo_root, "update-ref", "-d", ref)
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def fetch_branch(repo_root: Path, data: bytes, branch: str) -> Optional[str]:
+    """The returned bundle's branch as `branch` in the user's repository; what went wrong, if anything."""
+    fd, path = tempfile.mkstemp(prefix="orchestra-branch-", suffix=".bundle")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        done = git(repo_root, "fetch", "-q", path, f"+refs/heads/{branch}:refs/heads/{branch}")
+        return None if done.returncode == 0 else f"git could not fetch the branch back: {done.stderr.strip()}"
+    finally:
+        os.unlink(path)
+
+
+@dataclass
+class Spec:
+    """What a node is told to run: everything but the base bundle, which travels once by reference."""
+
+    run_id: str
+    slot: str  # the window a local secondary would have: secondary-1...
+    agent: str
+    brief: str
+    branch: str
+    base_commit: str
+    subdir: str  # where in the repository the run's workdir is
+    config_text: Optional[str]  # the --config file, its secret values taken out
+    vars: list  # the names of the variables the profile needs (never their values)
+    ignore: list  # what is not the agent's work (tree_ignores)
+    run_args: list  # more `orchestra run` options: checks, budget
+
+
+class Remote:
+    """One secondary on the cluster, as the coordinator sees it: its live agent, its transcript as it comes,
+    its summary once it ends. Run.live() lists it among the run's agents (live())."""
+
+    def __init__(self, ray, spec: Spec, gen, cast_path: Path, home: Path):
+        self.ray, self.spec, self.gen = ray, spec, gen
+        self.cast_path, self.home = cast_path, home
+        self.cast = open(os.open(cast_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab")
+        self.node: Optional[dict] = None
+        self.agent: dict = {}  # the remote run's live agent, as it last came
+        self.final: Optional[dict] = None  # the last chunk: summary, bundle, node
+        self.failed: Optional[tuple[str, str, str]] = None  # (status, signal, reason) when it ended otherwise
+        self.started = time.monotonic()
+        self.started_wall = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+        self.ended_at: Optional[float] = None
+
+    @property
+    def active(self) -> bool:
+        return self.final is None and self.failed is None
+
+    def take(self, chunk: dict) -> None:
+        if chunk.get("cast"):
+            self.cast.write(chunk["cast"])
+            self.cast.flush()
+        if chunk.get("node"):
+            self.node = chunk["node"]
+        if chunk.get("agent"):
+            self.agent = chunk["agent"]
+        if chunk.get("final"):
+            self.final = chunk
+            self._end()
+
+    def fail(self, status: str, signal_name: str, reason: str) -> None:
+        if self.active:
+            self.failed = (status, signal_name, reason)
+            self._end()
+
+    def _end(self) -> None:
+        self.ended_at = time.monotonic()
+        try:
+            self.cast.close()
+        except OSError:
+            pass
+
+    def live(self) -> dict:
+        a = self.agent
+        status = "running" if self.active else (self.final or {}).get("summary", {}).get("status") or \
+            (self.failed[0] if self.failed else "done")
+        return {
+            "agent": self.spec.agent, "role": self.spec.slot, "status": status,
+            "phase": a.get("phase") or ("starting" if self.active else "done"), "latest": a.get("latest") or "",
+            "cost_usd": a.get("cost_usd"), "cost_source": a.get("cost_source") or "unknown",
+            "tokens": a.get("tokens") or {"input": None, "output": None},
+            "duration_s": round((self.ended_at or time.monotonic()) - self.started, 3),
+            "started_at": a.get("started_at") or self.started_wall,
+            "transcript": os.path.relpath(self.cast_path, self.home), "tmux_target": None,
+            "files_modified": [], "errors": [], "budget": a.get("budget"), "node": self.node,
+            "branch": self.spec.branch,
+        }
+
+    def summary(self) -> AgentSummary:
+        """Its summary: the node's `orchestra run --json`, or, for one that never got there, what is known."""
+        known = {f for f in AgentSummary.__dataclass_fields__}
+        if self.final is not None and isinstance(self.final.get("summary"), dict):
+            data = {k: v for k, v in self.final["summary"].items() if k in known}
+        else:
+            status, signal_name, reason = self.failed or ("crashed", "node_died", "its task ended without a result")
+            a = self.agent
+            data = {"agent": self.spec.agent, "status": status, "reason": reason,
+                    "ended_by": {"signal": signal_name, "pattern": None, "line": None, "decided_ms": None},
+                    "cost_usd": a.get("cost_usd"), "cost_source": a.get("cost_source") or "unknown",
+                    "tokens": a.get("tokens") or {"input": None, "output": None},
+                    "duration_s": round((self.ended_at or time.monotonic()) - self.started, 3),
+                    "started_at": a.get("started_at") or self.started_wall,
+                    "last_lines": [a["latest"]] if a.get("latest") else []}
+        data.update(role=self.spec.slot, transcript=os.path.relpath(self.cast_path, self.home), tmux_target=None,
+                    node=self.node)
+        summary = AgentSummary(**data)
+        if self.final is not None and self.final.get("problem"):
+            summary.errors.append(self.final["problem"])
+        return summary
+
+    def cancel(self) -> None:
+        if self.active:
+            try:
+                self.ray.cancel(self.gen)  # KeyboardInterrupt in the task: it ends its agent, then itself
+            except Exception:
+                pass
+
+
+class Fleet:
+    """The secondaries of one run on the cluster: started, followed, stopped."""
+
+    def __init__(self, address: str, resources: Resources):
+        self.ray = connect(address)
+        self.resources = resources
+        self.remotes: list[Remote] = []
+        self.base_ref = None
+
+    def check(self, needs: dict[str, dict]) -> list[dict]:
+        return survey(self.ray, needs)
+
+    def put_base(self, data: bytes) -> None:
+        self.base_ref = self.ray.put(data)  # once: every task of the run reads the same object
+
+    def start(self, spec: Spec, cast_path: Path, home: Path) -> Remote:
+        task = self.ray.remote(secondary)
+        gen = task.options(max_retries=0, retry_exceptions=False, scheduling_strategy="SPREAD",
+                           **self.resources.options()).remote(spec, self.base_ref)
+        remote = Remote(self.ray, spec, gen, cast_path, home)
+        self.remotes.append(remote)
+        return remote
+
+    def follow(self, tick: Callable[[], None] = lambda: None, every: float = 0.25) -> None:
+        """Take every chunk as it comes until each secondary has ended; a node that dies ends its
+        secondary at once (crashed, node_died), the others go on."""
+        ray = self.ray
+        watch_at = time.monotonic() + NODE_WATCH_EVERY
+        while any(r.active for r in self.remotes):
+            running = {id(r.gen): r for r in self.remotes if r.active}
+            ready, _ = ray.wait([r.gen for r in running.values()], num_returns=1, timeout=every)
+            for gen in ready:
+                self._next(running[id(gen)])
+            if time.monotonic() >= watch_at:
+                self._watch_nodes()
+                watch_at = time.monotonic() + NODE_WATCH_EVERY
+            tick()
+
+    def _next(self, remote: Remote) -> None:
+        ray = self.ray
+        try:
+            ref = next(remote.gen)
+            remote.take(ray.get(ref))
+        except StopIteration:
+            remote.fail("crashed", "exit", "its task ended without a result")
+        except ray.exceptions.TaskCancelledError:
+            remote.fail("interrupted", "interrupted", "cancelled")
+        except (ray.exceptions.NodeDiedError, ray.exceptions.WorkerCrashedError,
+                ray.exceptions.ObjectLostError, ray.exceptions.OwnerDiedError) as exc:
+            remote.fail("crashed", "node_died", self._died(remote, exc))
+        except ray.exceptions.RayError as exc:
+            remote.fail("crashed", "exit", f"its task failed on the cluster: {str(exc).splitlines()[0][:300]}")
+
+    def _died(self, remote: Remote, exc: Exception) -> str:
+        where = f"node {remote.node['ip']} ({remote.node['id'][:12]})" if remote.node else "its node"
+        return f"{where} died or was cut off from the cluster ({type(exc).__name__}); its work there is lost"
+
+    def _watch_nodes(self) -> None:
+        """A node the cluster has marked dead ends its secondaries now, before Ray fails their tasks."""
+        try:
+            dead = {n["NodeID"] for n in self.ray.nodes() if not n.get("Alive")}
+        except Exception:
+            return
+        for r in self.remotes:
+            if r.active and r.node and r.node["id"] in dead:
+                r.cancel()
+                r.fail("crashed", "node_died", self._died(r, RuntimeError("marked dead by the cluster")))
+
+    def stop(self, status: str, reason: str) -> None:
+        """End every secondary still under way: their tasks end their agents (SIGINT, then SIGKILL after
+        STOP_GRACE); returns once each task has ended or STOP_GRACE + 5 s have passed."""
+        for r in self.remotes:
+            r.cancel()
+        deadline = time.monotonic() + STOP_GRACE + 5
+        while any(r.active for r in self.remotes) and time.monotonic() < deadline:
+            running = {id(r.gen): r for r in self.remotes if r.active}
+            ready, _ = self.ray.wait([r.gen for r in running.values()], num_returns=1, timeout=0.5)
+            for gen in ready:
+                self._next(running[id(gen)])
+        for r in self.remotes:
+            r.fail(status, "interrupted", reason)
+
+    def fetch(self, remote: Remote, repo_root: Path) -> Optional[str]:
+        data = (remote.final or {}).get("bundle")
+        if not data:
+            return None
+        return fetch_branch(repo_root, data, remote.spec.branch)
+
+
+def needs_of(profile) -> dict:
+    """What a profile needs on a node: its programs, and the names of its key variables."""
+    return {"programs": list(agents.programs(profile)), "vars": [profile.api_key_env] if profile.api_key_env else []}
+
+
+def shareable_config(path: Optional[Path], mask: Callable[[str], str]) -> Optional[str]:
+    """The --config file's text for the nodes, every secret value in it (a key in a profile's `env:`)
+    masked: keys are provisioned on the nodes."""
+    if path is None:
+        return None
+    try:
+        return mask(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise OrchestraError(f"{path}: cannot read the config for the cluster's nodes: {exc.strerror or exc}") from None
+
+
+# -- a node's side ------------------------------------------------------------------------------------------------
+
+def scratch_root() -> Path:
+    return Path(tempfile.gettempdir()) / SCRATCH
+
+
+def sweep() -> list[str]:
+    """End what the dead tasks of earlier runs left on this node (found by their mark), remove their scratch."""
+    ended: list[str] = []
+    root = scratch_root()
+    try:
+        folders = list(root.iterdir())
+    except OSError:
+        return ended
+    for folder in folders:
+        try:
+            owner = json.loads((folder / "owner").read_text())
+        except (OSError, ValueError):
+            owner = {}
+        if owner and process_alive(owner.get("pid"), owner.get("started")):
+            continue
+        if not owner and time.time() - _mtime(folder) < 60:
+            continue  # being made now
+        ended += end_processes(marked_pids(CLUSTER_MARK, folder.name))
+        shutil.rmtree(folder, ignore_errors=True)
+    return ended
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def _here() -> dict:
+    import ray
+
+    return {"id": ray.get_runtime_context().get_node_id(), "ip": ray.util.get_node_ip_address()}
+
+
+def _look(needs: dict) -> dict:
+    """On one node: which programs and variables each profile lacks here (names only), after a sweep."""
+    ended = sweep()
+    lacks = {}
+    for name, need in needs.items():
+        programs = [p for p in need["programs"] if not agents.which(p)]
+        missing = [v for v in need["vars"] if not os.environ.get(v)]
+        if programs or missing:
+            lacks[name] = {"programs": programs, "vars": missing}
+    here = _here()
+    return {"node": here["id"], "ip": here["ip"], "lacks": lacks, "ended": ended}
+
+
+def doctor_here(config_text: Optional[str]) -> dict:
+    """On one node: `orchestra doctor` there, as its own process would print it."""
+    here = _here()
+    ended = sweep()
+    with tempfile.TemporaryDirectory(prefix="orchestra-doctor-") as folder:
+        argv = [sys.executable, "-m", "orchestra", "doctor"]
+        if config_text is not None:
+            (Path(folder) / "config.yaml").write_text(config_text)
+            argv += ["--config", str(Path(folder) / "config.yaml")]
+        done = subprocess.run(argv, capture_output=True, text=True, cwd=folder, timeout=120)
+    return {**here, "exit_code": done.returncode, "output": done.stdout + done.stderr, "ended": ended}
+
+
+def secondary(spec: Spec, base: bytes):
+    """The task (a generator: each yield a chunk the coordinator writes into the user's run folder)."""
+    here = _here()
+    sweep()
+    folder = scratch_root() / f"{spec.run_id}.{spec.slot}"
+    child: Optional[subprocess.Popen] = None
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "owner").write_text(json.dumps({"pid": os.getpid(), "started": process_started(os.getpid())}))
+        yield {"node": here}
+        missing = [v for v in spec.vars if not os.environ.get(v)]
+        if missing:
+            yield _final(here, spec, "failed", f"{', '.join(missing)} not set on node {here['ip']} (keys are provisioned "
+                         "on the nodes)")
+            return
+        repo = folder / "repo"
+        problem = _clone(folder, repo, base, spec)
+        if problem:
+            yield _final(here, spec, "failed", problem)
+            return
+        workdir = repo / spec.subdir
+        workdir.mkdir(parents=True, exist_ok=True)
+        argv = [sys.executable, "-m", "orchestra", "run", "--agent", spec.agent, "--task", spec.brief,
+                "--workdir", str(workdir), "--no-tmux", "--json", *spec.run_args]
+        if spec.config_text is not None:
+            (folder / "config.yaml").write_text(spec.config_text)
+            argv += ["--config", str(folder / "config.yaml")]
+        out = open(folder / "out.json", "wb")
+        child = subprocess.Popen(argv, cwd=workdir, stdin=subprocess.DEVNULL, stdout=out,
+                                 stderr=open(folder / "err.txt", "wb"), start_new_session=True,
+                                 env={**os.environ, CLUSTER_MARK: folder.name})
+        out.close()
+        reader = _Follow(repo)
+        try:
+            while child.poll() is None:
+                chunk = reader.chunk()
+                if chunk:
+                    yield chunk
+                time.sleep(STREAM_EVERY)
+        except KeyboardInterrupt:  # ray.cancel: end the agent as Ctrl-C would, and go
+            _stop(child, folder.name)
+            raise
+        chunk = reader.chunk()
+        if chunk:
+            yield chunk
+        yield _result(here, folder, repo, spec)
+    finally:
+        if child is not None and child.poll() is None:
+            _stop(child, folder.name)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _stop(child: subprocess.Popen, mark: str) -> None:
+    """SIGINT to the node's `orchestra run` (it ends its agent, as Ctrl-C would), SIGKILL after STOP_GRACE;
+    then whatever still carries the secondary's mark."""
+    try:
+        os.killpg(child.pid, signal.SIGINT)
+        child.wait(STOP_GRACE)
+    except subprocess.TimeoutExpired:
+        os.killpg(child.pid, signal.SIGKILL)
+        child.wait()
+    except ProcessLookupError:
+        pass
+    end_processes(marked_pids(CLUSTER_MARK, mark))
+
+
+def _clone(folder: Path, repo: Path, base: bytes, spec: Spec) -> Optional[str]:
+    (folder / "base.bundle").write_bytes(base)
+    for args in (("init", "-q", str(repo)),):
+        done = git(folder, *args)
+        if done.returncode != 0:
+            return f"git init failed on the node: {done.stderr.strip()}"
+    ref = f"refs/orchestra/{spec.run_id}/base"
+    for args in (("fetch", "-q", str(folder / "base.bundle"), f"{ref}:{BASE_REF}"),
+                 ("checkout", "-q", "-b", spec.branch, spec.base_commit)):
+        done = git(repo, *args)
+        if done.returncode != 0:
+            return f"git {args[0]} of the base bundle failed on the node: {done.stderr.strip()}"
+    (folder / "base.bundle").unlink()
+    return None
+
+
+class _Follow:
+    """The node's `orchestra run`: what its transcript and live record say that was not sent yet."""
+
+    def __init__(self, repo: Path):
+        self.runs = repo / ".orchestra" / "runs"
+        self.sent = 0
+        self.agent: Optional[dict] = None
+
+    def chunk(self) -> Optional[dict]:
+        folders = list(self.runs.glob("*/run.json")) if self.runs.is_dir() else []
+        if not folders:
+            return None
+        run_dir = folders[0].parent
+        chunk: dict = {}
+        casts = list(run_dir.glob("*.cast"))
+        if casts:
+            with open(casts[0], "rb") as fh:
+                fh.seek(self.sent)
+                data = fh.read()
+            cut = data.rfind(b"\n") + 1  # whole lines only: the coordinator's copy is valid at every moment
+            if cut:
+                chunk["cast"] = data[:cut]
+                self.sent += cut
+        try:
+            record = json.loads(folders[0].read_text())
+            agent = (record.get("secondaries") or [None])[0]
+        except (OSError, ValueError):
+            agent = None
+        if isinstance(agent, dict) and agent != self.agent:
+            self.agent = chunk["agent"] = agent
+        return chunk or None
+
+
+def _final(here: dict, spec: Spec, status: str, reason: str) -> dict:
+    return {"final": True, "node": here, "bundle": None,
+            "summary": {"status": status, "reason": reason, "agent": spec.agent,
+                        "ended_by": {"signal": "exit", "pattern": None, "line": None, "decided_ms": None}}}
+
+
+def _result(here: dict, folder: Path, repo: Path, spec: Spec) -> dict:
+    try:
+        summary = json.loads((folder / "out.json").read_text())
+    except (OSError, ValueError):
+        err = (folder / "err.txt").read_text(errors="replace").strip().splitlines()
+        summary = None
+        final = _final(here, spec, "failed", f"orchestra run failed on node {here['ip']}: "
+                                       f"{err[-1] if err else 'no output'}")
+    if summary is not None:
+        summary.pop("run_id", None)
+        summary.pop("merges", None)
+        summary["agent"] = spec.agent
+        final = {"final": True, "node": here, "summary": summary, "bundle": None}
+    message = f"orchestra: {spec.agent} ({final['summary']['status']}): {' '.join(spec.brief.split())[:72]}" \
+              f"\n\nrun {spec.run_id}"
+    identity = [] if git(repo, "config", "user.email").stdout.strip() else IDENTITY
+    _, problem = commit_all(repo, spec.base_commit, spec.ignore, message, identity)
+    if problem:
+        final["problem"] = problem
+    count = git(repo, "rev-list", "--count", f"{spec.base_commit}..{spec.branch}")
+    if count.returncode == 0 and int(count.stdout.strip() or 0):
+        bundle = folder / "back.bundle"
+        done = git(repo, "bundle", "create", "-q", str(bundle), f"{spec.base_commit}..{spec.branch}")
+        if done.returncode == 0:
+            final["bundle"] = bundle.read_bytes()
+        else:
+            final["problem"] = f"git could not bundle the branch on the node: {done.stderr.strip()}"
+    return final
