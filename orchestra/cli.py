@@ -98,11 +98,11 @@ def check_options(command):
 
 def _need_ray() -> None:
     """--cluster without Ray installed: said in one line, before anything starts (exit 2)."""
-    import importlib.util
-
     from .cluster import INSTALL_HINT
-    if importlib.util.find_spec("ray") is None:
-        raise OrchestraError(INSTALL_HINT)
+    try:
+        import ray  # noqa: F401  (the run imports it anyway: cluster.py)
+    except ImportError:
+        raise OrchestraError(INSTALL_HINT) from None
 
 
 def _check_plan(checks, check_timeout, fix_rounds):

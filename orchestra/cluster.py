@@ -414,14 +414,22 @@ def needs_of(profile) -> dict:
 
 
 def shareable_config(path: Optional[Path], mask: Callable[[str], str]) -> Optional[str]:
-    """The --config file's text for the nodes, every secret value in it (a key in a profile's `env:`)
-    masked: keys are provisioned on the nodes."""
+    """The --config file's text for the nodes, without a secret: a profile's `env:` variable whose value is
+    one (a key) is left out, so the node's own is used (keys are provisioned on the nodes), and anything
+    else that holds one is masked."""
     if path is None:
         return None
+    import yaml
+
     try:
-        return mask(Path(path).read_text(encoding="utf-8"))
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
         raise OrchestraError(f"{path}: cannot read the config for the cluster's nodes: {exc.strerror or exc}") from None
+    for body in ((data or {}).get("agents") or {}).values():
+        env = body.get("env") if isinstance(body, dict) else None
+        if isinstance(env, dict):
+            body["env"] = {k: v for k, v in env.items() if not isinstance(v, str) or mask(v) == v}
+    return mask(yaml.safe_dump(data, allow_unicode=True, sort_keys=False))
 
 
 # -- a node's side ------------------------------------------------------------------------------------------------
