@@ -274,15 +274,17 @@ class Remote:
             pass
 
     def live(self) -> dict:
+        """Its agent in the live record: as the node last said, or once ended its summary."""
         a = self.agent
-        status = "running" if self.active else (self.final or {}).get("summary", {}).get("status") or \
-            (self.failed[0] if self.failed else "done")
+        latest = a.get("latest") or (a.get("last_lines") or [""])[-1]
+        if not self.active:
+            return {**self.summary().to_dict(), "phase": "done", "latest": latest}
         return {
-            "agent": self.spec.agent, "role": self.spec.slot, "status": status,
-            "phase": a.get("phase") or ("starting" if self.active else "done"), "latest": a.get("latest") or "",
+            "agent": self.spec.agent, "role": self.spec.slot, "status": "running",
+            "phase": a.get("phase") or "starting", "latest": latest,
             "cost_usd": a.get("cost_usd"), "cost_source": a.get("cost_source") or "unknown",
             "tokens": a.get("tokens") or {"input": None, "output": None},
-            "duration_s": round((self.ended_at or time.monotonic()) - self.started, 3),
+            "duration_s": round(time.monotonic() - self.started, 3),
             "started_at": a.get("started_at") or self.started_wall,
             "transcript": os.path.relpath(self.cast_path, self.home), "tmux_target": None,
             "files_modified": [], "errors": [], "budget": a.get("budget"), "node": self.node,
@@ -349,7 +351,7 @@ class Fleet:
         watch_at = time.monotonic() + NODE_WATCH_EVERY
         while any(r.active for r in self.remotes):
             running = {id(r.gen): r for r in self.remotes if r.active}
-            ready, _ = ray.wait([r.gen for r in running.values()], num_returns=1, timeout=every)
+            ready = self._wait([r.gen for r in running.values()], every)
             for gen in ready:
                 self._next(running[id(gen)])
             if time.monotonic() >= watch_at:
@@ -357,11 +359,15 @@ class Fleet:
                 watch_at = time.monotonic() + NODE_WATCH_EVERY
             tick()
 
+    def _wait(self, gens: list, timeout: float) -> list:
+        """ray.wait for the next chunk of any."""
+        return _signalled(lambda: self.ray.wait(gens, num_returns=1, timeout=timeout)[0])
+
     def _next(self, remote: Remote) -> None:
         ray = self.ray
         try:
-            ref = next(remote.gen)
-            remote.take(ray.get(ref))
+            ref = _signalled(lambda: next(remote.gen))
+            remote.take(_signalled(lambda: ray.get(ref)))
         except StopIteration:
             remote.fail("crashed", "exit", "its task ended without a result")
         except ray.exceptions.TaskCancelledError:
@@ -395,7 +401,7 @@ class Fleet:
         deadline = time.monotonic() + STOP_GRACE + 5
         while any(r.active for r in self.remotes) and time.monotonic() < deadline:
             running = {id(r.gen): r for r in self.remotes if r.active}
-            ready, _ = self.ray.wait([r.gen for r in running.values()], num_returns=1, timeout=0.5)
+            ready = self._wait([r.gen for r in running.values()], 0.5)
             for gen in ready:
                 self._next(running[id(gen)])
         for r in self.remotes:
@@ -406,6 +412,18 @@ class Fleet:
         if not data:
             return None
         return fetch_branch(repo_root, data, remote.spec.branch)
+
+
+def _signalled(call: Callable):
+    """call(), a blocking Ray call. Ray looks at signals while it blocks: the StopSignals handler (run.py)
+    raising Interrupted there comes out as a SystemError around it, and is raised here as itself."""
+    try:
+        return call()
+    except SystemError as exc:
+        cause = exc.__cause__ or exc.__context__
+        if cause is not None and not isinstance(cause, Exception):  # Interrupted (a BaseException)
+            raise cause from None
+        raise
 
 
 def needs_of(profile) -> dict:

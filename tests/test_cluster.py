@@ -134,13 +134,13 @@ def live(repo) -> dict:
         return {}
 
 
-def wait_for(predicate, timeout: float = 60):
+def wait_for(predicate, timeout: float = 60, seen=lambda: ""):
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
         if value:
             return value
-        assert time.monotonic() < deadline, "timed out"
+        assert time.monotonic() < deadline, f"timed out; {seen()}"
         time.sleep(0.05)
 
 
@@ -255,10 +255,13 @@ def test_a_node_removed_mid_run_ends_its_secondary_as_node_died_while_the_other_
     proc = start(cluster, repo, cfg, "--to", "stuck", "--to", "other", "--task", "t",
                  "--cluster-resources", "cpu=0.5,worker=1")
     try:
-        record = wait_for(lambda: working(repo, 2))
+        record = wait_for(lambda: working(repo, 2), seen=lambda: live(repo))
         STARTED.append(record["run_id"])
         stuck = record["secondaries"][0]
         owner = json.loads((scratch() / f"{record['run_id']}.secondary-1" / "owner").read_text())["pid"]
+        # the node's machine vanishes: its task's worker gets no chance to end what it started (SIGKILL),
+        # then its raylet dies
+        os.kill(owner, signal.SIGKILL)
         cluster.replace(cluster.node_of(stuck["node"]["id"]))
         with open(gate, "w"):  # the other goes on once its node's stuck neighbour is gone
             pass
@@ -275,9 +278,6 @@ def test_a_node_removed_mid_run_ends_its_secondary_as_node_died_while_the_other_
     assert run["status"] == "partial" and "stuck (secondary-1) crashed" in run["reason"]
     assert proc.returncode != 0
     # the dead node's agent went on (its task's worker is gone): the next use of a node ends it by its mark
-    from orchestra.procs import exit_within
-
-    assert exit_within(owner, 30)
     assert left_on_nodes(run["run_id"])
     doctor = orchestra("cluster", "doctor", "--cluster", cluster.address, "--config", str(cfg), "--json", cwd=repo,
                        timeout=120)
@@ -295,7 +295,7 @@ def test_cancel_ends_the_remote_agents(tmp_path, repo, cluster):
     assert started.returncode == 0, started.stderr
     rid = json.loads(started.stdout)["run_id"]
     STARTED.append(rid)
-    wait_for(lambda: working(repo, 2))
+    wait_for(lambda: working(repo, 2), seen=lambda: live(repo))
     agents = [int(p.read_text().split()[0]) for p in pids]
     assert len(left_on_nodes(rid)) >= 4  # each node's `orchestra run` and its agent
     cancelled = orchestra("cancel", rid, cwd=repo, timeout=60)
@@ -324,7 +324,7 @@ def test_the_web_page_and_mcp_read_a_cluster_run_as_it_goes_and_once_done(tmp_pa
     web = WebServer(repo, "--token", TOKEN)
     mcp = RawServer(repo, cfg)
     try:
-        wait_for(lambda: working(repo, 2))
+        wait_for(lambda: working(repo, 2), seen=lambda: live(repo))
         status, body = get(f"{web.base}/api/run/{rid}?token={TOKEN}")
         run = json.loads(body)
         assert status == 200 and run["status"] == "running"
