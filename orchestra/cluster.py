@@ -46,6 +46,9 @@ STREAM_EVERY = 0.25  # seconds between two looks at the remote run's record and 
 NODE_WATCH_EVERY = 1.0  # seconds between two looks at whether the nodes under work are alive
 STOP_GRACE = 15.0  # seconds a cancelled task gets to end its agent (SIGINT to its `orchestra run`), then SIGKILL
 BASE_REF = "refs/orchestra/base"  # the ref the base bundle carries
+# Set in the cluster's key-value store (its GCS) to stop a run's secondaries: each task, which looks at it as
+# it streams, ends its agent as Ctrl-C would and still commits and bundles its work, as a local one does.
+STOP_KEY = "orchestra:stop:{run_id}"
 # What the test cluster and the README's `ray start --system-config` set: a node that stops answering is
 # dead after ~3 s (Ray's defaults wait 30 s for a crash, minutes for a cut-off node).
 FAST_DETECTION = {"health_check_initial_delay_ms": 1000, "health_check_period_ms": 1000,
@@ -394,18 +397,30 @@ class Fleet:
                 r.fail("crashed", "node_died", self._died(r, RuntimeError("marked dead by the cluster")))
 
     def stop(self, status: str, reason: str) -> None:
-        """End every secondary still under way: their tasks end their agents (SIGINT, then SIGKILL after
-        STOP_GRACE); returns once each task has ended or STOP_GRACE + 5 s have passed."""
-        for r in self.remotes:
-            r.cancel()
-        deadline = time.monotonic() + STOP_GRACE + 5
-        while any(r.active for r in self.remotes) and time.monotonic() < deadline:
-            running = {id(r.gen): r for r in self.remotes if r.active}
-            ready = self._wait([r.gen for r in running.values()], 0.5)
-            for gen in ready:
-                self._next(running[id(gen)])
+        """End every secondary still under way, its work kept: the run's stop key tells their tasks to end
+        their agents (SIGINT, SIGKILL after STOP_GRACE) and send back what they did; a task that has not
+        answered STOP_GRACE + 5 s later is cancelled."""
+        if not any(r.active for r in self.remotes):
+            return
+        from ray.experimental.internal_kv import _internal_kv_del, _internal_kv_put
+
+        key = STOP_KEY.format(run_id=self.remotes[0].spec.run_id)
+        _signalled(lambda: _internal_kv_put(key, reason.encode()))
+        try:
+            self._drain(time.monotonic() + STOP_GRACE + 5)
+            for r in self.remotes:
+                r.cancel()
+            self._drain(time.monotonic() + 5)
+        finally:
+            _internal_kv_del(key)
         for r in self.remotes:
             r.fail(status, "interrupted", reason)
+
+    def _drain(self, deadline: float) -> None:
+        while any(r.active for r in self.remotes) and time.monotonic() < deadline:
+            running = {id(r.gen): r for r in self.remotes if r.active}
+            for gen in self._wait([r.gen for r in running.values()], 0.5):
+                self._next(running[id(gen)])
 
     def fetch(self, remote: Remote, repo_root: Path) -> Optional[str]:
         data = (remote.final or {}).get("bundle")
@@ -547,7 +562,7 @@ def secondary(spec: Spec, base: bytes):
         out = open(folder / "out.json", "wb")
         child = subprocess.Popen(argv, cwd=workdir, stdin=subprocess.DEVNULL, stdout=out,
                                  stderr=open(folder / "err.txt", "wb"), start_new_session=True,
-                                 env={**os.environ, CLUSTER_MARK: folder.name})
+                                 env={**os.environ, CLUSTER_MARK: folder.name}, preexec_fn=_as_a_shell_would)
         out.close()
         reader = _Follow(repo)
         try:
@@ -555,6 +570,9 @@ def secondary(spec: Spec, base: bytes):
                 chunk = reader.chunk()
                 if chunk:
                     yield chunk
+                if _stopped(spec.run_id):  # the coordinator stops the run: end the agent, keep its work
+                    _stop(child, folder.name)
+                    break
                 time.sleep(STREAM_EVERY)
         except KeyboardInterrupt:  # ray.cancel: end the agent as Ctrl-C would, and go
             _stop(child, folder.name)
@@ -567,6 +585,23 @@ def secondary(spec: Spec, base: bytes):
         if child is not None and child.poll() is None:
             _stop(child, folder.name)
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def _as_a_shell_would() -> None:
+    """In the node's `orchestra run`, before its exec: the stop signals as a shell would start it with them (a
+    Ray worker ignores or blocks some; both would be inherited, and SIGINT would not end the agent)."""
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, (signal.SIGINT, signal.SIGTERM, signal.SIGHUP))
+
+
+def _stopped(run_id: str) -> bool:
+    from ray.experimental.internal_kv import _internal_kv_exists
+
+    try:
+        return bool(_internal_kv_exists(STOP_KEY.format(run_id=run_id)))
+    except Exception:  # the GCS out of reach: the run goes on, its node's death is the coordinator's to see
+        return False
 
 
 def _stop(child: subprocess.Popen, mark: str) -> None:
@@ -632,6 +667,19 @@ class _Follow:
         return chunk or None
 
 
+def _recorded(repo: Path) -> Optional[dict]:
+    """The agent's summary in the node's final run record (an `orchestra run` ended by a signal)."""
+    for path in (repo / ".orchestra" / "runs").glob("*/run.json"):
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        agents = record.get("secondaries") or []
+        if record.get("status") != "running" and agents and isinstance(agents[0], dict):
+            return agents[0]
+    return None
+
+
 def _final(here: dict, spec: Spec, status: str, reason: str) -> dict:
     return {"final": True, "node": here, "bundle": None,
             "summary": {"status": status, "reason": reason, "agent": spec.agent,
@@ -641,9 +689,10 @@ def _final(here: dict, spec: Spec, status: str, reason: str) -> dict:
 def _result(here: dict, folder: Path, repo: Path, spec: Spec) -> dict:
     try:
         summary = json.loads((folder / "out.json").read_text())
-    except (OSError, ValueError):
+    except (OSError, ValueError):  # stopped (it prints no summary then), or failed: its record, if it has one
+        summary = _recorded(repo)
+    if summary is None:
         err = (folder / "err.txt").read_text(errors="replace").strip().splitlines()
-        summary = None
         final = _final(here, spec, "failed", f"orchestra run failed on node {here['ip']}: "
                                        f"{err[-1] if err else 'no output'}")
     if summary is not None:

@@ -303,6 +303,8 @@ def test_cancel_ends_the_remote_agents(tmp_path, repo, cluster):
     record = json.loads(orchestra("show", rid, "--json", cwd=repo).stdout)
     assert record["status"] == "interrupted"
     assert [s["status"] for s in record["secondaries"]] == ["interrupted", "interrupted"]
+    for s, name in zip(record["secondaries"], ("a.py", "b.py")):  # what they did is kept, as a local one's
+        assert git(repo, "show", f"{s['branch']}:{name}") == "# written for: t"
     from orchestra.procs import process_alive
 
     assert not any(process_alive(pid) for pid in agents)
