@@ -18,6 +18,11 @@ git repositories. Every run is a fresh `orchestra` process, as a user's is.
             (what stays is the run's fixed cost: importing Ray, connecting, one Ray worker started per
             node for the run's job, the base bundle)
 
+  death     a second table: one secondary (an agent that never finishes) on a worker node; the node is
+            removed at once (its raylet killed), and timed until the run's live record says the
+            secondary `crashed` (node_died), --runs times (a fresh node each time). The cluster's health
+            check is the one the README gives (FAST_DETECTION: about 3 s), as the tests use.
+
 The cluster's start (~10 s here) is paid once per cluster, not per run, and is left out. The machine
 has 2 cores shared with other work: the three "nodes" and the agents share them, so the cluster
 figures are an upper bound for real nodes, where each secondary has a machine's cores of its own.
@@ -51,10 +56,63 @@ def start_cluster():
     cluster = Cluster(initialize_head=True, head_node_args={
         "num_cpus": 2, "resources": {"node0": 1}, "object_store_memory": 80 * MB, "include_dashboard": False,
         "_system_config": FAST_DETECTION})
-    for n in (1, 2):
-        cluster.add_node(num_cpus=2, resources={f"node{n}": 1}, object_store_memory=80 * MB)
+    cluster.bench_workers = {n: add_worker(cluster, n) for n in (1, 2)}
     cluster.wait_for_nodes()
     return cluster
+
+
+def add_worker(cluster, n: int):
+    return cluster.add_node(num_cpus=2, resources={f"node{n}": 1, "worker": 1}, object_store_memory=80 * MB)
+
+
+def record(project: Path) -> dict:
+    found = sorted((project / ".orchestra" / "runs").glob("*/run.json"))
+    try:
+        return json.loads(found[-1].read_text()) if found else {}
+    except ValueError:
+        return {}
+
+
+def until(predicate, timeout: float = 120, every: float = 0.01):
+    deadline = time.monotonic() + timeout
+    while not (value := predicate()):
+        if time.monotonic() > deadline:
+            raise SystemExit("timed out")
+        time.sleep(every)
+    return value
+
+
+def death(tmp: Path, cluster) -> float:
+    """Seconds from a node's removal to its secondary recorded crashed (node_died)."""
+    from orchestra.cluster import sweep
+
+    where = Path(tempfile.mkdtemp(dir=tmp))
+    cfg = where / "orchestra.yaml"
+    cfg.write_text(yaml.safe_dump({"agents": {"stuck": {
+        "command": [sys.executable, str(TOY), "--task", "{task}", "--hang"], "completion": "^DONE", "timeout": 120,
+        "kill_grace": 1}}}))
+    project = repo(where / "repo")
+    proc = subprocess.Popen([sys.executable, "-m", "orchestra", "delegate", "--config", str(cfg), "--no-analyze",
+                             "--no-tmux", "--json", "--task", "t", "--to", "stuck", "--cluster", cluster.address,
+                             "--cluster-resources", "cpu=0.5,worker=1"], cwd=project, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        agent = until(lambda: next((a for a in record(project).get("secondaries") or [] if a.get("latest")), None))
+        n, node = next((n, w) for n, w in cluster.bench_workers.items() if w.node_id == agent["node"]["id"])
+        began = time.monotonic()
+        cluster.remove_node(node, allow_graceful=False)
+        until(lambda: (record(project).get("secondaries") or [{}])[0].get("status") == "crashed")
+        took = time.monotonic() - began
+        proc.wait(60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    cluster.bench_workers[n] = add_worker(cluster, n)
+    cluster.wait_for_nodes()
+    sweep()  # what the dead node's task left (all on this machine here)
+    shutil.rmtree(where, ignore_errors=True)
+    return took
 
 
 def repo(where: Path) -> Path:
@@ -117,6 +175,10 @@ def main() -> None:
                 print(f"  N={n} run {i + 1}: local {local[-1][0]:.2f} s, cluster {remote[-1][0]:.2f} s", file=sys.stderr)
             med = lambda xs, k: statistics.median(x[k] for x in xs)  # noqa: E731
             rows.append((n, med(local, 0), med(remote, 0), med(local, 1), med(remote, 1)))
+        deaths = []
+        for i in range(args.runs):
+            deaths.append(death(tmp, cluster))
+            print(f"  node death {i + 1}: noticed after {deaths[-1]:.2f} s", file=sys.stderr)
     finally:
         cluster.shutdown()
         shutil.rmtree(tmp, ignore_errors=True)
@@ -128,6 +190,9 @@ def main() -> None:
         more = f"{((oc - ol) - (before[1])) / (n - before[0]):+.2f} s" if before else ""
         print(f"| {n} | {wl:.2f} s | {wc:.2f} s | {ol:.2f} s | {oc:.2f} s | {oc - ol:+.2f} s | {more} |")
         before = (n, oc - ol)
+    print(f"\n| a node removed mid-run: its secondary recorded crashed (node_died) after | median | runs |")
+    print("| --- | --- | --- |")
+    print(f"| health check 1 s x 3 | {statistics.median(deaths):.2f} s | {', '.join(f'{d:.2f}' for d in deaths)} s |")
 
 
 if __name__ == "__main__":

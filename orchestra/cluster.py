@@ -347,10 +347,11 @@ class Fleet:
         self.remotes.append(remote)
         return remote
 
-    def follow(self, tick: Callable[[], None] = lambda: None, every: float = 0.25) -> None:
-        """Take every chunk as it comes until each secondary has ended; a node that dies ends its
-        secondary at once (crashed, node_died), the others go on."""
-        ray = self.ray
+    def follow(self, tick: Callable[[], None] = lambda: None, ended: Callable[[], None] = lambda: None,
+               every: float = 0.25) -> None:
+        """Take every chunk as it comes until each secondary has ended (ended() is called at once then: the
+        live record says so); a node that dies ends its secondary at once (crashed, node_died), the
+        others go on."""
         watch_at = time.monotonic() + NODE_WATCH_EVERY
         while any(r.active for r in self.remotes):
             running = {id(r.gen): r for r in self.remotes if r.active}
@@ -360,6 +361,8 @@ class Fleet:
             if time.monotonic() >= watch_at:
                 self._watch_nodes()
                 watch_at = time.monotonic() + NODE_WATCH_EVERY
+            if any(not r.active for r in running.values()):
+                ended()
             tick()
 
     def _wait(self, gens: list, timeout: float) -> list:

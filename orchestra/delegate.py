@@ -301,7 +301,7 @@ class _Flow:
             fleet.start(spec, run.dir / f"{tree.window}.cast", run.home)
             self.say(f"✅ Spawned {profile.name} on the cluster on branch {tree.branch}")
         run.write_live()
-        fleet.follow(tick=run.heartbeat)
+        fleet.follow(tick=run.heartbeat, ended=run.write_live)
         self.settle_remote()
 
     def settle_remote(self) -> None:
