@@ -190,7 +190,7 @@ def main() -> None:
         more = f"{((oc - ol) - (before[1])) / (n - before[0]):+.2f} s" if before else ""
         print(f"| {n} | {wl:.2f} s | {wc:.2f} s | {ol:.2f} s | {oc:.2f} s | {oc - ol:+.2f} s | {more} |")
         before = (n, oc - ol)
-    print(f"\n| a node removed mid-run: its secondary recorded crashed (node_died) after | median | runs |")
+    print("\n| a node removed mid-run: its secondary recorded crashed (node_died) after | median | runs |")
     print("| --- | --- | --- |")
     print(f"| health check 1 s x 3 | {statistics.median(deaths):.2f} s | {', '.join(f'{d:.2f}' for d in deaths)} s |")
 

@@ -623,10 +623,9 @@ def _stop(child: subprocess.Popen, mark: str) -> None:
 
 def _clone(folder: Path, repo: Path, base: bytes, spec: Spec) -> Optional[str]:
     (folder / "base.bundle").write_bytes(base)
-    for args in (("init", "-q", str(repo)),):
-        done = git(folder, *args)
-        if done.returncode != 0:
-            return f"git init failed on the node: {done.stderr.strip()}"
+    done = git(folder, "init", "-q", str(repo))
+    if done.returncode != 0:
+        return f"git init failed on the node: {done.stderr.strip()}"
     ref = f"refs/orchestra/{spec.run_id}/base"
     for args in (("fetch", "-q", str(folder / "base.bundle"), f"{ref}:{BASE_REF}"),
                  ("checkout", "-q", "-b", spec.branch, spec.base_commit)):

@@ -25,7 +25,8 @@ from .router import Route, route
 from .run import Run, check_ready, summarize_session
 from .session import IDLE, AgentSession, drive, task_problem
 from .summary import AgentSummary, GitSnapshot, RunSummary, apart_lines, total_cost
-from .worktree import BranchReport, Repo, Tree, git, tree_ignores
+from .worktree import BranchReport, Repo, Tree, tree_ignores
+from .worktree import git as git_cmd
 
 # One line: typed into an interactive agent, a newline would send the message early.
 DELEGATION_PROMPT = (
@@ -313,7 +314,7 @@ class _Flow:
             if problem:
                 summary.errors.append(problem)
             elif not (remote.final or {}).get("bundle"):  # nothing came back: the branch a local one would have
-                git(repo.root, "branch", "-q", tree.branch, repo.base_commit)
+                git_cmd(repo.root, "branch", "-q", tree.branch, repo.base_commit)
             summary.branch = tree.branch
             self.secondaries.append(summary)
             self.say_result(summary, several=True)
