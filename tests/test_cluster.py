@@ -393,3 +393,18 @@ def test_cluster_resources_and_the_config_section_are_read_or_refused_clearly(tm
     path.write_text(yaml.safe_dump({"agents": {"a": toy()}, "cluster": ["x"]}))
     with pytest.raises(OrchestraError, match="cluster: expected a Ray address"):
         load_config(str(path))
+
+
+def test_the_config_a_node_is_sent_holds_no_key(tmp_path):
+    from orchestra.cluster import shareable_config
+    from orchestra.redact import Redactor
+
+    key = "sk-live-key-that-must-stay-here-0123456789"
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({"agents": {"a": toy(env={"OPENAI_API_KEY": key, "HOME": "/home/agent"},
+                                                        api_key_env="OPENAI_API_KEY")}}))
+    sent = shareable_config(path, Redactor([key]).text)
+    assert key not in sent
+    agent = yaml.safe_load(sent)["agents"]["a"]
+    assert agent["env"] == {"HOME": "/home/agent"}  # the node's own OPENAI_API_KEY is used, never this one
+    assert agent["api_key_env"] == "OPENAI_API_KEY"  # only its name travels
