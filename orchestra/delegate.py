@@ -220,6 +220,7 @@ class _Flow:
         self.checker = Verifier(run, plan.checking, self.say, follow=self.follow)
         self.rules: list = []  # per secondary, the routing rule that chose it (None: named, or the default)
         self.merged_checks: list[dict] = []
+        self.cluster_checks: list[str] = []  # the checks the cluster's secondaries ran on their nodes
         self.started: list[tuple[AgentSession, Optional[Tree], Optional[GitSnapshot]]] = []
         self.returned = False
         self.reply: Optional[str] = None
@@ -295,10 +296,12 @@ class _Flow:
             profile = self.config.profile(tree.agent)
             if not profile.takes_task_in_argv:
                 brief = report.one_line(brief)
+            checks = self.plan.checking.commands(profile, rule)
+            self.cluster_checks += checks
             spec = Spec(run_id=run.id, slot=tree.window, agent=tree.agent, brief=brief, branch=tree.branch,
                         base_commit=repo.base_commit, subdir=str(repo.sub), config_text=config_text,
                         vars=needs_of(profile)["vars"], ignore=tree_ignores(profile),
-                        run_args=remote_options(self.plan, self.plan.checking.commands(profile, rule)))
+                        run_args=remote_options(self.plan, checks))
             fleet.start(spec, run.dir / f"{tree.window}.cast", run.home)
             self.say(f"✅ Spawned {profile.name} on the cluster on branch {tree.branch}")
         run.write_live()
@@ -400,7 +403,7 @@ class _Flow:
         for line in said:
             self.say(line)
         if not self.merge_stopped and any(r.merged for r in self.branches):  # two green branches can merge red
-            commands = merged_commands(list(self.checker.done.values()))
+            commands = list(dict.fromkeys(merged_commands(list(self.checker.done.values())) + self.cluster_checks))
             self.merged_checks = [c.to_dict() for c in self.checker.check(commands, self.repo.workdir, " (merged)")]
 
     def choose_secondaries(self, slots: list[str], briefs: list[str]) -> list[str]:

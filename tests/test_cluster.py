@@ -408,3 +408,15 @@ def test_the_config_a_node_is_sent_holds_no_key(tmp_path):
     agent = yaml.safe_load(sent)["agents"]["a"]
     assert agent["env"] == {"HOME": "/home/agent"}  # the node's own OPENAI_API_KEY is used, never this one
     assert agent["api_key_env"] == "OPENAI_API_KEY"  # only its name travels
+
+
+def test_checks_run_on_the_node_and_again_on_the_merged_checkout(tmp_path, repo, cluster):
+    cfg = config(tmp_path, a=toy("--files", "a.py"), b=toy("--files", "b.py"))
+    check = "test -f a.py -o -f b.py"
+    done, run = delegate(cluster, repo, cfg, "--to", "a", "--to", "b", "--task", "t", "--cluster-resources", "cpu=0.5",
+                         "--check", f"sh -c '{check}'", "--merge")
+    assert done.returncode == 0, done.stderr
+    for s in run["secondaries"]:  # run on the node, in the secondary's clone
+        assert s["verified"] is True and s["checks"][0]["exit_code"] == 0 and s["workdir"].startswith(str(scratch()))
+    assert [c["exit_code"] for c in run["merged_checks"]] == [0] and run["verified"] is True
+    assert (repo / "a.py").exists() and (repo / "b.py").exists()
