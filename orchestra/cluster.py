@@ -43,6 +43,7 @@ INSTALL_HINT = "--cluster needs Ray: pip install 'orchestra[ray]' (on this machi
 CLUSTER_MARK = "ORCHESTRA_CLUSTER"
 SCRATCH = "orchestra-cluster"  # under the node's temp directory: one folder per secondary under way
 STREAM_EVERY = 0.25  # seconds between two looks at the remote run's record and transcript
+STOP_LOOK_EVERY = 1.0  # seconds between two looks at the run's stop key (one GCS call each, per secondary)
 NODE_WATCH_EVERY = 1.0  # seconds between two looks at whether the nodes under work are alive
 STOP_GRACE = 15.0  # seconds a cancelled task gets to end its agent (SIGINT to its `orchestra run`), then SIGKILL
 BASE_REF = "refs/orchestra/base"  # the ref the base bundle carries
@@ -568,14 +569,17 @@ def secondary(spec: Spec, base: bytes):
                                  env={**os.environ, CLUSTER_MARK: folder.name}, preexec_fn=_as_a_shell_would)
         out.close()
         reader = _Follow(repo)
+        look_at = time.monotonic() + STOP_LOOK_EVERY
         try:
             while child.poll() is None:
                 chunk = reader.chunk()
                 if chunk:
                     yield chunk
-                if _stopped(spec.run_id):  # the coordinator stops the run: end the agent, keep its work
-                    _stop(child, folder.name)
-                    break
+                if time.monotonic() >= look_at:
+                    look_at = time.monotonic() + STOP_LOOK_EVERY
+                    if _stopped(spec.run_id):  # the coordinator stops the run: end the agent, keep its work
+                        _stop(child, folder.name)
+                        break
                 time.sleep(STREAM_EVERY)
         except KeyboardInterrupt:  # ray.cancel: end the agent as Ctrl-C would, and go
             _stop(child, folder.name)
