@@ -568,7 +568,7 @@ def secondary(spec: Spec, base: bytes):
                                  stderr=open(folder / "err.txt", "wb"), start_new_session=True,
                                  env={**os.environ, CLUSTER_MARK: folder.name}, preexec_fn=_as_a_shell_would)
         out.close()
-        reader = _Follow(repo)
+        reader = _Follow(repo, spec.agent)
         look_at = time.monotonic() + STOP_LOOK_EVERY
         try:
             while child.poll() is None:
@@ -643,8 +643,9 @@ def _clone(folder: Path, repo: Path, base: bytes, spec: Spec) -> Optional[str]:
 class _Follow:
     """The node's `orchestra run`: what its transcript and live record say that was not sent yet."""
 
-    def __init__(self, repo: Path):
+    def __init__(self, repo: Path, agent: str):
         self.runs = repo / ".orchestra" / "runs"
+        self.cast = f"{agent}.cast"  # `orchestra run` names its agent's window, and transcript, for its profile
         self.sent = 0
         self.agent: Optional[dict] = None
 
@@ -654,11 +655,13 @@ class _Follow:
             return None
         run_dir = folders[0].parent
         chunk: dict = {}
-        casts = list(run_dir.glob("*.cast"))
-        if casts:
-            with open(casts[0], "rb") as fh:
+        try:
+            with open(run_dir / self.cast, "rb") as fh:
                 fh.seek(self.sent)
                 data = fh.read()
+        except OSError:
+            data = b""
+        if data:
             cut = data.rfind(b"\n") + 1  # whole lines only: the coordinator's copy is valid at every moment
             if cut:
                 chunk["cast"] = data[:cut]
