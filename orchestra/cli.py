@@ -98,11 +98,8 @@ def check_options(command):
 
 def _need_ray() -> None:
     """--cluster without Ray installed: said in one line, before anything starts (exit 2)."""
-    from .cluster import INSTALL_HINT
-    try:
-        import ray  # noqa: F401  (the run imports it anyway: cluster.py)
-    except ImportError:
-        raise OrchestraError(INSTALL_HINT) from None
+    from .cluster import import_ray
+    import_ray()  # (the run imports it anyway)
 
 
 def _check_plan(checks, check_timeout, fix_rounds):
@@ -598,6 +595,8 @@ def delegate(primary, secondaries, parallel, merge, task, task_file, no_analyze,
                 cluster=cluster or config.cluster, cluster_resources=cluster_resources or config.cluster_resources)
     if plan.cluster:
         _need_ray()
+        from .cluster import address_of
+        address_of(plan.cluster)  # `auto` without RAY_ADDRESS: said before anything
         if cluster_resources:
             from .cluster import Resources
             Resources.parse(cluster_resources)  # refused here, not in the background

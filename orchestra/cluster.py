@@ -52,11 +52,14 @@ BASE_REF = "refs/orchestra/base"  # the ref the base bundle carries
 STOP_KEY = "orchestra:stop:{run_id}"
 # What the test cluster and the README's `ray start --system-config` set: a node that stops answering is
 # dead after ~3 s (Ray's defaults wait 30 s for a crash, minutes for a cut-off node).
+CONNECT_TIMEOUT = 10.0  # seconds to reach the cluster's head before saying it cannot be reached
 FAST_DETECTION = {"health_check_initial_delay_ms": 1000, "health_check_period_ms": 1000,
                   "health_check_timeout_ms": 1000, "health_check_failure_threshold": 3}
 
 
-def _ray():
+def import_ray():
+    # Ray waits 60 s per try for a GCS that does not answer, and tries again: a run would hang on a wrong address
+    os.environ.setdefault("RAY_gcs_server_request_timeout_seconds", str(int(CONNECT_TIMEOUT)))
     try:
         import ray
     except ImportError:
@@ -127,17 +130,33 @@ def address_of(given: str) -> str:
 
 def connect(address: str):
     """ray.init on the cluster, once per process; said clearly when it cannot be reached."""
-    ray = _ray()
+    ray = import_ray()
     if ray.is_initialized():
         return ray
+    address = address_of(address)
+    _reachable(address)
     try:
-        ray.init(address=address_of(address), log_to_driver=False, logging_level="ERROR",
+        ray.init(address=address, log_to_driver=False, logging_level="ERROR",
                  configure_logging=True, include_dashboard=False)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         raise OrchestraError(f"cannot reach the Ray cluster at {address}: {exc}") from None
     # Ray prints a dead raylet's last log lines on stdout from a thread of its own: stdout is --json's
     _quiet(ray)
     return ray
+
+
+def _reachable(address: str) -> None:
+    """The head's port answers (a TCP connect), or a clear error now rather than Ray's minutes of retrying."""
+    import socket
+
+    host, _, port = address.split("://", 1)[-1].rpartition(":")
+    if not host or not port.isdigit():
+        raise OrchestraError(f"--cluster {address}: not a Ray address (HOST:PORT, like 10.0.0.5:6379; or auto)")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT).close()
+    except OSError as exc:
+        raise OrchestraError(f"cannot reach the Ray cluster at {address}: {exc.strerror or exc} (is its head "
+                             f"started, `ray start --head`, and the port open from here?)") from None
 
 
 def _quiet(ray) -> None:

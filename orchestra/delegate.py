@@ -376,6 +376,8 @@ class _Flow:
         if several:  # one line each, to compare them: files, cost, time
             cost = f"${summary.cost_usd:.4f}" if summary.cost_usd is not None else "cost unknown"
             files += f", {cost}, {summary.duration_s:.1f}s, {summary.role}"
+            if summary.node:  # on a cluster
+                files += f", node {summary.node.get('ip')} ({str(summary.node.get('id'))[:12]})"
         if summary.status == "completed":
             self.say(f"✅ {summary.agent} completed task ({files})")
         else:

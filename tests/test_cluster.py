@@ -57,8 +57,8 @@ class LocalCluster:
         self.cluster.wait_for_nodes()
 
 
-@pytest.fixture(scope="module")
-def cluster():
+def need_ray() -> None:
+    """Ray, or a skip saying how to add it; in CI a failure."""
     try:
         import ray  # noqa: F401
     except ImportError:
@@ -66,6 +66,11 @@ def cluster():
         if in_ci():
             pytest.fail(message)
         pytest.skip(message)
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    need_ray()
     saved = {name: os.environ.get(name) for name in NODE_KEYS}
     os.environ.update(NODE_KEYS)  # the nodes' processes inherit them; the tests' commands do not get them
     try:
@@ -420,3 +425,20 @@ def test_checks_run_on_the_node_and_again_on_the_merged_checkout(tmp_path, repo,
         assert s["verified"] is True and s["checks"][0]["exit_code"] == 0 and s["workdir"].startswith(str(scratch()))
     assert [c["exit_code"] for c in run["merged_checks"]] == [0] and run["verified"] is True
     assert (repo / "a.py").exists() and (repo / "b.py").exists()
+
+
+def test_a_cluster_that_cannot_be_reached_is_said_at_once(tmp_path, repo):
+    need_ray()
+    cfg = config(tmp_path, a=toy())
+    with __import__("socket").socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    done = orchestra("delegate", "--config", str(cfg), "--cluster", f"127.0.0.1:{port}", "--no-analyze", "--to", "a",
+                     "--task", "t", cwd=repo, timeout=60)
+    assert done.returncode == 2 and f"cannot reach the Ray cluster at 127.0.0.1:{port}" in done.stderr
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    done = subprocess.run([sys.executable, "-m", "orchestra", "delegate", "--config", str(cfg), "--cluster", "auto",
+                           "--no-analyze", "--to", "a", "--task", "t"], cwd=repo, env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 2 and "--cluster auto: RAY_ADDRESS is not set" in done.stderr
+    assert "Traceback" not in done.stderr and not (repo / ".orchestra" / "runs").exists()
