@@ -256,9 +256,11 @@ class Remote:
     """One secondary on the cluster, as the coordinator sees it: its live agent, its transcript as it comes,
     its summary once it ends. Run.live() lists it among the run's agents (live())."""
 
-    def __init__(self, ray, spec: Spec, gen, cast_path: Path, home: Path):
+    def __init__(self, ray, spec: Spec, gen, cast_path: Path, home: Path, window=None):
         self.ray, self.spec, self.gen = ray, spec, gen
         self.cast_path, self.home = cast_path, home
+        self.window = window  # its tmux window here (viewer.ViewerWindow), shown the node's output as it comes
+        self.header_seen = False
         self.cast = open(os.open(cast_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab")
         self.node: Optional[dict] = None
         self.agent: dict = {}  # the remote run's live agent, as it last came
@@ -276,6 +278,7 @@ class Remote:
         if chunk.get("cast"):
             self.cast.write(chunk["cast"])
             self.cast.flush()
+            self._show(chunk["cast"])
         if chunk.get("node"):
             self.node = chunk["node"]
         if chunk.get("agent"):
@@ -289,12 +292,34 @@ class Remote:
             self.failed = (status, signal_name, reason)
             self._end()
 
+    def _show(self, lines: bytes) -> None:
+        """The output events of whole transcript lines, into its window."""
+        if self.window is None:
+            return
+        for line in lines.splitlines():
+            if not self.header_seen:
+                self.header_seen = True
+                continue
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(event, list) and len(event) == 3 and event[1] == "o" and isinstance(event[2], str):
+                self.window.write(event[2].encode("utf-8", "replace"))
+
     def _end(self) -> None:
         self.ended_at = time.monotonic()
         try:
             self.cast.close()
         except OSError:
             pass
+        if self.window is not None:
+            status = (self.final or {}).get("summary", {}).get("status") or (self.failed or ("ended",))[0]
+            self.window.end(f"\r\n[orchestra: {self.spec.agent} on the cluster: {status}]\r\n".encode())
+
+    @property
+    def tmux_target(self) -> Optional[str]:
+        return getattr(self.window, "target", None) or None
 
     def live(self) -> dict:
         """Its agent in the live record: as the node last said, or once ended its summary."""
@@ -309,7 +334,7 @@ class Remote:
             "tokens": a.get("tokens") or {"input": None, "output": None},
             "duration_s": round(time.monotonic() - self.started, 3),
             "started_at": a.get("started_at") or self.started_wall,
-            "transcript": os.path.relpath(self.cast_path, self.home), "tmux_target": None,
+            "transcript": os.path.relpath(self.cast_path, self.home), "tmux_target": self.tmux_target,
             "files_modified": [], "errors": [], "budget": a.get("budget"), "node": self.node,
             "branch": self.spec.branch,
         }
@@ -329,8 +354,8 @@ class Remote:
                     "duration_s": round((self.ended_at or time.monotonic()) - self.started, 3),
                     "started_at": a.get("started_at") or self.started_wall,
                     "last_lines": [a["latest"]] if a.get("latest") else []}
-        data.update(role=self.spec.slot, transcript=os.path.relpath(self.cast_path, self.home), tmux_target=None,
-                    node=self.node)
+        data.update(role=self.spec.slot, transcript=os.path.relpath(self.cast_path, self.home),
+                    tmux_target=self.tmux_target, node=self.node)
         summary = AgentSummary(**data)
         if self.final is not None and self.final.get("problem"):
             summary.errors.append(self.final["problem"])
@@ -359,11 +384,11 @@ class Fleet:
     def put_base(self, data: bytes) -> None:
         self.base_ref = self.ray.put(data)  # once: every task of the run reads the same object
 
-    def start(self, spec: Spec, cast_path: Path, home: Path) -> Remote:
+    def start(self, spec: Spec, cast_path: Path, home: Path, window=None) -> Remote:
         task = self.ray.remote(secondary)
         gen = task.options(max_retries=0, retry_exceptions=False, scheduling_strategy="SPREAD",
                            **self.resources.options()).remote(spec, self.base_ref)
-        remote = Remote(self.ray, spec, gen, cast_path, home)
+        remote = Remote(self.ray, spec, gen, cast_path, home, window)
         self.remotes.append(remote)
         return remote
 

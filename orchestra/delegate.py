@@ -302,8 +302,10 @@ class _Flow:
                         base_commit=repo.base_commit, subdir=str(repo.sub), config_text=config_text,
                         vars=needs_of(profile)["vars"], ignore=tree_ignores(profile),
                         run_args=remote_options(self.plan, checks))
-            fleet.start(spec, run.dir / f"{tree.window}.cast", run.home)
-            self.say(f"✅ Spawned {profile.name} on the cluster on branch {tree.branch}")
+            window = run.window(tree.window)  # the node's output, as it streams back
+            fleet.start(spec, run.dir / f"{tree.window}.cast", run.home, window)
+            shown = f" in tmux window '{tree.window}'" if window.target else ""
+            self.say(f"✅ Spawned {profile.name} on the cluster{shown} on branch {tree.branch}")
         run.write_live()
         fleet.follow(tick=run.heartbeat, ended=run.write_live)
         self.settle_remote()

@@ -442,3 +442,31 @@ def test_a_cluster_that_cannot_be_reached_is_said_at_once(tmp_path, repo):
                           text=True, timeout=60)
     assert done.returncode == 2 and "--cluster auto: RAY_ADDRESS is not set" in done.stderr
     assert "Traceback" not in done.stderr and not (repo / ".orchestra" / "runs").exists()
+
+
+def test_a_cluster_secondary_is_watched_in_its_tmux_window_here(tmp_path, repo, cluster, tmux_sessions):
+    from conftest import wait_for_pane
+
+    gate = tmp_path / "gate"
+    os.mkfifo(gate)
+    cfg = config(tmp_path, a=toy("--files", "a.py", "--line", "halfway there", "--wait-fifo", str(gate)))
+    proc = subprocess.Popen([sys.executable, "-m", "orchestra", "delegate", "--config", str(cfg), "--cluster",
+                             cluster.address, "--no-analyze", "--json", "--to", "a", "--task", "t"], cwd=repo,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        record = wait_for(lambda: working(repo, 1), seen=lambda: live(repo))
+        STARTED.append(record["run_id"])
+        tmux_sessions.append(record["tmux_session"])
+        target = record["secondaries"][0]["tmux_target"]
+        assert target == f"{record['tmux_session']}:secondary-1"
+        wait_for_pane(target, "halfway there", timeout=30)  # the node's output, streamed into the window here
+        with open(gate, "w"):
+            pass
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    run = json.loads(out)
+    assert run["secondaries"][0]["status"] == "completed" and run["secondaries"][0]["tmux_target"] == target
+    wait_for_pane(target, "[orchestra: a on the cluster: completed]", timeout=30)
