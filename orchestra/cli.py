@@ -833,6 +833,8 @@ def _print_record(r: dict) -> None:
             click.echo(f"\n[{role}] {a.get('agent', '?')}: {a.get('status', '?')}, "
                        f"{_duration(a.get('duration_s') or 0)}, cost {_cost(a.get('cost_usd'), a.get('cost_source', ''))}")
         click.echo(f"   transcript: {a.get('transcript')}  (orchestra replay {r['run_id']} --agent {role})")
+        if isinstance(a.get("node"), dict):  # it ran on a Ray cluster
+            click.echo(f"   node: {a['node'].get('ip')} ({str(a['node'].get('id'))[:12]})")
         if a.get("status") not in ("incomplete", "running", "lost"):
             click.echo(f"   ended by: {describe_ended_by(a.get('ended_by'))}")
         for path in a.get("files_modified") or []:

@@ -195,6 +195,7 @@ def test_two_secondaries_on_two_nodes_come_back_as_branches_the_merge_report_rea
     assert not (repo / ".orchestra" / "worktrees").exists()  # nothing was checked out here
     shown = orchestra("show", rid, cwd=repo)
     assert shown.returncode == 0 and f"orchestra/{rid}/a" in shown.stdout
+    assert f"node: {run['secondaries'][0]['node']['ip']} ({nodes[0][:12]})" in shown.stdout
     assert not left_on_nodes(rid) and not scratch_of(rid)
 
 
