@@ -163,6 +163,7 @@ def main() -> None:
     args = ap.parse_args()
     counts = [int(c) for c in args.counts.split(",")]
     tmp = Path(tempfile.mkdtemp(prefix="orchestra-bench-cluster-"))
+    os.environ["RAY_TMPDIR"] = tempfile.mkdtemp(prefix="orch-ray-", dir="/tmp")  # Ray's sessions: removed after
     print("starting a 3-node Ray cluster on this machine...", file=sys.stderr)
     cluster = start_cluster()
     rows = []
@@ -182,6 +183,7 @@ def main() -> None:
     finally:
         cluster.shutdown()
         shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(os.environ["RAY_TMPDIR"], ignore_errors=True)
     print(f"\nsecondaries: the toy agent, {args.seconds:g} s of its own work each; medians of {args.runs} runs each way\n")
     print("| N | wall, local | wall, cluster | over, local | over, cluster | added by the cluster | per more |")
     print("| --- | --- | --- | --- | --- | --- | --- |")

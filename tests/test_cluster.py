@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -35,7 +37,6 @@ class LocalCluster:
 
         from orchestra.cluster import FAST_DETECTION
 
-        self.Cluster = Cluster
         self.cluster = Cluster(initialize_head=True, head_node_args={
             "num_cpus": 2, "resources": {"node0": 1}, "object_store_memory": 80 * MB, "include_dashboard": False,
             "_system_config": FAST_DETECTION})
@@ -71,20 +72,40 @@ def need_ray() -> None:
 @pytest.fixture(scope="module")
 def cluster():
     need_ray()
+    # Ray's sessions (logs, sockets, its address file) in a folder of the module's own, removed after it
+    # (RAY_TMPDIR: the cluster's processes and the drivers the tests start read it); a short path: a socket's
+    # is bounded (108 bytes)
+    ray_tmp = tempfile.mkdtemp(prefix="orch-ray-", dir="/tmp" if os.path.isdir("/tmp") else None)
+    saved_tmp = os.environ.get("RAY_TMPDIR")
+    os.environ["RAY_TMPDIR"] = ray_tmp
     saved = {name: os.environ.get(name) for name in NODE_KEYS}
     os.environ.update(NODE_KEYS)  # the nodes' processes inherit them; the tests' commands do not get them
     try:
         c = LocalCluster()
+    except BaseException:
+        restore({"RAY_TMPDIR": saved_tmp})
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+        raise
     finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-    yield c
-    c.cluster.shutdown()
+        restore(saved)
+    try:
+        yield c
+    finally:
+        c.cluster.shutdown()
+        restore({"RAY_TMPDIR": saved_tmp})
+        shutil.rmtree(ray_tmp, ignore_errors=True)
     left = [p.name for p in scratch().iterdir()] if scratch().is_dir() else []
     assert not [name for name in left if name.startswith(tuple(STARTED))], left
+    if scratch().is_dir() and not left:
+        scratch().rmdir()
+
+
+def restore(saved: dict) -> None:
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 STARTED: list[str] = []  # the run ids this module started: none may leave a scratch folder on a node
