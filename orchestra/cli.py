@@ -106,6 +106,12 @@ def check_options(command):
                         "Repeatable. Default: its routing rule's checks:, else its profile's.")(command)
 
 
+def _need_ray() -> None:
+    """--cluster without Ray installed: said in one line, before anything starts (exit 2)."""
+    from .cluster import import_ray
+    import_ray()  # (the run imports it anyway)
+
+
 def _check_plan(checks, check_timeout, fix_rounds):
     from .checks import CheckPlan
 
@@ -568,10 +574,16 @@ def summarize(agent_name, file, config_path, as_json):
 @click.option("--json", "as_json", is_flag=True, help="Print the run's summary as JSON.")
 @click.option("--detach", is_flag=True, help=DETACH_HELP)
 @click.option("--isolate", is_flag=True, help="One secondary: " + ISOLATE_HELP[0].lower() + ISOLATE_HELP[1:])
+@click.option("--cluster", "cluster", default=None, metavar="ADDRESS",
+              help="Run the secondaries on a Ray cluster (HOST:PORT, or auto for $RAY_ADDRESS; default: the config's "
+              "cluster:), each on a node as an `orchestra run`, its work back as a branch. Needs orchestra[ray].")
+@click.option("--cluster-resources", default=None, metavar="SPEC",
+              help="With --cluster: what each secondary asks of its node, e.g. 'cpu=2,memory=4G' (default cpu=1).")
 @check_options
 @budget_options
 def delegate(primary, secondaries, parallel, merge, task, task_file, no_analyze, demo, config_path, workdir, no_tmux,
-             as_json, detach, isolate, checks, check_timeout, fix_rounds, max_cost, max_tokens, max_time):
+             as_json, detach, isolate, cluster, cluster_resources, checks, check_timeout, fix_rounds, max_cost,
+             max_tokens, max_time):
     """The primary agent delegates a task to one or several secondaries and gets their summary back.
     With --check, each is checked once it completes (and the merged checkout after --merge)."""
     from .budget import enforceable
@@ -595,7 +607,15 @@ def delegate(primary, secondaries, parallel, merge, task, task_file, no_analyze,
     # --no-analyze needs no primary unless one is named
     plan = Plan(task=task, primary=config.profile(primary or config.primary) if primary or not no_analyze else None,
                 secondaries=list(secondaries or ("auto",)), analyze=not no_analyze, demo=demo,
-                parallel=parallel, merge=merge, isolate=isolate, checking=checking, budget=budget)
+                parallel=parallel, merge=merge, isolate=isolate, checking=checking, budget=budget,
+                cluster=cluster or config.cluster, cluster_resources=cluster_resources or config.cluster_resources)
+    if plan.cluster:
+        _need_ray()
+        from .cluster import address_of
+        address_of(plan.cluster)  # `auto` without RAY_ADDRESS: said before anything
+        if cluster_resources:
+            from .cluster import Resources
+            Resources.parse(cluster_resources)  # refused here, not in the background
     checking.refuse(*checked_agents(config, plan))  # before a detached run starts too
     for name in {name for name in plan.slots if name != "auto"}:  # refused here, not in the background
         enforceable(config.budget_of(name, budget), config.profile(name), config)
@@ -828,6 +848,8 @@ def _print_record(r: dict) -> None:
             click.echo(f"\n[{role}] {a.get('agent', '?')}: {a.get('status', '?')}, "
                        f"{_duration(a.get('duration_s') or 0)}, cost {_cost(a.get('cost_usd'), a.get('cost_source', ''))}")
         click.echo(f"   transcript: {a.get('transcript')}  (orchestra replay {r['run_id']} --agent {role})")
+        if isinstance(a.get("node"), dict):  # it ran on a Ray cluster
+            click.echo(f"   node: {a['node'].get('ip')} ({str(a['node'].get('id'))[:12]})")
         if a.get("status") not in ("incomplete", "running", "lost"):
             click.echo(f"   ended by: {describe_ended_by(a.get('ended_by'))}")
         for path in a.get("files_modified") or []:
@@ -1099,6 +1121,40 @@ def doctor(config_path, as_json):
         for line in report["warnings"] + report["problems"]:
             click.echo(f"⚠️  {line}")
     sys.exit(1 if report["problems"] else 0)
+
+
+@cli.group("cluster")
+def cluster_cmd() -> None:
+    """A Ray cluster for `orchestra delegate --cluster` (README: Secondaries on a Ray cluster)."""
+
+
+@cluster_cmd.command("doctor")
+@click.option("--cluster", "address", default=None, metavar="ADDRESS",
+              help="The Ray address (HOST:PORT, or auto for $RAY_ADDRESS; default: the config's cluster:).")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False),
+              help="Config file (sent to the nodes, its secret values masked; default: each node's own).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (for scripts) instead of text.")
+def cluster_doctor(address, config_path, as_json):
+    """`orchestra doctor` on every alive node of the cluster: which agents each has, which key variables are
+    set there (never their values). Ends what dead tasks of earlier runs left on the nodes."""
+    _need_ray()
+    from .cluster import doctor_nodes
+
+    config = _config(config_path)
+    address = address or config.cluster
+    if not address:
+        raise click.UsageError("give --cluster ADDRESS (or auto for $RAY_ADDRESS), or cluster: in the config")
+    nodes = doctor_nodes(address, Path(config_path) if config_path else None)
+    if as_json:
+        click.echo(json.dumps(nodes, indent=2, ensure_ascii=False))
+    else:
+        for n in nodes:
+            click.echo(f"== node {n['ip']} ({n['id'][:12]}): {'ok' if n['exit_code'] == 0 else 'problems'}")
+            for line in n["output"].rstrip().splitlines():
+                click.echo(f"   {line}")
+            if n["ended"]:
+                click.echo(f"   🧹 ended {len(n['ended'])} process(es) a dead task left: {', '.join(n['ended'])}")
+    sys.exit(0 if all(n["exit_code"] == 0 for n in nodes) else 1)
 
 
 def _print_doctor_row(a: dict) -> None:

@@ -135,6 +135,8 @@ class Config:
     layers: list[Layer] = field(default_factory=list)
     sources: dict[str, Layer] = field(default_factory=dict)  # profile name -> the file that defined it
     budget: Budget = field(default_factory=Budget)  # every delegated agent's limits, unless its profile says
+    cluster: Optional[str] = None  # `cluster: ADDRESS` (or address:, resources:): delegate's --cluster default
+    cluster_resources: Optional[str] = None  # and its --cluster-resources
 
     def budget_of(self, name: str, given: Optional[Budget] = None) -> Budget:
         """An agent's limits: the config's, its profile's over them, `given` (options, an MCP call) over both."""
@@ -370,7 +372,10 @@ def merge(reads: list[tuple[Layer, Any, str]]) -> Config:
     prices: dict[str, Price] = {}
     defaults: dict[str, str] = {}
     budget = Budget()
+    cluster: dict = {}
     for validator, data in checked:
+        if data.get("cluster") is not None:
+            cluster.update(validator.cluster(data["cluster"]))
         if data.get("routing") is not None:
             layer_rules, layer_default = validator.routing(data["routing"], agents)
             rules = rules if layer_rules is None else layer_rules
@@ -381,7 +386,7 @@ def merge(reads: list[tuple[Layer, Any, str]]) -> Config:
     if default is None:
         default = "droid" if "droid" in agents else next(iter(agents))
     cfg = Config(reads[-1][0].path, agents, rules, default, prices, layers=[r[0] for r in reads], sources=sources,
-                 budget=budget)
+                 budget=budget, cluster=cluster.get("address"), cluster_resources=cluster.get("resources"))
     for key, value in defaults.items():
         setattr(cfg, key, value)
     return cfg
@@ -416,10 +421,23 @@ class _Validator:
             return {}
         if not isinstance(data, dict):
             raise self.fail("top level", "expected a mapping with an 'agents:' section")
-        self.known(data, ("agents", "routing", "prices", "defaults", "budget"), "top level")
+        self.known(data, ("agents", "routing", "prices", "defaults", "budget", "cluster"), "top level")
         if "agents" in data and (not isinstance(data["agents"], dict) or not data["agents"]):
             raise self.fail("agents", "expected a mapping of agent name -> profile")
         return data
+
+    def cluster(self, data: Any) -> dict:
+        """`cluster: ADDRESS`, or `cluster: {address: ADDRESS, resources: 'cpu=1,memory=2G'}` (README: Ray)."""
+        if isinstance(data, str) and data.strip():
+            return {"address": data.strip()}
+        if not isinstance(data, dict):
+            raise self.fail("cluster", "expected a Ray address (HOST:PORT, ray://HOST:10001 or auto), or a mapping "
+                            "with address: and resources:")
+        self.known(data, ("address", "resources"), "cluster")
+        for key, value in data.items():
+            if not isinstance(value, str) or not value.strip():
+                raise self.fail(f"cluster.{key}", "expected text")
+        return {k: v.strip() for k, v in data.items()}
 
     def defaults(self, data: Any, agents: dict[str, Profile]) -> dict[str, str]:
         if not isinstance(data, dict):

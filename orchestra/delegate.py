@@ -20,13 +20,14 @@ from typing import Callable, Optional
 from . import agents, report
 from .checks import CheckPlan, Verifier, merged_commands, run_verified
 from .budget import Budget, enforceable
-from .config import Config, Profile
+from .config import EXPLICIT, Config, Profile
 from .errors import OrchestraError
 from .router import Route, route
 from .run import Run, check_ready, summarize_session
 from .session import IDLE, AgentSession, drive, task_problem
 from .summary import AgentSummary, GitSnapshot, RunSummary, apart_lines, total_cost
 from .worktree import BranchReport, Repo, Tree, tree_ignores
+from .worktree import git as git_cmd
 
 # One line: typed into an interactive agent, a newline would send the message early.
 DELEGATION_PROMPT = (
@@ -69,6 +70,8 @@ class Plan:
     timeouts: dict = field(default_factory=dict)
     checking: CheckPlan = field(default_factory=CheckPlan)  # acceptance checks and fix rounds (checks.py)
     budget: Optional[Budget] = None  # each secondary's limits (options), over its profile's and the config's
+    cluster: Optional[str] = None  # a Ray address (or auto): the secondaries run on its nodes (cluster.py)
+    cluster_resources: Optional[str] = None  # what each asks of its node: 'cpu=1,memory=2G'
 
     @property
     def slots(self) -> list[str]:
@@ -112,7 +115,10 @@ def check_plan(config: Config, plan: Plan) -> None:
     """What can be known to fail is refused before anything starts (a run folder, a tmux session, an
     agent that is paid for): every agent the run will start is installed and has its key, and the
     task can reach the first one whole."""
-    for profile in to_start(config, plan):
+    profiles = to_start(config, plan)
+    if plan.cluster:  # the secondaries' programs and keys are the nodes' (checked there, Fleet.check)
+        profiles = [plan.primary] if plan.analyze else []
+    for profile in profiles:
         check_ready(profile, config)
     check_task(config, plan)
 
@@ -173,16 +179,27 @@ def delegate(config: Config, plan: Plan, workdir: Path, tmux: bool = True, event
     plan.checking.refuse(*checked_agents(config, plan))
     for name in sorted({name for name in plan.slots if name != "auto"}):
         enforceable(config.budget_of(name, plan.budget), config.profile(name), config)
-    # several secondaries in one directory would overwrite each other; an isolated one works apart from you
-    repo = Repo(workdir, isolate=len(plan.slots) == 1) if len(plan.slots) > 1 or plan.isolate else None
+    # several secondaries in one directory would overwrite each other; an isolated one works apart from you,
+    # and so does one on a cluster (its work comes back as a branch)
+    several = len(plan.slots) > 1
+    repo = Repo(workdir, isolate=not several) if several or plan.isolate or plan.cluster else None
+    fleet = None
+    if plan.cluster:
+        from .cluster import Fleet, Resources, needs_of
+
+        if plan.demo:
+            raise OrchestraError("--demo replays recorded sessions here: it has nothing to run on a cluster")
+        fleet = Fleet(plan.cluster, Resources.parse(plan.cluster_resources))
+        fleet.check({name: needs_of(config.profile(name)) for name in sorted(set(plan.slots)) if name != "auto"})
     if plan.merge and repo is None:
         raise OrchestraError("--merge is for several secondaries or --isolate (each on its own branch); one "
                              "secondary works in place, there is nothing to merge")
     if plan.merge:
         repo.ready_to_merge()
     run = Run(config, workdir, plan.task, tmux=tmux, say=events.say, run_id=run_id)
-    run.check_versions(([plan.primary] if plan.analyze else [])
-                       + [config.profile(name) for name in sorted(set(plan.slots)) if name != "auto"])
+    run.check_versions(([plan.primary] if plan.analyze else []) + ([] if fleet else [
+        config.profile(name) for name in sorted(set(plan.slots)) if name != "auto"]))
+    run.fleet = fleet
     flow = _Flow(run, plan, events, repo)
     return run.conduct(flow.go, flow.fail, flow.summary)
 
@@ -204,6 +221,7 @@ class _Flow:
         self.checker = Verifier(run, plan.checking, self.say, follow=self.follow)
         self.rules: list = []  # per secondary, the routing rule that chose it (None: named, or the default)
         self.merged_checks: list[dict] = []
+        self.cluster_checks: list[str] = []  # the checks the cluster's secondaries ran on their nodes
         self.started: list[tuple[AgentSession, Optional[Tree], Optional[GitSnapshot]]] = []
         self.wrapping: Optional[AtOnce] = None  # the secondaries' wrap_up, under way or done
         self.returned = False
@@ -214,6 +232,8 @@ class _Flow:
     def fail(self, status: str, reason: str) -> None:
         """The run stopped early: record it, and every secondary that was started, as it ended."""
         self.status, self.reason = status, reason
+        if self.run.fleet is not None:
+            self.settle_remote()
         done = self.wrapping.finished() if self.wrapping is not None else {}  # (their git work ends first)
         left = [done[i] if i in done else self.wrap_up(*self.started[i], self.briefs[i])
                 for i in range(len(self.secondaries), len(self.started))]
@@ -237,6 +257,18 @@ class _Flow:
             if left_out:
                 self.say(left_out)
         windows = [f"secondary-{i + 1}" for i in range(len(names))]
+        if self.run.fleet is not None:
+            self.on_cluster(names, windows)
+        else:
+            self.here(names, windows, primary)
+        if self.repo is not None:
+            self.report_branches()
+        self.status, self.reason = self.outcome()
+        if plan.analyze:
+            self.return_summary(primary)
+
+    def here(self, names: list[str], windows: list[str], primary: Optional[AgentSession]) -> None:
+        """The secondaries on this machine: each in the run's workdir, or with several in its worktree."""
         trees = self.repo.add(list(zip(names, windows))) if self.repo else [None] * len(names)
         for line in self.repo.warnings if self.repo else []:
             self.say(line)
@@ -245,7 +277,7 @@ class _Flow:
         secondaries = self.started
         self.follow([s for s, _, _ in secondaries] + ([primary] if primary is not None else []))
         for (s, _, _), rule in zip(secondaries, self.rules):  # before their work is committed on their branches
-            self.checker.verify(s, plan.checking.commands(s.profile, rule))
+            self.checker.verify(s, self.plan.checking.commands(s.profile, rule))
         # each secondary's summary and (in its worktree) its work committed and its branch reported: git's
         # part, one secondary's independent of the others', at once; then said in their order
         for _, _, git in secondaries:
@@ -259,11 +291,50 @@ class _Flow:
             self.say_result(summary, several=tree is not None)
             if kept is not None:
                 self.note_kept(tree, kept)
-        if self.repo is not None:
-            self.report_branches()
-        self.status, self.reason = self.outcome()
-        if plan.analyze:
-            self.return_summary(primary)
+
+    def on_cluster(self, names: list[str], windows: list[str]) -> None:
+        """The secondaries on the cluster's nodes (cluster.py): each an `orchestra run` there, its transcript and
+        live agent streamed into this run's folder, its work back as the branch a local one would get."""
+        from .cluster import Spec, base_bundle, needs_of, shareable_config
+
+        fleet, repo, run = self.run.fleet, self.repo, self.run
+        fleet.check({name: needs_of(self.config.profile(name)) for name in sorted(set(names))})  # routed ones too
+        self.remote_trees = repo.plan(list(zip(names, windows)))  # branch names; nothing is checked out here
+        fleet.put_base(base_bundle(repo.root, repo.base_commit, run.id))
+        explicit = next((layer.path for layer in self.config.layers if layer.kind == EXPLICIT), None)
+        config_text = shareable_config(explicit, run.redactor.text)
+        for tree, brief, rule in zip(self.remote_trees, self.briefs, self.rules):
+            profile = self.config.profile(tree.agent)
+            if not profile.takes_task_in_argv:
+                brief = report.one_line(brief)
+            checks = self.plan.checking.commands(profile, rule)
+            self.cluster_checks += checks
+            spec = Spec(run_id=run.id, slot=tree.window, agent=tree.agent, brief=brief, branch=tree.branch,
+                        base_commit=repo.base_commit, subdir=str(repo.sub), config_text=config_text,
+                        vars=needs_of(profile)["vars"], ignore=tree_ignores(profile),
+                        run_args=remote_options(self.plan, checks))
+            window = run.window(tree.window)  # the node's output, as it streams back
+            fleet.start(spec, run.dir / f"{tree.window}.cast", run.home, window)
+            shown = f" in tmux window '{tree.window}'" if window.target else ""
+            self.say(f"✅ Spawned {profile.name} on the cluster{shown} on branch {tree.branch}")
+        run.write_live()
+        fleet.follow(tick=run.heartbeat, ended=run.write_live)
+        self.settle_remote()
+
+    def settle_remote(self) -> None:
+        """Each cluster secondary's summary (its node's, or what is known of one that died), its branch fetched."""
+        fleet, repo = self.run.fleet, self.repo
+        for remote, tree in list(zip(fleet.remotes, getattr(self, "remote_trees", [])))[len(self.secondaries):]:
+            summary = remote.summary()
+            problem = fleet.fetch(remote, repo.root)
+            if problem:
+                summary.errors.append(problem)
+            elif not (remote.final or {}).get("bundle"):  # nothing came back: the branch a local one would have
+                git_cmd(repo.root, "branch", "-q", tree.branch, repo.base_commit)
+            summary.branch = tree.branch
+            self.secondaries.append(summary)
+            self.say_result(summary, several=True)
+            self.branches.append(repo.report(tree, summary.status, summary.files_modified))
 
     def analyze(self, n: int) -> tuple[AgentSession, list[str]]:
         """The primary's turn: the task in, one brief per secondary out."""
@@ -319,6 +390,8 @@ class _Flow:
         if several:  # one line each, to compare them: files, cost, time
             cost = f"${summary.cost_usd:.4f}" if summary.cost_usd is not None else "cost unknown"
             files += f", {cost}, {summary.duration_s:.1f}s, {summary.role}"
+            if summary.node:  # on a cluster
+                files += f", node {summary.node.get('ip')} ({str(summary.node.get('id'))[:12]})"
         if summary.status == "completed":
             self.say(f"✅ {summary.agent} completed task ({files})")
         else:
@@ -358,7 +431,7 @@ class _Flow:
         for line in said:
             self.say(line)
         if not self.merge_stopped and any(r.merged for r in self.branches):  # two green branches can merge red
-            commands = merged_commands(list(self.checker.done.values()))
+            commands = list(dict.fromkeys(merged_commands(list(self.checker.done.values())) + self.cluster_checks))
             self.merged_checks = [c.to_dict() for c in self.checker.check(commands, self.repo.workdir, " (merged)")]
 
     def choose_secondaries(self, slots: list[str], briefs: list[str]) -> list[str]:
@@ -502,6 +575,18 @@ class AtOnce:
         for t in self.threads:
             t.join()
         return dict(self.values)
+
+
+def remote_options(plan: Plan, checks: list[str]) -> list[str]:
+    """The `orchestra run` options a cluster secondary gets: its checks and the budget given for it."""
+    args = [arg for command in checks for arg in ("--check", command)]
+    if checks:
+        args += ["--check-timeout", str(plan.checking.timeout), "--fix-rounds", str(plan.checking.fix_rounds)]
+    for option, name in (("--max-cost", "max_cost_usd"), ("--max-tokens", "max_tokens"), ("--max-time", "max_time_s")):
+        value = getattr(plan.budget, name, None)
+        if value is not None:
+            args += [option, str(value)]
+    return args
 
 
 def merge_turns(first: AgentSummary, turn: AgentSummary) -> AgentSummary:

@@ -53,6 +53,11 @@ class Target:
         self.turn = len(turns) + 2  # its first turn is the run itself
         self.session_id = next((t.get("session_id") for t in reversed(turns) if t.get("session_id")),
                                self.agent.get("session_id"))
+        node = self.agent.get("node")
+        if isinstance(node, dict):
+            raise OrchestraError(f"run {run_id}: {self.role} ({name}) ran on the cluster's node {node.get('ip')}, where "
+                                 f"its session stayed: start a new run with the follow-up as its task (its branch "
+                                 f"{self.agent.get('branch') or '-'} keeps its work)")
         if not self.profile.resume:
             raise OrchestraError(f"agent '{name}' cannot continue a session: its profile has no 'resume' command "
                                  f"(in {config.path}); start a new run with the follow-up as its task")

@@ -112,6 +112,7 @@ class Run:
         self.sessions: list[AgentSession] = []
         self.roles: dict[int, str] = {}  # id(session) -> its role
         self.results: dict[int, AgentSummary] = {}  # id(session) -> its summary, once it has one
+        self.fleet = None  # its secondaries on a Ray cluster (cluster.Fleet), if it has any
         self.versions_said: set[str] = set()  # the profiles whose CLI's version was checked
         self.pid, self.pid_started = os.getpid(), process_started(os.getpid())
         self._live_at = 0.0
@@ -206,7 +207,8 @@ class Run:
     def live(self) -> dict:
         """run.json while the run goes on: status running, orchestra's pid, and each agent as it is now
         (its phase, elapsed time, cost so far, latest line)."""
-        agents = [self._live_agent(s) for s in self.sessions]
+        agents = [self._live_agent(s) for s in self.sessions] + \
+            ([r.live() for r in self.fleet.remotes] if self.fleet is not None else [])
         primaries = [a for a in agents if a["role"] == "primary"]
         costs = [a["cost_usd"] for a in agents if a["cost_usd"] is not None]
         return RunSummary(
@@ -277,6 +279,8 @@ class Run:
         """End every agent: all are signalled first, so their grace periods run at the same time."""
         for s in self.sessions:
             s.abort_begin(status, reason, at_once)
+        if self.fleet is not None:  # the secondaries on the cluster: their tasks end their agents
+            self.fleet.stop(status, reason)
         for s in self.sessions:
             s.abort_end()
 

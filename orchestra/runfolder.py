@@ -403,8 +403,9 @@ def tidy_agent(agent: dict) -> dict:
         agent["tokens"] = {"input": None, "output": None}
     if "ended_by" in agent and not isinstance(agent["ended_by"], (dict, type(None))):
         agent["ended_by"] = None
-    if "budget" in agent and not isinstance(agent["budget"], (dict, type(None))):
-        agent["budget"] = None
+    for key in ("budget", "node"):
+        if key in agent and not isinstance(agent[key], (dict, type(None))):
+            agent[key] = None
     if "turns" in agent:  # its follow-up turns (orchestra send), each an agent's summary
         agent["turns"] = [tidy_agent(t) for t in agent["turns"] if isinstance(t, dict)] \
             if isinstance(agent["turns"], list) else []

@@ -52,6 +52,7 @@ class AgentSummary:
     reply: str = ""
     workdir: str = ""
     branch: Optional[str] = None
+    node: Optional[dict] = None  # on a Ray cluster (--cluster): the node it ran on, {"id", "ip"}
     # its acceptance checks (checks.py): true all passed, false one failed, null none given or it did not complete
     verified: Optional[bool] = None
     checks: list[dict] = field(default_factory=list)  # the last time they ran: command, exit_code, duration_s, output
