@@ -22,7 +22,9 @@ def test_the_record_is_live_from_the_start_and_a_reader_never_sees_half_of_it(wo
     seen, broken = [], []
 
     def read_all_the_time():
-        while proc.poll() is None:
+        running = True
+        while running:
+            running = proc.poll() is None  # one read more after the exit: the final record may come just before it
             try:
                 seen.append(json.loads(record.read_text()))
             except ValueError as exc:
