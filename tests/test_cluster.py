@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -150,6 +151,17 @@ def start(c, repo, cfg, *args) -> subprocess.Popen:
                             stderr=subprocess.PIPE, text=True)
 
 
+@contextmanager
+def ended_after(proc: subprocess.Popen):
+    """A run under way for the block; killed at its end if it is still going (a failed wait, a timeout)."""
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 def live(repo) -> dict:
     """The newest run's record as it is now ({} before there is one)."""
     runs = repo / ".orchestra" / "runs"
@@ -281,7 +293,7 @@ def test_a_node_removed_mid_run_ends_its_secondary_as_node_died_while_the_other_
                                                                                     "--wait-fifo", str(gate)))
     proc = start(cluster, repo, cfg, "--to", "stuck", "--to", "other", "--task", "t",
                  "--cluster-resources", "cpu=0.5,worker=1")
-    try:
+    with ended_after(proc):
         record = wait_for(lambda: working(repo, 2), seen=lambda: live(repo))
         STARTED.append(record["run_id"])
         stuck = record["secondaries"][0]
@@ -293,10 +305,6 @@ def test_a_node_removed_mid_run_ends_its_secondary_as_node_died_while_the_other_
         with open(gate, "w"):  # the other goes on once its node's stuck neighbour is gone
             pass
         out, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     run = json.loads(out)
     first, second = run["secondaries"]
     assert first["status"] == "crashed" and first["ended_by"]["signal"] == "node_died", first
@@ -475,7 +483,7 @@ def test_a_cluster_secondary_is_watched_in_its_tmux_window_here(tmp_path, repo, 
     proc = subprocess.Popen([sys.executable, "-m", "orchestra", "delegate", "--config", str(cfg), "--cluster",
                              cluster.address, "--no-analyze", "--json", "--to", "a", "--task", "t"], cwd=repo,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
+    with ended_after(proc):
         record = wait_for(lambda: working(repo, 1), seen=lambda: live(repo))
         STARTED.append(record["run_id"])
         tmux_sessions.append(record["tmux_session"])
@@ -485,10 +493,6 @@ def test_a_cluster_secondary_is_watched_in_its_tmux_window_here(tmp_path, repo, 
         with open(gate, "w"):
             pass
         out, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     run = json.loads(out)
     assert run["secondaries"][0]["status"] == "completed" and run["secondaries"][0]["tmux_target"] == target
     wait_for_pane(target, "[orchestra: a on the cluster: completed]", timeout=30)
