@@ -21,6 +21,10 @@ _ESCAPES = re.compile(
     r"|[()*+][0-9A-Za-z]"                # charset selection
     r"|[@-Z\\-_=>78])" % MAX_STRING        # two-byte escapes
 )
+# A TUI's redraw (Ink's log-update) erases the last frame's lines with an "erase line, cursor up" pair for
+# each, all on one line: one str.replace takes them out four times faster than the regex does (8 against
+# 2 us for 40 of them, measured here).
+_ERASE_UP = "\x1b[2K\x1b[1A"
 # Other control characters and stray ESCs go, and a lone carriage return or a backspace
 # (a redraw: "░█\b\b  \b\bError:") is a line break. One bytes.translate on the UTF-8 text
 # does it all: ASCII control bytes never occur inside a multi-byte character, and
@@ -47,6 +51,8 @@ def strip(text: str) -> str:
 def _unescape(text: str) -> str:
     """The text without its escape sequences (a cursor gap left as a space). No sequence spans a line
     feed, so this is the same line by line."""
+    if _ERASE_UP in text:
+        text = text.replace(_ERASE_UP, "")
     text = _ESCAPES.sub("", text)
     if "\x1b" in text:
         text = _CURSOR_GAP.sub(" ", text)
@@ -66,9 +72,11 @@ def _controls(text: str) -> str:
 
 
 # A TUI redraws its screen (Ink: erase the frame's lines, draw them all again), and most lines of a frame
-# are the lines of the frame before: a read's lines are looked up among those cleaned lately, and only the
-# others are cleaned (in one pass, joined). Output whose lines do not come back is cleaned whole, trying
-# the lines again every LINES_RETRY reads.
+# are the lines of the frame before: a read's lines are looked up among those cleaned lately, whole (escapes
+# and control characters out), and only the others are cleaned. A line is the same clean wherever it is in
+# a read: a "\r" at its end is half of a CR LF (a read whose last line ends in one is cleaned whole), and
+# no escape sequence spans a line feed. Output whose lines do not come back is cleaned whole, trying the
+# lines again every LINES_RETRY reads.
 SEEN_LINES = 1024  # lines kept, cleared when full
 SEEN_LINE = 1024  # characters: a read with a longer line is cleaned whole
 LINES_MIN = 8  # lines in a read, at least, for the lookup to pay
@@ -80,7 +88,7 @@ class Cleaner:
 
     def __init__(self) -> None:
         self.carry = ""
-        self._seen: dict[str, str] = {}  # a line with escape sequences -> the same without
+        self._seen: dict[str, str] = {}  # a line as written -> the same clean
         self._whole = 0  # reads to clean whole before looking lines up again
         self._missed = 0  # reads in a row whose lines were mostly not seen before
 
@@ -97,29 +105,44 @@ class Cleaner:
         if self._whole or text.count("\n") < LINES_MIN:
             self._whole = max(0, self._whole - 1)
             return _controls(_unescape(text))
-        return _controls(self._unescape_lines(text))
+        return self._lines(text)
 
-    def _unescape_lines(self, text: str) -> str:
+    def _lines(self, text: str) -> str:
         lines = text.split("\n")
-        if max(map(len, lines)) > SEEN_LINE:
-            return _unescape(text)
+        if lines[-1].endswith("\r"):  # the first of "\r\r" at the end (feed holds the second): a lone CR
+            return _controls(_unescape(text))
         seen = self._seen
         got = list(map(seen.get, lines))
-        if None not in got:
+        misses = got.count(None)
+        if not misses:
             return "\n".join(got)
-        missing = [line for line, done in zip(lines, got) if done is None]
-        if len(missing) * 2 > len(lines):  # mostly new lines, twice in a row: not a redraw
+        # where they are: a few, as a rule (the unfinished lines at the read's ends, a line that changed)
+        at = [-1]
+        for _ in range(misses):
+            at.append(got.index(None, at[-1] + 1))
+        del at[0]
+        missing = [lines[i] for i in at]
+        if max(map(len, missing)) > SEEN_LINE:
+            return _controls(_unescape(text))
+        if misses * 2 > len(lines):  # mostly new lines, twice in a row: not a redraw
             self._missed += 1
             if self._missed > 1:
                 self._whole, self._missed = LINES_RETRY, 0
         else:
             self._missed = 0
-        cleaned = _unescape("\n".join(missing)).split("\n")
-        if len(seen) + len(missing) > SEEN_LINES:
+        # their escapes out in one pass (it keeps every line feed), and their control characters; line by
+        # line where one is a lone CR or a backspace (a line break: the lines could not be told apart again)
+        unescaped = _unescape("\n".join([line[:-1] if line.endswith("\r") else line for line in missing]))
+        if "\r" in unescaped or "\b" in unescaped:
+            cleaned = [_controls(line) for line in unescaped.split("\n")]
+        else:
+            cleaned = _controls(unescaped).split("\n")
+        if len(seen) + misses > SEEN_LINES:
             seen.clear()
         seen.update(zip(missing, cleaned))
-        news = iter(cleaned)
-        return "\n".join([done if done is not None else next(news) for done in got])
+        for i, line in zip(at, cleaned):
+            got[i] = line
+        return "\n".join(got)
 
     def feed_plain(self, data: bytes) -> Optional[str]:
         """feed() for a read of printable ASCII, tabs and CR LF only, or None for any other read.

@@ -55,6 +55,9 @@ TURN_BYTES = 4096
 SOLO_BYTES = 16 * 4096
 MIN_READ = 1024  # a turn ends when less than this is left of it
 LOOK_EVERY = 0.1  # seconds: the longest the loop goes without looking at every agent (see drive)
+# What a transcript event may wait to be written with those after it: a TUI's frames cost one write per
+# few frames, and a person watching the transcript (the web page) sees it this much later at most.
+CAST_HOLD = 0.1
 HANGUP_PROBE = 1.0  # quiet seconds after which a held slave is let go a moment: did the agent close its terminal?
 MAX_ARG_BYTES = limits.ARG_BYTES  # the most one argument of a program holds here (see limits)
 LINE_MAX_BYTES = limits.LINE_BYTES  # what a terminal in canonical mode keeps of a line, its Enter included
@@ -248,7 +251,7 @@ class AgentSession:
                                           "view": "rendered" if self.rendered_view else "raw",
                                           # the root of its paths, for `summarize` elsewhere: not every
                                           # agent reports the directory it works in
-                                          "cwd": os.path.abspath(self.workdir)})
+                                          "cwd": os.path.abspath(self.workdir)}, hold=CAST_HOLD)
         parent = os.getpid()
         keeper = SlaveKeeper() if procs.PORTABLE else None
         try:
@@ -359,8 +362,10 @@ class AgentSession:
 
     @property
     def wake(self) -> float:
-        """When on_time() has something to do: the deadline, the end of a quiet time to judge, its time budget."""
-        return min(self.deadline, self._quiet_until, self._budget_until, self._probe_at)
+        """When on_time() has something to do: the deadline, the end of a quiet time to judge, its time budget,
+        transcript events to write."""
+        return min(self.deadline, self._quiet_until, self._budget_until, self._probe_at,
+                   self.cast.due if self.cast is not None else float("inf"))
 
     @property
     def _budget_until(self) -> float:
@@ -456,6 +461,8 @@ class AgentSession:
         self.deadline = time.monotonic() + DRAIN_GRACE
 
     def on_time(self, now: float) -> None:
+        if self.cast is not None and now >= self.cast.due:
+            self.cast.flush()
         if now >= self._probe_at:
             self._probe_hangup(now)
         budget_until = self._budget_until
@@ -507,6 +514,8 @@ class AgentSession:
         else:
             self.window.write(data)
         self.cast.output(text, now, plain)
+        if self.phase == IDLE:
+            self.cast.flush()  # (on_time, which writes what is held, is not called while idle: see _turn_over)
         if self.pending_submit and not self.outbuf:
             echoed = self.searcher.search(self.echo)
             if echoed is not None:  # the typed text is on screen: press Enter
@@ -662,6 +671,7 @@ class AgentSession:
         if self.keep_alive and outcome.status == "completed":
             self.phase = IDLE
             self.deadline = float("inf")
+            self.cast.flush()  # the turn whole in its transcript, as the caller reads it
         else:
             self._begin_exit(ask=True)
 

@@ -1,7 +1,8 @@
 """asciicast v2 transcripts: a writer that owns its file, and a reader.
 
-Each event is written with one os.write, so a run that is killed leaves a
-valid file up to its last event.
+Events are written whole (one os.writev for one or more of them), so a run that is killed leaves a
+valid file up to its last event written. A writer may hold events for a moment (`hold`) and write them
+together: a TUI's 26 frames a second cost one write per few frames instead of one each.
 """
 from __future__ import annotations
 
@@ -55,13 +56,22 @@ def event_bytes(text: str) -> bytes:
         return text.encode("utf-8", "replace")
 
 
+HOLD_BYTES = 65536  # events held are written once they hold this much text...
+HOLD_PARTS = 3 * 64  # ...or are this many (3 parts each: an os.writev takes at most IOV_MAX = 1024 parts)
+
+
 class CastWriter:
     """Never raises on a failed write (a full disk, a removed folder): the agent it records goes on,
     and is ended as usual. The first error is kept in `error`, and nothing more is written."""
 
     def __init__(self, path: Union[str, Path], width: int, height: int, title: str = "", command: str = "",
-                 orchestra: Optional[dict] = None):
+                 orchestra: Optional[dict] = None, hold: float = 0.0):
+        """hold: seconds an event may wait to be written with those after it (flush() by `due`); 0: at once."""
         self.path = Path(path)
+        self.hold = hold
+        self.due = float("inf")  # when the events held must be written (flush())
+        self._held: list[bytes] = []
+        self._held_size = 0
         self.error: Optional[str] = None
         self.fd: Optional[int] = None
         self.start = time.monotonic()
@@ -102,8 +112,20 @@ class CastWriter:
 
     def _event(self, kind: str, text: str, at: Optional[float], plain: bool = False) -> None:
         t = (at if at is not None else time.monotonic()) - self.start
-        # one writev: the event is whole in the file or not there, and the text is not copied again
-        self._write(b'[%.6f, "%s", ' % (t, kind.encode()), json_string(text, plain), b']\n')
+        # written with one writev: the event is whole in the file or not there, and the text is not copied again
+        data = json_string(text, plain)
+        self._held += (b'[%.6f, "%s", ' % (t, kind.encode()), data, b']\n')
+        self._held_size += len(data)
+        if self._held_size >= HOLD_BYTES or len(self._held) >= HOLD_PARTS or not self.hold:
+            self.flush()
+        elif self.due == float("inf"):
+            self.due = time.monotonic() + self.hold
+
+    def flush(self) -> None:
+        """Write the events held."""
+        if self._held:
+            held, self._held, self._held_size, self.due = self._held, [], 0, float("inf")
+            self._write(*held)
 
     def _write(self, *parts: bytes) -> None:
         if self.fd is not None:
@@ -120,6 +142,7 @@ class CastWriter:
             self.error = f"cannot write {self.path}: {exc.strerror or exc}"
 
     def close(self) -> None:
+        self.flush()
         if self.fd is not None:
             try:
                 os.close(self.fd)

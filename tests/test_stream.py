@@ -53,6 +53,22 @@ def test_a_tuis_redrawn_lines_are_cleaned_as_the_first_time_however_the_stream_i
     assert "".join(pieces) + c.flush() == strip(frames)
 
 
+@pytest.mark.parametrize("seed", range(10))
+def test_redrawn_lines_with_lone_carriage_returns_and_backspaces_are_cleaned_as_the_first_time(seed):
+    # a lone CR or a backspace in a line is a line break of its own: a line looked up, or cleaned with
+    # others it was not seen with, still gives what strip() gives the whole
+    rng = random.Random(seed)
+    lines = [f"\x1b[2K\x1b[36m{r:02d}\x1b[39m step {r}" + rng.choice(["", "\r", " 10%\r 99%", "ab\b\bcd", "\x1b]0;t\x07x"])
+             for r in range(30)]
+    frames = "".join("\x1b[1A" * 30 + "\r\n".join(rng.sample(lines, 20)) + "\r\n" for _ in range(60))
+    c, pieces, i = Cleaner(), [], 0
+    while i < len(frames):
+        n = rng.choice([rng.randint(1, 300), rng.randint(1000, 4096)])
+        pieces.append(c.feed(frames[i:i + n]))
+        i += n
+    assert "".join(pieces) + c.flush() == strip(frames)
+
+
 def test_output_whose_lines_do_not_come_back_is_cleaned_whole_and_the_same():
     c = Cleaner()
     reads = ["".join(f"\x1b[31mline {k}-{j}\x1b[0m\x1b[3Cdone\r\n" for j in range(40)) for k in range(200)]

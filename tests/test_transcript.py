@@ -115,3 +115,23 @@ def test_events_are_the_json_python_would_write_for_any_text():
     samples += ["".join(rnd.choice(pieces) for _ in range(rnd.randrange(1, 80))) for _ in range(3000)]
     for text in samples:
         assert json_string(text) == json.dumps(text).encode(), repr(text)
+
+
+def test_events_held_for_a_moment_are_written_together_whole_by_their_due_time_or_at_close(tmp_path):
+    from orchestra.transcript import HOLD_BYTES, CastWriter
+
+    path = tmp_path / "held.cast"
+    cast = CastWriter(path, 80, 24, hold=0.1)
+    header = path.read_bytes()  # the header is written at once
+    before = time.monotonic()
+    cast.output("frame 1\r\n")
+    cast.output("frame 2\r\n")
+    assert path.read_bytes() == header  # held...
+    assert before + 0.1 <= cast.due <= time.monotonic() + 0.1  # ...until the first one's due time
+    cast.flush()
+    assert output_of(path) == "frame 1\r\nframe 2\r\n" and cast.due == float("inf")
+    cast.output("x" * HOLD_BYTES)  # a hold's worth is written at once
+    assert output_of(path).endswith("x" * HOLD_BYTES)
+    cast.output("last\r\n")
+    cast.close()
+    assert output_of(path).endswith("last\r\n")
