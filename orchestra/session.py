@@ -907,7 +907,8 @@ def drive(sessions: Iterable[AgentSession], tick: Optional[Callable[[], None]] =
                     everyone_at = 0.0  # (and looked at again)
                     continue
                 _watch(selector, registered, watched, touched)
-                wake = min(min(wakes.values()), next_tick, look_at)
+                soonest = min(wakes.values())
+                wake = min(soonest, next_tick, look_at)
                 timeout = None if wake == float("inf") else max(0.0, wake - now + 0.001)
                 touched, ready = [], []
                 for key, events in selector.select(timeout):
@@ -932,10 +933,11 @@ def drive(sessions: Iterable[AgentSession], tick: Optional[Callable[[], None]] =
                 if not touched:
                     everyone_at = 0.0  # a quiet wake: a deadline, or a tick
                 now = time.monotonic()
-                for s, at in list(wakes.items()):
-                    if now >= at and s.active:
-                        s.on_time(now)
-                        touched.append(s)
+                if now >= soonest:  # (the wakes looked at only when one of them is due)
+                    for s, at in list(wakes.items()):
+                        if now >= at and s.active:
+                            s.on_time(now)
+                            touched.append(s)
                 if tick and now >= next_tick:
                     tick()
                     next_tick = now + tick_every

@@ -19,25 +19,28 @@ class Stream:
 
     def __init__(self, parser: Parser):
         self.parser = parser
-        self.decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        self._undecoded_bytes = b""  # the start of a character cut by a read (what an incremental decoder holds)
         self.cleaner = Cleaner()
         self.searcher = Searcher()
         self._recent: collections.deque = collections.deque(maxlen=LAST_LINES)  # blocks, newest last
         self.plain = False  # the last piece fed was printable ASCII, tabs, CRs and LFs only (see feed)
-        self._undecoded = False  # the decoder holds the start of a character cut by a read
         self.clean = ""  # the cleaned text of the last piece fed
 
     def feed(self, data: bytes, final: bool = False) -> tuple[str, str]:
         """Returns the decoded text (for the recording) and the lines it completed."""
         # plain output (printable ASCII, tabs, CR LF) is cleaned on its bytes, and its
         # transcript JSON then needs no search for what to escape (`plain`)
-        clean = None if final or self._undecoded else self.cleaner.feed_plain(data)
+        clean = None if final or self._undecoded_bytes else self.cleaner.feed_plain(data)
         self.plain = clean is not None
         if self.plain:
             text = data.decode("ascii")
         else:
-            text = self.decoder.decode(data, final)
-            self._undecoded = bool(self.decoder.getstate()[0])
+            # what codecs' incremental decoder does, without its Python layer: a read's cut character is kept
+            # for the next, bad bytes become U+FFFD
+            if self._undecoded_bytes:
+                data = self._undecoded_bytes + data
+            text, used = codecs.utf_8_decode(data, "replace", final)
+            self._undecoded_bytes = data[used:]
             clean = self.cleaner.feed(text)
         if final:
             clean += self.cleaner.flush()

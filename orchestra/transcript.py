@@ -11,6 +11,7 @@ import json
 import os
 import time
 from dataclasses import dataclass
+from json.encoder import encode_basestring_ascii
 from pathlib import Path
 from typing import Iterator, Optional, Union
 
@@ -34,13 +35,14 @@ def json_string(text: str, plain: bool = False) -> bytes:
         present += b"\r\n"
     else:
         if not text.isascii() or ("\x1b" in text and text.count("\x1b", 0, 512) * 16 > min(len(text), 512)):
-            return json.dumps(text).encode()  # (escape-dense: judged from the first 512 characters, cheaply)
+            # (escape-dense: judged from the first 512 characters, cheaply) json.dumps' own step for a string
+            return encode_basestring_ascii(text).encode()
         data = text.encode("ascii")
         special = data.translate(None, _JSON_PLAIN)
         if not special:
             return b'"' + data + b'"'
         if len(special) * 16 > len(data):
-            return json.dumps(text).encode()
+            return encode_basestring_ascii(text).encode()
         present = sorted(set(special), key=lambda c: c != 0x5C)  # the backslash first: the others add backslashes
     for byte in present:
         data = data.replace(*_JSON_ESCAPES[byte])
