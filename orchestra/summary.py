@@ -6,15 +6,37 @@ agent's named edits say which of it is the agent's (attribute()).
 """
 from __future__ import annotations
 
+import copy
 import fnmatch
 import os
 import subprocess
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Optional
 
 from .config import Config
 from .parsers import Parsed
+
+def as_dict(record) -> dict:
+    """dataclasses.asdict(record), made without its deep copy of every string and number (a run's record
+    holds thousands: several milliseconds each time one is written): dicts, lists and tuples are copied,
+    anything else mutable deep-copied, as asdict does."""
+    return {f.name: _copied(getattr(record, f.name)) for f in fields(record)}
+
+
+def _copied(value):
+    if value is None or isinstance(value, (str, int, float)):  # (bool is an int)
+        return value
+    if type(value) is dict:
+        return {_copied(k): _copied(v) for k, v in value.items()}
+    if type(value) is list:
+        return [_copied(v) for v in value]
+    if type(value) is tuple:
+        return tuple(_copied(v) for v in value)
+    if is_dataclass(value) and not isinstance(value, type):
+        return as_dict(value)
+    return copy.deepcopy(value)
+
 
 STATUSES = ("completed", "partial", "failed", "timeout", "waiting_for_input", "crashed", "interrupted", "over_budget")
 
@@ -61,7 +83,7 @@ class AgentSummary:
     budget: Optional[dict] = None
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return as_dict(self)
 
 
 @dataclass
@@ -93,7 +115,7 @@ class RunSummary:
     pid_started: Optional[int] = None  # when that process started (clock ticks since boot): tells a reused pid
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return as_dict(self)
 
 
 def describe_ended_by(ended: Optional[dict], line: bool = True, limit: int = 200) -> str:

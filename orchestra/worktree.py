@@ -17,14 +17,14 @@ import os
 import re
 import shutil
 import subprocess
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Optional
 
 from . import runfolder
 from .errors import OrchestraError
 from .procs import end_processes
-from .summary import AgentSummary, GitSnapshot, without_ignored
+from .summary import AgentSummary, GitSnapshot, as_dict, without_ignored
 
 WORKTREES_DIR = Path(".orchestra") / "worktrees"
 BRANCH_PREFIX = "orchestra"
@@ -70,7 +70,7 @@ class BranchReport:
     note: str = ""
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return as_dict(self)
 
     @classmethod
     def from_dict(cls, record: dict) -> "BranchReport":
