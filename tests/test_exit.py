@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import os
+import subprocess
+import sys
 
 from orchestra.checks import CheckResult
 from orchestra.summary import AgentSummary, RunSummary, as_dict
@@ -46,3 +49,54 @@ def test_as_dict_copies_what_it_is_given():
     made["fix_rounds"][0]["checks"][0]["exit_code"] = 0
     made["tokens"]["input"] = 0
     assert agent == before
+
+
+# A command run under a wrapper that leaves marks: what its atexit handler writes (to a file, and to standard
+# output without a flush), and what an audit hook writes once the interpreter's teardown begins.
+AT_EXIT = """
+import atexit, os, sys, threading, time
+marks = sys.argv.pop()
+def handler():
+    open(os.path.join(marks, "atexit"), "w").write("ran")
+    sys.stdout.write("written by an atexit handler, not flushed")
+atexit.register(handler)
+def audit(event, args, path=os.path.join(marks, "teardown"), write=open):  # (bound now: modules go in a teardown)
+    if event in ("cpython.PyInterpreterState_Clear", "cpython._PySys_ClearAuditHooks"):  # a teardown
+        write(path, "w").write("ran")
+sys.addaudithook(audit)
+if os.environ.get("SLOW_THREAD"):  # a thread (not a daemon) the usual exit would wait for
+    def work():
+        time.sleep(0.3)
+        open(os.path.join(marks, "thread"), "w").write("ended")
+    threading.Thread(target=work).start()
+sys.argv = ["orchestra", *sys.argv[1:]]
+from orchestra.cli import main
+main()
+"""
+
+
+def run_marked(tmp_path, *args, env=None):
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    done = subprocess.run([sys.executable, "-c", AT_EXIT, *args, str(marks)], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=60, env={**os.environ, **(env or {})})
+    return done, {p.name for p in marks.iterdir()}
+
+
+def test_the_process_ends_without_the_teardown_its_atexit_handlers_run_and_its_output_is_out(tmp_path):
+    done, marks = run_marked(tmp_path, "--version")
+    assert done.returncode == 0, done.stderr
+    assert "orchestra" in done.stdout and done.stdout.endswith("written by an atexit handler, not flushed")
+    assert marks == {"atexit"}  # and no teardown
+
+
+def test_the_exit_code_is_the_commands(tmp_path):
+    done, marks = run_marked(tmp_path, "show", "20261203-000000-abcdef")
+    assert done.returncode == 2 and "no run '20261203-000000-abcdef'" in done.stderr
+    assert marks == {"atexit"}
+
+
+def test_a_thread_still_at_work_is_waited_for_as_ever(tmp_path):
+    done, marks = run_marked(tmp_path, "--version", env={"SLOW_THREAD": "1"})
+    assert done.returncode == 0, done.stderr
+    assert {"atexit", "thread"} <= marks
