@@ -498,8 +498,10 @@ def commit_all(path: Path, since: str, ignore: list[str], message: str, identity
         files = [f for f in staged.stdout.split("\0") if f]
         if staged.returncode == 0 and not files:
             return [], None  # the agent committed everything itself (aider does)
-    # orchestra's own commit on its own branch: no hooks, no signing prompt to fail it
-    done = git(path, *identity, "-c", "commit.gpgsign=false", "commit", "-q", "--no-verify", "-m", message)
+    # orchestra's own commit on its own branch: no hooks, no signing prompt to fail it, and no `git maintenance
+    # run --auto` after it (a process each, for a few loose objects: the user's own next commit or fetch looks)
+    done = git(path, *identity, "-c", "commit.gpgsign=false", "-c", "maintenance.auto=false", "commit", "-q",
+               "--no-verify", "-m", message)
     if done.returncode == 0:
         return files, None
     if not listed and git(path, "diff", "--cached", "--quiet").returncode == 0:

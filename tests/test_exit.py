@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 import os
 import subprocess
 import sys
 
+from conftest import git, needs_git, new_repo
+
 from orchestra.checks import CheckResult
 from orchestra.summary import AgentSummary, RunSummary, as_dict
-from orchestra.worktree import BranchReport
+from orchestra.worktree import BranchReport, commit_all
 
 
 def full_agent() -> AgentSummary:
@@ -100,3 +103,23 @@ def test_a_thread_still_at_work_is_waited_for_as_ever(tmp_path):
     done, marks = run_marked(tmp_path, "--version", env={"SLOW_THREAD": "1"})
     assert done.returncode == 0, done.stderr
     assert {"atexit", "thread"} <= marks
+
+
+@needs_git
+def test_orchestras_commit_starts_no_git_maintenance(tmp_path, monkeypatch):
+    """`git commit` starts `git maintenance run --auto` after it (a process, for a few loose objects); orchestra's
+    commit of an agent's work does not. git's own trace of the processes it starts tells."""
+    repo = new_repo(tmp_path / "repo")
+    base = git(repo, "rev-parse", "HEAD")
+    (repo / "new.py").write_text("x = 1\n")
+    (repo / "README.md").write_text("changed\n")
+    trace = tmp_path / "trace.json"
+    monkeypatch.setenv("GIT_TRACE2_EVENT", str(trace))
+    files, problem = commit_all(repo, base, [], "orchestra: test", [])
+    monkeypatch.delenv("GIT_TRACE2_EVENT")
+    assert problem is None and sorted(files) == ["README.md", "new.py"]
+    assert git(repo, "log", "-1", "--format=%s") == "orchestra: test"
+    events = [json.loads(line) for line in trace.read_text().splitlines()]
+    commands = [e["argv"] for e in events if e.get("event") == "start"]
+    assert any("commit" in argv for argv in commands)  # (the trace saw the commit)
+    assert not [argv for argv in commands if "maintenance" in argv or "gc" in argv]
