@@ -248,16 +248,6 @@ class GitSnapshot:
     def __init__(self, workdir: Path, head: Optional[str], dirty: dict[str, str], alone: bool = False,
                  top: Optional[Path] = None):
         self.workdir, self.head, self.dirty, self.alone, self.top = workdir, head, dirty, alone, top
-        self._asked: Optional[subprocess.Popen] = None  # prefetch(): the git status changed() will read
-
-    def prefetch(self) -> None:
-        """Start now the one git call changed() will read (so several snapshots' calls run at once)."""
-        if self.top is not None and self.head and not self.dirty and self._asked is None:
-            try:
-                self._asked = subprocess.Popen(STATUS, cwd=self.workdir, stdout=subprocess.PIPE,
-                                               stderr=subprocess.DEVNULL)
-            except OSError:
-                pass
 
     @classmethod
     def take(cls, workdir: Path) -> Optional["GitSnapshot"]:
@@ -269,8 +259,7 @@ class GitSnapshot:
     def changed(self) -> list[str]:
         """Files changed or created since the snapshot, relative to workdir, committed or not."""
         if self.top is not None and self.head and not self.dirty:
-            asked, self._asked = self._asked, None
-            seen = _status_since(Path(self.top), Path(self.workdir), self.head, asked)
+            seen = _status_since(Path(self.top), Path(self.workdir), self.head)
             if seen is not None:
                 return sorted(seen)
         now = _changed_paths(self.workdir, self.head)
@@ -291,24 +280,19 @@ STATUS = ["git", "--no-optional-locks", "status", "--porcelain=v2", "-z", "--bra
           "--no-renames"]
 
 
-def _status_since(top: Path, workdir: Path, head: str, asked: Optional[subprocess.Popen] = None) -> Optional[set[str]]:
+def _status_since(top: Path, workdir: Path, head: str) -> Optional[set[str]]:
     """What _changed_paths(workdir, head) says, in one git call, for a worktree whose HEAD is still `head`:
     its tracked files changed (staged or not) and its untracked ones, under workdir. None when only the two
     calls can say it: HEAD moved (the agent committed), a rename or a conflict, or a file staged and then
-    changed again (whether it now differs from HEAD, only a diff tells). asked: that call, started already."""
+    changed again (whether it now differs from HEAD, only a diff tells)."""
     try:
-        if asked is None:
-            asked = subprocess.Popen(STATUS, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-        out, _ = asked.communicate(timeout=30)
+        done = subprocess.run(STATUS, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, timeout=30)
     except (OSError, subprocess.TimeoutExpired):
-        if asked is not None:
-            asked.kill()
-            asked.wait()
         return None
-    if asked.returncode != 0:
+    if done.returncode != 0:
         return None
     oid, paths = None, []
-    for entry in out.split(b"\0"):
+    for entry in done.stdout.split(b"\0"):
         if entry.startswith(b"# branch.oid "):
             oid = entry[len(b"# branch.oid "):].decode()
         elif entry.startswith(b"1 "):

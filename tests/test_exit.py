@@ -12,7 +12,9 @@ import os
 import subprocess
 import sys
 
-from conftest import git, needs_git, new_repo
+from conftest import git, needs_git, new_repo, orchestra
+from test_mcp import release
+from test_parallel import config, toy, wait_for
 
 from orchestra.checks import CheckResult
 from orchestra.summary import AgentSummary, RunSummary, as_dict
@@ -123,3 +125,33 @@ def test_orchestras_commit_starts_no_git_maintenance(tmp_path, monkeypatch):
     commands = [e["argv"] for e in events if e.get("event") == "start"]
     assert any("commit" in argv for argv in commands)  # (the trace saw the commit)
     assert not [argv for argv in commands if "maintenance" in argv or "gc" in argv]
+
+
+@needs_git
+def test_a_secondary_that_has_ended_is_committed_on_its_branch_while_another_still_works(tmp_path):
+    """Its summary and commit do not wait for the slowest secondary: a's branch has its work while b is held."""
+    repo = new_repo(tmp_path / "repo")
+    start = git(repo, "rev-parse", "HEAD")
+    gate = tmp_path / "gate"
+    os.mkfifo(gate)
+    cfg = config(tmp_path, a=toy("--task", "{task}", "--files", "a.py"),
+                 b=toy("--task", "{task}", "--files", "b.py", "--wait-fifo", str(gate), timeout=60))
+    proc = subprocess.Popen([sys.executable, "-m", "orchestra", "delegate", "--config", str(cfg), "--to", "a",
+                             "--to", "b", "--task", "t", "--no-analyze", "--no-tmux", "--json"], cwd=repo,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        def a_committed() -> bool:
+            tips = git(repo, "for-each-ref", "--format=%(refname:short) %(objectname)", "refs/heads/orchestra/")
+            return any(line.split()[0].endswith("/a") and line.split()[1] != start for line in tips.splitlines())
+
+        wait_for(a_committed, timeout=15)
+        assert proc.poll() is None  # (b is still held)
+    finally:
+        release(gate, wait=proc.poll() is None)
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    run = json.loads(out)
+    assert [(s["agent"], s["status"], s["files_modified"]) for s in run["secondaries"]] == [
+        ("a", "completed", ["a.py"]), ("b", "completed", ["b.py"])]
+    assert [(m["agent"], m["commits"], m["merges_cleanly"]) for m in run["merges"]] == [("a", 1, True), ("b", 1, True)]
+    orchestra("clean", run["run_id"], cwd=repo)
