@@ -416,7 +416,8 @@ class _Flow:
         if tree is None:
             return summary, None
         return summary, self.repo.save(tree, summary, tree_ignores(self.config.profile(summary.agent)),
-                                       " ".join(self.run.redactor.text(brief).split()))
+                                       " ".join(self.run.redactor.text(brief).split()),
+                                       at_start=git is not None and git.on == tree.branch)
 
     def reported(self, saved: list[Optional[tuple]]) -> list[Optional[BranchReport]]:
         """The branch reports of the secondaries that have a worktree (None for the others), once all are saved."""

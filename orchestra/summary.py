@@ -248,6 +248,7 @@ class GitSnapshot:
     def __init__(self, workdir: Path, head: Optional[str], dirty: dict[str, str], alone: bool = False,
                  top: Optional[Path] = None):
         self.workdir, self.head, self.dirty, self.alone, self.top = workdir, head, dirty, alone, top
+        self.on: Optional[str] = None  # the branch HEAD was on, still at `head`, when changed() last asked git
 
     @classmethod
     def take(cls, workdir: Path) -> Optional["GitSnapshot"]:
@@ -259,8 +260,9 @@ class GitSnapshot:
     def changed(self) -> list[str]:
         """Files changed or created since the snapshot, relative to workdir, committed or not."""
         if self.top is not None and self.head and not self.dirty:
-            seen = _status_since(Path(self.top), Path(self.workdir), self.head)
-            if seen is not None:
+            found = _status_since(Path(self.top), Path(self.workdir), self.head)
+            if found is not None:
+                seen, self.on = found
                 return sorted(seen)
         now = _changed_paths(self.workdir, self.head)
         return sorted(p for p in now if p not in self.dirty or self.dirty[p] != _digest(self.workdir / p))
@@ -280,21 +282,23 @@ STATUS = ["git", "--no-optional-locks", "status", "--porcelain=v2", "-z", "--bra
           "--no-renames"]
 
 
-def _status_since(top: Path, workdir: Path, head: str) -> Optional[set[str]]:
+def _status_since(top: Path, workdir: Path, head: str) -> Optional[tuple[set[str], str]]:
     """What _changed_paths(workdir, head) says, in one git call, for a worktree whose HEAD is still `head`:
-    its tracked files changed (staged or not) and its untracked ones, under workdir. None when only the two
-    calls can say it: HEAD moved (the agent committed), a rename or a conflict, or a file staged and then
-    changed again (whether it now differs from HEAD, only a diff tells)."""
+    its tracked files changed (staged or not) and its untracked ones, under workdir; and the branch HEAD is
+    on. None when only the two calls can say it: HEAD moved (the agent committed), a rename or a conflict,
+    or a file staged and then changed again (whether it now differs from HEAD, only a diff tells)."""
     try:
         done = subprocess.run(STATUS, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, timeout=30)
     except (OSError, subprocess.TimeoutExpired):
         return None
     if done.returncode != 0:
         return None
-    oid, paths = None, []
+    oid, branch, paths = None, "", []
     for entry in done.stdout.split(b"\0"):
         if entry.startswith(b"# branch.oid "):
             oid = entry[len(b"# branch.oid "):].decode()
+        elif entry.startswith(b"# branch.head "):
+            branch = entry[len(b"# branch.head "):].decode("utf-8", "replace")
         elif entry.startswith(b"1 "):
             fields = entry.split(b" ", 8)
             if len(fields) < 9:
@@ -318,7 +322,7 @@ def _status_since(top: Path, workdir: Path, head: str) -> Optional[set[str]]:
         path = raw.decode("utf-8", "replace")
         if path.startswith(prefix) and not path[len(prefix):].startswith(".orchestra/"):
             seen.add(path[len(prefix):])
-    return seen
+    return seen, branch
 
 
 def _digest(path: Path) -> str:

@@ -155,3 +155,50 @@ def test_a_secondary_that_has_ended_is_committed_on_its_branch_while_another_sti
         ("a", "completed", ["a.py"]), ("b", "completed", ["b.py"])]
     assert [(m["agent"], m["commits"], m["merges_cleanly"]) for m in run["merges"]] == [("a", 1, True), ("b", 1, True)]
     orchestra("clean", run["run_id"], cwd=repo)
+
+
+def git_commands(trace) -> list[list[str]]:
+    """The git commands a trace (GIT_TRACE2_EVENT) saw start, each as its argv."""
+    return [e["argv"] for e in map(json.loads, trace.read_text().splitlines()) if e.get("event") == "start"]
+
+
+@needs_git
+def test_branches_their_agents_left_at_the_start_are_reported_without_asking_git_again(tmp_path):
+    """Each worktree's git status (for its summary) saw its branch at the starting commit and nothing changed:
+    nothing is committed, and the merge report asks git nothing more (every branch holds nothing)."""
+    repo = new_repo(tmp_path / "repo")
+    cfg = config(tmp_path, a=toy("--task", "{task}"), b=toy("--task", "{task}"))
+    trace = tmp_path / "trace.json"
+    done = subprocess.run([sys.executable, "-m", "orchestra", "delegate", "--config", str(cfg), "--to", "a", "--to",
+                           "b", "--task", "t", "--no-analyze", "--no-tmux", "--json"], cwd=repo, capture_output=True,
+                          text=True, timeout=60, env={**os.environ, "GIT_TRACE2_EVENT": str(trace)})
+    assert done.returncode == 0, done.stderr
+    run = json.loads(done.stdout)
+    assert [(m["agent"], m["commits"], m["merges_cleanly"], m["uncommitted"]) for m in run["merges"]] == [
+        ("a", 0, None, False), ("b", 0, None, False)]
+    assert [s["files_modified"] for s in run["secondaries"]] == [[], []]
+    commands = git_commands(trace)
+    assert sum("--porcelain=v2" in argv for argv in commands) == 2  # (the trace saw each worktree's status)
+    assert not [argv for argv in commands if {"for-each-ref", "rev-list", "commit"} & set(argv) or argv[1:2] == ["add"]]
+    orchestra("clean", run["run_id"], cwd=repo)
+
+
+@needs_git
+def test_a_branch_its_agent_committed_on_itself_is_reported_with_its_commit(tmp_path):
+    """HEAD moved (the agent committed, as aider does): git's status cannot vouch for the branch, git is asked."""
+    repo = new_repo(tmp_path / "repo")
+    commits = tmp_path / "commits.py"  # writes a file and commits it, as aider does, then says DONE
+    commits.write_text("import subprocess\nopen('mine.py', 'w').write('x = 1\\n')\n"
+                       "subprocess.run(['git', 'add', 'mine.py'], check=True)\n"
+                       "subprocess.run(['git', 'commit', '-qm', 'by the agent'], check=True)\nprint('DONE')\n")
+    cfg = config(tmp_path, a={"command": [sys.executable, str(commits), "{task}"], "completion": "^DONE",
+                              "timeout": 20, "linger": 0.3, "kill_grace": 1}, b=toy("--task", "{task}"))
+    done = subprocess.run([sys.executable, "-m", "orchestra", "delegate", "--config", str(cfg), "--to", "a", "--to",
+                           "b", "--task", "t", "--no-analyze", "--no-tmux", "--json"], cwd=repo, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    run = json.loads(done.stdout)
+    assert [(m["agent"], m["commits"], m["merges_cleanly"]) for m in run["merges"]] == [("a", 1, True), ("b", 0, None)]
+    assert run["secondaries"][0]["files_modified"] == ["mine.py"]
+    assert git(repo, "log", "-1", "--format=%s", run["secondaries"][0]["branch"]) == "by the agent"
+    orchestra("clean", run["run_id"], cwd=repo)
