@@ -462,7 +462,7 @@ class _Flow:
 
     def return_summary(self, primary: Optional[AgentSession]) -> None:
         # the block names run.json for what it leaves out: the live record, with the secondaries' summaries now
-        self.run.write_live()
+        self.run.write_live(wait=True)
         record = os.path.relpath(self.run.dir / "run.json", primary.workdir if primary is not None else self.run.workdir)
         block = summary_block(self.secondaries, {r.branch: r for r in self.branches}, record, self.merge_stopped,
                               self.merged_checks)

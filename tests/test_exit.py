@@ -202,3 +202,34 @@ def test_a_branch_its_agent_committed_on_itself_is_reported_with_its_commit(tmp_
     assert run["secondaries"][0]["files_modified"] == ["mine.py"]
     assert git(repo, "log", "-1", "--format=%s", run["secondaries"][0]["branch"]) == "by the agent"
     orchestra("clean", run["run_id"], cwd=repo)
+
+
+def test_the_live_record_is_written_by_a_thread_while_the_loop_goes_on_and_the_final_one_comes_last(tmp_path,
+                                                                                                  monkeypatch):
+    """A live write held up (a slow disk) does not hold up the caller; the final record waits for it and is what
+    stays, with no temporary file left."""
+    import threading
+
+    from orchestra import run as run_module, runfolder
+    from orchestra.config import load_config
+
+    real, held, gate, writers = runfolder.write_record, [], threading.Event(), []
+
+    def write(folder, record):
+        if held and record.get("status") == "running":
+            # until the caller has gone on; a write the caller waited for would wait the 10 s out
+            writers.append((threading.current_thread().name, gate.wait(10)))
+        return real(folder, record)
+
+    monkeypatch.setattr(runfolder, "write_record", write)
+    r = run_module.Run(load_config(None), tmp_path, "t", tmux=False)
+    try:
+        held.append(True)
+        r.write_live()
+        gate.set()  # (the caller got here while the write was held)
+        r.write_final({"run_id": r.id, "status": "completed"})
+    finally:
+        r.signals.restore()
+    assert writers == [("orchestra-live-record", True)]
+    assert json.loads((r.dir / "run.json").read_text())["status"] == "completed"
+    assert [p.name for p in r.dir.iterdir() if p.name.endswith(".tmp")] == []
