@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """From the last agent's completion to orchestra's exit, with 8 agents, beside a bare loop over the same agents.
 
-    python bench/exit.py [--agents 8] [--runs 9] [--before main] [--no-tmux]
+    python bench/exit.py [--agents 8] [--runs 9] [--before main] [--no-files] [--no-tmux]
 
 Issue 23 asks for this within 3x of a bare loop. Each agent is a small Python program that prints a few
 lines, waits until a common moment (so all end together), writes its file (with `--files`, the default:
@@ -12,6 +12,10 @@ exits. The time measured is from the latest stamp to the moment the process that
   bare loop    one Python process: the agents on ptys of their own, one selector over them, every read
                searched for the completion regex, each agent's exit reaped; then it exits. The floor of
                reading agents from Python.
+  bare loop + git   the same, each agent in a worktree of its own, and as each one's exit is reaped a thread
+               asks its worktree's `git status` and, if anything changed, adds and commits it (no maintenance
+               run); once all are done, every branch's tip (for-each-ref) and what each changed (diff-tree):
+               the floor with the agents' work committed, what no way out that keeps the work can go below.
   orchestra    `python -m orchestra delegate --no-analyze --to stamp --parallel N` in a fresh git repository
                (a worktree and a branch each, their work committed, the merge report, run.json), tmux
                windows on a private server (unless --no-tmux); this checkout and --before side by side,
@@ -83,6 +87,63 @@ BARE = textwrap.dedent("""
             os.close(fd)
             entry[0].wait()
             del children[fd]
+""")
+# the bare loop, each agent in a git worktree of its own (made before they start), and the git work orchestra's
+# way out cannot do without, done as plainly: as each agent's exit is reaped, a thread asks its worktree's
+# status and, if anything changed, adds and commits it; once all are done, every branch's tip in one call and
+# what each changed in another. The floor with the agents' work committed.
+BARE_GIT = textwrap.dedent("""
+    import os, re, selectors, subprocess, sys, threading
+    argv, n, cwd = sys.argv[1:-2], int(sys.argv[-2]), sys.argv[-1]
+    git = lambda where, *a, stdin=None: subprocess.run(["git", *a], cwd=where, capture_output=True, input=stdin)
+    trees = []
+    for i in range(n):
+        path = os.path.join(cwd, ".orchestra", "bare", str(i))
+        git(cwd, "worktree", "add", "-q", "-b", "bare/%d" % i, path, "HEAD")
+        trees.append(path)
+    status = ["--no-optional-locks", "status", "--porcelain=v2", "-z", "--branch", "--untracked-files=all",
+              "--no-renames"]
+
+    def keep(path):
+        out = git(path, *status).stdout.split(b"\\0")
+        paths = [e.split(b" ", 8)[8] for e in out if e.startswith(b"1 ")] + [e[2:] for e in out if e.startswith(b"? ")]
+        if paths:
+            git(path, "add", "-A", "--", *[p.decode() for p in paths])
+            git(path, "-c", "maintenance.auto=false", "commit", "-q", "--no-verify", "-m", "bare")
+
+    done = re.compile(rb"^DONE \\d", re.M)
+    sel = selectors.DefaultSelector()
+    children, threads = {}, []
+    for i in range(n):
+        master, slave = os.openpty()
+        child = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, cwd=trees[i], start_new_session=True)
+        os.close(slave)
+        sel.register(master, selectors.EVENT_READ)
+        children[master] = [child, b"", False, trees[i]]
+    while children:
+        for key, _ in sel.select():
+            fd = key.fd
+            try:
+                data = os.read(fd, 65536)
+            except OSError:
+                data = b""
+            entry = children[fd]
+            if data:
+                entry[1] = (entry[1] + data)[-4096:]
+                if not entry[2] and done.search(entry[1]):
+                    entry[2] = True
+                continue
+            sel.unregister(fd)
+            os.close(fd)
+            entry[0].wait()
+            threads.append(threading.Thread(target=keep, args=(entry[3],)))
+            threads[-1].start()
+            del children[fd]
+    for t in threads:
+        t.join()
+    refs = ["refs/heads/bare/%d" % i for i in range(n)] + ["refs/heads/main"]
+    tips = git(cwd, "for-each-ref", "--format=%(objectname)", *refs).stdout.decode().split()
+    git(cwd, "diff-tree", "-r", "--no-renames", "--name-status", "-z", "--stdin", stdin="".join(t + "\\n" for t in tips).encode())
 """)
 # stamps the end of each step of orchestra's way out (this checkout's names; a step it lacks is skipped)
 WRAPPER = textwrap.dedent("""
@@ -166,7 +227,7 @@ def main() -> None:
         for tree in (old, new):
             tree.env = {**tree.env, "TMUX_TMPDIR": tmux_dir}
             tree.env.pop("TMUX", None)
-        results = {"bare loop": [], f"orchestra ({old.name})": [], f"orchestra ({new.name})": []}
+        results = {"bare loop": [], "bare loop + git": [], f"orchestra ({old.name})": [], f"orchestra ({new.name})": []}
         cpu = {name: [] for name in results}
         where: list[dict] = []
         for r in range(args.runs):
@@ -178,8 +239,9 @@ def main() -> None:
                 marks.mkdir()
                 at = time.time() + 1.0 + 0.05 * args.agents  # all agents started by then
                 agent = [exe, "-c", AGENT, str(marks), f"{at:.6f}", write]
-                if name == "bare loop":
-                    ended, used = waited([exe, "-c", BARE, *agent, str(args.agents), str(repo)], new.env, repo)
+                if name.startswith("bare loop"):
+                    code = BARE_GIT if name.endswith("git") else BARE
+                    ended, used = waited([exe, "-c", code, *agent, str(args.agents), str(repo)], new.env, repo)
                 else:
                     tree = old if name.endswith(f"({old.name})") else new
                     cfg = run_dir / "o.yaml"

@@ -1,10 +1,12 @@
 """The command line: thin click commands over library functions."""
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import shlex
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
@@ -31,6 +33,36 @@ def _echo(text: str, **kwargs) -> None:
 
 
 def main() -> None:
+    """The command, then the process ends at once (leave()): its output and files are out by then."""
+    try:
+        _command()
+    except SystemExit as exc:
+        leave(exc.code)
+    leave(0)
+
+
+def leave(code) -> None:
+    """Exit with `code` (as sys.exit takes it) without the interpreter's teardown: freeing every object of
+    every module a run imported one by one, 10-15 ms after the command has said its last word. What the
+    teardown does that matters is done first: the atexit handlers (logging's, temporary folders' finalizers,
+    coverage's), standard output and error flushed; the agents and git were reaped by the command, and its
+    files closed. With a thread still running that exit would wait for (not a daemon), or a code that is
+    not a number, the interpreter exits as usual."""
+    others = [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon and t.is_alive()]
+    if others or not (code is None or isinstance(code, int)):
+        sys.exit(code)
+    status = code or 0
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None:
+                stream.flush()
+        except (OSError, ValueError):
+            status = status or 120  # as the interpreter says a failed flush at exit
+    os._exit(status & 0xFF)
+
+
+def _command() -> None:
     from .runfolder import become_worker, tell_starter
 
     global _worker_run_id

@@ -15,7 +15,7 @@ import re
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 from . import agents, report
 from .checks import CheckPlan, Verifier, merged_commands, run_verified
@@ -275,17 +275,21 @@ class _Flow:
         for spec in zip(windows, names, self.briefs, trees):
             self.started.append(self.start_secondary(*spec))
         secondaries = self.started
+        checks = [self.plan.checking.commands(s.profile, rule) for (s, _, _), rule in zip(secondaries, self.rules)]
+        # each secondary's summary and (in its worktree) its work committed: git's part, one secondary's
+        # independent of the others', in a thread of its own; for one without checks as soon as it has ended
+        # (the others may work on for minutes), for the others once their checks are done; said in their order
+        self.wrapping = wrapping = AtOnce()
+        calls = [lambda i=i: self.wrap_up(*secondaries[i], self.briefs[i]) for i in range(len(secondaries))]
+        for i, ((s, _, _), commands) in enumerate(zip(secondaries, checks)):
+            if not commands:
+                s.on_done = lambda _, i=i: wrapping.start(i, calls[i])
         self.follow([s for s, _, _ in secondaries] + ([primary] if primary is not None else []))
-        for (s, _, _), rule in zip(secondaries, self.rules):  # before their work is committed on their branches
-            self.checker.verify(s, self.plan.checking.commands(s.profile, rule))
-        # each secondary's summary and (in its worktree) its work committed and its branch reported: git's
-        # part, one secondary's independent of the others', at once; then said in their order
-        for _, _, git in secondaries:
-            if git is not None:
-                git.prefetch()  # every worktree's git status at once, before the threads that read them start
-        self.wrapping = AtOnce([lambda spec=spec, brief=brief: self.wrap_up(*spec, brief)
-                                for spec, brief in zip(secondaries, self.briefs)])
-        done = self.wrapping.results()
+        for (s, _, _), commands in zip(secondaries, checks):  # before their work is committed on their branches
+            self.checker.verify(s, commands)
+        for i, call in enumerate(calls):
+            wrapping.start(i, call)  # (those not started yet)
+        done = wrapping.results()
         for (s, tree, _), summary, kept in zip(secondaries, [d[0] for d in done], self.reported([d[1] for d in done])):
             self.secondaries.append(summary)
             self.say_result(summary, several=tree is not None)
@@ -412,7 +416,8 @@ class _Flow:
         if tree is None:
             return summary, None
         return summary, self.repo.save(tree, summary, tree_ignores(self.config.profile(summary.agent)),
-                                       " ".join(self.run.redactor.text(brief).split()))
+                                       " ".join(self.run.redactor.text(brief).split()),
+                                       at_start=git is not None and git.on == tree.branch)
 
     def reported(self, saved: list[Optional[tuple]]) -> list[Optional[BranchReport]]:
         """The branch reports of the secondaries that have a worktree (None for the others), once all are saved."""
@@ -457,7 +462,7 @@ class _Flow:
 
     def return_summary(self, primary: Optional[AgentSession]) -> None:
         # the block names run.json for what it leaves out: the live record, with the secondaries' summaries now
-        self.run.write_live()
+        self.run.write_live(wait=True)
         record = os.path.relpath(self.run.dir / "run.json", primary.workdir if primary is not None else self.run.workdir)
         block = summary_block(self.secondaries, {r.branch: r for r in self.branches}, record, self.merge_stopped,
                               self.merged_checks)
@@ -543,36 +548,43 @@ class _Flow:
 
 
 class AtOnce:
-    """Calls made each in a thread of its own (they wait on git, not on Python), their results in order."""
+    """Calls made each in a thread of its own (they wait on git, not on Python), started together or one by
+    one, their results in order."""
 
-    def __init__(self, calls: list[Callable[[], object]]):
+    def __init__(self, calls: Sequence[Callable[[], object]] = ()):
         self.values: dict[int, object] = {}
         self.errors: dict[int, BaseException] = {}
+        self.threads: dict[int, threading.Thread] = {}
+        for i, fn in enumerate(calls):
+            self.start(i, fn)
 
-        def call(i: int, fn: Callable[[], object]) -> None:
+    def start(self, i: int, fn: Callable[[], object]) -> None:
+        """Call i: fn, in a thread of its own, unless call i was started already."""
+        if i in self.threads:
+            return
+
+        def call() -> None:
             try:
                 self.values[i] = fn()
             except BaseException as exc:  # raised in the caller's thread, by results()
                 self.errors[i] = exc
 
-        self.threads = [threading.Thread(target=call, args=(i, fn), name=f"orchestra-wrap-up-{i}", daemon=True)
-                        for i, fn in enumerate(calls)]
-        for t in self.threads:
-            t.start()
+        self.threads[i] = threading.Thread(target=call, name=f"orchestra-wrap-up-{i}", daemon=True)
+        self.threads[i].start()
 
     def results(self) -> list:
         """Each call's value, in order, once all have returned; the first error is raised instead."""
-        for t in self.threads:
+        for t in list(self.threads.values()):
             t.join()
-        for i in range(len(self.threads)):
+        for i in sorted(self.threads):
             if i in self.errors:
                 raise self.errors[i]
-        return [self.values[i] for i in range(len(self.threads))]
+        return [self.values[i] for i in sorted(self.threads)]
 
     def finished(self) -> dict[int, object]:
-        """Once every call has returned (a signal that cut results() short does not stop them): the values
-        of those that did not fail, by index."""
-        for t in self.threads:
+        """Once every call started has returned (a signal that cut results() short does not stop them): the
+        values of those that did not fail, by index."""
+        for t in list(self.threads.values()):
             t.join()
         return dict(self.values)
 

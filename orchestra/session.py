@@ -149,6 +149,8 @@ class AgentSession:
         self.answers: list[dict] = []
         self._phase = STARTING
         self.on_phase: Optional[Callable[["AgentSession"], None]] = None  # told each change of phase
+        # told once it has ended and its transcript and terminal are closed (its summary can be made)
+        self.on_done: Optional[Callable[["AgentSession"], None]] = None
         self.outcome: Optional[Outcome] = None
         self.child: Optional[pexpect.spawn] = None
         self.cast: Optional[CastWriter] = None
@@ -794,6 +796,8 @@ class AgentSession:
             self.child.close(force=False)
         except Exception:  # the fd may already be gone; the process is reaped
             pass
+        if self.on_done is not None:
+            self.on_done(self)
 
     def _release_slave(self) -> None:
         if self.slave >= 0:

@@ -6,15 +6,37 @@ agent's named edits say which of it is the agent's (attribute()).
 """
 from __future__ import annotations
 
+import copy
 import fnmatch
 import os
 import subprocess
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Optional
 
 from .config import Config
 from .parsers import Parsed
+
+def as_dict(record) -> dict:
+    """dataclasses.asdict(record), made without its deep copy of every string and number (a run's record
+    holds thousands: several milliseconds each time one is written): dicts, lists and tuples are copied,
+    anything else mutable deep-copied, as asdict does."""
+    return {f.name: _copied(getattr(record, f.name)) for f in fields(record)}
+
+
+def _copied(value):
+    if value is None or isinstance(value, (str, int, float)):  # (bool is an int)
+        return value
+    if type(value) is dict:
+        return {_copied(k): _copied(v) for k, v in value.items()}
+    if type(value) is list:
+        return [_copied(v) for v in value]
+    if type(value) is tuple:
+        return tuple(_copied(v) for v in value)
+    if is_dataclass(value) and not isinstance(value, type):
+        return as_dict(value)
+    return copy.deepcopy(value)
+
 
 STATUSES = ("completed", "partial", "failed", "timeout", "waiting_for_input", "crashed", "interrupted", "over_budget")
 
@@ -61,7 +83,7 @@ class AgentSummary:
     budget: Optional[dict] = None
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return as_dict(self)
 
 
 @dataclass
@@ -93,7 +115,7 @@ class RunSummary:
     pid_started: Optional[int] = None  # when that process started (clock ticks since boot): tells a reused pid
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return as_dict(self)
 
 
 def describe_ended_by(ended: Optional[dict], line: bool = True, limit: int = 200) -> str:
@@ -226,16 +248,7 @@ class GitSnapshot:
     def __init__(self, workdir: Path, head: Optional[str], dirty: dict[str, str], alone: bool = False,
                  top: Optional[Path] = None):
         self.workdir, self.head, self.dirty, self.alone, self.top = workdir, head, dirty, alone, top
-        self._asked: Optional[subprocess.Popen] = None  # prefetch(): the git status changed() will read
-
-    def prefetch(self) -> None:
-        """Start now the one git call changed() will read (so several snapshots' calls run at once)."""
-        if self.top is not None and self.head and not self.dirty and self._asked is None:
-            try:
-                self._asked = subprocess.Popen(STATUS, cwd=self.workdir, stdout=subprocess.PIPE,
-                                               stderr=subprocess.DEVNULL)
-            except OSError:
-                pass
+        self.on: Optional[str] = None  # the branch HEAD was on, still at `head`, when changed() last asked git
 
     @classmethod
     def take(cls, workdir: Path) -> Optional["GitSnapshot"]:
@@ -247,9 +260,9 @@ class GitSnapshot:
     def changed(self) -> list[str]:
         """Files changed or created since the snapshot, relative to workdir, committed or not."""
         if self.top is not None and self.head and not self.dirty:
-            asked, self._asked = self._asked, None
-            seen = _status_since(Path(self.top), Path(self.workdir), self.head, asked)
-            if seen is not None:
+            found = _status_since(Path(self.top), Path(self.workdir), self.head)
+            if found is not None:
+                seen, self.on = found
                 return sorted(seen)
         now = _changed_paths(self.workdir, self.head)
         return sorted(p for p in now if p not in self.dirty or self.dirty[p] != _digest(self.workdir / p))
@@ -269,26 +282,23 @@ STATUS = ["git", "--no-optional-locks", "status", "--porcelain=v2", "-z", "--bra
           "--no-renames"]
 
 
-def _status_since(top: Path, workdir: Path, head: str, asked: Optional[subprocess.Popen] = None) -> Optional[set[str]]:
+def _status_since(top: Path, workdir: Path, head: str) -> Optional[tuple[set[str], str]]:
     """What _changed_paths(workdir, head) says, in one git call, for a worktree whose HEAD is still `head`:
-    its tracked files changed (staged or not) and its untracked ones, under workdir. None when only the two
-    calls can say it: HEAD moved (the agent committed), a rename or a conflict, or a file staged and then
-    changed again (whether it now differs from HEAD, only a diff tells). asked: that call, started already."""
+    its tracked files changed (staged or not) and its untracked ones, under workdir; and the branch HEAD is
+    on. None when only the two calls can say it: HEAD moved (the agent committed), a rename or a conflict,
+    or a file staged and then changed again (whether it now differs from HEAD, only a diff tells)."""
     try:
-        if asked is None:
-            asked = subprocess.Popen(STATUS, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-        out, _ = asked.communicate(timeout=30)
+        done = subprocess.run(STATUS, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, timeout=30)
     except (OSError, subprocess.TimeoutExpired):
-        if asked is not None:
-            asked.kill()
-            asked.wait()
         return None
-    if asked.returncode != 0:
+    if done.returncode != 0:
         return None
-    oid, paths = None, []
-    for entry in out.split(b"\0"):
+    oid, branch, paths = None, "", []
+    for entry in done.stdout.split(b"\0"):
         if entry.startswith(b"# branch.oid "):
             oid = entry[len(b"# branch.oid "):].decode()
+        elif entry.startswith(b"# branch.head "):
+            branch = entry[len(b"# branch.head "):].decode("utf-8", "replace")
         elif entry.startswith(b"1 "):
             fields = entry.split(b" ", 8)
             if len(fields) < 9:
@@ -312,7 +322,7 @@ def _status_since(top: Path, workdir: Path, head: str, asked: Optional[subproces
         path = raw.decode("utf-8", "replace")
         if path.startswith(prefix) and not path[len(prefix):].startswith(".orchestra/"):
             seen.add(path[len(prefix):])
-    return seen
+    return seen, branch
 
 
 def _digest(path: Path) -> str:

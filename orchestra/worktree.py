@@ -17,14 +17,14 @@ import os
 import re
 import shutil
 import subprocess
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Optional
 
 from . import runfolder
 from .errors import OrchestraError
 from .procs import end_processes
-from .summary import AgentSummary, GitSnapshot, without_ignored
+from .summary import AgentSummary, GitSnapshot, as_dict, without_ignored
 
 WORKTREES_DIR = Path(".orchestra") / "worktrees"
 BRANCH_PREFIX = "orchestra"
@@ -70,7 +70,7 @@ class BranchReport:
     note: str = ""
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return as_dict(self)
 
     @classmethod
     def from_dict(cls, record: dict) -> "BranchReport":
@@ -149,6 +149,7 @@ class Repo:
         self.sub = self.workdir.relative_to(self.root)
         self._tip: Optional[str] = None  # the commit the starting branch is at, as reports() last found it
         self._changes: dict[str, tuple[set, bool]] = {}  # branch -> (paths it changed, only added or modified)
+        self._at_start: set[str] = set()  # branches save() left at the starting commit, as git's status saw them
         self.trees: list[Tree] = []
         self.warnings: list[str] = []  # for the user, said by the flow
         self.has_identity = bool(git(self.workdir, "config", "user.email").stdout.strip())
@@ -257,9 +258,10 @@ class Repo:
         branch as before for any other."""
         out = [BranchReport(tree.agent, tree.branch, status, files=files, note=problem or "", uncommitted=bool(problem))
                for tree, status, files, problem in saved]
-        tips = self._tips([r.branch for r in out]) if self.can_rehearse else {}
+        asked = [r for r in out if r.branch not in self._at_start]  # (the others hold nothing: no commit)
+        tips = self._tips([r.branch for r in asked]) if self.can_rehearse and asked else {}
         one_commit: dict[str, str] = {}  # branch -> its one commit on the start
-        for r in out:
+        for r in asked:
             tip, parents = tips.get(r.branch, (None, None))
             if self._tip == self.base_commit and tip == self.base_commit:
                 continue  # nothing on it
@@ -311,18 +313,23 @@ class Repo:
             else:
                 i += 1
 
-    def save(self, tree: Tree, summary: AgentSummary, ignore: list[str],
-             title: str) -> tuple[Tree, str, list[str], Optional[str]]:
+    def save(self, tree: Tree, summary: AgentSummary, ignore: list[str], title: str,
+             at_start: bool = False) -> tuple[Tree, str, list[str], Optional[str]]:
         """Commit what the agent left in its worktree on its branch, so its work is kept whatever happens. The
-        summary gets the branch, and the error if the commit failed. Returns what reports() takes. (Safe to
-        call for several trees at once, each in a thread of its own.)"""
+        summary gets the branch, and the error if the commit failed. Returns what reports() takes. at_start:
+        git's status for the summary (just taken) saw the branch checked out at the starting commit still (the
+        agent committed nothing): if nothing is committed now either, reports() needs no git call for it. (Safe
+        to call for several trees at once, each in a thread of its own.)"""
         summary.branch = tree.branch
         # at the worktree's top, git's view in the summary (just taken) is the whole worktree's
         changed = summary.files_seen_by_git if tree.workdir == tree.path else None
-        problem = self.commit(tree, ignore, f"orchestra: {summary.agent} ({summary.status}): {title[:72]}"
-                                            f"\n\nrun {self.run_id}", changed)
+        committed, problem = commit_all(tree.path, self.base_commit, ignore,
+                                        f"orchestra: {summary.agent} ({summary.status}): {title[:72]}"
+                                        f"\n\nrun {self.run_id}", self._identity(), changed, listed=False)
         if problem:
             summary.errors.append(problem)
+        elif at_start and not committed:
+            self._at_start.add(tree.branch)
         return tree, summary.status, summary.files_modified, problem
 
     def keep(self, tree: Tree, summary: AgentSummary, ignore: list[str], title: str) -> BranchReport:
@@ -498,8 +505,10 @@ def commit_all(path: Path, since: str, ignore: list[str], message: str, identity
         files = [f for f in staged.stdout.split("\0") if f]
         if staged.returncode == 0 and not files:
             return [], None  # the agent committed everything itself (aider does)
-    # orchestra's own commit on its own branch: no hooks, no signing prompt to fail it
-    done = git(path, *identity, "-c", "commit.gpgsign=false", "commit", "-q", "--no-verify", "-m", message)
+    # orchestra's own commit on its own branch: no hooks, no signing prompt to fail it, and no `git maintenance
+    # run --auto` after it (a process each, for a few loose objects: the user's own next commit or fetch looks)
+    done = git(path, *identity, "-c", "commit.gpgsign=false", "-c", "maintenance.auto=false", "commit", "-q",
+               "--no-verify", "-m", message)
     if done.returncode == 0:
         return files, None
     if not listed and git(path, "diff", "--cached", "--quiet").returncode == 0:

@@ -153,14 +153,18 @@ def test_phase_changes_close_together_make_one_live_write_and_the_loops_end_writ
         before = len(writes)
         for _ in range(16):  # eight agents, each exiting then done, at once
             r.phase_changed()
+        r._writes.wait()  # (written by a thread of their own)
         assert len(writes) == before + 1  # the first at once; the others within LIVE_SOON held back
         r.heartbeat()  # the loop's next tick writes what was held back
+        r._writes.wait()
         assert len(writes) == before + 2
         r.heartbeat()
         r.flush_live()  # nothing held back: nothing written
+        r._writes.wait()
         assert len(writes) == before + 2
         r.phase_changed()
         r.flush_live()  # the loop's end writes what was held back
+        r._writes.wait()
         assert len(writes) == before + 3 and all(w["status"] == "running" for w in writes)
     finally:
         r.signals.restore()
