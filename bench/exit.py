@@ -58,49 +58,19 @@ AGENT = textwrap.dedent("""
         fh.write("%.6f" % stamp)
     print("DONE %.6f" % stamp, flush=True)
 """)
+# The bare loop. With "git" (the floor with the agents' work committed): each agent in a git worktree of its
+# own (made before they start), and the git work orchestra's way out cannot do without, done as plainly: as
+# each agent's exit is reaped, a thread asks its worktree's status and, if anything changed, adds and commits
+# it; once all are done, every branch's tip in one call and what each changed in another.
 BARE = textwrap.dedent("""
-    import os, re, selectors, subprocess, sys
-    argv, n, cwd = sys.argv[1:-2], int(sys.argv[-2]), sys.argv[-1]
-    done = re.compile(rb"^DONE \\d", re.M)
-    sel = selectors.DefaultSelector()
-    children = {}
-    for _ in range(n):
-        master, slave = os.openpty()
-        child = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, cwd=cwd, start_new_session=True)
-        os.close(slave)
-        sel.register(master, selectors.EVENT_READ)
-        children[master] = [child, b"", False]
-    while children:
-        for key, _ in sel.select():
-            fd = key.fd
-            try:
-                data = os.read(fd, 65536)
-            except OSError:
-                data = b""
-            entry = children[fd]
-            if data:
-                entry[1] = (entry[1] + data)[-4096:]
-                if not entry[2] and done.search(entry[1]):
-                    entry[2] = True
-                continue
-            sel.unregister(fd)
-            os.close(fd)
-            entry[0].wait()
-            del children[fd]
-""")
-# the bare loop, each agent in a git worktree of its own (made before they start), and the git work orchestra's
-# way out cannot do without, done as plainly: as each agent's exit is reaped, a thread asks its worktree's
-# status and, if anything changed, adds and commits it; once all are done, every branch's tip in one call and
-# what each changed in another. The floor with the agents' work committed.
-BARE_GIT = textwrap.dedent("""
     import os, re, selectors, subprocess, sys, threading
-    argv, n, cwd = sys.argv[1:-2], int(sys.argv[-2]), sys.argv[-1]
+    argv, n, cwd, with_git = sys.argv[1:-3], int(sys.argv[-3]), sys.argv[-2], sys.argv[-1] == "git"
     git = lambda where, *a, stdin=None: subprocess.run(["git", *a], cwd=where, capture_output=True, input=stdin)
-    trees = []
-    for i in range(n):
-        path = os.path.join(cwd, ".orchestra", "bare", str(i))
-        git(cwd, "worktree", "add", "-q", "-b", "bare/%d" % i, path, "HEAD")
-        trees.append(path)
+    trees = [cwd] * n
+    if with_git:
+        for i in range(n):
+            trees[i] = os.path.join(cwd, ".orchestra", "bare", str(i))
+            git(cwd, "worktree", "add", "-q", "-b", "bare/%d" % i, trees[i], "HEAD")
     status = ["--no-optional-locks", "status", "--porcelain=v2", "-z", "--branch", "--untracked-files=all",
               "--no-renames"]
 
@@ -136,14 +106,17 @@ BARE_GIT = textwrap.dedent("""
             sel.unregister(fd)
             os.close(fd)
             entry[0].wait()
-            threads.append(threading.Thread(target=keep, args=(entry[3],)))
-            threads[-1].start()
+            if with_git:
+                threads.append(threading.Thread(target=keep, args=(entry[3],)))
+                threads[-1].start()
             del children[fd]
-    for t in threads:
-        t.join()
-    refs = ["refs/heads/bare/%d" % i for i in range(n)] + ["refs/heads/main"]
-    tips = git(cwd, "for-each-ref", "--format=%(objectname)", *refs).stdout.decode().split()
-    git(cwd, "diff-tree", "-r", "--no-renames", "--name-status", "-z", "--stdin", stdin="".join(t + "\\n" for t in tips).encode())
+    if with_git:
+        for t in threads:
+            t.join()
+        refs = ["refs/heads/bare/%d" % i for i in range(n)] + ["refs/heads/main"]
+        tips = git(cwd, "for-each-ref", "--format=%(objectname)", *refs).stdout.decode().split()
+        git(cwd, "diff-tree", "-r", "--no-renames", "--name-status", "-z", "--stdin",
+            stdin="".join(t + "\\n" for t in tips).encode())
 """)
 # stamps the end of each step of orchestra's way out (this checkout's names; a step it lacks is skipped)
 WRAPPER = textwrap.dedent("""
@@ -240,8 +213,8 @@ def main() -> None:
                 at = time.time() + 1.0 + 0.05 * args.agents  # all agents started by then
                 agent = [exe, "-c", AGENT, str(marks), f"{at:.6f}", write]
                 if name.startswith("bare loop"):
-                    code = BARE_GIT if name.endswith("git") else BARE
-                    ended, used = waited([exe, "-c", code, *agent, str(args.agents), str(repo)], new.env, repo)
+                    ended, used = waited([exe, "-c", BARE, *agent, str(args.agents), str(repo),
+                                          "git" if name.endswith("git") else "plain"], new.env, repo)
                 else:
                     tree = old if name.endswith(f"({old.name})") else new
                     cfg = run_dir / "o.yaml"
