@@ -204,7 +204,7 @@ def commit_turn(target: Target, head: str, message: str) -> Optional[str]:
     repo = Repo(target.agent_workdir)
     repo.base_commit = head
     tree = Tree(target.profile.name, target.role, str(target.agent.get("branch")), repo.root, target.agent_workdir)
-    return repo.commit(tree, tree_ignores(target.profile), message)
+    return repo.commit(tree, tree_ignores(target.profile), message)[1]
 
 
 def rerun_checks(agent: dict, turn: dict, workdir: Path, env: dict, mask) -> dict:

@@ -202,6 +202,10 @@ class AgentSession:
     def phase(self, value: str) -> None:
         if value != self._phase:
             self._phase = value
+            if self.cast is not None:  # transcript events are held only while on_time (which writes them) runs
+                self.cast.hold = CAST_HOLD if value in (STARTING, WORKING, EXITING) else 0.0
+                if not self.cast.hold:
+                    self.cast.flush()
             if self.on_phase is not None:
                 self.on_phase(self)
 
@@ -516,8 +520,6 @@ class AgentSession:
         else:
             self.window.write(data)
         self.cast.output(text, now, plain)
-        if self.phase == IDLE:
-            self.cast.flush()  # (on_time, which writes what is held, is not called while idle: see _turn_over)
         if self.pending_submit and not self.outbuf:
             echoed = self.searcher.search(self.echo)
             if echoed is not None:  # the typed text is on screen: press Enter
@@ -673,7 +675,6 @@ class AgentSession:
         if self.keep_alive and outcome.status == "completed":
             self.phase = IDLE
             self.deadline = float("inf")
-            self.cast.flush()  # the turn whole in its transcript, as the caller reads it
         else:
             self._begin_exit(ask=True)
 

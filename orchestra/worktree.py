@@ -241,10 +241,12 @@ class Repo:
             raise OrchestraError("git could not create the worktree " + "; ".join(failed))
         return trees
 
-    def commit(self, tree: Tree, ignore: list[str], message: str, changed: Optional[list[str]] = None) -> Optional[str]:
+    def commit(self, tree: Tree, ignore: list[str], message: str,
+               changed: Optional[list[str]] = None) -> tuple[list[str], Optional[str]]:
         """Commit whatever the agent left uncommitted anywhere in its worktree (but `ignore` globs) on its branch
-        (changed: git's view of the whole worktree, if just taken). Returns what went wrong, if anything."""
-        return commit_all(tree.path, self.base_commit, ignore, message, self._identity(), changed, listed=False)[1]
+        (changed: git's view of the whole worktree, if just taken). Returns the paths committed and what went
+        wrong, if anything."""
+        return commit_all(tree.path, self.base_commit, ignore, message, self._identity(), changed, listed=False)
 
     def report(self, tree: Tree, status: str, files: list[str], problem: Optional[str] = None) -> BranchReport:
         return self.reports([(tree, status, files, problem)])[0]
@@ -323,9 +325,8 @@ class Repo:
         summary.branch = tree.branch
         # at the worktree's top, git's view in the summary (just taken) is the whole worktree's
         changed = summary.files_seen_by_git if tree.workdir == tree.path else None
-        committed, problem = commit_all(tree.path, self.base_commit, ignore,
-                                        f"orchestra: {summary.agent} ({summary.status}): {title[:72]}"
-                                        f"\n\nrun {self.run_id}", self._identity(), changed, listed=False)
+        committed, problem = self.commit(tree, ignore, f"orchestra: {summary.agent} ({summary.status}): {title[:72]}"
+                                                       f"\n\nrun {self.run_id}", changed)
         if problem:
             summary.errors.append(problem)
         elif at_start and not committed:

@@ -135,3 +135,19 @@ def test_events_held_for_a_moment_are_written_together_whole_by_their_due_time_o
     cast.output("last\r\n")
     cast.close()
     assert output_of(path).endswith("last\r\n")
+
+
+def test_a_kept_alive_agents_turn_is_whole_in_its_transcript_once_it_is_idle(tmp_path):
+    # the loop ends when the turn does, with the agent still there: nothing it said may stay held back
+    from conftest import toy_profile
+    from orchestra.session import IDLE
+
+    s = AgentSession(toy_profile("--linger", "--files", "a.py"), "", tmp_path, tmp_path / "idle.cast", keep_alive=True)
+    s.start()
+    try:
+        drive([s])
+        assert s.phase == IDLE
+        assert "modified: a.py" in output_of(tmp_path / "idle.cast") and "DONE" in output_of(tmp_path / "idle.cast")
+    finally:
+        s.abort(at_once=True)
+        drive([s])
