@@ -41,7 +41,7 @@ from .parsers import Parsed, make_parser
 from .parsers import render as draw
 from .ptyslave import SlaveKeeper
 from .redact import Redactor
-from .searcher import multiline
+from .searcher import multiline, needle
 from .stream import Stream
 from .transcript import CastWriter
 from .viewer import ViewerWindow
@@ -183,6 +183,8 @@ class AgentSession:
         # a parser that sees the screen judges the turn's end itself: a TUI redraws earlier turns' ends
         completion = None if self.parser.sees_screen else multiline(profile.completion)
         self._working_watch = (answers, [*errors, completion, retry])
+        # what a read that may end its turn holds (see decisive): the literal each such pattern must match
+        self._decisive = [word.encode() for word in map(needle, filter(None, [*errors, completion])) if word]
         self.asked: dict[str, list[float]] = {}  # question line -> when it was answered lately
         self.answered = ("", "")  # the last line answered (by an auto-answer or the task), and what was sent
         self.last_output = 0.0  # when the agent last wrote something
@@ -421,23 +423,40 @@ class AgentSession:
         # saves a poll per read (even after a short read: more has often come while it was handled).
         got = 0
         while turn - got >= MIN_READ:
-            if self.fd < 0 or self.eof:
-                return False
-            size = min(READ_SIZE, turn - got)
-            try:
-                data = os.read(self.fd, size)
-            except BlockingIOError:
-                return False
-            except OSError as exc:
-                if exc.errno != errno.EIO:
-                    raise
-                data = b""
+            data = self.read_once(min(READ_SIZE, turn - got))
             if not data:
-                self._on_eof()
+                if data is not None:
+                    self._on_eof()
                 return False
             got += len(data)
             self._handle(data)
         return True
+
+    def read_once(self, size: int) -> Optional[bytes]:
+        """One read of `size` bytes at most: the bytes, b"" at the end (a hang-up), None if nothing is there."""
+        if self.fd < 0 or self.eof:
+            return None
+        try:
+            return os.read(self.fd, size)
+        except BlockingIOError:
+            return None
+        except OSError as exc:
+            if exc.errno != errno.EIO:
+                raise
+            return b""
+
+    def took(self, data: bytes, at: float) -> None:
+        """Handle a read_once() taken at `at` (with other agents' reads of the same poll, see drive)."""
+        self.last_output = at
+        if data:
+            self._handle(data)
+        else:
+            self._on_eof()
+
+    def decisive(self, data: bytes) -> bool:
+        """The read holds what a completion or error pattern must contain: it may end the agent's turn.
+        (Only an ordering hint: a line cut by a read, or a word cut by an escape sequence, is not seen.)"""
+        return self.phase == WORKING and any(word in data for word in self._decisive)
 
     def on_writable(self) -> None:
         if self.phase != DONE:
@@ -873,8 +892,9 @@ def drive(sessions: Iterable[AgentSession], tick: Optional[Callable[[], None]] =
     a SIGCHLD self-pipe, after which each child is asked whether it ended): each read is handled at
     once, so a completion line is seen within one read of being written, whatever the other agents are
     doing. Fair turns: each poll, every agent with output waiting gets one turn of TURN_BYTES (alone in
-    the loop, SOLO_BYTES), so a flooding agent is read again only after all the others were. Kept-alive
-    (idle) sessions are still read.
+    the loop, SOLO_BYTES), so a flooding agent is read again only after all the others were; the reads of
+    a poll are taken first and then handled, those that may end an agent's turn (see decisive) before
+    the others. Kept-alive (idle) sessions are still read.
 
     The work of a wake is the agents it woke: the others' registrations, deadlines and activity are
     looked at again after tick() (which may change any of them), when nothing was ready, and every
@@ -932,9 +952,20 @@ def drive(sessions: Iterable[AgentSession], tick: Optional[Callable[[], None]] =
                         s.on_writable()
                     if events & selectors.EVENT_READ:  # (a hang-up or an error is reported as readable too)
                         ready.append(s)
-                for s in ready:  # one turn each, in the order the poll gave
-                    if s.phase != DONE:
-                        s.on_readable(turn)
+                if len(ready) == 1:
+                    if ready[0].phase != DONE:
+                        ready[0].on_readable(turn)
+                elif ready:
+                    # one turn each: a read each, in the order the poll gave, then their handling, a read that
+                    # may end its agent's turn first: a completion line waits for the others' reads, not
+                    # for their handling
+                    at = time.monotonic()
+                    taken = [(s, data) for s in ready if s.phase != DONE
+                             for data in (s.read_once(turn),) if data is not None]
+                    taken.sort(key=lambda t: not t[0].decisive(t[1]))  # (a stable sort: else the poll's order)
+                    for s, data in taken:
+                        if s.phase != DONE:
+                            s.took(data, at)
                 if not touched:
                     everyone_at = 0.0  # a quiet wake: a deadline, or a tick
                 now = time.monotonic()

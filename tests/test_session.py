@@ -163,14 +163,22 @@ time.sleep(30)
 """
 
 
-def test_a_flooders_backlog_gets_one_turn_before_another_agents_completion_line(tmp_path):
+def test_another_agents_completion_line_is_handled_before_a_flooders_turn_and_its_backlog(tmp_path):
     # Both agents' output is waiting before the loop starts, the flooder's first (it is polled first):
-    # the steady agent's completion is handled after one turn of the flooder's, not after its backlog.
+    # the steady agent's completion is handled first, though the flooder's turn of the same poll was read
+    # before it; the flooder's backlog then takes several turns.
     from orchestra.session import TURN_BYTES
 
     handled: list[tuple[str, int, str]] = []
+    read: list[str] = []
 
     class Logged(AgentSession):
+        def read_once(self, size: int):
+            data = super().read_once(size)
+            if data:
+                read.append(self.profile.name)
+            return data
+
         def _handle(self, data: bytes, final: bool = False) -> None:
             super()._handle(data, final)
             handled.append((self.profile.name, len(data), self.phase))
@@ -193,4 +201,5 @@ def test_a_flooders_backlog_gets_one_turn_before_another_agents_completion_line(
     before = sum(n for name, n, _ in handled[:done] if name == "flooder")
     total = sum(n for name, n, _ in handled if name == "flooder")
     assert total >= 3 * TURN_BYTES  # a backlog of several turns...
-    assert 0 < before <= TURN_BYTES  # ...of which one turn was read before the other agent's line
+    assert before == 0  # ...and none of it was handled before the other agent's line
+    assert read[:2] == ["flooder", "steady"] and handled[0][0] == "steady"  # (read in the poll's order)
