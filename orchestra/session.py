@@ -44,7 +44,7 @@ from .redact import Redactor
 from .searcher import multiline, needle
 from .stream import Stream
 from .transcript import CastWriter
-from .viewer import ViewerWindow
+from .viewer import FRAME_HOLD, ViewerWindow
 
 READ_SIZE = 65536
 DRAIN_GRACE = 1.0  # seconds to read an exited agent's last output before giving up on its EOF
@@ -208,6 +208,9 @@ class AgentSession:
                 self.cast.hold = CAST_HOLD if value in (STARTING, WORKING, EXITING) else 0.0
                 if not self.cast.hold:
                     self.cast.flush()
+            self.window.hold = FRAME_HOLD if value in (STARTING, WORKING, EXITING) else 0.0  # (the same rule)
+            if not self.window.hold:
+                self.window.flush()
             if self.on_phase is not None:
                 self.on_phase(self)
 
@@ -260,6 +263,7 @@ class AgentSession:
                                           # the root of its paths, for `summarize` elsewhere: not every
                                           # agent reports the directory it works in
                                           "cwd": os.path.abspath(self.workdir)}, hold=CAST_HOLD)
+        self.window.hold = FRAME_HOLD  # (a TUI's frames: see viewer; held while on_time writes them, as events are)
         parent = os.getpid()
         keeper = SlaveKeeper() if procs.PORTABLE else None
         try:
@@ -373,7 +377,7 @@ class AgentSession:
         """When on_time() has something to do: the deadline, the end of a quiet time to judge, its time budget,
         transcript events to write."""
         return min(self.deadline, self._quiet_until, self._budget_until, self._probe_at,
-                   self.cast.due if self.cast is not None else float("inf"))
+                   self.cast.due if self.cast is not None else float("inf"), self.window.due)
 
     @property
     def _budget_until(self) -> float:
@@ -488,6 +492,8 @@ class AgentSession:
     def on_time(self, now: float) -> None:
         if self.cast is not None and now >= self.cast.due:
             self.cast.flush()
+        if now >= self.window.due:
+            self.window.flush()
         if now >= self._probe_at:
             self._probe_hangup(now)
         budget_until = self._budget_until

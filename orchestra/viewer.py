@@ -36,14 +36,33 @@ HOME_OPTION = "@orchestra_home"  # a session's directory (of its runs): what `cl
 PID_OPTION = "@orchestra_pid"  # the orchestra process that made a session: while it lives, it is not finished
 
 
+# A TUI drawn by Ink's log-update (a progress bar alike) begins each frame by erasing the frame before it,
+# bottom up: "erase line, cursor up" for each of its lines but the first, then "erase line, column 1". tmux
+# costs about as much CPU per byte it is given as orchestra does reading it (measured here: 88 ms/MB, however
+# the bytes are cut into writes), and a frame that the next one erases whole is drawn for nothing: a window
+# may hold such frames for FRAME_HOLD seconds and give tmux the last of them (see TmuxWindow.flush).
+FRAME_HOLD = 0.1
+_FRAME_START = re.compile(rb"(?:\x1b\[2K\x1b\[1A)*\x1b\[2K\x1b\[G")
+_ERASE_LINE = b"\x1b[2K"
+# what moves the cursor to another line, or changes the screen's lines, other than a line feed: cursor up, down,
+# to a row; erase the screen; insert, delete, scroll lines; scroll margins, modes (the other screen); save and
+# restore the cursor; index, next line, reverse index; reset; vertical tab and form feed (line feeds to a tty)
+_MOVES_LINES = re.compile(rb"\x1b(?:\[[0-?]*[ -/]*[ABEFHJLMSTdfhlrsu]|[78DEMc])|[\x0b\x0c]")
+
+
 class ViewerWindow:
     """Where one agent's bytes go for a person to watch."""
 
     target = ""
     name = ""
+    hold = 0.0  # seconds a TUI's frame may be held (see TmuxWindow.write); 0: every byte written at once
+    due = float("inf")  # when the frames held must be written (flush())
 
     def write(self, data: bytes) -> None:
         pass
+
+    def flush(self) -> None:
+        """Write the frames held."""
 
     def end(self, line: bytes) -> None:
         """The window's last words (how its agent ended), then close()."""
@@ -54,21 +73,74 @@ class ViewerWindow:
 
 
 class TmuxWindow(ViewerWindow):
-    def __init__(self, target: str, fifo: str):
+    def __init__(self, target: str, fifo: str, rows: int = 0):
         self.target = target
+        self.rows = rows  # the pane's height: a frame of more lines is never left out (see flush)
         self.name = target.split(":", 1)[1]
         self.fifo = fifo
         # O_RDWR: never blocks for the reader to appear, never gets SIGPIPE if it goes away.
         self.fd: Optional[int] = os.open(fifo, os.O_RDWR | os.O_NONBLOCK)
         self.skipped = 0  # bytes dropped since the last notice
         self.skipped_total = 0
+        self.given = 0  # bytes written to the pipe
         self.budget = float(VIEW_BURST)
         self.refilled = time.monotonic()
         self.closing = False  # close() was called; writes are over
+        self.hold = 0.0
+        self.due = float("inf")
+        # frames held: (where its drawing starts, after its erase; how many lines its erase erases; its bytes)
+        self._frames: list[tuple[int, int, list[bytes]]] = []
 
     def write(self, data: bytes) -> None:
         if self.fd is None or self.closing or not data:
             return
+        if not self.hold:
+            self._give(data)
+            return
+        # cut at each frame's start (a frame whose erase a read cut in two is taken for more of the one before)
+        pos, at = 0, data.find(_ERASE_LINE)
+        while at != -1:
+            start = _FRAME_START.match(data, at)
+            if start is None:
+                at = data.find(_ERASE_LINE, at + 1)
+                continue
+            self._then(data[pos:at])
+            self._frames.append((start.end() - at, start.group().count(_ERASE_LINE), []))
+            if self.due == float("inf"):
+                self.due = time.monotonic() + self.hold
+            pos, at = at, data.find(_ERASE_LINE, start.end())
+        self._then(data[pos:] if pos else data)
+
+    def _then(self, data: bytes) -> None:
+        """What follows a frame held is held after it, in order; with none held, it is written at once."""
+        if self._frames:
+            self._frames[-1][2].append(data)
+        elif data:
+            self._give(data)
+
+    def flush(self) -> None:
+        """Write the frames held. A frame that draws no line its erase has not cleared, and that the next
+        frame's erase takes out whole, leaves the screen as the next frame's erase found it: such frames
+        are not written (the first one's erase is, before the next one's drawing). Any other frame is
+        written as it came: one that moves the cursor up or down other than by its line feeds, or one
+        whose lines may not all be on the screen."""
+        frames, self._frames, self.due = self._frames, [], float("inf")
+        if not frames or self.fd is None or self.closing:
+            return
+        texts = [b"".join(parts) if len(parts) > 1 else parts[0] for _, _, parts in frames]
+        lines = [text.count(b"\n", start) + 1 for text, (start, _, _) in zip(texts, frames)]
+        out, i = [], 0
+        while i < len(frames):
+            j = i
+            while j + 1 < len(frames) and frames[j + 1][1] == lines[j] <= frames[j][1] <= self.rows and \
+                    _MOVES_LINES.search(texts[j], frames[j][0]) is None:
+                j += 1
+            out.append(texts[i] if j == i else texts[i][:frames[i][0]] + texts[j][frames[j][0]:])
+            i = j + 1
+        self._give(b"".join(out))
+
+    def _give(self, data: bytes) -> None:
+        """Into the pipe, VIEW_RATE bytes a second at most (past it, skipped and said)."""
         now = time.monotonic()
         self.budget = min(VIEW_BURST, self.budget + (now - self.refilled) * VIEW_RATE)
         self.refilled = now
@@ -88,6 +160,7 @@ class TmuxWindow(ViewerWindow):
     def end(self, line: bytes) -> None:
         """Written whatever the rate (a line, after a flood it is what a person looks for), then close():
         the window's `cat` then ends by itself, as a finished program, not by a signal."""
+        self.flush()
         if self.fd is not None and not self.closing:
             if self.skipped:
                 self._try(f"\r\n\x1b[7m[orchestra: viewer skipped {self.skipped} bytes; the transcript has them]"
@@ -111,6 +184,7 @@ class TmuxWindow(ViewerWindow):
                 self.close()
                 return False
             raise
+        self.given += n
         if n < len(data):
             self._drop(len(data) - n)
         return True
@@ -119,6 +193,7 @@ class TmuxWindow(ViewerWindow):
         """Done writing. Until the window's shell has opened the FIFO (and removed it, see
         TmuxViewer.open_window) the pipe stays open, or what was written would be lost: the
         viewer closes it when the run ends (TmuxViewer.close)."""
+        self.flush()
         if self.fd is not None and not os.path.exists(self.fifo):
             os.close(self.fd)
             self.fd = None
@@ -163,7 +238,7 @@ class TmuxViewer:
         folder = tempfile.mkdtemp(prefix="orchestra-view-")
         fifo = os.path.join(folder, "fifo")
         os.mkfifo(fifo, 0o600)
-        window = TmuxWindow(f"{self.session}:{name}", fifo)  # opened before cat, so cat never sees EOF early
+        window = TmuxWindow(f"{self.session}:{name}", fifo, self.rows)  # opened before cat, so cat never sees EOF early
         # sh waits for cat instead of becoming it: cat closes its output before it exits, and if it held the
         # pane's terminal last, tmux would hang the terminal up in between and the window would end "Pane
         # is dead (signal 1)", killed by the SIGHUP. sh holds the terminal until cat has ended.

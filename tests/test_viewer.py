@@ -141,3 +141,165 @@ def test_a_window_named_after_a_program_with_a_dot_has_a_target_tmux_finds(workd
     found = tmux("list-panes", "-t", target, "-F", "#{window_name}")
     assert found.returncode == 0, found.stderr
     wait_for_pane(target, "modified: x.py")
+
+
+def log_update(frames: list[str]) -> list[bytes]:
+    """What Ink's log-update writes for these frames, one write each: the frame before erased bottom up
+    (ansi-escapes' eraseLines), then the frame and a line feed."""
+    out, before = [], 0
+    for frame in frames:
+        text = frame + "\n"
+        erase = "".join("\x1b[2K" + ("\x1b[1A" if i < before - 1 else "") for i in range(before)) + \
+            ("\x1b[G" if before else "")
+        out.append((erase + text).encode())
+        before = text.count("\n") + 1
+    return out
+
+
+def screens_match(viewer, held: str, plain: str, marker: str) -> str:
+    """Both windows' screens once each shows marker (as tmux draws them, colours too); the held one's."""
+    wait_for_pane(f"{viewer.session}:{held}", marker)
+    wait_for_pane(f"{viewer.session}:{plain}", marker)
+    shown = [pane(f"{viewer.session}:{name}", "-e") for name in (held, plain)]
+    assert shown[0] == shown[1]
+    return shown[0]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_a_tui_window_given_only_the_frames_not_erased_at_once_shows_the_screen_every_byte_would(
+        tmp_path, tmux_sessions, seed):
+    """Frames of a log-update TUI (heights that grow, shrink and stay), cut into reads anywhere and held
+    for a while, reach tmux collapsed: the same screen as every byte, colours and all, from fewer bytes."""
+    import random
+
+    rng = random.Random(seed)
+    viewer = TmuxViewer(f"orchestra-test-{time.time_ns()}")
+    tmux_sessions.append(viewer.session)
+    held, plain = viewer.open_window("held"), viewer.open_window("plain")
+    held.hold = 60.0  # (flushed by the test only)
+    height = 3
+    frames = []
+    for i in range(80):
+        height = min(12, max(1, height + rng.choice([0, 0, 0, 0, 1, -1, 2, -2])))
+        frames.append("\n".join(f"\x1b[3{(i + r) % 8}m⠋ line {r} of frame {i}\x1b[39m {'·' * rng.randrange(30)}"
+                                for r in range(height)))
+    frames.append("\x1b[1mDONE drawing\x1b[22m")
+    data = b"".join(log_update(frames))
+    for window in (held, plain):  # each window's shell has opened its pipe (and removed it): it reads on
+        deadline = time.monotonic() + 10
+        while os.path.exists(window.fifo):
+            assert time.monotonic() < deadline, "the window's shell did not start"
+            time.sleep(0.005)
+    plain.write(data)
+    i = 0
+    while i < len(data):  # cut anywhere, flushed every few reads (as by its due time)
+        n = rng.choice([1, 7, 100, 700, 4095])
+        held.write(data[i:i + n])
+        i += n
+        if rng.random() < 0.1:
+            held.flush()
+    held.flush()
+    shown = screens_match(viewer, "held", "plain", "DONE drawing")
+    assert "line 0 of frame" not in shown  # the last frame is the only one left on the screen
+    assert held.given < len(data) / 2 and plain.given == len(data)  # (written to the pipe)
+    viewer.close()
+
+
+def test_output_that_is_not_a_frame_is_written_at_once_and_a_frame_that_erases_more_or_less_as_it_came(
+        tmp_path, tmux_sessions):
+    viewer = TmuxViewer(f"orchestra-test-{time.time_ns()}")
+    tmux_sessions.append(viewer.session)
+    held, plain = viewer.open_window("held"), viewer.open_window("plain")
+    held.hold = 60.0
+    held.write(b"compiling\r\n")
+    assert held.given == len(b"compiling\r\n") and held.due == float("inf")  # nothing held: not a frame
+    # a progress bar's redraws (a one-line frame each), then a frame whose erase takes out two lines where
+    # the frame before has one (Ink's <Static> output is written that way): that one stays as it came
+    reads = [b"\x1b[2K\x1b[G 10%", b"\x1b[2K\x1b[G 50%", b"\x1b[2K\x1b[G 90%", b"\x1b[2K\x1b[1A\x1b[2K\x1b[Gbuilt\r\n"]
+    for r in reads:
+        held.write(r)
+        plain.write(r)
+    assert held.due < float("inf")
+    held.flush()
+    plain.write(b"\r\nend\r\n")
+    held.write(b"\r\nend\r\n")
+    held.flush()
+    screens_match(viewer, "held", "plain", "end")
+    assert held.given == len(b"compiling\r\n") + len(reads[2]) + len(reads[3]) + len(b"\r\nend\r\n")
+    viewer.close()
+
+
+def test_a_frame_that_draws_below_the_lines_its_erase_cleared_is_written_as_it_came(tmp_path, tmux_sessions):
+    """A frame that grows onto a line below it (here a long one) leaves that line's end there, which the
+    next frame's erase takes out: that frame is not left out (the screen would keep the long line)."""
+    viewer = TmuxViewer(f"orchestra-test-{time.time_ns()}")
+    tmux_sessions.append(viewer.session)
+    held, plain = viewer.open_window("held"), viewer.open_window("plain")
+    held.hold = 60.0
+    below = b"\r\n" * 3 + b"x" * 100 + b"\x1b[3A\r"  # a long line three lines down, the cursor back up
+    reads = log_update(["a", "b1\nb2", "c1\nc2\nc3", "d1\nd2\nd3", "\x1b[1mend\x1b[22m"])
+    for window in (held, plain):
+        window.write(below)
+        for r in reads:
+            window.write(r)
+    held.flush()
+    shown = screens_match(viewer, "held", "plain", "end")
+    assert "xxxx" not in shown and held.given < plain.given  # (the others are left out)
+    viewer.close()
+
+
+def test_a_frame_that_moves_the_cursor_to_another_line_is_written_as_it_came(tmp_path, tmux_sessions):
+    viewer = TmuxViewer(f"orchestra-test-{time.time_ns()}")
+    tmux_sessions.append(viewer.session)
+    held, plain = viewer.open_window("held"), viewer.open_window("plain")
+    held.hold = 60.0
+    # the second frame draws its first line last, from below (cursor up): what the third frame's erase then
+    # takes out is not what a frame drawn top down would leave
+    reads = log_update(["a1\na2", "b1\nb2", "c1\nc2", "end"])
+    reads[1] = reads[1].replace(b"b1\nb2\n", b"\nb2\n\x1b[2Ab1\x1b[2B\r")
+    for window in (held, plain):
+        for r in reads:
+            window.write(r)
+    held.flush()
+    screens_match(viewer, "held", "plain", "end")
+    assert held.given == plain.given - len(reads[2])  # (the third frame's drawing and the fourth's erase)
+    viewer.close()
+
+
+TUI_AGENT = """
+import os, time
+before = 0
+for i in range(30):  # Ink's log-update: each frame erases the one before
+    text = "\\n".join("frame %d line %d" % (i, r) for r in range(5)) + "\\n"
+    erase = "".join("\\x1b[2K" + ("\\x1b[1A" if k < before - 1 else "") for k in range(before))
+    os.write(1, (erase + ("\\x1b[G" if before else "") + text).encode())
+    before = text.count("\\n") + 1
+    time.sleep(0.002)
+time.sleep(30)  # at work, quiet
+"""
+
+
+def test_a_tuis_window_shows_its_last_frame_while_it_runs_from_a_few_of_its_frames(tmp_path, tmux_sessions):
+    import sys
+
+    from orchestra.transcript import read_cast
+
+    viewer = TmuxViewer(f"orchestra-test-{time.time_ns()}")
+    tmux_sessions.append(viewer.session)
+    target = f"{viewer.session}:secondary-1"
+    prof = Profile(name="tui", command=[sys.executable, "-c", TUI_AGENT], completion=re.compile(r"^DONE", re.M),
+                   timeout=20, kill_grace=0.5)
+    s = AgentSession(prof, "", tmp_path, tmp_path / "t.cast", window=viewer.open_window("secondary-1"))
+    seen = []
+
+    def look():  # the frames held are written by their due time, the agent quiet and still at work
+        if not seen and "frame 29 line 4" in pane(target):
+            seen.append(s.child.isalive() and s.phase == "working")
+            s.abort("interrupted", "seen")
+
+    s.start()
+    drive([s], tick=look, tick_every=0.01)
+    assert seen == [True]
+    drawn = sum(len(e.data.encode()) for e in read_cast(s.transcript_path).events() if e.kind == "o")
+    assert s.window.given < drawn / 3
+    viewer.close()
