@@ -59,6 +59,7 @@ def _moves_lines(data: bytes, start: int) -> bool:
     return b"\x0b" in data or b"\x0c" in data or _MOVES_LINES.search(data, start) is not None or \
         _MOVES_ESC.search(data, start) is not None
 
+
 class ViewerWindow:
     """Where one agent's bytes go for a person to watch."""
 
