@@ -204,15 +204,21 @@ class AgentSession:
     def phase(self, value: str) -> None:
         if value != self._phase:
             self._phase = value
-            if self.cast is not None:  # transcript events are held only while on_time (which writes them) runs
-                self.cast.hold = CAST_HOLD if value in (STARTING, WORKING, EXITING) else 0.0
-                if not self.cast.hold:
-                    self.cast.flush()
-            self.window.hold = FRAME_HOLD if value in (STARTING, WORKING, EXITING) else 0.0  # (the same rule)
-            if not self.window.hold:
-                self.window.flush()
+            self._hold()
             if self.on_phase is not None:
                 self.on_phase(self)
+
+    def _hold(self) -> None:
+        """Transcript events (a few frames a write) and a TUI's frames (see viewer) are held only in the phases
+        whose on_time writes them; in any other, what is held is written now and nothing more is held."""
+        holding = self._phase in (STARTING, WORKING, EXITING)
+        if self.cast is not None:
+            self.cast.hold = CAST_HOLD if holding else 0.0
+            if not holding:
+                self.cast.flush()
+        self.window.hold = FRAME_HOLD if holding else 0.0
+        if not holding:
+            self.window.flush()
 
     # -- start and send ---------------------------------------------------
 
@@ -262,8 +268,8 @@ class AgentSession:
                                           "view": "rendered" if self.rendered_view else "raw",
                                           # the root of its paths, for `summarize` elsewhere: not every
                                           # agent reports the directory it works in
-                                          "cwd": os.path.abspath(self.workdir)}, hold=CAST_HOLD)
-        self.window.hold = FRAME_HOLD  # (a TUI's frames: see viewer; held while on_time writes them, as events are)
+                                          "cwd": os.path.abspath(self.workdir)})
+        self._hold()
         parent = os.getpid()
         keeper = SlaveKeeper() if procs.PORTABLE else None
         try:
@@ -428,9 +434,10 @@ class AgentSession:
         got = 0
         while turn - got >= MIN_READ:
             data = self.read_once(min(READ_SIZE, turn - got))
+            if data is None:
+                return False
             if not data:
-                if data is not None:
-                    self._on_eof()
+                self._on_eof()
                 return False
             got += len(data)
             self._handle(data)
