@@ -40,6 +40,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 CODE = Path(os.environ.get("ORCHESTRA_BENCH_CODE", ROOT))  # whose orchestra a measurement imports
 sys.path.insert(0, str(CODE))
+sys.path.append(str(ROOT / "bench"))
+from trees import build_native  # noqa: E402
 
 COMPLETION = r"^DONE (\d+\.\d+)"
 STEADY_CHILD = textwrap.dedent("""
@@ -319,6 +321,7 @@ def main() -> None:
         made = Path(tempfile.mkdtemp(prefix="orchestra-bench-old-"))
         archive = subprocess.run(["git", "-C", str(ROOT), "archive", args.before], capture_output=True, check=True)
         subprocess.run(["tar", "-x", "-C", str(made)], input=archive.stdout, check=True)
+        build_native(made)
         old = made
     codes = [("bare loop (limit)", None)] + ([(f"orchestra {args.before or 'old'}", old)] if old else []) + \
             [("orchestra (this checkout)", ROOT)]

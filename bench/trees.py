@@ -3,7 +3,9 @@ as a fresh process, and the wall and CPU time of that process.
 
     python(dir)     an interpreter that sees this one's packages (click, pexpect...) but not orchestra's editable
                     install (its finder would win over PYTHONPATH): a venv whose site-packages names this one's
-    Tree(rev)       a revision's sources (`git archive`), byte-compiled as `pip install .` would; None: this checkout
+    Tree(rev)       a revision's sources (`git archive`), byte-compiled and its C extension built as `pip install .`
+                    would; None: this checkout (its extension built by `pip install -e .`)
+    build_native(dir)   a tree's C extension built in place, as pip builds it
     timed(argv)     one run of a command: wall ms, CPU ms (user + system of the process and its children)
     series(cases)   every case run `runs` times, alternating, so the machine's load falls on all alike
 """
@@ -36,6 +38,17 @@ def python(where: Path) -> str:
     return str(exe)
 
 
+def build_native(tree: Path) -> None:
+    """The tree's optional C extension (setup.py: orchestra._cclean), built in place as pip would build it;
+    nothing for a revision that has none. A build that fails stops the bench: the figures would be Python's."""
+    if not (tree / "orchestra" / "_cclean.c").exists():
+        return
+    done = subprocess.run([sys.executable, "setup.py", "-q", "build_ext", "--inplace", "--build-temp",
+                           str(tree / "build-temp")], cwd=tree, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"building the C extension of {tree} failed:\n{done.stderr[-2000:]}")
+
+
 class Tree:
     """Orchestra's sources at one revision, importable with PYTHONPATH by `python`."""
 
@@ -52,6 +65,7 @@ class Tree:
                     raise SystemExit(f"--before {rev}: git archive says {done.stderr.decode(errors='replace').strip()}")
                 archive = done.stdout
                 subprocess.run(["tar", "-x", "-C", str(self.tmp)], input=archive, check=True)
+                build_native(self.tmp)
             # an installed orchestra has its bytecode; where PYTHONDONTWRITEBYTECODE is set, a checkout would
             # compile its sources at every start
             compileall.compile_dir(str(self.path / "orchestra"), quiet=1)

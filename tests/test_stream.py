@@ -17,6 +17,18 @@ TERMINAL_OUTPUT = (
 )
 
 
+@pytest.fixture(params=["c", "python"])
+def cleaning(request, monkeypatch):
+    """A test that takes it runs twice: with orchestra._cclean, and with ansi.py's own Python."""
+    from orchestra import ansi
+
+    if request.param == "python":
+        monkeypatch.setattr(ansi, "_native", None)
+    elif ansi._native is None:
+        pytest.skip("orchestra._cclean is not built here (tests/test_cclean.py says why that fails in CI)")
+    return request.param
+
+
 def cuts(data, rng):
     i = 0
     while i < len(data):
@@ -26,7 +38,7 @@ def cuts(data, rng):
 
 
 @pytest.mark.parametrize("seed", range(20))
-def test_cleaner_gives_the_same_text_however_the_stream_is_cut(seed):
+def test_cleaner_gives_the_same_text_however_the_stream_is_cut(seed, cleaning):
     c = Cleaner()
     text = "".join(c.feed(piece) for piece in cuts(TERMINAL_OUTPUT, random.Random(seed))) + c.flush()
     assert text == strip(TERMINAL_OUTPUT)
@@ -51,7 +63,7 @@ def cleaned_in_reads(frames: str, rng) -> str:
 
 
 @pytest.mark.parametrize("seed", range(10))
-def test_a_tuis_redrawn_lines_are_cleaned_as_the_first_time_however_the_stream_is_cut(seed):
+def test_a_tuis_redrawn_lines_are_cleaned_as_the_first_time_however_the_stream_is_cut(seed, cleaning):
     # lines seen before are looked up (see Cleaner), whole reads of frames or cut anywhere
     frames = "".join(ink_frame(i) for i in range(40))
     rng = random.Random(seed)
@@ -59,7 +71,7 @@ def test_a_tuis_redrawn_lines_are_cleaned_as_the_first_time_however_the_stream_i
 
 
 @pytest.mark.parametrize("seed", range(10))
-def test_redrawn_lines_with_lone_carriage_returns_and_backspaces_are_cleaned_as_the_first_time(seed):
+def test_redrawn_lines_with_lone_carriage_returns_and_backspaces_are_cleaned_as_the_first_time(seed, cleaning):
     # a lone CR or a backspace in a line is a line break of its own: a line looked up, or cleaned with
     # others it was not seen with, still gives what strip() gives the whole
     rng = random.Random(seed)
@@ -69,14 +81,14 @@ def test_redrawn_lines_with_lone_carriage_returns_and_backspaces_are_cleaned_as_
     assert cleaned_in_reads(frames, rng) == strip(frames)
 
 
-def test_output_whose_lines_do_not_come_back_is_cleaned_whole_and_the_same():
+def test_output_whose_lines_do_not_come_back_is_cleaned_whole_and_the_same(cleaning):
     c = Cleaner()
     reads = ["".join(f"\x1b[31mline {k}-{j}\x1b[0m\x1b[3Cdone\r\n" for j in range(40)) for k in range(200)]
     assert [c.feed(r) for r in reads] == [strip(r) for r in reads]
     assert len(c._seen) < 40 * 10  # tried the lines again now and then, not every read
 
 
-def test_strip_removes_escapes_and_reads_carriage_returns_as_line_breaks():
+def test_strip_removes_escapes_and_reads_carriage_returns_as_line_breaks(cleaning):
     text = strip(TERMINAL_OUTPUT)
     assert "\x1b" not in text and "\r" not in text
     assert "● Write(models/user.py)\n" in text
@@ -272,7 +284,7 @@ def test_a_line_pattern_written_without_re_m_still_matches_a_line_in_the_middle_
 
 
 @pytest.mark.parametrize("seed", range(30))
-def test_a_stream_gives_the_same_text_lines_and_transcript_however_plain_or_mixed_the_reads(seed):
+def test_a_stream_gives_the_same_text_lines_and_transcript_however_plain_or_mixed_the_reads(seed, cleaning):
     """Plain reads (printable ASCII, tabs, CR LF) take a shortcut; the result is the general path's."""
     import codecs
     import json
@@ -322,7 +334,7 @@ def test_a_character_cut_by_a_read_then_plain_output_is_decoded_as_one_stream():
 
 
 @pytest.mark.parametrize("seed", range(5))
-def test_strip_treats_control_characters_alike_in_ascii_and_in_any_other_text(seed):
+def test_strip_treats_control_characters_alike_in_ascii_and_in_any_other_text(seed, cleaning):
     """Controls go (a lone CR or a backspace is a line break), whatever else the text holds."""
     table = {c: None for c in [*range(0, 8), 11, 12, *range(14, 32), 127]}
     table.update({8: "\n", 13: "\n"})
@@ -409,7 +421,7 @@ UNTERMINATED = [
 
 @pytest.mark.parametrize("text", UNTERMINATED)
 @pytest.mark.parametrize("seed", range(5))
-def test_an_unterminated_escape_string_swallows_at_most_a_bounded_piece(text, seed):
+def test_an_unterminated_escape_string_swallows_at_most_a_bounded_piece(text, seed, cleaning):
     expected = strip(text)
     assert "DONE\n" in expected and "\x1b" not in expected
     c = Cleaner()
