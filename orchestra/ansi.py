@@ -51,6 +51,11 @@ except ImportError:  # pragma: no cover (no compiler at install time)
     _native = None
 
 
+def native() -> bool:
+    """Whether the C cleaner does the cleaning here (orchestra doctor says which)."""
+    return _native is not None
+
+
 def strip(text: str) -> str:
     """Plain text of a complete piece of output."""
     if _native is not None:

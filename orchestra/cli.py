@@ -1150,6 +1150,8 @@ def doctor(config_path, as_json):
     else:
         t = report["tmux"]
         click.echo(("✅" if t["installed"] else "❌") + f" tmux         {t['version'] or 'not found: runs go headless'}")
+        c = report["cleaner"]
+        click.echo(("✅" if c["native"] else "ℹ️ ") + f" cleaner      {c['said']}")
         for line in report["warnings"] + report["problems"]:
             click.echo(f"⚠️  {line}")
     sys.exit(1 if report["problems"] else 0)

@@ -8,7 +8,7 @@ import os
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from typing import Callable, Optional
 
-from . import agents
+from . import agents, ansi
 from .agents import version_of
 from .config import Config, Profile
 
@@ -55,10 +55,20 @@ def diagnose(config: Config, on_row: Optional[Callable[[dict], None]] = None) ->
         "layers": [{"kind": layer.kind, "path": str(layer.path)} for layer in config.layers],
         "agents": ordered,
         "tmux": {"installed": tmux is not None, "path": tmux, "version": tmux_line},
+        "cleaner": cleaner(),
         "agents_dir": str(agents.agents_dir()),
         "problems": problems,
         "warnings": [r["drift"] for r in ordered if r["drift"]],  # said, not a reason to fail
     }
+
+
+def cleaner() -> dict:
+    """Which code cleans agents' output: C where pip built orchestra._cclean, else Python (the same text)."""
+    if ansi.native():
+        return {"native": True, "said": "C (orchestra._cclean)"}
+    return {"native": False, "said": "Python: orchestra._cclean was not built (no C compiler when orchestra was "
+                                     "installed); the same text, TUI output about 3x the CPU: install again "
+                                     "with a C compiler and Python's headers (python3-dev) to build it"}
 
 
 def _row(config: Config, profile: Profile, version: Optional[str]) -> dict:

@@ -68,3 +68,17 @@ def test_the_c_cleaner_is_built_where_ci_runs():
                     "headers are needed); ansi.py falls back to its Python")
     if ansi._native is None:
         pytest.skip("orchestra._cclean is not built here: ansi.py's Python does the cleaning")
+
+
+def test_doctor_says_which_code_cleans_the_output(workdir, monkeypatch):
+    """C where it was built; else Python, and how to build it (not a problem: the text is the same)."""
+    from orchestra import doctor
+    from orchestra.config import load_config
+
+    config = load_config(None, workdir)
+    if ansi.native():
+        assert doctor.diagnose(config)["cleaner"] == {"native": True, "said": "C (orchestra._cclean)"}
+    monkeypatch.setattr(ansi, "_native", None)
+    report = doctor.diagnose(config)
+    assert not report["cleaner"]["native"] and "C compiler" in report["cleaner"]["said"]
+    assert not [line for line in report["problems"] + report["warnings"] if "_cclean" in line]
