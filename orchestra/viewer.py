@@ -34,6 +34,18 @@ BORDER_FORMAT = "#[bold] #{window_name} #[nobold]#{pane_title} "
 KEEP_FINISHED = 20  # tmux sessions of finished runs kept in a directory; a new run closes the oldest past it
 HOME_OPTION = "@orchestra_home"  # a session's directory (of its runs): what `clean --finished` goes by
 PID_OPTION = "@orchestra_pid"  # the orchestra process that made a session: while it lives, it is not finished
+# A window ends when its pipe is closed: its `cat` and shell exit, and tmux takes the pane's death (on Debian, by
+# running its utempter helper and waiting for it), about 2 ms of CPU a window, tmux's most of it. A process that
+# ends with its run (the CLI: see leave_pipes_to_exit) leaves its windows' pipes for its exit to close, so the
+# windows end once orchestra has returned instead of taking a core from the run's way out.
+_pipes_left_to_exit = False
+
+
+def leave_pipes_to_exit() -> None:
+    """This process exits once its run is over (the CLI, whose main() ends it at once): a window's pipe, its
+    last line written, is not closed when its agent ends nor when the run does, but by the process's exit."""
+    global _pipes_left_to_exit
+    _pipes_left_to_exit = True
 
 
 # A TUI drawn by Ink's log-update (a progress bar alike) begins each frame by erasing the frame before it,
@@ -169,7 +181,8 @@ class TmuxWindow(ViewerWindow):
 
     def end(self, line: bytes) -> None:
         """Written whatever the rate (a line, after a flood it is what a person looks for), then close():
-        the window's `cat` then ends by itself, as a finished program, not by a signal."""
+        the window's `cat` then ends by itself, as a finished program, not by a signal (once the pipe is
+        closed: see leave_pipes_to_exit)."""
         self.flush()
         if self.fd is not None and not self.closing:
             if self.skipped:
@@ -202,21 +215,24 @@ class TmuxWindow(ViewerWindow):
     def close(self) -> None:
         """Done writing. Until the window's shell has opened the FIFO (and removed it, see
         TmuxViewer.open_window) the pipe stays open, or what was written would be lost: the
-        viewer closes it when the run ends (TmuxViewer.close)."""
+        viewer closes it when the run ends (TmuxViewer.close). Left open in a process whose exit
+        closes it (leave_pipes_to_exit)."""
         self.flush()
-        if self.fd is not None and not os.path.exists(self.fifo):
+        if self.fd is not None and not _pipes_left_to_exit and not os.path.exists(self.fifo):
             os.close(self.fd)
             self.fd = None
         self.closing = True
 
-    def finish(self, deadline: float) -> None:
-        """Close the pipe once the window's shell has opened it, waiting until deadline at most."""
+    def finish(self, deadline: float, leave_open: bool = False) -> None:
+        """Close the pipe once the window's shell has opened it, waiting until deadline at most; leave_open:
+        leave it open once the shell has (for the process's exit to close)."""
         while self.fd is not None and os.path.exists(self.fifo) and time.monotonic() < deadline:
             time.sleep(0.01)  # no inotify in the standard library: look again, briefly
-        if self.fd is not None:
+        came = not os.path.exists(self.fifo)
+        if self.fd is not None and not (leave_open and came):
             os.close(self.fd)
             self.fd = None
-        if os.path.exists(self.fifo):  # the shell never came, and will not remove it
+        if not came:  # the shell never came, and will not remove it
             shutil.rmtree(os.path.dirname(self.fifo), ignore_errors=True)
 
 
@@ -282,11 +298,12 @@ class TmuxViewer:
 
     def close(self) -> None:
         """Close the windows' pipes, once each window's shell has opened its own (a slow shell is
-        given SHELL_GRACE seconds); the windows stay until `orchestra clean` or the user closes them."""
+        given SHELL_GRACE seconds), or leave them to the process's exit (leave_pipes_to_exit); the windows
+        stay until `orchestra clean` or the user closes them."""
         deadline = time.monotonic() + SHELL_GRACE
         for window in self.windows:
             window.close()
-            window.finish(deadline)
+            window.finish(deadline, leave_open=_pipes_left_to_exit)
 
     def kill(self) -> None:
         for window in self.windows:

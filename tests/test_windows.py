@@ -5,6 +5,8 @@ import json
 import os
 import re
 import shutil
+import signal
+import subprocess
 import sys
 
 import pexpect
@@ -29,6 +31,22 @@ CHATTY = ("import json, sys\n"
 
 def pane(target: str) -> str:
     return tmux("capture-pane", "-p", "-J", "-S", "-", "-t", target).stdout
+
+
+def how_it_ended(target: str) -> str:
+    """How a window's program ended, as tmux tells (`status 0 signal `), once it has. A tmux built with
+    libutempter can miss the SIGCHLD of a pane's program that exits while the helper runs (for this pane's
+    hang-up or another's: tmux/tmux#311), and learns of the exit at its next SIGCHLD: given here, as
+    `pkill -CHLD tmux` would."""
+    ended = "#{pane_dead_status}#{pane_dead_signal}"
+    server = int(tmux("display-message", "-p", "#{pid}").stdout)
+
+    def told() -> bool:
+        os.kill(server, signal.SIGCHLD)
+        return tmux("list-panes", "-t", target, "-F", ended).stdout.strip() != ""
+
+    wait_for(told)
+    return tmux("list-panes", "-t", target, "-F", "status #{pane_dead_status} signal #{pane_dead_signal}").stdout.strip()
 
 
 def sessions() -> list[str]:
@@ -86,11 +104,33 @@ def test_a_window_is_not_hung_up_when_its_reader_closes_its_output_before_it_exi
         target = f"{demo(workdir, tmux_sessions)}:secondary-1"
     finally:
         tmux("set-environment", "-g", "PATH", os.environ["PATH"])
-    ended = "#{pane_dead_status}#{pane_dead_signal}"
-    wait_for(lambda: tmux("list-panes", "-t", target, "-F", ended).stdout.strip() != "")
-    assert tmux("list-panes", "-t", target, "-F", "status #{pane_dead_status} signal #{pane_dead_signal}"
-                ).stdout.strip() == "status 0 signal"
+    assert how_it_ended(target) == "status 0 signal"
     assert [line for line in pane(target).splitlines() if line.strip()][-1] == "── orchestra: demo-droid completed ──"
+
+
+def test_a_finished_agents_window_ends_once_orchestra_has_exited_not_while_the_run_goes_on(workdir, tmux_sessions):
+    # A window's end (its reader's and shell's exits, tmux's handling of the pane) takes the tmux server's CPU:
+    # not while orchestra wraps the run up. Here the run goes on after its agent, with a check that waits for
+    # the test to close its end of a FIFO.
+    gate = workdir / "gate"
+    os.mkfifo(gate)
+    held = os.open(gate, os.O_RDWR)  # (the check's `cat` opens it at once, and reads until this is closed)
+    run = subprocess.Popen([sys.executable, "-m", "orchestra", "run", "--cmd", " ".join(toy()), "--done", "^DONE",
+                            "--task", "t", "--check", f"sh -c 'touch checking; cat {gate}'"], cwd=workdir,
+                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        session = next(m.group(1) for line in run.stdout if (m := re.search(r"Watch: tmux attach -t (\S+)", line)))
+        tmux_sessions.append(session)
+        target = f"{session}:python"
+        wait_for_file(workdir / "checking")  # the agent has ended; its check runs
+        wait_for_pane(target, "completed ──")
+        assert tmux("list-panes", "-t", target, "-F", "#{pane_dead}").stdout.strip() == "0"  # its `cat` reads on
+    finally:
+        os.close(held)  # the check ends, and the run
+        assert run.wait(timeout=30) == 0
+        run.stdout.close()
+    assert how_it_ended(target) == "status 0 signal"  # a finished program, not hung up
+    assert [line for line in pane(target).splitlines() if line.strip()][-1].endswith("completed ──")
 
 
 def test_a_failed_agents_window_says_why_on_its_last_line(workdir, tmux_sessions):
