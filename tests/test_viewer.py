@@ -157,10 +157,17 @@ def log_update(frames: list[str]) -> list[bytes]:
 
 
 def screens_match(viewer, held: str, plain: str, marker: str) -> str:
-    """Both windows' screens once each shows marker (as tmux draws them, colours too); the held one's."""
+    """Both windows' screens once each shows marker (as tmux draws them, colours too), and they are the same;
+    the held one's. (tmux may draw the marker before the line feed after it, which `cat` read apart and may
+    scroll the screen: the two are compared until both have drawn all, 10 s at most.)"""
     wait_for_pane(f"{viewer.session}:{held}", marker)
     wait_for_pane(f"{viewer.session}:{plain}", marker)
-    shown = [pane(f"{viewer.session}:{name}", "-e") for name in (held, plain)]
+    deadline = time.monotonic() + 10
+    while True:
+        shown = [pane(f"{viewer.session}:{name}", "-e") for name in (held, plain)]
+        if shown[0] == shown[1] or time.monotonic() > deadline:
+            break
+        time.sleep(0.01)
     assert shown[0] == shown[1]
     return shown[0]
 
