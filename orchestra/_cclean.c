@@ -1,4 +1,4 @@
-/* orchestra._cclean: ansi.strip() in C, the same text out for every text in.
+/* orchestra._cclean: ansi.strip() in C, the same text out for every text in; and transcript.json_string.
  *
  * ansi.py cleans terminal output in five passes, each a str.replace, a regular expression or a
  * bytes.translate, in this order:
@@ -473,8 +473,121 @@ static PyObject *clean(PyObject *module, PyObject *text)
     }
 }
 
+/* A transcript event's text as a JSON string literal in UTF-8 (transcript.json_string): what json.dumps(text,
+ * ensure_ascii=False) writes, encoded, but a lone surrogate (which UTF-8 cannot hold) escaped as json.dumps
+ * escapes it. Non-ASCII characters stay as they are: a TUI's box drawing, braille spinner and dots take 2 or 3
+ * bytes each instead of 6 (asciinema writes its recordings so, and every JSON reader reads them). */
+static const char HEX[] = "0123456789abcdef";
+/* what an ASCII character adds to the JSON's length: 0 as it is, 1 for \" \\ \n \r \t \b \f, 5 for \u00XX */
+static unsigned char JSON_EXTRA[128];
+
+static void json_init(void)
+{
+    for (int c = 0; c < 128; c++)
+        JSON_EXTRA[c] = c < 0x20 ? 5 : (c == '"' || c == '\\') ? 1 : 0;
+    JSON_EXTRA['\n'] = JSON_EXTRA['\r'] = JSON_EXTRA['\t'] = JSON_EXTRA['\b'] = JSON_EXTRA['\f'] = 1;
+}
+
+INLINE char *json_kind(int kind, const void *s, Py_ssize_t n, char *p)
+{
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_UCS4 c = AT(kind, s, i);
+        if (c < 0x80) {
+            if (!JSON_EXTRA[c]) {
+                *p++ = (char)c;
+                continue;
+            }
+            *p++ = '\\';
+            switch (c) {
+            case '"': *p++ = '"'; break;
+            case '\\': *p++ = '\\'; break;
+            case '\n': *p++ = 'n'; break;
+            case '\r': *p++ = 'r'; break;
+            case '\t': *p++ = 't'; break;
+            case '\b': *p++ = 'b'; break;
+            case '\f': *p++ = 'f'; break;
+            default:
+                *p++ = 'u';
+                *p++ = '0';
+                *p++ = '0';
+                *p++ = HEX[c >> 4];
+                *p++ = HEX[c & 15];
+            }
+        } else if (c < 0x800) {
+            *p++ = (char)(0xc0 | (c >> 6));
+            *p++ = (char)(0x80 | (c & 0x3f));
+        } else if (c >= 0xd800 && c <= 0xdfff) {
+            *p++ = '\\';
+            *p++ = 'u';
+            *p++ = HEX[c >> 12];
+            *p++ = HEX[(c >> 8) & 15];
+            *p++ = HEX[(c >> 4) & 15];
+            *p++ = HEX[c & 15];
+        } else if (c < 0x10000) {
+            *p++ = (char)(0xe0 | (c >> 12));
+            *p++ = (char)(0x80 | ((c >> 6) & 0x3f));
+            *p++ = (char)(0x80 | (c & 0x3f));
+        } else {
+            *p++ = (char)(0xf0 | (c >> 18));
+            *p++ = (char)(0x80 | ((c >> 12) & 0x3f));
+            *p++ = (char)(0x80 | ((c >> 6) & 0x3f));
+            *p++ = (char)(0x80 | (c & 0x3f));
+        }
+    }
+    return p;
+}
+
+/* The length of json_kind's output for the text. */
+INLINE Py_ssize_t json_size(int kind, const void *s, Py_ssize_t n)
+{
+    Py_ssize_t size = n;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_UCS4 c = AT(kind, s, i);
+        if (c < 0x80)
+            size += JSON_EXTRA[c];
+        else if (c < 0x800)
+            size += 1;
+        else if (c >= 0xd800 && c <= 0xdfff)
+            size += 5;
+        else
+            size += c < 0x10000 ? 2 : 3;
+    }
+    return size;
+}
+
+static PyObject *json_string(PyObject *module, PyObject *text)
+{
+    if (!PyUnicode_Check(text)) {
+        PyErr_Format(PyExc_TypeError, "json_string() takes a str, not %.100s", Py_TYPE(text)->tp_name);
+        return NULL;
+    }
+#if PY_VERSION_HEX < 0x030c0000
+    if (PyUnicode_READY(text) < 0)
+        return NULL;
+#endif
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text), size;
+    const void *s = PyUnicode_DATA(text);
+    int kind = PyUnicode_KIND(text);
+    if (n > (PY_SSIZE_T_MAX - 2) / 6)
+        return PyErr_NoMemory();
+    size = kind == PyUnicode_1BYTE_KIND   ? json_size(PyUnicode_1BYTE_KIND, s, n)
+           : kind == PyUnicode_2BYTE_KIND ? json_size(PyUnicode_2BYTE_KIND, s, n)
+                                          : json_size(PyUnicode_4BYTE_KIND, s, n);
+    PyObject *out = PyBytes_FromStringAndSize(NULL, size + 2);
+    if (out == NULL)
+        return NULL;
+    char *p = PyBytes_AS_STRING(out);
+    *p++ = '"';
+    p = kind == PyUnicode_1BYTE_KIND   ? json_kind(PyUnicode_1BYTE_KIND, s, n, p)
+        : kind == PyUnicode_2BYTE_KIND ? json_kind(PyUnicode_2BYTE_KIND, s, n, p)
+                                       : json_kind(PyUnicode_4BYTE_KIND, s, n, p);
+    *p = '"';
+    return out;
+}
+
 static PyMethodDef methods[] = {
     {"clean", clean, METH_O, "ansi.strip(text): escape sequences out, control characters as ansi._controls."},
+    {"json_string", json_string, METH_O, "text as a JSON string literal in UTF-8 (lone surrogates escaped)."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -482,5 +595,6 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "orchestra._cclean", 
 
 PyMODINIT_FUNC PyInit__cclean(void)
 {
+    json_init();
     return PyModule_Create(&module);
 }

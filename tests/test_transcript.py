@@ -7,6 +7,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from conftest import TOY, marked_processes, orchestra, toy
 from orchestra.config import Profile
 from orchestra.session import AgentSession, drive
@@ -102,19 +104,32 @@ def wait_for_file_text(root, text, timeout):
     raise AssertionError(f"no transcript under {root} showed {text!r} within {timeout}s")
 
 
-def test_events_are_the_json_python_would_write_for_any_text():
-    """The fast path for ASCII output writes what json.dumps would, whatever the text holds."""
+@pytest.mark.parametrize("native", [True, False])
+def test_events_are_the_json_python_would_write_for_any_text(native, monkeypatch):
+    """The fast path for ASCII output writes what json.dumps would, whatever the text holds; the C extension
+    what json.dumps(ensure_ascii=False) would, in UTF-8 (a lone surrogate escaped): the same text read back."""
     import random
 
+    from orchestra import transcript
     from orchestra.transcript import json_string
+
+    if not native:
+        monkeypatch.setattr(transcript, "_native_json", None)
+    elif transcript._native_json is None:
+        pytest.skip("orchestra._cclean is not built here (tests/test_cclean.py says why that fails in CI)")
 
     rnd = random.Random(7)
     pieces = [chr(c) for c in range(128)] + ["\r\n"] * 30 + ["plain text " * 3] * 60 + \
-        ["é", "💰", "\udc80", "\\", '"', "\x1b[31m", "\x7f"]
+        ["é", "💰", "\udc80", "\ud83d", "\\", '"', "\x1b[31m", "\x7f", "│", "\u2028", "\x85"]
     samples = ["", "\r\n", "\\r\\n", '"\\"', (("x" * 80) + "\r\n") * 50, ("\x1b[1mred\x1b[0m\r\n") * 300]
     samples += ["".join(rnd.choice(pieces) for _ in range(rnd.randrange(1, 80))) for _ in range(3000)]
     for text in samples:
-        assert json_string(text) == json.dumps(text).encode(), repr(text)
+        if not native:
+            assert json_string(text) == json.dumps(text).encode(), repr(text)
+        elif any("\ud800" <= c <= "\udfff" for c in text):  # (json.loads pairs two surrogates up)
+            assert json.loads(json_string(text)) == json.loads(json.dumps(text)), repr(text)
+        else:
+            assert json_string(text) == json.dumps(text, ensure_ascii=False).encode(), repr(text)
 
 
 def test_events_held_for_a_moment_are_written_together_whole_by_their_due_time_or_at_close(tmp_path):
