@@ -453,16 +453,24 @@ INLINE PyObject *clean_kind(PyObject *text, int kind)
     return result;
 }
 
-static PyObject *clean(PyObject *module, PyObject *text)
+/* Whether text is a str whose characters can be read; else an exception is set. */
+static int is_text(PyObject *text, const char *function)
 {
     if (!PyUnicode_Check(text)) {
-        PyErr_Format(PyExc_TypeError, "clean() takes a str, not %.100s", Py_TYPE(text)->tp_name);
-        return NULL;
+        PyErr_Format(PyExc_TypeError, "%s() takes a str, not %.100s", function, Py_TYPE(text)->tp_name);
+        return 0;
     }
 #if PY_VERSION_HEX < 0x030c0000
     if (PyUnicode_READY(text) < 0)
-        return NULL;
+        return 0;
 #endif
+    return 1;
+}
+
+static PyObject *clean(PyObject *module, PyObject *text)
+{
+    if (!is_text(text, "clean"))
+        return NULL;
     switch (PyUnicode_KIND(text)) {
     case PyUnicode_1BYTE_KIND:
         return clean_kind(text, PyUnicode_1BYTE_KIND);
@@ -557,14 +565,8 @@ INLINE Py_ssize_t json_size(int kind, const void *s, Py_ssize_t n)
 
 static PyObject *json_string(PyObject *module, PyObject *text)
 {
-    if (!PyUnicode_Check(text)) {
-        PyErr_Format(PyExc_TypeError, "json_string() takes a str, not %.100s", Py_TYPE(text)->tp_name);
+    if (!is_text(text, "json_string"))
         return NULL;
-    }
-#if PY_VERSION_HEX < 0x030c0000
-    if (PyUnicode_READY(text) < 0)
-        return NULL;
-#endif
     Py_ssize_t n = PyUnicode_GET_LENGTH(text), size;
     const void *s = PyUnicode_DATA(text);
     int kind = PyUnicode_KIND(text);
