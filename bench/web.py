@@ -35,6 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from orchestra.procs import process_started  # noqa: E402
+from trees import build_native  # noqa: E402
 
 TOKEN = "bench-token-0123456789abcdef"
 AGENT = r"""
@@ -325,9 +326,12 @@ LAST_LINE = "the current last line"
 def source_of(rev: str, into: Path) -> Path:
     """orchestra's files at a git revision (`git archive`: nothing in the repository is changed)."""
     into.mkdir()
-    archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev, "orchestra", "pyproject.toml"],
-                             capture_output=True, check=True).stdout
+    files = ["orchestra", "pyproject.toml"]
+    if subprocess.run(["git", "-C", str(ROOT), "cat-file", "-e", f"{rev}:setup.py"], capture_output=True).returncode == 0:
+        files.append("setup.py")  # (its C extension, built as pip would)
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev, *files], capture_output=True, check=True).stdout
     subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    build_native(into)
     return into
 
 
