@@ -40,8 +40,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 CODE = Path(os.environ.get("ORCHESTRA_BENCH_CODE", ROOT))  # whose orchestra a measurement imports
 sys.path.insert(0, str(CODE))
-sys.path.append(str(ROOT / "bench"))
-from trees import build_native  # noqa: E402
+from trees import build_native  # noqa: E402  (bench/, the script's own folder, is on sys.path)
 
 COMPLETION = r"^DONE (\d+\.\d+)"
 STEADY_CHILD = textwrap.dedent("""

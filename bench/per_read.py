@@ -11,10 +11,13 @@ The same again with three API keys set (masked in what is stored and shown, cut 
 sequences, line breaks or JSON escapes or not), as a user with Anthropic, OpenAI and GitHub keys has,
 and with a 1.7 KB PEM key set too (a multi-line key: its line breaks may be written three ways).
 Beside it, the two steps that have a straightforward baseline:
-  transcript JSON   orchestra's json_string    against json.dumps(text).encode()
-  cleaning          orchestra's Stream path    against ansi.strip() of the decoded text, the
-                    (plain reads: Cleaner.feed_plain;     general path every read took before
-                    others: Cleaner.feed)                 the plain shortcut
+  transcript JSON   orchestra's json_string    against json.dumps(text).encode(), and the size of
+                                               the one against the other's (with the C extension,
+                                               non-ASCII text is written as UTF-8)
+  cleaning          orchestra's Stream path    against ansi.py's Python strip() of the decoded text,
+                    (plain reads: Cleaner.feed_plain;     the general path every read took before the
+                    others: Cleaner.feed, in C where      plain shortcut and the C cleaner
+                    orchestra._cclean was built)
 """
 from __future__ import annotations
 
@@ -62,7 +65,8 @@ def best_us(make, items: list, runs: int) -> float:
 
 
 def main() -> None:
-    from orchestra.ansi import _PLAIN, Cleaner, strip
+    from orchestra import ansi
+    from orchestra.ansi import _PLAIN, Cleaner
     from orchestra.config import Profile
     from orchestra.redact import Redactor
     from orchestra.session import WORKING, AgentSession
@@ -111,12 +115,17 @@ def main() -> None:
 
     def clean_baseline():
         decoder = codecs.getincrementaldecoder("utf-8")("replace")
-        return lambda r: strip(decoder.decode(r))
+        return lambda r: python_strip(decoder.decode(r))
 
-    print(f"# orchestra bench: CPU per 4 KB pty read (best of {args.runs} passes over {args.mb:g} MB)")
+    def python_strip(text: str) -> str:  # ansi.strip() without the C cleaner
+        return ansi._controls(ansi._unescape(text) if "\x1b" in text else text)
+
+    print(f"# orchestra bench: CPU per 4 KB pty read (best of {args.runs} passes over {args.mb:g} MB); cleaning "
+          f"and JSON {'in C (orchestra._cclean)' if ansi.native() else 'in Python (orchestra._cclean not built)'}")
     print(f"{'output':>12} | {'whole read µs':>13} | {'3 keys set µs':>13} | {'+ PEM key µs':>12} | "
-          f"{'JSON µs':>8} | {'json.dumps µs':>13} | {'cleaning µs':>11} | {'strip() µs':>10}")
-    print("-" * 115)
+          f"{'JSON µs':>8} | {'json.dumps µs':>13} | {'JSON size':>9} | {'cleaning µs':>11} | "
+          f"{'Python strip() µs':>17}")
+    print("-" * 137)
     try:
         for kind, line in KINDS.items():
             reads = reads_of(line, args.mb)
@@ -126,8 +135,9 @@ def main() -> None:
                    best_us(handling_with_pem, reads, args.runs), best_us(json_ours, texts, args.runs),
                    best_us(json_stdlib, texts, args.runs), best_us(clean_ours, reads, args.runs),
                    best_us(clean_baseline, reads, args.runs)]
+            size = sum(len(json_string(*t)) for t in texts) / sum(len(json.dumps(t[0])) for t in texts)
             print(f"{kind:>12} | {row[0]:>13.1f} | {row[1]:>13.1f} | {row[2]:>12.1f} | {row[3]:>8.1f} | "
-                  f"{row[4]:>13.1f} | {row[5]:>11.1f} | {row[6]:>10.1f}")
+                  f"{row[4]:>13.1f} | {size:>8.0%} | {row[5]:>11.1f} | {row[6]:>17.1f}")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

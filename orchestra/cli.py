@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Optional
 
 import click
 
+import orchestra
 from . import __version__
 from .errors import Interrupted, OrchestraError
 
@@ -34,8 +35,7 @@ def _echo(text: str, **kwargs) -> None:
 
 def main() -> None:
     """The command, then the process ends at once (leave()): its output and files are out by then."""
-    global _ends_the_process
-    _ends_the_process = True
+    orchestra.ends_with_command = True  # (its tmux windows' pipes are left for the exit to close: viewer)
     try:
         _command()
     except SystemExit as exc:
@@ -102,19 +102,6 @@ def _command() -> None:
 
 
 _worker_run_id: Optional[str] = None
-_ends_the_process = False  # the command is main()'s: the process ends with it
-
-
-def _windows_end_at_exit() -> None:
-    """Under main(), the run's windows' pipes are left for the process's exit to close: tmux ends the windows
-    once orchestra has returned (viewer.leave_pipes_to_exit). A program that calls a command and goes on
-    gets them closed by the run."""
-    if _ends_the_process:
-        from .viewer import leave_pipes_to_exit
-
-        leave_pipes_to_exit()
-
-
 DETACH_HELP = ("Run in the background (a process of its own that outlives this terminal); print the run id "
                "at once. Then: orchestra status / wait / cancel RUN_ID.")
 
@@ -372,7 +359,6 @@ def run(agent_name, ad_hoc, done_regex, prompt_regex, task, task_file, timeout, 
             status.clear()
             _say(line)
 
-    _windows_end_at_exit()
     try:
         summary, agent = run_agent(config, profile, task if task is not None else "", Path(workdir),
                                    tmux=not no_tmux, say=say, status_line=status, run_id=_worker_run_id,
@@ -538,7 +524,6 @@ def _replay_in_tmux(plays: list, speed: float, max_delay: float) -> None:
     header = read_cast(plays[0][1]).header
     size = [v if isinstance(v, int) and 0 < v < 10000 else d for v, d in
             ((header.get("width"), 120), (header.get("height"), 40))]
-    _windows_end_at_exit()
     viewer = TmuxViewer(f"orchestra-replay-{plays[0][1].stem}-{os.getpid()}", *size, home=home(Path.cwd()))
     try:
         for what, path, renderer in plays:
@@ -680,7 +665,6 @@ def delegate(primary, secondaries, parallel, merge, task, task_file, no_analyze,
         _detach(workdir, as_json, task)
     if not as_json:
         click.echo("🎼 Orchestra - delegating task..." + (" (demo: replaying recorded sessions)" if demo else ""))
-    _windows_end_at_exit()
     try:
         summary = run_delegate(config, plan, Path(workdir), tmux=not no_tmux, events=Events(say_clearing, status),
                                run_id=_worker_run_id)
@@ -746,7 +730,6 @@ def send(run_id, role, task, task_file, wait_s, config_path, workdir, no_tmux, a
     run_id = resolve(Path(workdir), run_id)
     target = Target(Path(workdir), run_id, config, role)
     if _worker_run_id:  # the background process start() made: the turn itself
-        _windows_end_at_exit()
         take_turn(target, message, budget, tmux=not no_tmux, say=_say)
         return
     target.check(message, budget)  # refused here, before anything starts

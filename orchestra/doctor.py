@@ -67,7 +67,7 @@ def cleaner() -> dict:
     if ansi.native():
         return {"native": True, "said": "C (orchestra._cclean)"}
     return {"native": False, "said": "Python: orchestra._cclean was not built (no C compiler when orchestra was "
-                                     "installed); the same text, TUI output about 3x the CPU: install again "
+                                     "installed); the same text, with about 1.4x the CPU for TUI output: install again "
                                      "with a C compiler and Python's headers (python3-dev) to build it"}
 
 

@@ -26,8 +26,8 @@ _JSON_ESCAPES = {c: (bytes((c,)), json.dumps(chr(c)).encode()[1:-1]) for c in ra
 
 
 # Other text in C where pip built it (orchestra/_cclean.c): its non-ASCII characters as UTF-8, as asciinema
-# writes them, instead of json.dumps' \uXXXX: a TUI frame's JSON a fifth smaller, in half the time (7 against
-# 14 us for 3.5 KB, measured here).
+# writes them, instead of json.dumps' \uXXXX (the more non-ASCII text, the smaller), and faster than the Python
+# below for every kind of output in bench/per_read.py.
 try:
     from ._cclean import json_string as _native_json
 except ImportError:  # pragma: no cover (no compiler at install time)

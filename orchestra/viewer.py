@@ -23,6 +23,8 @@ import time
 from pathlib import Path
 from typing import Optional
 
+import orchestra
+
 # A person cannot read a flood; tmux rendering one would take a core from the agents.
 # Past this rate the window skips bytes (and says so); the transcript keeps them all.
 VIEW_RATE = 1024 * 1024  # bytes per second: 200 full 120x40 screens
@@ -36,16 +38,8 @@ HOME_OPTION = "@orchestra_home"  # a session's directory (of its runs): what `cl
 PID_OPTION = "@orchestra_pid"  # the orchestra process that made a session: while it lives, it is not finished
 # A window ends when its pipe is closed: its `cat` and shell exit, and tmux takes the pane's death (on Debian, by
 # running its utempter helper and waiting for it), about 2 ms of CPU a window, tmux's most of it. A process that
-# ends with its run (the CLI: see leave_pipes_to_exit) leaves its windows' pipes for its exit to close, so the
-# windows end once orchestra has returned instead of taking a core from the run's way out.
-_pipes_left_to_exit = False
-
-
-def leave_pipes_to_exit() -> None:
-    """This process exits once its run is over (the CLI, whose main() ends it at once): a window's pipe, its
-    last line written, is not closed when its agent ends nor when the run does, but by the process's exit."""
-    global _pipes_left_to_exit
-    _pipes_left_to_exit = True
+# ends with its command (orchestra.ends_with_command: the CLI) leaves its windows' pipes for its exit to close,
+# so the windows end once orchestra has returned instead of taking a core from the run's way out.
 
 
 # A TUI drawn by Ink's log-update (a progress bar alike) begins each frame by erasing the frame before it,
@@ -182,7 +176,7 @@ class TmuxWindow(ViewerWindow):
     def end(self, line: bytes) -> None:
         """Written whatever the rate (a line, after a flood it is what a person looks for), then close():
         the window's `cat` then ends by itself, as a finished program, not by a signal (once the pipe is
-        closed: see leave_pipes_to_exit)."""
+        closed: see orchestra.ends_with_command)."""
         self.flush()
         if self.fd is not None and not self.closing:
             if self.skipped:
@@ -216,9 +210,9 @@ class TmuxWindow(ViewerWindow):
         """Done writing. Until the window's shell has opened the FIFO (and removed it, see
         TmuxViewer.open_window) the pipe stays open, or what was written would be lost: the
         viewer closes it when the run ends (TmuxViewer.close). Left open in a process whose exit
-        closes it (leave_pipes_to_exit)."""
+        closes it (orchestra.ends_with_command)."""
         self.flush()
-        if self.fd is not None and not _pipes_left_to_exit and not os.path.exists(self.fifo):
+        if self.fd is not None and not orchestra.ends_with_command and not os.path.exists(self.fifo):
             os.close(self.fd)
             self.fd = None
         self.closing = True
@@ -298,12 +292,12 @@ class TmuxViewer:
 
     def close(self) -> None:
         """Close the windows' pipes, once each window's shell has opened its own (a slow shell is
-        given SHELL_GRACE seconds), or leave them to the process's exit (leave_pipes_to_exit); the windows
-        stay until `orchestra clean` or the user closes them."""
+        given SHELL_GRACE seconds), or leave them to the process's exit (orchestra.ends_with_command);
+        the windows stay until `orchestra clean` or the user closes them."""
         deadline = time.monotonic() + SHELL_GRACE
         for window in self.windows:
             window.close()
-            window.finish(deadline, leave_open=_pipes_left_to_exit)
+            window.finish(deadline, leave_open=orchestra.ends_with_command)
 
     def kill(self) -> None:
         for window in self.windows:
